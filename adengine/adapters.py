@@ -1,0 +1,252 @@
+"""The shop adapter: the one place that knows the host shop's models.
+
+adengine never reads a host model's fields directly; it asks the adapter named by
+``ADENGINE["SHOP_ADAPTER"]``. The default :class:`ShopAdapter` follows common conventions
+(``title_<lang>`` / ``title``, ``description_<lang>``, ``price``, ``stock``, ``category``,
+``brand``, ``get_absolute_url()``, orders with ``customer``, ``created_at`` and ``lines``); a shop
+with other names subclasses it and overrides the methods that differ (see ``tests/hostapp``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import models, transaction
+
+from adengine.conf import get_order_model, get_product_model
+from adengine.conf import settings as ad_settings
+
+
+class ImportNotSupported(NotImplementedError):
+    """The adapter cannot write this kind of host data; load it the shop's own way."""
+
+
+@dataclass(frozen=True)
+class OrderLineInfo:
+    """One line of a host order, as adengine sees it."""
+
+    product: Any
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def revenue(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+def _first_attr(obj: Any, names: list[str], default: Any = None) -> Any:
+    for name in names:
+        value = getattr(obj, name, None)
+        if value not in (None, ""):
+            return value
+    return default
+
+
+class ShopAdapter:
+    """Default adapter for shops whose models follow common field names."""
+
+    # ---- products -----------------------------------------------------------------------------
+    def product_model(self) -> type[models.Model]:
+        """The product model class (ADENGINE_PRODUCT_MODEL)."""
+        return get_product_model()
+
+    def products(self) -> models.QuerySet:
+        """Products that may be embedded and advertised."""
+        qs = self.product_model()._default_manager.all()
+        if any(f.name == "is_active" for f in self.product_model()._meta.fields):
+            qs = qs.filter(is_active=True)
+        return qs
+
+    def product_title(self, product: Any, language: str) -> str:
+        """The product's title in ``language`` (falls back to any title)."""
+        return str(_first_attr(product, [f"title_{language}", "title", "name_" + language, "name"], ""))
+
+    def product_description(self, product: Any, language: str) -> str:
+        """The product's description in ``language``."""
+        return str(_first_attr(product, [f"description_{language}", "description"], ""))
+
+    def product_brand(self, product: Any) -> str:
+        """The product's brand name, or ''."""
+        brand = getattr(product, "brand", "") or ""
+        return str(getattr(brand, "name", brand))
+
+    def product_category(self, product: Any) -> Any:
+        """The product's category object (or key), or None."""
+        return getattr(product, "category", None)
+
+    def category_key(self, category: Any) -> str:
+        """A stable key for a category."""
+        return str(_first_attr(category, ["slug", "pk"], category))
+
+    def category_name(self, category: Any, language: str) -> str:
+        """A category's name in ``language``."""
+        if category is None:
+            return ""
+        return str(_first_attr(category, [f"name_{language}", "name", "title"], category))
+
+    def product_price(self, product: Any) -> Decimal | None:
+        """The product's unit price."""
+        price = getattr(product, "price", None)
+        return Decimal(price) if price is not None else None
+
+    def product_stock(self, product: Any) -> int | None:
+        """Units in stock, or None when the shop does not track stock."""
+        stock = getattr(product, "stock", None)
+        return int(stock) if stock is not None else None
+
+    def product_url(self, product: Any) -> str:
+        """The product page's path."""
+        return product.get_absolute_url()
+
+    def product_image_url(self, product: Any) -> str:
+        """The product image's URL, or ''."""
+        return str(_first_attr(product, ["image_url", "image"], ""))
+
+    def product_text(self, product: Any, language: str | None = None) -> str:
+        """The text that describes a product to the encoder: title, brand, category, description.
+
+        With no language, the texts of every configured language are joined, which lets a
+        multilingual encoder match queries in either language.
+        """
+        languages = [language] if language else list(ad_settings.LANGUAGES)
+        category = self.product_category(product)
+        parts = []
+        for lang in languages:
+            title = self.product_title(product, lang)
+            cat = self.category_name(category, lang)
+            desc = self.product_description(product, lang)
+            brand = self.product_brand(product)
+            piece = " · ".join(p for p in [title, brand, cat] if p)
+            if desc:
+                piece = f"{piece}. {desc}"
+            if piece and piece not in parts:
+                parts.append(piece)
+        return "\n".join(parts)
+
+    # ---- orders -------------------------------------------------------------------------------
+    def order_model(self) -> type[models.Model]:
+        """The order model class (ADENGINE_ORDER_MODEL)."""
+        return get_order_model()
+
+    def order_key(self, order: Any) -> str:
+        """A stable, unique key for an order."""
+        return str(_first_attr(order, ["number", "pk"]))
+
+    def order_customer(self, order: Any) -> Any:
+        """The user who placed the order, or None for a guest."""
+        return _first_attr(order, ["customer", "user"])
+
+    def order_placed_at(self, order: Any) -> datetime:
+        """When the order was placed."""
+        return _first_attr(order, ["created_at", "created", "placed_at"])
+
+    def order_is_countable(self, order: Any) -> bool:
+        """False for orders that should not count as purchases (cancelled)."""
+        return getattr(order, "status", "") not in {"cancelled", "canceled", "refunded"}
+
+    def order_lines(self, order: Any) -> list[OrderLineInfo]:
+        """The order's lines."""
+        lines = getattr(order, "lines", None)
+        if lines is None:
+            raise NotImplementedError("Override ShopAdapter.order_lines() for your order model.")
+        return [
+            OrderLineInfo(
+                product=line.product,
+                quantity=int(getattr(line, "quantity", 1)),
+                unit_price=Decimal(_first_attr(line, ["unit_price", "price"], 0)),
+            )
+            for line in lines.select_related("product")
+        ]
+
+    def order_revenue(self, order: Any) -> Decimal:
+        """The order's revenue (sum of its lines)."""
+        return sum((line.revenue for line in self.order_lines(order)), Decimal("0"))
+
+    def orders_since(self, since: datetime | None) -> Iterator[Any]:
+        """Orders placed at or after ``since`` (all when None), oldest first."""
+        qs = self.order_model()._default_manager.all()
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        return qs.order_by("created_at").iterator(chunk_size=500)
+
+    # ---- import (``shop_import``) -------------------------------------------------------------
+    # Each receives one validated row (see adengine.services.imports) and returns the object.
+
+    def import_product(self, row: dict[str, Any]) -> Any:
+        """Create or update a product from a validated CSV row; idempotent on ``product_id``."""
+        model = self.product_model()
+        fields = {f.name: f for f in model._meta.fields}
+        if not {"sku", "category", "price"} <= set(fields):
+            raise ImportNotSupported(
+                "The default ShopAdapter imports products into models with sku, category and price "
+                "fields; override import_product() in your adapter."
+            )
+        category_model = fields["category"].related_model
+        category, _ = category_model._default_manager.get_or_create(
+            slug=row["category"],
+            defaults={
+                "name_en": row.get("category_name_en") or row["category"],
+                "name_zh": row.get("category_name_zh") or row["category"],
+            },
+        )
+        defaults = {
+            "category": category,
+            "brand": row["brand"],
+            "title_en": row["title_en"],
+            "title_zh": row["title_zh"],
+            "description_en": row["description_en"],
+            "description_zh": row["description_zh"],
+            "price": row["price"],
+            "stock": row["stock"],
+            "image_url": row["image_url"],
+        }
+        obj, _ = model._default_manager.update_or_create(sku=row["product_id"], defaults=defaults)
+        return obj
+
+    def find_product(self, external_id: str) -> Any:
+        """The product with the import key ``external_id``, or None."""
+        model = self.product_model()
+        field = "sku" if any(f.name == "sku" for f in model._meta.fields) else "pk"
+        return model._default_manager.filter(**{field: external_id}).first()
+
+    def import_customer(self, row: dict[str, Any]) -> Any:
+        """Create or update a customer (Django's user) from a validated CSV row."""
+        user_model = get_user_model()
+        obj, _ = user_model._default_manager.update_or_create(
+            **{user_model.USERNAME_FIELD: row["customer_id"]},
+            defaults={"email": row["email"], "first_name": row["first_name"], "last_name": row["last_name"]},
+        )
+        return obj
+
+    def find_customer(self, external_id: str) -> Any:
+        """The user with the import key ``external_id``, or None."""
+        user_model = get_user_model()
+        return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: external_id}).first()
+
+    def import_order(self, order_id: str, customer: Any, placed_at: datetime, lines: list[OrderLineInfo]) -> Any:
+        """Create an order with its lines once; an order that exists already is left as it is."""
+        model = self.order_model()
+        existing = model._default_manager.filter(number=order_id).first()
+        if existing is not None:
+            return existing
+        line_model = model._meta.get_field("lines").related_model
+        with transaction.atomic():
+            order = model._default_manager.create(number=order_id, customer=customer, created_at=placed_at)
+            line_model._default_manager.bulk_create(
+                line_model(order=order, product=line.product, quantity=line.quantity, unit_price=line.unit_price)
+                for line in lines
+            )
+        return order
+
+
+@functools.cache
+def get_adapter() -> ShopAdapter:
+    """The configured shop adapter instance (ADENGINE["SHOP_ADAPTER"])."""
+    cls = ad_settings.SHOP_ADAPTER
+    return cls()

@@ -1,0 +1,1 @@
+"""adengine's REST API (Django REST framework), versioned under /api/adengine/v1/."""

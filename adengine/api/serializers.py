@@ -1,0 +1,66 @@
+"""Serializers of the REST API."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from adengine.adapters import get_adapter
+from adengine.models import BehaviourEvent
+
+MAX_BATCH = 100
+
+
+class EventSerializer(serializers.Serializer):
+    """One behaviour event sent by a web page or a mobile app."""
+
+    kind = serializers.ChoiceField(choices=BehaviourEvent.Kind.choices)
+    product = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                    help_text="Primary key of the product (views, carts, purchases).")
+    query = serializers.CharField(required=False, allow_blank=True, max_length=500,
+                                  help_text="Search text (searches).")
+    quantity = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=1)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now. At most 7 days old.")
+
+    def validate_occurred_at(self, value):
+        now = timezone.now()
+        if value > now + timezone.timedelta(minutes=5):
+            raise serializers.ValidationError("occurred_at is in the future.")
+        if value < now - timezone.timedelta(days=7):
+            raise serializers.ValidationError("occurred_at is more than 7 days old.")
+        return value
+
+    def validate(self, attrs):
+        kind = attrs["kind"]
+        if kind == BehaviourEvent.Kind.PURCHASE:
+            raise serializers.ValidationError(
+                {"kind": "purchases are recorded from the shop's orders, not through the API."}
+            )
+        if kind == BehaviourEvent.Kind.SEARCH:
+            if not (attrs.get("query") or "").strip():
+                raise serializers.ValidationError({"query": "a search event needs a query."})
+            attrs["product"] = None
+            return attrs
+        pk = attrs.get("product")
+        if not pk:
+            raise serializers.ValidationError({"product": f"a {kind} event needs a product."})
+        model = get_adapter().product_model()
+        try:
+            product = get_adapter().products().filter(pk=model._meta.pk.to_python(pk)).first()
+        except Exception:
+            product = None
+        if product is None:
+            raise serializers.ValidationError({"product": f"no product with id {pk!r}."})
+        attrs["product"] = product
+        return attrs
+
+
+class EventBatchSerializer(serializers.Serializer):
+    """Up to 100 events at once."""
+
+    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
+
+
+class EventResultSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField(help_text="Events kept.")
+    skipped = serializers.IntegerField(help_text="Events not kept (personalisation is off).")

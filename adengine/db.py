@@ -1,0 +1,29 @@
+"""Database helpers shared by migrations and queries."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from pgvector.django import VectorExtension
+
+
+class PgvectorExtension(VectorExtension):
+    """``CREATE EXTENSION vector``, with an error that names the fix when the server lacks pgvector."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        conn = schema_editor.connection
+        if conn.vendor != "postgresql":
+            raise ImproperlyConfigured(
+                f"adengine needs PostgreSQL with pgvector, not {conn.vendor}. Set DATABASE_URL to such a "
+                "server, or unset it to use the embedded PostgreSQL."
+            )
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            available = cur.fetchone() is not None
+        if not available:
+            raise ImproperlyConfigured(
+                f"The PostgreSQL server behind database {conn.alias!r} does not have the pgvector "
+                "extension. Install it on that server (Debian: postgresql-NN-pgvector; see "
+                "https://github.com/pgvector/pgvector) or unset DATABASE_URL to use the embedded "
+                "PostgreSQL, which ships it."
+            )
+        super().database_forwards(app_label, schema_editor, from_state, to_state)

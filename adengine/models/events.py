@@ -1,0 +1,148 @@
+"""Shoppers (a registered user or an anonymous session) and their behaviour log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from pgvector.django import HnswIndex, VectorField
+
+from adengine.conf import product_model_name
+from adengine.conf import settings as ad_settings
+
+VECTOR_DIMENSIONS = 384
+
+
+def _personalisation_default() -> bool:
+    return bool(ad_settings.PERSONALISATION_DEFAULT)
+
+
+class Shopper(models.Model):
+    """A person adengine personalises for: a registered user or one anonymous browser session."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, null=True, blank=True, related_name="adengine_shopper",
+        verbose_name="user", help_text="The registered customer; empty for an anonymous session.",
+    )
+    anonymous_key = models.CharField(
+        "anonymous key", max_length=32, null=True, blank=True, unique=True,
+        help_text="Random id kept in an anonymous visitor's session (not the session key, which rotates).",
+    )
+    personalisation = models.BooleanField(
+        "personalisation allowed", default=_personalisation_default,
+        help_text="Consent to personalised ads. Off: no behaviour kept for interests, no interest vector.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="First seen.")
+    last_event_at = models.DateTimeField(
+        "last behaviour", null=True, blank=True, db_index=True,
+        help_text="Time of the newest behaviour event; newer than 'interests computed from' means stale.",
+    )
+    interest_vector = VectorField(
+        "interest vector", dimensions=VECTOR_DIMENSIONS, null=True, blank=True,
+        help_text="Unit-length embedding of the shopper's interests (cosine space).",
+    )
+    interest_source_at = models.DateTimeField(
+        "interests computed from", null=True, blank=True,
+        help_text="last_event_at as it was when the interest vector was computed.",
+    )
+    interest_model = models.CharField(
+        "interest model", max_length=80, blank=True,
+        help_text="Encoder version and method the interest vector was computed with.",
+    )
+    interest_events = models.PositiveIntegerField(
+        "events used", default=0, help_text="How many behaviour events the interest vector summarises."
+    )
+    interest_updated_at = models.DateTimeField(
+        "interests updated", null=True, blank=True, help_text="When the interest vector was written."
+    )
+
+    class Meta:
+        verbose_name = "shopper"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, anonymous_key__isnull=True)
+                | Q(user__isnull=True, anonymous_key__isnull=False),
+                name="adengine_shopper_user_xor_anonymous",
+            )
+        ]
+        indexes = [
+            HnswIndex(
+                name="adengine_shopper_interest_hnsw",
+                fields=["interest_vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.user_id:
+            return f"user {self.user_id}"
+        return f"anonymous {self.anonymous_key[:8]}"
+
+    @property
+    def is_stale(self) -> bool:
+        """True when behaviour arrived after the interest vector was computed."""
+        return self.last_event_at is not None and (
+            self.interest_source_at is None or self.last_event_at > self.interest_source_at
+        )
+
+
+class BehaviourEvent(models.Model):
+    """One thing a shopper did: searched, viewed, carted or bought."""
+
+    class Kind(models.TextChoices):
+        SEARCH = "search", "search"
+        VIEW = "view", "product view"
+        CART = "cart", "add to cart"
+        PURCHASE = "purchase", "purchase"
+
+    class Source(models.TextChoices):
+        TAG = "tag", "template tag"
+        API = "api", "REST API"
+        ORDER = "order", "order signal"
+        IMPORT = "import", "CSV import"
+
+    shopper = models.ForeignKey(
+        Shopper, models.CASCADE, related_name="events", verbose_name="shopper",
+        help_text="Who did it; deleting the shopper deletes their behaviour.",
+    )
+    kind = models.CharField("kind", max_length=10, choices=Kind.choices, help_text="What happened.")
+    product = models.ForeignKey(
+        product_model_name(), models.CASCADE, null=True, blank=True, related_name="+",
+        verbose_name="product", help_text="The product viewed, carted or bought (empty for a search).",
+    )
+    query = models.CharField(
+        "search query", max_length=200, blank=True,
+        help_text="The search text, with e-mail addresses and phone numbers removed.",
+    )
+    quantity = models.PositiveIntegerField("quantity", default=1, help_text="Units carted or bought.")
+    revenue = models.DecimalField(
+        "revenue", max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="For a purchase: what the line earned.",
+    )
+    occurred_at = models.DateTimeField("when", db_index=True, help_text="When it happened.")
+    source = models.CharField(
+        "source", max_length=10, choices=Source.choices, help_text="How adengine learned of it."
+    )
+    dedupe_key = models.CharField(
+        "idempotency key", max_length=120, null=True, blank=True, unique=True,
+        help_text="Makes re-recording the same event (an order saved twice, an import run twice) a no-op.",
+    )
+
+    class Meta:
+        verbose_name = "behaviour event"
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["shopper", "occurred_at"], name="adengine_event_shopper_time"),
+            models.Index(fields=["kind", "occurred_at"], name="adengine_event_kind_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="search", query__gt="") | (~Q(kind="search") & Q(product__isnull=False)),
+                name="adengine_event_has_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.shopper_id} at {self.occurred_at:%Y-%m-%d %H:%M}"

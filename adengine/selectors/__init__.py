@@ -1,0 +1,1 @@
+"""Everything that reads: the vector queries among them."""

@@ -1,0 +1,179 @@
+"""Interest vectors: one unit vector per consenting shopper, refreshed incrementally."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from adengine.adapters import get_adapter
+from adengine.conf import settings as ad_settings
+from adengine.ml import profile
+from adengine.ml.encoder import Encoder, get_encoder
+from adengine.models import BehaviourEvent, ProductVector, Shopper
+from adengine.selectors.shoppers import recent_events, stale_shoppers
+
+log = logging.getLogger(__name__)
+
+METHODS = ("text", "mean", "blend")
+_REFRESH_LOCK = 0x6164656E  # "aden": pg advisory lock id of the refresh job
+
+
+def method_tag(encoder: Encoder, method: str | None = None) -> str:
+    """What interest_model records: encoder version and method."""
+    return f"{encoder.version}:{method or ad_settings.INTEREST_METHOD}"
+
+
+def _normalise(v: np.ndarray) -> np.ndarray | None:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-9 else None
+
+
+def to_profile_events(events: Iterable[BehaviourEvent], labels: dict) -> list[profile.Event]:
+    """Turn stored events into preprocessing events, with each product's label."""
+    return [
+        profile.Event(kind=e.kind, occurred_at=e.occurred_at, product_id=e.product_id,
+                      product_label=labels.get(e.product_id, ""), query=e.query)
+        for e in events
+    ]
+
+
+def product_labels(product_ids: Iterable) -> dict:
+    """Short, personal-data-free label of each product: title · brand · category (default language)."""
+    adapter = get_adapter()
+    lang = ad_settings.LANGUAGES[0]
+    ids = {pk for pk in product_ids if pk is not None}
+    out = {}
+    for p in adapter.products().filter(pk__in=ids):
+        cat = adapter.category_name(adapter.product_category(p), lang)
+        out[p.pk] = " · ".join(x for x in [adapter.product_title(p, lang), adapter.product_brand(p), cat] if x)
+    return out
+
+
+def product_vectors(product_ids: Iterable) -> dict:
+    """Stored vectors of the given products."""
+    ids = {pk for pk in product_ids if pk is not None}
+    return {pk: np.asarray(v, dtype=np.float32)
+            for pk, v in ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "embedding")}
+
+
+def compute_vectors(histories: dict[object, list[profile.Event]], *, now: dt.datetime, encoder: Encoder,
+                    method: str, vectors: dict, text_weight: float | None = None) -> dict[object, np.ndarray | None]:
+    """Interest vector of each history (None for an empty one) by 'text', 'mean' or 'blend'."""
+    if method not in METHODS:
+        raise ValueError(f"INTEREST_METHOD must be one of {METHODS}, not {method!r}")
+    weights = ad_settings.EVENT_WEIGHTS
+    half_life = ad_settings.RECENCY_HALF_LIFE_DAYS
+    alpha = ad_settings.INTEREST_BLEND_TEXT_WEIGHT if text_weight is None else text_weight
+    keys = list(histories)
+    text_vecs: dict[object, np.ndarray] = {}
+    if method in ("text", "blend"):
+        texts = {k: profile.behaviour_text(histories[k], now, weights=weights, half_life_days=half_life,
+                                           max_chars=ad_settings.PROFILE_MAX_CHARS) for k in keys}
+        with_text = [k for k in keys if texts[k]]
+        for k, v in zip(with_text, encoder.encode_queries([texts[k] for k in with_text]), strict=True):
+            text_vecs[k] = v
+    out: dict[object, np.ndarray | None] = {}
+    for k in keys:
+        mean = None
+        if method in ("mean", "blend"):
+            pw = profile.product_weights(histories[k], now, weights=weights, half_life_days=half_life)
+            acc = None
+            for pid, w in pw.items():
+                v = vectors.get(pid)
+                if v is not None:
+                    acc = v * w if acc is None else acc + v * w
+            mean = _normalise(acc) if acc is not None else None
+        text = text_vecs.get(k)
+        if method == "text":
+            out[k] = text
+        elif method == "mean":
+            out[k] = mean
+        else:
+            parts = [(alpha, text), (1 - alpha, mean)]
+            acc = sum((w * v for w, v in parts if v is not None), np.zeros(encoder.dimensions, np.float32))
+            out[k] = _normalise(acc) if any(v is not None for _, v in parts) else None
+    return out
+
+
+def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.datetime) -> dict[int, tuple]:
+    events = recent_events(shopper_ids=shopper_ids, limit_per_shopper=ad_settings.PROFILE_MAX_EVENTS)
+    pids = {e.product_id for evs in events.values() for e in evs}
+    labels = product_labels(pids)
+    vecs = product_vectors(pids)
+    missing = [pid for pid in pids if pid is not None and pid not in vecs and pid in labels]
+    if missing:  # products never embedded (new, or their task has not run): embed them now
+        from adengine.services.products import embed_products
+
+        embed_products(product_ids=missing, encoder=encoder)
+        vecs.update(product_vectors(missing))
+    histories = {sid: to_profile_events(evs, labels) for sid, evs in events.items()}
+    vectors = compute_vectors(histories, now=now, encoder=encoder, method=ad_settings.INTEREST_METHOD, vectors=vecs)
+    return {sid: (vectors[sid], len(events[sid])) for sid in shopper_ids}
+
+
+@contextmanager
+def _job_lock():
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [_REFRESH_LOCK])
+        got = cur.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [_REFRESH_LOCK])
+
+
+def refresh_interests(*, batch_size: int | None = None, encoder: Encoder | None = None,
+                      limit: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
+    """Recompute the interest vectors of consenting shoppers with behaviour since their last refresh.
+
+    Safe to run twice or concurrently: a second concurrent run returns at once (advisory lock), and
+    a run with nothing stale writes nothing. Each vector records the ``last_event_at`` it saw, so
+    behaviour that arrives during the run leaves the shopper stale for the next run.
+    """
+    encoder = encoder or get_encoder()
+    batch_size = batch_size or ad_settings.REFRESH_BATCH_SIZE
+    tag = method_tag(encoder)
+    done = cleared = 0
+    with _job_lock() as got:
+        if not got:
+            return {"refreshed": 0, "cleared": 0, "skipped": "another refresh is running"}
+        last_id = 0
+        while limit is None or done + cleared < limit:
+            rows = list(
+                stale_shoppers(tag=tag).filter(pk__gt=last_id).order_by("pk").values_list("pk", "last_event_at")[
+                    : batch_size
+                ]
+            )
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            now = timezone.now()
+            results = _compute_for_shoppers([pk for pk, _ in rows], encoder=encoder, now=now)
+            with transaction.atomic():
+                for pk, seen_at in rows:
+                    vec, n = results[pk]
+                    # personalisation=True again: consent withdrawn during the run wins
+                    Shopper.objects.filter(pk=pk, personalisation=True).update(
+                        interest_vector=vec, interest_source_at=seen_at, interest_model=tag if vec is not None else "",
+                        interest_events=n if vec is not None else 0, interest_updated_at=now,
+                    )
+                    if vec is None:
+                        cleared += 1
+                    else:
+                        done += 1
+            if progress:
+                progress(len(rows))
+    return {"refreshed": done, "cleared": cleared}
+
+
+def mark_all_stale() -> int:
+    """Make every shopper's interests due for recomputation (after a model switch)."""
+    return Shopper.objects.filter(last_event_at__isnull=False).update(interest_source_at=None)

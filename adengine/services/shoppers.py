@@ -1,0 +1,92 @@
+"""Who the shopper is: registered user or anonymous session; consent; erasure."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from adengine.models import BehaviourEvent, Shopper
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = "adengine_shopper"
+
+
+def get_or_create_for_user(*, user: Any) -> Shopper:
+    """The shopper of a registered user, created on first use."""
+    shopper = Shopper.objects.filter(user=user).first()
+    if shopper is not None:
+        return shopper
+    try:
+        with transaction.atomic():
+            return Shopper.objects.create(user=user)
+    except IntegrityError:  # created concurrently
+        return Shopper.objects.get(user=user)
+
+
+def get_or_create_anonymous(*, anonymous_key: str) -> Shopper:
+    """The shopper of an anonymous visitor, by the key kept in their session."""
+    shopper, _ = Shopper.objects.get_or_create(anonymous_key=anonymous_key)
+    return shopper
+
+
+def shopper_for_request(request: Any, *, create: bool = True) -> Shopper | None:
+    """The shopper behind a request: its user, or the anonymous key in its session."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return get_or_create_for_user(user=user) if create else Shopper.objects.filter(user=user).first()
+    session = getattr(request, "session", None)
+    if session is None:
+        return None
+    key = session.get(SESSION_KEY)
+    if not key:
+        if not create:
+            return None
+        key = uuid.uuid4().hex
+        session[SESSION_KEY] = key  # marks the session modified, so the cookie is set
+    return get_or_create_anonymous(anonymous_key=key) if create else Shopper.objects.filter(anonymous_key=key).first()
+
+
+@transaction.atomic
+def merge_anonymous_into_user(*, anonymous_key: str, user: Any) -> int:
+    """On login: move an anonymous session's behaviour to the user's shopper; returns events moved."""
+    anon = Shopper.objects.select_for_update().filter(anonymous_key=anonymous_key).first()
+    if anon is None:
+        return 0
+    target = get_or_create_for_user(user=user)
+    moved = BehaviourEvent.objects.filter(shopper=anon).update(shopper=target)
+    if anon.last_event_at and (target.last_event_at is None or anon.last_event_at > target.last_event_at):
+        target.last_event_at = anon.last_event_at
+    if not anon.personalisation:  # an opt-out made before logging in is kept
+        target.personalisation = False
+    target.save(update_fields=["last_event_at", "personalisation"])
+    anon.delete()
+    return moved
+
+
+@transaction.atomic
+def set_personalisation(*, shopper: Shopper, allowed: bool) -> Shopper:
+    """Grant or withdraw consent; withdrawing drops the interest vector and browsing history."""
+    shopper.personalisation = allowed
+    fields = ["personalisation"]
+    if not allowed:
+        BehaviourEvent.objects.filter(shopper=shopper).exclude(kind=BehaviourEvent.Kind.PURCHASE).delete()
+        shopper.interest_vector = None
+        shopper.interest_source_at = None
+        shopper.interest_model = ""
+        shopper.interest_events = 0
+        fields += ["interest_vector", "interest_source_at", "interest_model", "interest_events"]
+    shopper.save(update_fields=fields)
+    return shopper
+
+
+@transaction.atomic
+def erase_shopper(*, shopper: Shopper) -> dict[str, int]:
+    """Delete a shopper's behaviour and vectors (the right to erasure); returns what was deleted."""
+    events = BehaviourEvent.objects.filter(shopper=shopper).count()
+    shopper.delete()  # cascades to events
+    log.info("erased shopper %s with %d events", shopper.pk, events)
+    return {"shoppers": 1, "events": events}

@@ -1,0 +1,83 @@
+"""Signal handlers, connected in AdengineConfig.ready() with sender=the host's models."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import beat_init
+from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
+from django.db.models.signals import post_save
+
+from adengine.conf import get_order_model, get_product_model
+
+log = logging.getLogger(__name__)
+
+
+def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """After an order commits, record its lines as purchases (never breaks the checkout)."""
+    if raw:  # loaddata: fixtures are not behaviour
+        return
+    order_pk = instance.pk
+
+    def record() -> None:
+        from adengine.services.behaviour import record_order
+
+        try:
+            order = sender._default_manager.filter(pk=order_pk).first()
+            if order is not None:
+                record_order(order=order)
+        except Exception:
+            log.exception("adengine could not record order %s as purchases", order_pk)
+
+    transaction.on_commit(record)
+
+
+def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """After a product commits, re-embed it in the worker."""
+    if raw:
+        return
+    product_pk = str(instance.pk)
+
+    def enqueue() -> None:
+        try:
+            from adengine.tasks import embed_products
+
+            embed_products.apply_async(kwargs={"product_ids": [product_pk]}, retry=False)
+        except Exception:
+            log.warning("could not enqueue re-embedding of product %s; beat will catch up", product_pk,
+                        exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def logged_in(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
+    """Carry an anonymous session's behaviour over to the user who just logged in."""
+    from adengine.services.shoppers import SESSION_KEY, merge_anonymous_into_user
+
+    session = getattr(request, "session", None)
+    key = session.pop(SESSION_KEY, None) if session is not None else None
+    if not key:
+        return
+    try:
+        merge_anonymous_into_user(anonymous_key=key, user=user)
+    except Exception:
+        log.exception("adengine could not merge anonymous behaviour into user %s", user.pk)
+
+
+def add_beat_schedule(sender: object, **kwargs: Any) -> None:
+    """When beat starts, add adengine's periodic tasks (the host's own entries win)."""
+    from adengine.tasks import beat_schedule
+
+    schedule = sender.app.conf.beat_schedule
+    for key, entry in beat_schedule().items():
+        schedule.setdefault(key, entry)
+
+
+def connect() -> None:
+    """Connect the handlers to the host's models."""
+    post_save.connect(order_saved, sender=get_order_model(), dispatch_uid="adengine.order_saved")
+    post_save.connect(product_saved, sender=get_product_model(), dispatch_uid="adengine.product_saved")
+    user_logged_in.connect(logged_in, dispatch_uid="adengine.logged_in")
+    beat_init.connect(add_beat_schedule, dispatch_uid="adengine.beat_schedule")

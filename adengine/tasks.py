@@ -1,0 +1,40 @@
+"""Celery tasks: thin, primitive arguments, safe to run twice. The work is in services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="adengine.refresh_interests", ignore_result=True)
+def refresh_interests() -> dict:
+    """Incremental refresh of stale interest vectors (beat runs it; new behaviour triggers it)."""
+    from adengine.services.interests import refresh_interests as run
+
+    result = run()
+    log.info("interest refresh: %s", result)
+    return result
+
+
+@shared_task(name="adengine.embed_products", ignore_result=True)
+def embed_products(product_ids: list[str] | None = None) -> int:
+    """(Re-)embed the given products, or every product whose text changed."""
+    from adengine.services.products import embed_products as run
+
+    return run(product_ids=product_ids)
+
+
+def beat_schedule() -> dict:
+    """adengine's periodic tasks; merged into the beat schedule unless the host defines the same keys."""
+    from adengine.conf import settings as ad_settings
+
+    return {
+        "adengine.refresh_interests": {
+            "task": "adengine.refresh_interests",
+            "schedule": float(ad_settings.REFRESH_INTERVAL_SECONDS),
+        },
+        "adengine.embed_products": {"task": "adengine.embed_products", "schedule": 3600.0},
+    }
