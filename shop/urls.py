@@ -17,6 +17,7 @@ shop_patterns = [
     path("cart/add/<str:sku>/", views.cart_add, name="cart_add"),
     path("cart/remove/<str:sku>/", views.cart_remove, name="cart_remove"),
     path("checkout/", views.checkout, name="checkout"),
+    path("img/<str:sku>.svg", views.placeholder_image, name="image"),
 ]
 
 urlpatterns = [

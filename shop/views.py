@@ -12,6 +12,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.html import escape
 from django.views.decorators.http import require_POST
 
 from .models import Category, Order, OrderLine, Product
@@ -130,3 +131,23 @@ def checkout(request: HttpRequest) -> HttpResponse:
         )
     request.session[CART_KEY] = {}
     return render(request, "shop/checkout_done.html", {"order": order})
+
+
+PALETTE = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"]
+
+
+def placeholder_image(request: HttpRequest, sku: str) -> HttpResponse:
+    """An SVG stand-in for a product photo (the demo works offline)."""
+    item = get_object_or_404(Product.objects.select_related("category"), sku=sku)
+    colour = PALETTE[item.category_id % len(PALETTE)]
+    label = escape(item.category.name_en)
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300" viewBox="0 0 400 300">'
+        f'<rect width="400" height="300" fill="{colour}"/>'
+        f'<text x="200" y="150" font-family="sans-serif" font-size="28" fill="#fff" text-anchor="middle">{label}</text>'
+        f'<text x="200" y="190" font-family="sans-serif" font-size="18" fill="#fff" text-anchor="middle">'
+        f"{escape(item.brand)}</text></svg>"
+    )
+    resp = HttpResponse(svg, content_type="image/svg+xml")
+    resp["Cache-Control"] = "public, max-age=86400"
+    return resp

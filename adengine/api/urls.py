@@ -7,6 +7,12 @@ app_name = "adengine-api"
 
 urlpatterns = [
     path("events/", views.EventsView.as_view(), name="events"),
-    path("schema/", SpectacularAPIView.as_view(urlconf="adengine.api.urls"), name="schema"),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(
+            custom_settings={"TITLE": "adengine API", "VERSION": "1", "SCHEMA_PATH_PREFIX": "/api/adengine/v1"}
+        ),
+        name="schema",
+    ),
     path("docs/", SpectacularSwaggerView.as_view(url_name="adengine-api:schema"), name="docs"),
 ]

@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   -- install, start embedded PostgreSQL+pgvector and Redis, migrate, load the demo
+#                  data, start a Celery worker and beat and the web server on 127.0.0.1:8000
+#   make test   -- install, then run the whole test suite against the same real services
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-main test-hostapp lint bench stop clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
+	# the CPU build of torch, pinned exactly (any other version downloads gigabytes)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[embedded,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m shop.embedded demo
+
+test: install
+	$(PY) -m shop.embedded run -- $(MAKE) --no-print-directory test-main test-hostapp
+
+test-main:
+	$(PY) -m pytest tests --ignore=tests/hostapp -q
+
+test-hostapp:
+	$(PY) -m pytest tests/hostapp -q --ds=tests.hostapp.settings -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check adengine shop tests bench fixtures
+	$(VENV)/bin/ruff format --check adengine shop tests bench fixtures
+
+bench: install
+	$(PY) -m shop.embedded run -- $(PY) bench/run_all.py
+
+stop:
+	$(PY) -m shop.embedded stop
+
+clean: stop
+	rm -rf .data

@@ -1,0 +1,474 @@
+"""``shop_import``: load a shop's products, customers, behaviour and orders from CSV files.
+
+Every row is validated first; a bad row is reported with its file, line and reason and skipped,
+the good ones are loaded. An order is loaded whole or not at all. Loading is idempotent:
+products and customers are upserted (unchanged rows are not written), events are keyed by their
+``event_id`` and orders by their ``order_id``, so a second run changes nothing.
+
+The formats are documented in the README ("Importing your shop's data").
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+
+from adengine.adapters import ImportNotSupported, OrderLineInfo, get_adapter
+from adengine.models import BehaviourEvent, Shopper
+from adengine.services.behaviour import scrub_query
+from adengine.services.shoppers import get_or_create_for_user, set_personalisation
+from adengine.signal_handlers import suppressed
+
+COLUMNS = {
+    "products": ["product_id", "category", "title_en", "title_zh", "price"],
+    "customers": ["customer_id"],
+    "events": ["event_id", "customer_id", "session_id", "kind", "product_id", "query", "occurred_at"],
+    "orders": ["order_id", "customer_id", "placed_at", "product_id", "quantity", "unit_price"],
+}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,39}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+EVENT_KINDS = {"search", "view", "cart"}
+CHUNK = 200  # rows per transaction: fewer commits, and a failure loses at most one chunk's work
+
+
+class ImportFileError(ValueError):
+    """A whole file cannot be read (missing, wrong columns, not UTF-8)."""
+
+
+class RowError(ValueError):
+    """One row is invalid; the message says why."""
+
+
+@dataclass
+class Report:
+    """What an import did, and every bad row."""
+
+    loaded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    unchanged: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    errors: list[str] = field(default_factory=list)
+
+    def error(self, path: Path, line: int, reason: str) -> None:
+        self.errors.append(f"{path.name}:{line}: {reason}")
+
+
+def read_rows(path: Path, kind: str) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a CSV file, after checking its header."""
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in COLUMNS[kind] if c not in header]
+            if missing:
+                raise ImportFileError(
+                    f"{path}: missing column(s) {', '.join(missing)}; a {kind} file needs "
+                    f"{', '.join(COLUMNS[kind])}"
+                )
+            return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path}: not UTF-8 text ({exc})") from exc
+    except csv.Error as exc:
+        raise ImportFileError(f"{path}: not a CSV file ({exc})") from exc
+
+
+def _id(value: str, name: str) -> str:
+    if not _ID.match(value):
+        raise RowError(f"{name} {value!r} must be 1-40 letters, digits or . _ : -")
+    return value
+
+
+def _decimal(value: str, name: str) -> Decimal:
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        raise RowError(f"{name} {value!r} is not a number") from None
+    if not d.is_finite() or d < 0 or d >= Decimal("1e8"):
+        raise RowError(f"{name} {value!r} must be between 0 and 99999999")
+    return d.quantize(Decimal("0.01"))
+
+
+def _int(value: str, name: str, minimum: int) -> int:
+    try:
+        i = int(value)
+    except ValueError:
+        raise RowError(f"{name} {value!r} is not a whole number") from None
+    if i < minimum or i > 1_000_000:
+        raise RowError(f"{name} {value!r} must be between {minimum} and 1000000")
+    return i
+
+
+def _time(value: str, name: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RowError(f"{name} {value!r} is not an ISO 8601 time like 2026-11-01T10:00:00+00:00") from None
+    if t.tzinfo is None:
+        raise RowError(f"{name} {value!r} has no time zone; add one, e.g. +00:00")
+    if t > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        raise RowError(f"{name} {value!r} is in the future")
+    return t
+
+
+def _bool(value: str, name: str) -> bool | None:
+    v = value.lower()
+    if v == "":
+        return None
+    if v in {"1", "true", "yes", "y"}:
+        return True
+    if v in {"0", "false", "no", "n"}:
+        return False
+    raise RowError(f"{name} {value!r} must be 1/0, true/false or yes/no")
+
+
+def validate_product(row: dict[str, str]) -> dict[str, Any]:
+    """A product row, checked and typed."""
+    out = {"product_id": _id(row["product_id"], "product_id")}
+    if not _SLUG.match(row["category"]):
+        raise RowError(f"category {row['category']!r} must be a lowercase slug (a-z, 0-9, - and _)")
+    out["category"] = row["category"]
+    if not row["title_en"] and not row["title_zh"]:
+        raise RowError("title_en and title_zh are both empty")
+    for name, limit in (("title_en", 200), ("title_zh", 200), ("brand", 80), ("category_name_en", 100),
+                        ("category_name_zh", 100), ("description_en", 5000), ("description_zh", 5000)):
+        value = row.get(name, "")
+        if len(value) > limit:
+            raise RowError(f"{name} is longer than {limit} characters")
+        out[name] = value
+    out["title_en"] = out["title_en"] or out["title_zh"]
+    out["title_zh"] = out["title_zh"] or out["title_en"]
+    out["price"] = _decimal(row["price"], "price")
+    out["stock"] = _int(row.get("stock") or "0", "stock", 0)
+    image = row.get("image_url", "")
+    if image and not (image.startswith(("https://", "http://", "/")) and " " not in image and len(image) <= 200):
+        raise RowError(f"image_url {image!r} must be an http(s) URL or a path starting with /")
+    out["image_url"] = image
+    return out
+
+
+def validate_customer(row: dict[str, str]) -> dict[str, Any]:
+    """A customer row, checked and typed."""
+    out = {"customer_id": _id(row["customer_id"], "customer_id")}
+    email = row.get("email", "")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise RowError(f"email {email!r} is not an e-mail address") from None
+    out["email"] = email
+    out["first_name"] = row.get("first_name", "")[:150]
+    out["last_name"] = row.get("last_name", "")[:150]
+    out["personalisation"] = _bool(row.get("personalisation", ""), "personalisation")
+    return out
+
+
+def validate_event(row: dict[str, str]) -> dict[str, Any]:
+    """An event row, checked and typed (products are resolved later)."""
+    out = {"event_id": _id(row["event_id"], "event_id")}
+    customer, session = row["customer_id"], row["session_id"]
+    if bool(customer) == bool(session):
+        raise RowError("give exactly one of customer_id and session_id")
+    out["customer_id"] = _id(customer, "customer_id") if customer else ""
+    out["session_id"] = _id(session, "session_id") if session else ""
+    kind = row["kind"]
+    if kind == "purchase":
+        raise RowError("purchases come from orders.csv, not events.csv")
+    if kind not in EVENT_KINDS:
+        raise RowError(f"kind {kind!r} must be one of {', '.join(sorted(EVENT_KINDS))}")
+    out["kind"] = kind
+    if kind == "search":
+        query = scrub_query(row["query"])
+        if not query:
+            raise RowError("a search needs a query")
+        out["query"], out["product_id"] = query, ""
+    else:
+        if not row["product_id"]:
+            raise RowError(f"a {kind} needs a product_id")
+        out["product_id"], out["query"] = _id(row["product_id"], "product_id"), ""
+    out["occurred_at"] = _time(row["occurred_at"], "occurred_at")
+    return out
+
+
+def validate_order_line(row: dict[str, str]) -> dict[str, Any]:
+    """An order line row, checked and typed."""
+    return {
+        "order_id": _id(row["order_id"], "order_id"),
+        "customer_id": _id(row["customer_id"], "customer_id"),
+        "placed_at": _time(row["placed_at"], "placed_at"),
+        "product_id": _id(row["product_id"], "product_id"),
+        "quantity": _int(row["quantity"], "quantity", 1),
+        "unit_price": _decimal(row["unit_price"], "unit_price"),
+    }
+
+
+def anonymous_key_for(session_id: str) -> str:
+    """The Shopper.anonymous_key of an imported session id (stable across runs)."""
+    return hashlib.sha256(f"import:{session_id}".encode()).hexdigest()[:32]
+
+
+def _chunks(rows: list, size: int):
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+class Importer:
+    """Runs one import; ``progress(kind, n)`` is called as rows are handled."""
+
+    def __init__(self, progress: Callable[[str, int], None] | None = None) -> None:
+        self.adapter = get_adapter()
+        self.report = Report()
+        self.progress = progress or (lambda kind, n: None)
+        self._products: dict[str, Any] = {}
+        self._customers: dict[str, Any] = {}
+        self._user_shoppers: dict[Any, Shopper] = {}
+
+    def _validated(self, path: Path, kind: str, validate) -> list[tuple[int, dict[str, Any]]]:
+        good = []
+        for line, row in read_rows(path, kind):
+            try:
+                good.append((line, validate(row)))
+            except RowError as exc:
+                self.report.error(path, line, str(exc))
+        return good
+
+    def product(self, external_id: str) -> Any:
+        if external_id not in self._products:
+            self._products[external_id] = self.adapter.find_product(external_id)
+        return self._products[external_id]
+
+    def customer(self, external_id: str) -> Any:
+        if external_id not in self._customers:
+            self._customers[external_id] = self.adapter.find_customer(external_id)
+        return self._customers[external_id]
+
+    def products(self, path: Path) -> None:
+        changed_ids: list[str] = []
+        for chunk in _chunks(self._validated(path, "products", validate_product), CHUNK):
+            with transaction.atomic(), suppressed():
+                for line, row in chunk:
+                    try:
+                        with transaction.atomic():
+                            obj, changed = self.adapter.import_product(row)
+                    except ImportNotSupported:
+                        raise
+                    except Exception as exc:  # a host model constraint the CSV did not know about
+                        self.report.error(path, line, f"not saved: {exc}")
+                        continue
+                    self._products[row["product_id"]] = obj
+                    if changed:
+                        changed_ids.append(str(obj.pk))
+                    (self.report.loaded if changed else self.report.unchanged)["products"] += 1
+            self.progress("products", len(chunk))
+        if changed_ids:
+            _enqueue_embedding(changed_ids)
+
+    def customers(self, path: Path) -> None:
+        for chunk in _chunks(self._validated(path, "customers", validate_customer), CHUNK):
+            with transaction.atomic():
+                for line, row in chunk:
+                    try:
+                        with transaction.atomic():
+                            user, changed = self.adapter.import_customer(row)
+                            if row["personalisation"] is not None:
+                                shopper = get_or_create_for_user(user=user)
+                                if shopper.personalisation != row["personalisation"]:
+                                    set_personalisation(shopper=shopper, allowed=row["personalisation"])
+                                    changed = True
+                    except Exception as exc:
+                        self.report.error(path, line, f"not saved: {exc}")
+                        continue
+                    self._customers[row["customer_id"]] = user
+                    (self.report.loaded if changed else self.report.unchanged)["customers"] += 1
+            self.progress("customers", len(chunk))
+
+    def _shopper_ids(self, rows: list[tuple[int, dict]], path: Path) -> dict[int, Shopper]:
+        """Shopper of each row (by line), creating users' shoppers and imported sessions."""
+        by_line: dict[int, Shopper] = {}
+        session_keys = {anonymous_key_for(r["session_id"]) for _, r in rows if r["session_id"]}
+        existing = {s.anonymous_key: s for s in Shopper.objects.filter(anonymous_key__in=session_keys)}
+        Shopper.objects.bulk_create(
+            [Shopper(anonymous_key=k) for k in session_keys - set(existing)], ignore_conflicts=True
+        )
+        sessions = {s.anonymous_key: s for s in Shopper.objects.filter(anonymous_key__in=session_keys)}
+        users: dict[str, Shopper] = {}
+        for line, r in rows:
+            if r["session_id"]:
+                by_line[line] = sessions[anonymous_key_for(r["session_id"])]
+                continue
+            cid = r["customer_id"]
+            if cid not in users:
+                user = self.customer(cid)
+                if user is None:
+                    self.report.error(path, line, f"customer_id {cid!r} is not in customers.csv or the shop")
+                    continue
+                users[cid] = get_or_create_for_user(user=user)
+            by_line[line] = users[cid]
+        return by_line
+
+    def events(self, path: Path) -> None:
+        rows = self._validated(path, "events", validate_event)
+        shoppers = self._shopper_ids(rows, path)
+        batch: list[BehaviourEvent] = []
+        for line, r in rows:
+            shopper = shoppers.get(line)
+            if shopper is None:
+                continue
+            if not shopper.personalisation:
+                self.report.skipped["events (no personalisation consent)"] += 1
+                continue
+            product = None
+            if r["product_id"]:
+                product = self.product(r["product_id"])
+                if product is None:
+                    self.report.error(path, line, f"product_id {r['product_id']!r} is not in products.csv or the shop")
+                    continue
+            batch.append(BehaviourEvent(
+                shopper=shopper, kind=r["kind"], product=product, query=r["query"], occurred_at=r["occurred_at"],
+                source=BehaviourEvent.Source.IMPORT, dedupe_key=f"import:{r['event_id']}",
+            ))
+        for chunk in _chunks(batch, 2000):
+            with transaction.atomic():
+                self._insert_events(chunk, "events")
+            self.progress("events", len(chunk))
+
+    def _touch(self, touched: dict[int, dt.datetime]) -> None:
+        if not touched:
+            return
+        ids, times = zip(*touched.items(), strict=True)
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""UPDATE {Shopper._meta.db_table} s SET last_event_at = GREATEST(s.last_event_at, t.at)
+                    FROM unnest(%s::bigint[], %s::timestamptz[]) AS t(id, at) WHERE s.id = t.id""",
+                [list(ids), list(times)],
+            )
+
+    def orders(self, path: Path) -> None:
+        grouped: dict[str, list[tuple[int, dict | None]]] = defaultdict(list)
+        for line, row in read_rows(path, "orders"):
+            try:
+                grouped[row["order_id"]].append((line, validate_order_line(row)))
+            except RowError as exc:
+                self.report.error(path, line, str(exc))
+                grouped[row["order_id"]].append((line, None))
+        for chunk in _chunks(list(grouped.items()), CHUNK):
+            purchases: list[BehaviourEvent] = []
+            with transaction.atomic(), suppressed():
+                for order_id, lines in chunk:
+                    first_line = lines[0][0]
+                    try:
+                        infos, customer, placed_at = self._order(order_id, lines)
+                    except RowError as exc:
+                        self.report.error(path, first_line, f"order {order_id!r} skipped whole: {exc}")
+                        continue
+                    try:
+                        with transaction.atomic():
+                            order, created = self.adapter.import_order(order_id, customer, placed_at, infos)
+                    except Exception as exc:
+                        self.report.error(path, first_line, f"order {order_id!r} not saved: {exc}")
+                        continue
+                    (self.report.loaded if created else self.report.unchanged)["orders"] += 1
+                    if created:
+                        purchases += self._purchases(order, customer)
+                self._insert_events(purchases, "purchases")
+            self.progress("orders", len(chunk))
+
+    def _purchases(self, order: Any, customer: Any) -> list[BehaviourEvent]:
+        """Purchase events of an imported order, keyed like the order signal's so neither duplicates."""
+        if not self.adapter.order_is_countable(order):
+            return []
+        shopper = self._user_shoppers.get(customer.pk) or get_or_create_for_user(user=customer)
+        self._user_shoppers[customer.pk] = shopper
+        key, at = self.adapter.order_key(order), self.adapter.order_placed_at(order)
+        return [
+            BehaviourEvent(shopper=shopper, kind=BehaviourEvent.Kind.PURCHASE, product=line.product,
+                           quantity=line.quantity, revenue=line.revenue, occurred_at=at,
+                           source=BehaviourEvent.Source.IMPORT, dedupe_key=f"order:{key}:{line.product.pk}")
+            for line in self.adapter.order_lines(order)
+        ]
+
+    def _insert_events(self, events: list[BehaviourEvent], label: str) -> int:
+        """Insert events idempotently (dedupe keys) and move their shoppers' last_event_at; returns new."""
+        if not events:
+            return 0
+        keys = [e.dedupe_key for e in events]
+        before = set(BehaviourEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+        BehaviourEvent.objects.bulk_create(events, ignore_conflicts=True)
+        touched: dict[int, dt.datetime] = {}
+        new = 0
+        for e in events:
+            if e.dedupe_key in before:
+                self.report.unchanged[label] += 1
+                continue
+            new += 1
+            self.report.loaded[label] += 1
+            prev = touched.get(e.shopper_id)
+            touched[e.shopper_id] = max(prev, e.occurred_at) if prev else e.occurred_at
+        self._touch(touched)
+        return new
+
+    def _order(self, order_id: str, lines: list[tuple[int, dict | None]]) -> tuple[list[OrderLineInfo], Any, dt.datetime]:
+        bad = [line for line, r in lines if r is None]
+        if bad:
+            raise RowError(f"line(s) {', '.join(map(str, bad))} are invalid")
+        head = lines[0][1]
+        if any(r["customer_id"] != head["customer_id"] or r["placed_at"] != head["placed_at"] for _, r in lines):
+            raise RowError("its lines disagree on customer_id or placed_at")
+        customer = self.customer(head["customer_id"])
+        if customer is None:
+            raise RowError(f"customer_id {head['customer_id']!r} is not in customers.csv or the shop")
+        infos, seen = [], set()
+        for line, r in lines:
+            product = self.product(r["product_id"])
+            if product is None:
+                raise RowError(f"line {line}: product_id {r['product_id']!r} is not in products.csv or the shop")
+            if r["product_id"] in seen:
+                raise RowError(f"line {line}: product_id {r['product_id']!r} appears twice")
+            seen.add(r["product_id"])
+            infos.append(OrderLineInfo(product=product, quantity=r["quantity"], unit_price=r["unit_price"]))
+        return infos, customer, head["placed_at"]
+
+
+def _enqueue_embedding(product_ids: list[str]) -> None:
+    """Re-embed imported products in the worker, after commit; the hourly beat run catches up otherwise."""
+    import logging
+
+    def enqueue() -> None:
+        try:
+            from adengine.tasks import embed_products
+
+            embed_products.apply_async(kwargs={"product_ids": product_ids}, retry=False)
+        except Exception:
+            logging.getLogger(__name__).warning("could not enqueue product embedding", exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def run_import(*, products: Path | None = None, customers: Path | None = None, events: Path | None = None,
+               orders: Path | None = None, progress: Callable[[str, int], None] | None = None) -> Report:
+    """Import the given files in dependency order; returns the report."""
+    importer = Importer(progress)
+    for path in (products, customers, events, orders):
+        if path is not None and not Path(path).is_file():
+            raise ImportFileError(f"{path}: no such file")
+    if products:
+        importer.products(Path(products))
+    if customers:
+        importer.customers(Path(customers))
+    if events:
+        importer.events(Path(events))
+    if orders:
+        importer.orders(Path(orders))
+    return importer.report

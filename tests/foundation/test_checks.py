@@ -1,0 +1,49 @@
+"""Misconfiguration fails with a system-check error that says what to set."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
+
+
+def _ids(errors):
+    return {e.id for e in errors}
+
+
+def test_unknown_adengine_key_is_an_error():
+    with override_settings(ADENGINE={"SHOP_ADAPTOR": "x"}):
+        errors = run_checks()
+    assert "adengine.E001" in _ids(errors)
+    msg = next(e for e in errors if e.id == "adengine.E001")
+    assert "SHOP_ADAPTOR" in msg.msg and "SHOP_ADAPTER" in msg.hint
+
+
+def test_missing_product_model_setting_says_what_to_set():
+    with override_settings(ADENGINE_PRODUCT_MODEL=None):
+        errors = run_checks()
+    err = next(e for e in errors if e.id == "adengine.E002")
+    assert "ADENGINE_PRODUCT_MODEL" in err.msg
+
+
+def test_product_model_that_is_not_installed():
+    with override_settings(ADENGINE_ORDER_MODEL="nowhere.Order"):
+        errors = run_checks()
+    err = next(e for e in errors if e.id == "adengine.E003")
+    assert "not been installed" in err.msg
+
+
+def test_adapter_that_cannot_be_imported():
+    with override_settings(ADENGINE={"SHOP_ADAPTER": "no.such.Adapter"}):
+        errors = run_checks()
+    assert "adengine.E004" in _ids(errors)
+
+
+@pytest.mark.django_db
+def test_database_check_passes_on_postgresql_with_pgvector():
+    errors = run_checks(databases=["default"], include_deployment_checks=False)
+    assert not [e for e in errors if e.id.startswith("adengine.")]
+
+
+def test_valid_configuration_has_no_adengine_errors():
+    assert not [e for e in run_checks() if e.id.startswith("adengine.")]

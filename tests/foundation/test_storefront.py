@@ -1,0 +1,95 @@
+"""The demo storefront feeds adengine's behaviour log and keeps working when adengine fails."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from adengine.models import BehaviourEvent, Shopper
+from shop.models import Order
+from tests.factories import ProductFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_product_page_records_a_view_for_an_anonymous_session(client):
+    # given a product
+    product = ProductFactory()
+    # when an anonymous visitor opens its page
+    resp = client.get(reverse("shop:product", args=[product.sku]))
+    # then the page renders and a view by an anonymous shopper is logged
+    assert resp.status_code == 200
+    event = BehaviourEvent.objects.get()
+    assert event.kind == "view" and event.product_id == product.pk
+    assert event.shopper.user is None and event.shopper.anonymous_key
+    assert event.shopper.last_event_at == event.occurred_at
+
+
+def test_search_records_the_query_without_personal_data(client):
+    resp = client.get(reverse("shop:search"), {"q": "running shoes jane@example.com +86 138 0013 8000"})
+    assert resp.status_code == 200
+    event = BehaviourEvent.objects.get()
+    assert event.kind == "search"
+    assert event.query == "running shoes"
+
+
+def test_cart_and_checkout_appear_in_the_log(client, django_capture_on_commit_callbacks):
+    # given a logged-in customer and a product
+    user = UserFactory()
+    client.force_login(user)
+    product = ProductFactory(price="120.00")
+    # when they add it to the cart and check out
+    client.post(reverse("shop:cart_add", args=[product.sku]), follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(reverse("shop:checkout"))
+    # then an order exists, and cart and purchase events are logged for the user's shopper
+    assert resp.status_code == 200
+    order = Order.objects.get()
+    kinds = sorted(BehaviourEvent.objects.filter(shopper__user=user).values_list("kind", flat=True))
+    assert kinds == ["cart", "purchase"]
+    purchase = BehaviourEvent.objects.get(kind="purchase")
+    assert purchase.revenue == 120 and purchase.dedupe_key == f"order:{order.number}:{product.pk}"
+
+
+def test_saving_an_order_twice_records_its_purchases_once(django_capture_on_commit_callbacks):
+    from tests.factories import OrderLineFactory
+
+    with django_capture_on_commit_callbacks(execute=True):
+        line = OrderLineFactory()
+        line.order.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        line.order.save()
+    assert BehaviourEvent.objects.filter(kind="purchase").count() == 1
+
+
+def test_storefront_renders_when_adengine_raises(client, monkeypatch):
+    # given adengine's recording fails
+    def boom(**kwargs):
+        raise RuntimeError("adengine is down")
+
+    monkeypatch.setattr("adengine.services.behaviour.record_event", boom)
+    product = ProductFactory()
+    # when the product page is opened, then it still renders
+    resp = client.get(reverse("shop:product", args=[product.sku]))
+    assert resp.status_code == 200
+    assert product.title_en.encode() in resp.content
+
+
+def test_login_carries_anonymous_behaviour_over(client):
+    product = ProductFactory()
+    client.get(reverse("shop:product", args=[product.sku]))
+    user = UserFactory()
+    user.set_password("pw-123456")
+    user.save()
+    client.post(reverse("login"), {"username": user.username, "password": "pw-123456"})
+    assert BehaviourEvent.objects.get().shopper.user == user
+    assert not Shopper.objects.filter(user__isnull=True).exists()
+
+
+def test_no_consent_means_no_browsing_kept(client):
+    user = UserFactory()
+    Shopper.objects.create(user=user, personalisation=False)
+    client.force_login(user)
+    product = ProductFactory()
+    client.get(reverse("shop:product", args=[product.sku]))
+    assert not BehaviourEvent.objects.exists()

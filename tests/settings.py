@@ -1,0 +1,9 @@
+"""Test settings: the demo shop's, against the real embedded PostgreSQL and Redis."""
+
+from shop.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+ADENGINE = {
+    **ADENGINE,  # noqa: F405
+    "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly
+}
