@@ -31,3 +31,27 @@ def adengine_track(context: dict[str, Any], kind: str, product: Any = None, quer
     except Exception:
         log.exception("adengine_track %r failed; the page renders without it", kind)
     return ""
+
+
+@register.simple_tag(takes_context=True)
+def adengine_track_order(context: dict[str, Any], order: Any) -> str:
+    """On the order confirmation page: record the order's purchases for this shopper (guests too).
+
+    Orders of logged-in customers are also recorded by the order signal; both use the same
+    idempotency keys, so each line counts once.
+    """
+    request = context.get("request")
+    if request is None or order is None:
+        return ""
+    try:
+        from adengine.adapters import get_adapter
+        from adengine.services.behaviour import record_order
+        from adengine.services.shoppers import shopper_for_request
+
+        if get_adapter().order_customer(order) is None:
+            shopper = shopper_for_request(request)
+            if shopper is not None:
+                record_order(order=order, shopper=shopper)
+    except Exception:
+        log.exception("adengine_track_order failed; the page renders without it")
+    return ""

@@ -93,3 +93,17 @@ def test_no_consent_means_no_browsing_kept(client):
     product = ProductFactory()
     client.get(reverse("shop:product", args=[product.sku]))
     assert not BehaviourEvent.objects.exists()
+
+
+def test_guest_checkout_is_logged_for_the_session(client, django_capture_on_commit_callbacks):
+    # given an anonymous visitor who viewed and carted a product
+    product = ProductFactory()
+    client.get(reverse("shop:product", args=[product.sku]))
+    client.post(reverse("shop:cart_add", args=[product.sku]), follow=True)
+    # when they check out as a guest
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("shop:checkout"))
+    # then view, cart and purchase all belong to the same anonymous shopper
+    shopper = Shopper.objects.get()
+    assert shopper.user is None
+    assert sorted(shopper.events.values_list("kind", flat=True)) == ["cart", "purchase", "view"]

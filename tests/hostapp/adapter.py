@@ -1,0 +1,67 @@
+"""The second host's adapter: everything host-specific, nothing else."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from adengine.adapters import ImportNotSupported, OrderLineInfo, ShopAdapter
+
+
+class HostAdapter(ShopAdapter):
+    def products(self):
+        return self.product_model()._default_manager.filter(listed=True)
+
+    def product_title(self, product, language):
+        return product.name
+
+    def product_description(self, product, language):
+        return product.blurb
+
+    def product_brand(self, product):
+        return product.maker
+
+    def product_category(self, product):
+        return product.section
+
+    def category_key(self, category):
+        return category.code
+
+    def category_name(self, category, language):
+        return category.label if category else ""
+
+    def product_price(self, product):
+        return Decimal(product.cost_cents) / 100
+
+    def product_stock(self, product):
+        return product.on_hand
+
+    def product_url(self, product):
+        return f"/items/{product.pk}/"
+
+    def order_key(self, order):
+        return str(order.pk)
+
+    def order_customer(self, order):
+        return order.buyer
+
+    def order_placed_at(self, order):
+        return order.made_on
+
+    def order_is_countable(self, order):
+        return not order.voided
+
+    def order_lines(self, order):
+        return [OrderLineInfo(product=i.item, quantity=i.count, unit_price=Decimal(i.each_cents) / 100)
+                for i in order.items.select_related("item")]
+
+    def orders_since(self, since):
+        qs = self.order_model()._default_manager.all()
+        if since is not None:
+            qs = qs.filter(made_on__gte=since)
+        return qs.order_by("made_on").iterator()
+
+    def find_product(self, external_id):
+        return self.product_model()._default_manager.filter(pk=external_id).first()
+
+    def import_product(self, row):
+        raise ImportNotSupported("this shop manages its catalog itself; import events and orders only")

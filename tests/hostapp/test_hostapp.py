@@ -1,0 +1,95 @@
+"""adengine attached to a shop it was not written for: UUID keys, other names, its own adapter."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from adengine.adapters import get_adapter
+from adengine.models import BehaviourEvent, ProductVector
+
+from .models import Item, Purchase, PurchaseItem, Section
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def item():
+    section = Section.objects.create(code="tea", label="Tea")
+    return Item.objects.create(name="Oolong tea", blurb="Roasted oolong from Fujian.", maker="Hill Co",
+                               section=section, cost_cents=4500, on_hand=3)
+
+
+def _column_type(table: str, column: str) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT data_type FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+                    [table, column])
+        return cur.fetchone()[0]
+
+
+def test_adengine_migrations_follow_the_host_product_model():
+    # adengine's product foreign keys are UUID columns here, bigint in the demo shop
+    assert _column_type("adengine_behaviourevent", "product_id") == "uuid"
+    assert _column_type("adengine_productvector", "product_id") == "uuid"
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_the_adapter_describes_products(item):
+    adapter = get_adapter()
+    text = adapter.product_text(item)
+    assert "Oolong tea" in text and "Hill Co" in text and "Tea" in text and "Fujian" in text
+    assert adapter.product_price(item) == 45 and adapter.product_url(item) == f"/items/{item.pk}/"
+
+
+def test_template_tag_records_a_view_of_a_uuid_product(client, item):
+    resp = client.get(f"/items/{item.pk}/")
+    assert resp.status_code == 200
+    assert BehaviourEvent.objects.get().product_id == item.pk
+
+
+def test_api_accepts_uuid_product_ids(client, item):
+    resp = client.post("/api/adengine/v1/events/", {"events": [{"kind": "cart", "product": str(item.pk)}]},
+                       content_type="application/json")
+    assert resp.status_code == 201
+    bad = client.post("/api/adengine/v1/events/", {"events": [{"kind": "cart", "product": str(uuid.uuid4())}]},
+                      content_type="application/json")
+    assert bad.status_code == 400
+
+
+def test_order_signal_uses_the_host_adapter(item, django_capture_on_commit_callbacks):
+    buyer = get_user_model().objects.create(username="buyer")
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase = Purchase.objects.create(buyer=buyer, made_on=timezone.now())
+        PurchaseItem.objects.create(purchase=purchase, item=item, count=2, each_cents=4500)
+        purchase.save()
+    event = BehaviourEvent.objects.get(kind="purchase")
+    assert event.product_id == item.pk and event.quantity == 2 and event.revenue == 90
+    assert event.shopper.user == buyer
+
+
+def test_voided_orders_do_not_count(item, django_capture_on_commit_callbacks):
+    buyer = get_user_model().objects.create(username="buyer2")
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase = Purchase.objects.create(buyer=buyer, made_on=timezone.now(), voided=True)
+        PurchaseItem.objects.create(purchase=purchase, item=item, count=1, each_cents=4500)
+        purchase.save()
+    assert not BehaviourEvent.objects.exists()
+
+
+def test_product_import_not_supported_is_a_clear_error(tmp_path):
+    f = tmp_path / "products.csv"
+    f.write_text("product_id,category,title_en,title_zh,price\nX1,tea,Tea,茶,1.00\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="manages its catalog itself"):
+        call_command("shop_import", "--no-progress", products=str(f))
+
+
+def test_product_vectors_key_on_uuid(item, encoder):
+    from adengine.services.products import embed_products
+
+    assert embed_products(encoder=encoder) == 1
+    assert ProductVector.objects.get().product_id == item.pk
