@@ -199,9 +199,15 @@ class ShopAdapter:
             },
         )
         values = {
-            "category": category, "brand": row["brand"], "title_en": row["title_en"], "title_zh": row["title_zh"],
-            "description_en": row["description_en"], "description_zh": row["description_zh"],
-            "price": row["price"], "stock": row["stock"], "image_url": row["image_url"],
+            "category": category,
+            "brand": row["brand"],
+            "title_en": row["title_en"],
+            "title_zh": row["title_zh"],
+            "description_en": row["description_en"],
+            "description_zh": row["description_zh"],
+            "price": row["price"],
+            "stock": row["stock"],
+            "image_url": row["image_url"],
         }
         return _upsert(model, {"sku": row["product_id"]}, values)
 
@@ -226,8 +232,9 @@ class ShopAdapter:
         user_model = get_user_model()
         return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: external_id}).first()
 
-    def import_order(self, order_id: str, customer: Any, placed_at: datetime,
-                     lines: list[OrderLineInfo]) -> tuple[Any, bool]:
+    def import_order(
+        self, order_id: str, customer: Any, placed_at: datetime, lines: list[OrderLineInfo]
+    ) -> tuple[Any, bool]:
         """Create an order with its lines once; returns (order, created). An existing order is left as is."""
         model = self.order_model()
         existing = model._default_manager.filter(number=order_id).first()

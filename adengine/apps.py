@@ -11,7 +11,9 @@ class AdengineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from . import signal_handlers
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            signal_handlers,
+        )
 
         signal_handlers.connect()

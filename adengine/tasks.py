@@ -38,3 +38,11 @@ def beat_schedule() -> dict:
         },
         "adengine.embed_products": {"task": "adengine.embed_products", "schedule": 3600.0},
     }
+
+
+@shared_task(name="adengine.reembed_all", ignore_result=True)
+def reembed_all() -> dict:
+    """Re-embed every product and shopper with the encoder in use (after a switch)."""
+    from adengine.services.encoders import reembed_all as run
+
+    return run()

@@ -35,8 +35,17 @@ def _load_demo_data() -> None:
     out = embedded.DATA_DIR / "demo"
     subprocess.run([sys.executable, "-m", "fixtures.demo_data", "--out", str(out)], cwd=ROOT, check=True)
     started = time.monotonic()
-    _manage("shop_import", "--products", str(out / "products.csv"), "--customers", str(out / "customers.csv"),
-            "--events", str(out / "events.csv"), "--orders", str(out / "orders.csv"))
+    _manage(
+        "shop_import",
+        "--products",
+        str(out / "products.csv"),
+        "--customers",
+        str(out / "customers.csv"),
+        "--events",
+        str(out / "events.csv"),
+        "--orders",
+        str(out / "orders.csv"),
+    )
     print(f"demo data loaded in {time.monotonic() - started:.0f} s")
     marker.write_text("ok\n")
 
@@ -88,12 +97,25 @@ def demo() -> int:
         _load_demo_data()
         _accounts()
         celery = [sys.executable, "-m", "celery", "-A", "shop"]
-        procs.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "1",
-                                       "--hostname", "demo@%h"], cwd=ROOT, env=env))
-        procs.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO", "--schedule",
-                                       str(embedded.DATA_DIR / "celerybeat-schedule")], cwd=ROOT, env=env))
-        procs.append(subprocess.Popen([sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"],
-                                      cwd=ROOT, env=env))
+        procs.append(
+            subprocess.Popen(
+                [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", "demo@%h"],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [*celery, "beat", "--loglevel", "INFO", "--schedule", str(embedded.DATA_DIR / "celerybeat-schedule")],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT, env=env
+            )
+        )
         _enqueue_initial_work()
         base = f"http://{HOST}:{PORT}"
         if not _wait_for_http(base + "/"):
@@ -127,4 +149,3 @@ def demo() -> int:
 
 if __name__ == "__main__":
     sys.exit(demo())
-

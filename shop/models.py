@@ -22,19 +22,22 @@ class Category(models.Model):
     def __str__(self) -> str:
         return self.name_en
 
+    def get_absolute_url(self) -> str:
+        return reverse("shop:category", args=[self.slug])
+
     @property
     def name(self) -> str:
         """The name in the active language."""
         return self.name_zh if (get_language() or "").startswith("zh") else self.name_en
 
-    def get_absolute_url(self) -> str:
-        return reverse("shop:category", args=[self.slug])
-
 
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=40, unique=True, help_text="Stock keeping unit.")
     category = models.ForeignKey(
-        Category, models.PROTECT, related_name="products", verbose_name="category",
+        Category,
+        models.PROTECT,
+        related_name="products",
+        verbose_name="category",
         help_text="Category the product is listed in.",
     )
     brand = models.CharField("brand", max_length=80, help_text="Brand name.")
@@ -55,6 +58,9 @@ class Product(models.Model):
     def __str__(self) -> str:
         return f"{self.title_en} ({self.sku})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("shop:product", args=[self.sku])
+
     @property
     def title(self) -> str:
         """The title in the active language."""
@@ -65,9 +71,6 @@ class Product(models.Model):
         """The description in the active language."""
         return self.description_zh if (get_language() or "").startswith("zh") else self.description_en
 
-    def get_absolute_url(self) -> str:
-        return reverse("shop:product", args=[self.sku])
-
 
 class Order(models.Model):
     class Status(models.TextChoices):
@@ -77,8 +80,13 @@ class Order(models.Model):
 
     number = models.CharField("number", max_length=40, unique=True, help_text="Order number.")
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="orders",
-        verbose_name="customer", help_text="Who placed the order (empty for a guest).",
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name="customer",
+        help_text="Who placed the order (empty for a guest).",
     )
     status = models.CharField(
         "status", max_length=20, choices=Status.choices, default=Status.PLACED, help_text="Order status."
@@ -99,9 +107,7 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(
-        Order, models.CASCADE, related_name="lines", verbose_name="order", help_text="The order."
-    )
+    order = models.ForeignKey(Order, models.CASCADE, related_name="lines", verbose_name="order", help_text="The order.")
     product = models.ForeignKey(
         Product, models.PROTECT, related_name="order_lines", verbose_name="product", help_text="What was bought."
     )

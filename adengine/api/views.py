@@ -37,15 +37,20 @@ class EventsView(APIView):
         serializer.is_valid(raise_exception=True)
         shopper = shopper_for_request(request)
         if shopper is None:
-            return Response({"detail": "no session: enable cookies or authenticate."},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {"detail": "no session: enable cookies or authenticate."}, status=status.HTTP_400_BAD_REQUEST
+            )
         recorded = 0
         with transaction.atomic():
             for item in serializer.validated_data["events"]:
                 event = record_event(
-                    shopper=shopper, kind=item["kind"], product=item.get("product"),
-                    query=item.get("query", ""), quantity=item.get("quantity", 1),
-                    occurred_at=item.get("occurred_at"), source=BehaviourEvent.Source.API,
+                    shopper=shopper,
+                    kind=item["kind"],
+                    product=item.get("product"),
+                    query=item.get("query", ""),
+                    quantity=item.get("quantity", 1),
+                    occurred_at=item.get("occurred_at"),
+                    source=BehaviourEvent.Source.API,
                     trigger_refresh=False,
                 )
                 recorded += event is not None

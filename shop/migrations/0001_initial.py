@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,65 +14,159 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(help_text='URL key of the category.', unique=True, verbose_name='slug')),
-                ('name_en', models.CharField(help_text='English name.', max_length=100, verbose_name='name (English)')),
-                ('name_zh', models.CharField(help_text='Chinese name.', max_length=100, verbose_name='name (Chinese)')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(help_text="URL key of the category.", unique=True, verbose_name="slug")),
+                ("name_en", models.CharField(help_text="English name.", max_length=100, verbose_name="name (English)")),
+                ("name_zh", models.CharField(help_text="Chinese name.", max_length=100, verbose_name="name (Chinese)")),
             ],
             options={
-                'verbose_name_plural': 'categories',
-                'ordering': ['name_en'],
+                "verbose_name_plural": "categories",
+                "ordering": ["name_en"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(help_text='Order number.', max_length=40, unique=True, verbose_name='number')),
-                ('status', models.CharField(choices=[('placed', 'placed'), ('paid', 'paid'), ('cancelled', 'cancelled')], default='placed', help_text='Order status.', max_length=20, verbose_name='status')),
-                ('created_at', models.DateTimeField(help_text='When the order was placed.', verbose_name='placed at')),
-                ('shipping_address', models.TextField(blank=True, help_text='Where it goes.', verbose_name='shipping address')),
-                ('customer', models.ForeignKey(blank=True, help_text='Who placed the order (empty for a guest).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='orders', to=settings.AUTH_USER_MODEL, verbose_name='customer')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "number",
+                    models.CharField(help_text="Order number.", max_length=40, unique=True, verbose_name="number"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("placed", "placed"), ("paid", "paid"), ("cancelled", "cancelled")],
+                        default="placed",
+                        help_text="Order status.",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(help_text="When the order was placed.", verbose_name="placed at")),
+                (
+                    "shipping_address",
+                    models.TextField(blank=True, help_text="Where it goes.", verbose_name="shipping address"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Who placed the order (empty for a guest).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="orders",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sku', models.CharField(help_text='Stock keeping unit.', max_length=40, unique=True, verbose_name='SKU')),
-                ('brand', models.CharField(help_text='Brand name.', max_length=80, verbose_name='brand')),
-                ('title_en', models.CharField(help_text='English title.', max_length=200, verbose_name='title (English)')),
-                ('title_zh', models.CharField(help_text='Chinese title.', max_length=200, verbose_name='title (Chinese)')),
-                ('description_en', models.TextField(blank=True, help_text='English description.', verbose_name='description (English)')),
-                ('description_zh', models.TextField(blank=True, help_text='Chinese description.', verbose_name='description (Chinese)')),
-                ('price', models.DecimalField(decimal_places=2, help_text='Unit price in CNY.', max_digits=10, verbose_name='price')),
-                ('stock', models.PositiveIntegerField(default=0, help_text='Units in stock.', verbose_name='stock')),
-                ('image_url', models.URLField(blank=True, help_text='Product image.', verbose_name='image URL')),
-                ('is_active', models.BooleanField(default=True, help_text='Shown in the storefront.', verbose_name='active')),
-                ('created_at', models.DateTimeField(auto_now_add=True, help_text='When it was created.', verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, help_text='When it last changed.', verbose_name='updated')),
-                ('category', models.ForeignKey(help_text='Category the product is listed in.', on_delete=django.db.models.deletion.PROTECT, related_name='products', to='shop.category', verbose_name='category')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "sku",
+                    models.CharField(help_text="Stock keeping unit.", max_length=40, unique=True, verbose_name="SKU"),
+                ),
+                ("brand", models.CharField(help_text="Brand name.", max_length=80, verbose_name="brand")),
+                (
+                    "title_en",
+                    models.CharField(help_text="English title.", max_length=200, verbose_name="title (English)"),
+                ),
+                (
+                    "title_zh",
+                    models.CharField(help_text="Chinese title.", max_length=200, verbose_name="title (Chinese)"),
+                ),
+                (
+                    "description_en",
+                    models.TextField(
+                        blank=True, help_text="English description.", verbose_name="description (English)"
+                    ),
+                ),
+                (
+                    "description_zh",
+                    models.TextField(
+                        blank=True, help_text="Chinese description.", verbose_name="description (Chinese)"
+                    ),
+                ),
+                (
+                    "price",
+                    models.DecimalField(
+                        decimal_places=2, help_text="Unit price in CNY.", max_digits=10, verbose_name="price"
+                    ),
+                ),
+                ("stock", models.PositiveIntegerField(default=0, help_text="Units in stock.", verbose_name="stock")),
+                ("image_url", models.URLField(blank=True, help_text="Product image.", verbose_name="image URL")),
+                (
+                    "is_active",
+                    models.BooleanField(default=True, help_text="Shown in the storefront.", verbose_name="active"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, help_text="When it was created.", verbose_name="created"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, help_text="When it last changed.", verbose_name="updated"),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        help_text="Category the product is listed in.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="products",
+                        to="shop.category",
+                        verbose_name="category",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sku'],
+                "ordering": ["sku"],
             },
         ),
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('quantity', models.PositiveIntegerField(default=1, help_text='Units bought.', verbose_name='quantity')),
-                ('unit_price', models.DecimalField(decimal_places=2, help_text='Price per unit.', max_digits=10, verbose_name='unit price')),
-                ('order', models.ForeignKey(help_text='The order.', on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='shop.order', verbose_name='order')),
-                ('product', models.ForeignKey(help_text='What was bought.', on_delete=django.db.models.deletion.PROTECT, related_name='order_lines', to='shop.product', verbose_name='product')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "quantity",
+                    models.PositiveIntegerField(default=1, help_text="Units bought.", verbose_name="quantity"),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        decimal_places=2, help_text="Price per unit.", max_digits=10, verbose_name="unit price"
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        help_text="The order.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="shop.order",
+                        verbose_name="order",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        help_text="What was bought.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="order_lines",
+                        to="shop.product",
+                        verbose_name="product",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('order', 'product'), name='shop_orderline_unique')],
+                "constraints": [models.UniqueConstraint(fields=("order", "product"), name="shop_orderline_unique")],
             },
         ),
     ]

@@ -13,8 +13,11 @@ URL = "/api/adengine/v1/events/"
 
 def test_records_a_batch(client):
     product = ProductFactory()
-    resp = client.post(URL, {"events": [{"kind": "view", "product": str(product.pk)},
-                                        {"kind": "search", "query": "yoga mat"}]}, content_type="application/json")
+    resp = client.post(
+        URL,
+        {"events": [{"kind": "view", "product": str(product.pk)}, {"kind": "search", "query": "yoga mat"}]},
+        content_type="application/json",
+    )
     assert resp.status_code == 201, resp.content
     assert resp.json() == {"recorded": 2, "skipped": 0}
     assert sorted(BehaviourEvent.objects.values_list("kind", flat=True)) == ["search", "view"]

@@ -45,6 +45,9 @@ def test_customers_stick_to_their_interests(tmp_path):
     for e in _rows(paths["events"]):
         if e["kind"] == "view":
             per_customer.setdefault(e["customer_id"], Counter())[cat[e["product_id"]]] += 1
-    shares = [sum(c for _, c in cnt.most_common(3)) / sum(cnt.values()) for cnt in per_customer.values()
-              if sum(cnt.values()) >= 10]
+    shares = [
+        sum(c for _, c in cnt.most_common(3)) / sum(cnt.values())
+        for cnt in per_customer.values()
+        if sum(cnt.values()) >= 10
+    ]
     assert sum(shares) / len(shares) > 0.8  # vs 3/15 = 0.2 if browsing were random

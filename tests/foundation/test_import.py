@@ -52,14 +52,24 @@ def test_demo_files_load_and_a_second_run_changes_nothing(small_demo, capsys):
 
 
 def test_bad_rows_are_reported_with_file_line_and_reason_and_good_rows_load(tmp_path, capsys):
-    good = {f: "" for f in PRODUCT_FIELDS} | {"product_id": "P1", "category": "shoes", "title_en": "Shoe",
-                                              "price": "10.00", "stock": "3", "brand": "B"}
-    products = _write(tmp_path / "products.csv", PRODUCT_FIELDS, [
-        good,
-        good | {"product_id": "P2", "price": "ten"},
-        good | {"product_id": "P3", "category": "Not A Slug"},
-        good | {"product_id": "P4", "title_en": "", "title_zh": ""},
-    ])
+    good = {f: "" for f in PRODUCT_FIELDS} | {
+        "product_id": "P1",
+        "category": "shoes",
+        "title_en": "Shoe",
+        "price": "10.00",
+        "stock": "3",
+        "brand": "B",
+    }
+    products = _write(
+        tmp_path / "products.csv",
+        PRODUCT_FIELDS,
+        [
+            good,
+            good | {"product_id": "P2", "price": "ten"},
+            good | {"product_id": "P3", "category": "Not A Slug"},
+            good | {"product_id": "P4", "title_en": "", "title_zh": ""},
+        ],
+    )
     with pytest.raises(CommandError, match="3 bad row"):
         call_command("shop_import", "--no-progress", products=str(products))
     err = capsys.readouterr().err
@@ -71,16 +81,33 @@ def test_bad_rows_are_reported_with_file_line_and_reason_and_good_rows_load(tmp_
 
 def test_an_order_with_one_bad_line_is_not_half_loaded(tmp_path, capsys):
     now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
-    products = _write(tmp_path / "p.csv", PRODUCT_FIELDS, [
-        {f: "" for f in PRODUCT_FIELDS} | {"product_id": "P1", "category": "c", "title_en": "A", "price": "1"}])
-    customers = _write(tmp_path / "c.csv", CUSTOMER_FIELDS, [{"customer_id": "u1", "email": "u1@example.com",
-                                                             "first_name": "", "last_name": "", "personalisation": "1"}])
-    line = {"order_id": "o1", "customer_id": "u1", "placed_at": now.isoformat(), "product_id": "P1",
-            "quantity": "1", "unit_price": "1.00"}
-    orders = _write(tmp_path / "o.csv", ORDER_FIELDS, [line, line | {"product_id": "NOPE"},
-                                                       line | {"order_id": "o2"}, line | {"order_id": "o3", "quantity": "0"}])
+    products = _write(
+        tmp_path / "p.csv",
+        PRODUCT_FIELDS,
+        [{f: "" for f in PRODUCT_FIELDS} | {"product_id": "P1", "category": "c", "title_en": "A", "price": "1"}],
+    )
+    customers = _write(
+        tmp_path / "c.csv",
+        CUSTOMER_FIELDS,
+        [{"customer_id": "u1", "email": "u1@example.com", "first_name": "", "last_name": "", "personalisation": "1"}],
+    )
+    line = {
+        "order_id": "o1",
+        "customer_id": "u1",
+        "placed_at": now.isoformat(),
+        "product_id": "P1",
+        "quantity": "1",
+        "unit_price": "1.00",
+    }
+    orders = _write(
+        tmp_path / "o.csv",
+        ORDER_FIELDS,
+        [line, line | {"product_id": "NOPE"}, line | {"order_id": "o2"}, line | {"order_id": "o3", "quantity": "0"}],
+    )
     with pytest.raises(CommandError):
-        call_command("shop_import", "--no-progress", products=str(products), customers=str(customers), orders=str(orders))
+        call_command(
+            "shop_import", "--no-progress", products=str(products), customers=str(customers), orders=str(orders)
+        )
     err = capsys.readouterr().err
     assert "o.csv:2: order 'o1' skipped whole: line 3: product_id 'NOPE'" in err
     assert "o.csv:5: quantity '0' must be between 1" in err
@@ -89,15 +116,26 @@ def test_an_order_with_one_bad_line_is_not_half_loaded(tmp_path, capsys):
 
 def test_events_validation(tmp_path, capsys):
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    base = {"event_id": "e1", "customer_id": "", "session_id": "s1", "kind": "search", "product_id": "",
-            "query": "tea", "occurred_at": now}
-    events = _write(tmp_path / "events.csv", EVENT_FIELDS, [
-        base,
-        base | {"event_id": "e2", "customer_id": "u9"},
-        base | {"event_id": "e3", "kind": "purchase"},
-        base | {"event_id": "e4", "occurred_at": "2026-11-01T10:00:00"},
-        base | {"event_id": "e5", "kind": "view", "product_id": "MISSING"},
-    ])
+    base = {
+        "event_id": "e1",
+        "customer_id": "",
+        "session_id": "s1",
+        "kind": "search",
+        "product_id": "",
+        "query": "tea",
+        "occurred_at": now,
+    }
+    events = _write(
+        tmp_path / "events.csv",
+        EVENT_FIELDS,
+        [
+            base,
+            base | {"event_id": "e2", "customer_id": "u9"},
+            base | {"event_id": "e3", "kind": "purchase"},
+            base | {"event_id": "e4", "occurred_at": "2026-11-01T10:00:00"},
+            base | {"event_id": "e5", "kind": "view", "product_id": "MISSING"},
+        ],
+    )
     with pytest.raises(CommandError):
         call_command("shop_import", "--no-progress", events=str(events))
     err = capsys.readouterr().err

@@ -25,8 +25,10 @@ def test_broker_is_a_real_redis_server():
 
     url = settings.CELERY_BROKER_URL
     assert url.startswith(("redis://", "redis+socket://", "rediss://"))
-    client = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")) if "socket" in url else (
-        redis.Redis.from_url(url)
+    client = (
+        redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+        if "socket" in url
+        else (redis.Redis.from_url(url))
     )
     assert client.ping() is True
 

@@ -51,8 +51,10 @@ class HostAdapter(ShopAdapter):
         return not order.voided
 
     def order_lines(self, order):
-        return [OrderLineInfo(product=i.item, quantity=i.count, unit_price=Decimal(i.each_cents) / 100)
-                for i in order.items.select_related("item")]
+        return [
+            OrderLineInfo(product=i.item, quantity=i.count, unit_price=Decimal(i.each_cents) / 100)
+            for i in order.items.select_related("item")
+        ]
 
     def orders_since(self, since):
         qs = self.order_model()._default_manager.all()

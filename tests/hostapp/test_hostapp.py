@@ -21,14 +21,22 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def item():
     section = Section.objects.create(code="tea", label="Tea")
-    return Item.objects.create(name="Oolong tea", blurb="Roasted oolong from Fujian.", maker="Hill Co",
-                               section=section, cost_cents=4500, on_hand=3)
+    return Item.objects.create(
+        name="Oolong tea",
+        blurb="Roasted oolong from Fujian.",
+        maker="Hill Co",
+        section=section,
+        cost_cents=4500,
+        on_hand=3,
+    )
 
 
 def _column_type(table: str, column: str) -> str:
     with connection.cursor() as cur:
-        cur.execute("SELECT data_type FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
-                    [table, column])
+        cur.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+            [table, column],
+        )
         return cur.fetchone()[0]
 
 
@@ -53,11 +61,17 @@ def test_template_tag_records_a_view_of_a_uuid_product(client, item):
 
 
 def test_api_accepts_uuid_product_ids(client, item):
-    resp = client.post("/api/adengine/v1/events/", {"events": [{"kind": "cart", "product": str(item.pk)}]},
-                       content_type="application/json")
+    resp = client.post(
+        "/api/adengine/v1/events/",
+        {"events": [{"kind": "cart", "product": str(item.pk)}]},
+        content_type="application/json",
+    )
     assert resp.status_code == 201
-    bad = client.post("/api/adengine/v1/events/", {"events": [{"kind": "cart", "product": str(uuid.uuid4())}]},
-                      content_type="application/json")
+    bad = client.post(
+        "/api/adengine/v1/events/",
+        {"events": [{"kind": "cart", "product": str(uuid.uuid4())}]},
+        content_type="application/json",
+    )
     assert bad.status_code == 400
 
 

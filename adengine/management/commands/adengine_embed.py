@@ -1,0 +1,46 @@
+"""python manage.py adengine_embed [--products] [--interests] [--rebuild]"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from adengine.adapters import get_adapter
+from adengine.ml.encoder import EncoderLoadError, get_encoder
+from adengine.selectors.shoppers import stale_shoppers
+from adengine.services.interests import mark_all_stale, method_tag, refresh_interests
+from adengine.services.products import embed_products
+
+
+class Command(BaseCommand):
+    help = (
+        "Embed the catalog and compute stale interest vectors now, with progress bars. --rebuild "
+        "re-embeds every product and recomputes every shopper (after a model change)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--products", action="store_true", help="Only product vectors.")
+        parser.add_argument("--interests", action="store_true", help="Only interest vectors.")
+        parser.add_argument("--rebuild", action="store_true", help="Everything, not only what changed.")
+
+    def handle(self, *args, **opts):
+        both = not opts["products"] and not opts["interests"]
+        try:
+            encoder = get_encoder()
+        except EncoderLoadError as exc:
+            raise CommandError(str(exc)) from exc
+        quiet = opts["verbosity"] < 1
+        if both or opts["products"]:
+            total = get_adapter().products().count()
+            with tqdm(total=total, desc="products", unit=" products", disable=quiet, file=self.stderr._out) as bar:
+                n = embed_products(force=opts["rebuild"], encoder=encoder, progress=bar.update)
+            self.stdout.write(f"product vectors written: {n} of {total}")
+        if both or opts["interests"]:
+            if opts["rebuild"]:
+                mark_all_stale()
+            total = stale_shoppers(tag=method_tag(encoder)).count()
+            with tqdm(total=total, desc="shoppers", unit=" shoppers", disable=quiet, file=self.stderr._out) as bar:
+                result = refresh_interests(encoder=encoder, progress=bar.update)
+            if result.get("skipped"):
+                raise CommandError(f"not run: {result['skipped']}")
+            self.stdout.write(f"interest vectors written: {result['refreshed']}, cleared: {result['cleared']}")

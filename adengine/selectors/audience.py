@@ -1,0 +1,145 @@
+"""Audience selection ("target user selection"): shoppers nearest to a campaign's target.
+
+The target vector is the normalised sum of the mean vector of the promoted products and the
+passage embedding of the description and keywords. Filters (consent, recent activity, registered
+only) run inside the HNSW scan with pgvector's iterative scan (``hnsw.iterative_scan``), so a
+filtered query still returns ``k`` shoppers when that many qualify.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+from pgvector.django import CosineDistance
+
+from adengine.adapters import get_adapter
+from adengine.conf import settings as ad_settings
+from adengine.ml import profile
+from adengine.ml.encoder import Encoder, get_encoder
+from adengine.models import BehaviourEvent, Campaign, ProductVector, Shopper
+
+
+def target_text(campaign: Campaign) -> str:
+    """What is embedded of the campaign's words: description and keywords."""
+    parts = [campaign.description.strip(), ", ".join(k.strip() for k in campaign.keywords if k.strip())]
+    return ". ".join(p for p in parts if p)
+
+
+def target_vector(campaign: Campaign, *, encoder: Encoder | None = None) -> np.ndarray | None:
+    """The campaign's target vector (None when it has no description, keywords or products)."""
+    parts = []
+    product_ids = list(campaign.promoted_products.values_list("pk", flat=True))
+    vecs = [
+        np.asarray(v, np.float32)
+        for v in ProductVector.objects.filter(product_id__in=product_ids).values_list("embedding", flat=True)
+    ]
+    if vecs:
+        mean = np.mean(vecs, axis=0)
+        parts.append(mean / max(float(np.linalg.norm(mean)), 1e-9))
+    text = target_text(campaign)
+    if text:
+        parts.append((encoder or get_encoder()).encode_passages([text])[0])
+    if not parts:
+        return None
+    total = np.sum(parts, axis=0)
+    return total / max(float(np.linalg.norm(total)), 1e-9)
+
+
+@dataclass
+class AudienceMember:
+    shopper: Shopper
+    distance: float
+
+    @property
+    def similarity(self) -> float:
+        return 1.0 - self.distance
+
+
+def nearest_shoppers(
+    vector,
+    *,
+    k: int = 100,
+    active_within_days: float | None = None,
+    registered_only: bool = False,
+    ef_search: int | None = None,
+) -> list[AudienceMember]:
+    """The ``k`` consenting shoppers whose interest vectors are nearest (cosine) to ``vector``."""
+    qs = Shopper.objects.filter(personalisation=True, interest_vector__isnull=False)
+    if active_within_days is not None:
+        qs = qs.filter(last_event_at__gte=timezone.now() - dt.timedelta(days=active_within_days))
+    if registered_only:
+        qs = qs.filter(user__isnull=False)
+    qs = qs.annotate(distance=CosineDistance("interest_vector", vector)).order_by("distance")
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        cur.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search or max(ad_settings.HNSW_EF_SEARCH, k)))]
+        )
+        rows = list(qs.select_related("user")[:k])
+    rows.sort(key=lambda s: s.distance)  # relaxed order: re-sort the few rows
+    return [AudienceMember(s, float(s.distance)) for s in rows]
+
+
+def campaign_audience(
+    campaign: Campaign,
+    *,
+    k: int = 100,
+    active_within_days: float | None = None,
+    registered_only: bool = False,
+    encoder: Encoder | None = None,
+) -> list[AudienceMember]:
+    """The campaign's audience: its nearest consenting shoppers."""
+    vector = target_vector(campaign, encoder=encoder)
+    if vector is None:
+        return []
+    return nearest_shoppers(vector, k=k, active_within_days=active_within_days, registered_only=registered_only)
+
+
+def why_in_audience(shopper: Shopper, vector, *, limit: int = 3) -> list[tuple[str, str, float]]:
+    """The shopper's behaviour closest to the target: (kind, product or query, similarity), best first."""
+    adapter = get_adapter()
+    lang = ad_settings.LANGUAGES[0]
+    events = list(
+        BehaviourEvent.objects.filter(shopper=shopper).order_by("-occurred_at")[: ad_settings.PROFILE_MAX_EVENTS]
+    )
+    pids = {e.product_id for e in events if e.product_id}
+    vecs = dict(ProductVector.objects.filter(product_id__in=pids).values_list("product_id", "embedding"))
+    titles = {p.pk: adapter.product_title(p, lang) for p in adapter.products().filter(pk__in=pids)}
+    target = np.asarray(vector, np.float32)
+    scored: dict[tuple[str, str], float] = {}
+    for e in events:
+        if e.product_id in vecs and e.product_id in titles:
+            key = (profile.LABELS[e.kind], titles[e.product_id])
+            scored[key] = max(scored.get(key, -1.0), float(np.asarray(vecs[e.product_id]) @ target))
+    for e in events:
+        if e.kind == "search" and e.query:
+            scored.setdefault((profile.LABELS["search"], e.query), 0.0)
+    ranked = sorted(scored.items(), key=lambda kv: -kv[1])[:limit]
+    return [(kind, what, sim) for (kind, what), sim in ranked]
+
+
+def top_interests(shopper: Shopper, *, products: int = 5, categories: int = 3) -> dict:
+    """A shopper's interests in words: nearest products and the categories they fall in."""
+    from adengine.selectors.vectors import nearest_products_with_distance
+
+    if shopper.interest_vector is None:
+        return {"products": [], "categories": []}
+    adapter = get_adapter()
+    lang = ad_settings.LANGUAGES[0]
+    near = nearest_products_with_distance(shopper.interest_vector, k=20)
+    objs = {p.pk: p for p in adapter.products().filter(pk__in=[pk for pk, _ in near])}
+    cat_score: dict[str, float] = {}
+    for pk, dist in near:
+        if pk in objs:
+            name = adapter.category_name(adapter.product_category(objs[pk]), lang)
+            cat_score[name] = cat_score.get(name, 0.0) + (1.0 - float(dist))
+    return {
+        "products": [
+            (adapter.product_title(objs[pk], lang), 1.0 - float(d)) for pk, d in near[:products] if pk in objs
+        ],
+        "categories": [name for name, _ in sorted(cat_score.items(), key=lambda kv: -kv[1])[:categories]],
+    }
