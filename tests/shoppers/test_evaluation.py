@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def imported(tmp_path, encoder):
-    paths = generate(tmp_path, customers=80, anonymous=5, days=30, seed=4)
+    paths = generate(tmp_path, customers=80, anonymous=5, days=30, seed=4, per_type=2)
     call_command("shop_import", "--no-progress", **{k: str(v) for k, v in paths.items()})
     call_command("adengine_embed", "--products", verbosity=0)
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def imported(tmp_path, encoder):
-    paths = generate(tmp_path, customers=60, anonymous=0, days=30, seed=9)
+    paths = generate(tmp_path, customers=60, anonymous=0, days=30, seed=9, per_type=2)
     call_command("shop_import", "--no-progress", **{k: str(v) for k, v in paths.items()})
     call_command("adengine_embed", verbosity=0)
 

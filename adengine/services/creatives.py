@@ -1,0 +1,382 @@
+"""Creative studio: write copy with the copywriter, check it against the rules, rank it, review it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from adengine.adapters import get_adapter
+from adengine.conf import settings as ad_settings
+from adengine.ml import compliance, prompts
+from adengine.ml.copywriter import CopywriterError, get_copywriter
+from adengine.ml.encoder import get_encoder
+from adengine.models import Campaign, Creative, GenerationRequest, ProductVector
+
+log = logging.getLogger(__name__)
+MAX_VARIANTS = 32
+
+
+class CreativeRequestError(ValueError):
+    """The campaign or the request cannot produce copy; the message says why."""
+
+
+@dataclass
+class Variant:
+    asset_type: str
+    text: str
+    verdicts: list[compliance.Verdict]
+    embedding: np.ndarray | None = None
+    duplicate_of: str = ""
+    audience_fit: float | None = None
+    product_fit: float | None = None
+    score: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return compliance.passed(self.verdicts) and not self.duplicate_of
+
+    @property
+    def reasons(self) -> list[str]:
+        out = compliance.reasons(self.verdicts)
+        if self.duplicate_of:
+            out.append(f"near_duplicate: too close to {self.duplicate_of!r}")
+        return out
+
+
+@dataclass
+class Outcome:
+    variants: list[Variant] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    model: str = ""
+
+
+def languages() -> list[str]:
+    """Languages with a prompt template."""
+    return sorted(prompts.templates(ad_settings.PROMPT_TEMPLATES))
+
+
+def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], list[str]]:
+    """(product text for the prompt, keywords, product names) of a campaign, through the shop adapter."""
+    adapter = get_adapter()
+    products = list(campaign.promoted_products.all()[:3])
+    keywords = [k.strip() for k in campaign.keywords if k.strip()]
+    if not keywords and not products:
+        raise CreativeRequestError(f"campaign {campaign.pk} has no keywords and no promoted products: add one of them")
+    names = [adapter.product_title(p, language) for p in products]
+    parts = []
+    for p in products:
+        desc = adapter.product_description(p, language)
+        parts.append(adapter.product_title(p, language) + (f". {desc}" if desc else ""))
+    product_text = " / ".join(parts) if parts else (campaign.description or ", ".join(keywords))
+    return product_text, keywords, names
+
+
+def generate(
+    *, campaign: Campaign, language: str, n: int, seed: int = 0, progress: Callable[[int], None] | None = None
+) -> Outcome:
+    """Write ``n`` headline+description variants, check each against the rules, drop near-duplicates, rank.
+
+    Nothing is stored; ``store`` does that in one transaction.
+    """
+    template_set = prompts.templates(ad_settings.PROMPT_TEMPLATES)
+    if language not in template_set:
+        raise CreativeRequestError(f"unknown language {language!r}; known: {', '.join(sorted(template_set))}")
+    if not 1 <= n <= MAX_VARIANTS:
+        raise CreativeRequestError(f"n must be between 1 and {MAX_VARIANTS}")
+    product_text, keywords, names = campaign_inputs(campaign, language)
+    prompt = prompts.build(
+        language=language,
+        product=product_text,
+        keywords=keywords or names,
+        voice=campaign.brand_voice,
+        template_set=template_set,
+    )
+    cfg = ad_settings.COPYWRITER
+    writer = get_copywriter()
+    outcome = Outcome(model=writer.name)
+    rule_set = compliance.rules(ad_settings.COMPLIANCE)
+    started = time.perf_counter()
+    batch = max(1, int(cfg["BATCH_SIZE"]))
+    made = 0
+    while made < n:
+        k = min(batch, n - made)
+        completions = writer.complete(
+            prompt.text,
+            n=k,
+            max_new_tokens=int(cfg["MAX_NEW_TOKENS"]),
+            temperature=float(cfg["TEMPERATURE"]),
+            top_p=float(cfg["TOP_P"]),
+            seed=seed + made,
+        )
+        for c in completions:
+            outcome.tokens += c.tokens
+            headline, description = prompts.parse(c.text, language=language, template_set=template_set)
+            for asset_type, raw in (("headline", headline), ("description", description)):
+                text = compliance.normalise(raw)
+                verdicts = compliance.check(
+                    text,
+                    asset_type=asset_type,
+                    language=language,
+                    keywords=keywords,
+                    product_names=names,
+                    prompt=prompt.boilerplate,
+                    rule_set=rule_set,
+                )
+                outcome.variants.append(Variant(asset_type, text, verdicts))
+        made += k
+        if progress:
+            progress(made)
+    outcome.seconds = time.perf_counter() - started
+    _dedupe_and_rank(campaign, outcome.variants, threshold=float(rule_set["NEAR_DUPLICATE_COSINE"]))
+    return outcome
+
+
+def _dedupe_and_rank(campaign: Campaign, variants: list[Variant], *, threshold: float) -> None:
+    """Embed variants, mark near-duplicates (of each other or of stored assets), score the rest."""
+    texts = [v for v in variants if v.text]
+    if not texts:
+        return
+    vectors = get_encoder().encode_passages([v.text for v in texts])
+    for v, vec in zip(texts, vectors, strict=True):
+        v.embedding = vec
+    existing = list(
+        Creative.objects.filter(campaign=campaign)
+        .exclude(embedding=None)
+        .exclude(status=Creative.Status.REJECTED)
+        .values_list("asset_type", "text", "embedding")
+    )
+    kept: list[tuple[str, str, np.ndarray]] = [(t, x, np.asarray(e, np.float32)) for t, x, e in existing]
+    for v in texts:
+        if not compliance.passed(v.verdicts):
+            continue
+        for asset_type, text, emb in kept:
+            if asset_type == v.asset_type and (text == v.text or float(emb @ v.embedding) > threshold):
+                v.duplicate_of = text
+                break
+        else:
+            kept.append((v.asset_type, v.text, v.embedding))
+    centroid, products = fit_targets(campaign)
+    for v in texts:
+        v.audience_fit, v.product_fit, v.score = fit(v.embedding, centroid, products)
+
+
+def fit_targets(campaign: Campaign) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The campaign audience's interest centroid and its promoted products' vectors."""
+    from adengine.selectors.audience import campaign_audience
+
+    audience = campaign_audience(campaign, k=int(ad_settings.CREATIVE_AUDIENCE_SIZE))
+    centroid = None
+    if audience:
+        vecs = np.stack([np.asarray(m.shopper.interest_vector, np.float32) for m in audience])
+        mean = vecs.mean(axis=0)
+        centroid = mean / max(float(np.linalg.norm(mean)), 1e-9)
+    ids = list(campaign.promoted_products.values_list("pk", flat=True))
+    missing = set(ids) - set(ProductVector.objects.filter(product_id__in=ids).values_list("product_id", flat=True))
+    if missing:  # promoted products not embedded yet (their task has not run): embed them now
+        from adengine.services.products import embed_products
+
+        embed_products(product_ids=list(missing))
+    rows = [
+        np.asarray(e, np.float32)
+        for e in ProductVector.objects.filter(product_id__in=ids).values_list("embedding", flat=True)
+    ]
+    return centroid, (np.stack(rows) if rows else None)
+
+
+def fit(
+    embedding: np.ndarray | None, centroid: np.ndarray | None, products: np.ndarray | None
+) -> tuple[float | None, float | None, float | None]:
+    """(audience fit, product fit, score): cosine to the centroid, mean cosine to products, their mix."""
+    if embedding is None:
+        return None, None, None
+    audience = float(embedding @ centroid) if centroid is not None else None
+    product = float((products @ embedding).mean()) if products is not None else None
+    w = float(ad_settings.CREATIVE_AUDIENCE_WEIGHT)
+    parts = [(w, audience), (1.0 - w, product)]
+    total = sum(weight for weight, value in parts if value is not None)
+    score = sum(weight * value for weight, value in parts if value is not None) / total if total else None
+    return audience, product, score
+
+
+@transaction.atomic
+def store(*, request: GenerationRequest, outcome: Outcome) -> list[Creative]:
+    """Write a request's variants as draft assets (rejected ones with their reasons), all or nothing."""
+    made = []
+    for v in outcome.variants:
+        if not v.text:
+            continue
+        obj, created = Creative.objects.get_or_create(
+            campaign=request.campaign,
+            asset_type=v.asset_type,
+            language=request.language,
+            text=v.text,
+            defaults=dict(
+                source=Creative.Source.GENERATED,
+                model_name=outcome.model,
+                prompt_version=prompts.PROMPT_VERSION,
+                request=request,
+                rule_results=compliance.as_json(v.verdicts)
+                + (
+                    [{"rule": "near_duplicate", "passed": False, "reason": f"too close to {v.duplicate_of!r}"}]
+                    if v.duplicate_of
+                    else []
+                ),
+                passes_rules=v.passed,
+                status=Creative.Status.DRAFT if v.passed else Creative.Status.REJECTED,
+                embedding=v.embedding,
+                audience_fit=v.audience_fit,
+                product_fit=v.product_fit,
+                score=v.score,
+            ),
+        )
+        if created:
+            made.append(obj)
+    return made
+
+
+def run_request(request_id: str, *, progress: Callable[[int], None] | None = None) -> GenerationRequest | None:
+    """Carry out a generation request once; a finished request is left as it is. Never raises for bad input."""
+    with transaction.atomic():
+        request = GenerationRequest.objects.select_for_update().select_related("campaign").filter(pk=request_id).first()
+        if request is None:
+            log.info("generation request %s is gone", request_id)
+            return None
+        if request.status in (GenerationRequest.Status.DONE, GenerationRequest.Status.FAILED):
+            return request
+        request.status = GenerationRequest.Status.RUNNING
+        request.save(update_fields=["status"])
+
+    def report(done: int) -> None:
+        GenerationRequest.objects.filter(pk=request.pk).update(progress=done)
+        if progress:
+            progress(done)
+
+    try:
+        outcome = generate(
+            campaign=request.campaign, language=request.language, n=request.n, seed=request.seed, progress=report
+        )
+        with transaction.atomic():
+            store(request=request, outcome=outcome)
+            passed = sum(v.passed for v in outcome.variants)
+            request.status = GenerationRequest.Status.DONE
+            request.model_name = outcome.model
+            request.stats = {
+                "tokens": outcome.tokens,
+                "seconds": round(outcome.seconds, 2),
+                "passed": passed,
+                "rejected": len(outcome.variants) - passed,
+                "tokens_per_second": round(outcome.tokens / outcome.seconds, 2) if outcome.seconds else 0,
+            }
+            request.progress = request.n
+            request.finished_at = timezone.now()
+            request.save()
+    except Exception as exc:  # the worker must survive anything; the reason goes on the request
+        if not isinstance(exc, CreativeRequestError | CopywriterError):
+            log.exception("generation request %s failed", request_id)
+        GenerationRequest.objects.filter(pk=request.pk).update(
+            status=GenerationRequest.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        request.refresh_from_db()
+    return request
+
+
+def request_copy(
+    *, campaign: Campaign, language: str, n: int, user=None, seed: int = 0, enqueue: bool = True
+) -> GenerationRequest:
+    """Validate and record a generation request, and enqueue it after commit."""
+    if language not in languages():
+        raise CreativeRequestError(f"unknown language {language!r}; known: {', '.join(languages())}")
+    if not 1 <= n <= MAX_VARIANTS:
+        raise CreativeRequestError(f"n must be between 1 and {MAX_VARIANTS}")
+    campaign_inputs(campaign, language)  # raises for a campaign with nothing to write about
+    request = GenerationRequest.objects.create(
+        campaign=campaign,
+        language=language,
+        n=n,
+        seed=seed,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    if enqueue:
+        from adengine.tasks import generate_creatives
+
+        transaction.on_commit(
+            lambda: generate_creatives.apply_async(
+                kwargs={"campaign_id": campaign.pk, "language": language, "n": n, "request_id": str(request.pk)}
+            )
+        )
+    return request
+
+
+@transaction.atomic
+def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text: str, user=None) -> Creative:
+    """A person's asset: the same rules, near-duplicate check and ranking as generated ones."""
+    if asset_type not in Creative.AssetType.values:
+        raise CreativeRequestError(f"asset_type must be one of {', '.join(Creative.AssetType.values)}")
+    if language not in languages():
+        raise CreativeRequestError(f"unknown language {language!r}; known: {', '.join(languages())}")
+    text = compliance.normalise(text)
+    if not text:
+        raise CreativeRequestError("text is empty")
+    adapter = get_adapter()
+    names = [adapter.product_title(p, language) for p in campaign.promoted_products.all()[:3]]
+    verdicts = compliance.check(
+        text,
+        asset_type=asset_type,
+        language=language,
+        keywords=campaign.keywords,
+        product_names=names,
+        rule_set=compliance.rules(ad_settings.COMPLIANCE),
+    )
+    variant = Variant(asset_type, text, verdicts)
+    _dedupe_and_rank(
+        campaign, [variant], threshold=float(compliance.rules(ad_settings.COMPLIANCE)["NEAR_DUPLICATE_COSINE"])
+    )
+    results = compliance.as_json(verdicts) + (
+        [{"rule": "near_duplicate", "passed": False, "reason": f"too close to {variant.duplicate_of!r}"}]
+        if variant.duplicate_of
+        else []
+    )
+    return Creative.objects.create(
+        campaign=campaign,
+        asset_type=asset_type,
+        language=language,
+        text=text,
+        source=Creative.Source.HUMAN,
+        rule_results=results,
+        passes_rules=variant.passed,
+        status=Creative.Status.DRAFT if variant.passed else Creative.Status.REJECTED,
+        embedding=variant.embedding,
+        audience_fit=variant.audience_fit,
+        product_fit=variant.product_fit,
+        score=variant.score,
+        reviewed_by=None,
+    )
+
+
+def review(*, creatives, approve: bool, user=None) -> int:
+    """Approve or reject assets; an asset that fails the rules cannot be approved. Returns how many changed."""
+    status = Creative.Status.APPROVED if approve else Creative.Status.REJECTED
+    qs = creatives.exclude(status=status)
+    if approve:
+        qs = qs.filter(passes_rules=True)
+    return qs.update(
+        status=status, reviewed_by=user if getattr(user, "is_authenticated", False) else None, updated_at=timezone.now()
+    )
+
+
+def rescore(*, campaign: Campaign) -> int:
+    """Recompute the audience-fit scores of a campaign's assets (after its audience changed)."""
+    centroid, products = fit_targets(campaign)
+    n = 0
+    for c in Creative.objects.filter(campaign=campaign).exclude(embedding=None):
+        c.audience_fit, c.product_fit, c.score = fit(np.asarray(c.embedding, np.float32), centroid, products)
+        c.save(update_fields=["audience_fit", "product_fit", "score", "updated_at"])
+        n += 1
+    return n

@@ -1,0 +1,145 @@
+"""The creative studio end to end: the real local model, the rules, ranking, review, the task, the API."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from adengine.models import Advertiser, Campaign, Creative, GenerationRequest
+from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review, run_request
+from tests.conftest import adengine_settings
+from tests.factories import CategoryFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+SHORT = {"COPYWRITER": {"MAX_NEW_TOKENS": 28, "BATCH_SIZE": 2}}
+
+
+@pytest.fixture
+def campaign(encoder):
+    cat = CategoryFactory(slug="audio", name_en="Audio", name_zh="音频设备")
+    product = ProductFactory(
+        category=cat,
+        title_en="Wireless earbuds",
+        title_zh="无线耳机",
+        brand="Sonica",
+        description_en="Wireless earbuds with 30 hours of battery life.",
+        description_zh="无线耳机，续航30小时。",
+    )
+    c = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Sonica"),
+        name="Earbuds",
+        keywords=["wireless earbuds", "无线耳机"],
+        languages=["en", "zh"],
+        brand_voice="friendly",
+    )
+    c.promoted_products.add(product)
+    return c
+
+
+@adengine_settings(**SHORT)
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_real_model_writes_checked_ranked_drafts(campaign, language):
+    # when copy is requested and run (the local Gemma model, short generations)
+    request = request_copy(campaign=campaign, language=language, n=2, seed=3, enqueue=False)
+    request = run_request(str(request.pk))
+    # then the request is done and every variant is stored with its rule results
+    assert request.status == GenerationRequest.Status.DONE, request.error
+    assets = list(Creative.objects.filter(request=request))
+    assert assets and request.stats["tokens"] > 0
+    for a in assets:
+        assert a.language == language and a.source == "generated" and a.model_name and a.prompt_version
+        assert a.rule_results and a.passes_rules == all(r["passed"] for r in a.rule_results)
+        assert a.status == ("draft" if a.passes_rules else "rejected")
+        assert a.label == "PENDING"
+    assert all(a.score is not None for a in assets if a.passes_rules)
+    # and running the same request again writes nothing new (idempotent per request id)
+    run_request(str(request.pk))
+    assert Creative.objects.filter(request=request).count() == len(assets)
+
+
+@adengine_settings(**SHORT)
+def test_same_seed_same_copy(campaign):
+    from adengine.services.creatives import generate
+
+    a = generate(campaign=campaign, language="en", n=2, seed=11)
+    b = generate(campaign=campaign, language="en", n=2, seed=11)
+    assert [v.text for v in a.variants] == [v.text for v in b.variants]
+
+
+def test_human_assets_pass_the_same_rules_and_review(campaign):
+    good = add_human_asset(campaign=campaign, asset_type="headline", language="en", text="Music All Day Long")
+    bad = add_human_asset(campaign=campaign, asset_type="headline", language="en", text="The #1 Earbuds")
+    dup = add_human_asset(campaign=campaign, asset_type="headline", language="en", text="Music all day long!")
+    assert good.passes_rules and good.status == "draft" and good.score is not None
+    assert not bad.passes_rules and "absolute_claims" in bad.rejection_reasons[0]
+    assert not dup.passes_rules and any("near_duplicate" in r for r in dup.rejection_reasons)
+    # an asset failing the rules cannot be approved
+    assert review(creatives=Creative.objects.all(), approve=True) == 1
+    assert set(Creative.objects.filter(status="approved").values_list("pk", flat=True)) == {good.pk}
+
+
+def test_bad_requests_are_clear_errors(campaign):
+    with pytest.raises(CreativeRequestError, match="unknown language 'fr'"):
+        request_copy(campaign=campaign, language="fr", n=2)
+    empty = Campaign.objects.create(advertiser=campaign.advertiser, name="Empty")
+    with pytest.raises(CreativeRequestError, match="no keywords and no promoted products"):
+        request_copy(campaign=empty, language="en", n=2)
+    with pytest.raises(CommandError, match="no campaign with id"):
+        call_command("adengine_generate_copy", "--campaign", "999999", "--language", "en")
+
+
+def test_a_model_that_fails_to_load_fails_the_request_not_the_worker(campaign, tmp_path):
+    request = request_copy(campaign=campaign, language="en", n=2, enqueue=False)
+    with adengine_settings(COPYWRITER={"MODEL": str(tmp_path / "missing")}):
+        done = run_request(str(request.pk))
+    assert done.status == "failed" and "does not exist" in done.error
+    assert not Creative.objects.exists()
+
+
+def test_generated_text_is_escaped_in_the_admin_and_api(campaign, client):
+    Creative.objects.create(
+        campaign=campaign, asset_type="headline", language="en", text="<script>alert(1)</script>", source="generated"
+    )
+    admin = get_user_model().objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    page = client.get("/admin/adengine/creative/").content.decode()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    data = client.get("/api/adengine/v1/creatives/").json()
+    assert data[0]["text"] == "<script>alert(1)</script>"  # JSON carries it as data; clients escape
+
+
+def test_api_scopes_advertisers_to_their_own(campaign, client):
+    user_model = get_user_model()
+    owner = user_model.objects.create_user("owner", password="pw")
+    stranger = user_model.objects.create_user("stranger", password="pw")
+    campaign.advertiser.managers.add(owner)
+    Advertiser.objects.create(name="Other").managers.add(stranger)
+    asset = add_human_asset(campaign=campaign, asset_type="headline", language="en", text="Music All Day Long")
+    client.force_login(stranger)
+    assert client.get("/api/adengine/v1/creatives/").json() == []
+    assert client.post(f"/api/adengine/v1/creatives/{asset.pk}/approve/").status_code == 404
+    assert (
+        client.post(
+            f"/api/adengine/v1/campaigns/{campaign.pk}/generate/", {"language": "en"}, content_type="application/json"
+        ).status_code
+        == 404
+    )
+    client.force_login(owner)
+    assert [a["id"] for a in client.get("/api/adengine/v1/creatives/").json()] == [asset.pk]
+    resp = client.post(f"/api/adengine/v1/creatives/{asset.pk}/approve/")
+    assert resp.status_code == 200 and resp.json()["status"] == "approved"
+    bad = client.post(
+        f"/api/adengine/v1/campaigns/{campaign.pk}/generate/", {"language": "xx"}, content_type="application/json"
+    )
+    assert bad.status_code == 400 and "unknown language" in bad.json()["detail"]
+    ok = client.post(
+        f"/api/adengine/v1/campaigns/{campaign.pk}/generate/",
+        {"language": "en", "n": 2},
+        content_type="application/json",
+    )
+    assert ok.status_code == 202 and ok.json()["status"] == "queued"
+    assert client.get(f"/api/adengine/v1/generation-requests/{ok.json()['id']}/").status_code == 200
+    client.logout()
+    assert client.get("/api/adengine/v1/creatives/").status_code in (401, 403)
