@@ -52,7 +52,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
             "THREADS": None,
             "QUANTIZE": "int8",
             "MAX_NEW_TOKENS": 48,
-            "TEMPERATURE": 0.8,
+            "TEMPERATURE": 0.7,
             "TOP_P": 0.95,
             "BATCH_SIZE": 4,
         },

@@ -66,10 +66,15 @@ def _accounts() -> None:
 def _enqueue_initial_work() -> None:
     code = (
         "from adengine.tasks import embed_products, refresh_interests\n"
-        "embed_products.apply_async(queue='celery'); refresh_interests.apply_async(countdown=5)\n"
+        "embed_products.apply_async(); refresh_interests.apply_async(countdown=5)\n"
         "print('queued: embed the catalog, then compute interest vectors (watch the worker log)')\n"
     )
     _manage("shell", "-c", code)
+    marker = embedded.DATA_DIR / "demo-campaigns-loaded"
+    if not marker.exists():
+        # demo advertisers and campaigns; the worker writes their copy (Gemma, in en and zh)
+        _manage("adengine_load_campaigns", str(ROOT / "fixtures" / "demo_campaigns.json"), "--generate-copy")
+        marker.write_text("ok\n")
 
 
 def _wait_for_http(url: str, timeout: float = 60) -> bool:

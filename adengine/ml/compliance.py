@@ -66,7 +66,7 @@ DEFAULT_RULES: dict = {
     },
     "BLOCKLIST": ["free money", "click here", "viagra", "casino", "赌博", "免费领取"],
     "NEAR_DUPLICATE_COSINE": 0.93,
-    "PROMPT_ECHO_MIN_CHARS": 24,
+    "PROMPT_ECHO_MIN_CHARS": 32,
 }
 
 _URL = re.compile(r"(https?://|www\.)\S+|\b[\w-]+\.(com|cn|net|org|io|shop|top|xyz)\b", re.I)
@@ -178,19 +178,23 @@ def check(
     return out
 
 
+_FIELD_MARKER = re.compile(
+    r"(?i)\b(headline|description|product|keywords?|voice)\s*[:：]|(标题|描述|商品|关键词|风格)\s*[:：]"
+)
+
+
 def _echoes(text: str, prompt: str, min_chars: int) -> str:
-    """A stretch of at least ``min_chars`` characters of the prompt's instructions found in ``text``."""
+    """What the text repeats of the prompt's own text: a field marker, or a long stretch of its instructions
+    or worked examples (product facts are fine to repeat; the prompt given here holds no product data)."""
+    marker = _FIELD_MARKER.search(text)
+    if marker:
+        return marker.group(0)
     if not prompt or len(text) < min_chars:
         return ""
-    markers = ["Headline:", "Description:", "Product:", "Keywords:", "Voice:", "标题：", "描述：", "商品：", "关键词："]
-    for marker in markers:
-        if marker.lower() in text.lower():
-            return marker
     low_prompt = prompt.lower()
     low = text.lower()
     for i in range(0, len(low) - min_chars + 1):
-        piece = low[i : i + min_chars]
-        if piece in low_prompt:
+        if low[i : i + min_chars] in low_prompt:
             return text[i : i + min_chars]
     return ""
 

@@ -108,7 +108,7 @@ def as_data(text: str, limit: int = 240) -> str:
 @dataclass(frozen=True)
 class Prompt:
     text: str
-    boilerplate: str  # instructions and examples: what the model must not echo back
+    boilerplate: str  # instructions and example outputs: what the model must not echo back
     language: str
     version: str = PROMPT_VERSION
 
@@ -133,6 +133,7 @@ def build(*, language: str, product: str, keywords: list[str], voice: str, templ
         )
 
     boiler = "\n\n".join([t["instruction"], *(block(ex) for ex in t["examples"])])
+    echo_source = "\n".join([t["instruction"], *(f"{ex['headline']}\n{ex['description']}" for ex in t["examples"])])
     joiner = "，" if language == "zh" else ", "
     own = block(
         {
@@ -142,7 +143,7 @@ def build(*, language: str, product: str, keywords: list[str], voice: str, templ
         },
         open_end=True,
     )
-    return Prompt(text=f"{boiler}\n\n{own}", boilerplate=boiler, language=language)
+    return Prompt(text=f"{boiler}\n\n{own}", boilerplate=echo_source, language=language)
 
 
 def parse(completion: str, *, language: str, template_set: dict[str, dict]) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,19 +63,27 @@ def languages() -> list[str]:
     return sorted(prompts.templates(ad_settings.PROMPT_TEMPLATES))
 
 
+def _in_language(text: str, language: str) -> bool:
+    has_cjk = any("\u3400" <= ch <= "\u9fff" for ch in text)
+    return has_cjk if language == "zh" else not has_cjk
+
+
 def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], list[str]]:
-    """(product text for the prompt, keywords, product names) of a campaign, through the shop adapter."""
+    """(product text for the prompt, keywords in that language, product names) through the shop adapter."""
     adapter = get_adapter()
     products = list(campaign.promoted_products.all()[:3])
-    keywords = [k.strip() for k in campaign.keywords if k.strip()]
-    if not keywords and not products:
+    all_keywords = [k.strip() for k in campaign.keywords if k.strip()]
+    if not all_keywords and not products:
         raise CreativeRequestError(f"campaign {campaign.pk} has no keywords and no promoted products: add one of them")
+    keywords = [k for k in all_keywords if _in_language(k, language)] or all_keywords
     names = [adapter.product_title(p, language) for p in products]
-    parts = []
-    for p in products:
-        desc = adapter.product_description(p, language)
-        parts.append(adapter.product_title(p, language) + (f". {desc}" if desc else ""))
-    product_text = " / ".join(parts) if parts else (campaign.description or ", ".join(keywords))
+    if products:
+        first = products[0]
+        desc = adapter.product_description(first, language)
+        sentence = re.split(r"(?<=[.!?。！？])\s*", desc, maxsplit=1)[0] if desc else ""
+        product_text = adapter.product_title(first, language) + (f". {sentence}" if sentence else "")
+    else:
+        product_text = campaign.description or ", ".join(keywords)
     return product_text, keywords, names
 
 

@@ -87,7 +87,8 @@ def test_product_text_is_data_in_the_prompt():
     hostile = prompts.build(language="en", product=INJECTION, keywords=KW_EN, voice="", template_set=template_set)
     # the instructions and examples are untouched, the product is one quoted line without field markers
     assert hostile.boilerplate == clean.boilerplate
-    own = hostile.text[len(hostile.boilerplate) :]
+    assert hostile.text.rsplit("\n\n", 1)[0] == clean.text.rsplit("\n\n", 1)[0]
+    own = hostile.text.rsplit("\n\n", 1)[1]
     product_line = next(line for line in own.splitlines() if line.startswith("Product:"))
     assert "\n" not in product_line and product_line.count('"') == 2
     assert "Headline:" not in product_line and "Description:" not in product_line
