@@ -66,7 +66,7 @@ def _accounts() -> None:
 def _enqueue_initial_work() -> None:
     code = (
         "from adengine.tasks import embed_products, refresh_interests\n"
-        "embed_products.apply_async(); refresh_interests.apply_async(countdown=5)\n"
+        "embed_products.apply_async(); refresh_interests.apply_async()\n"
         "print('queued: embed the catalog, then compute interest vectors (watch the worker log)')\n"
     )
     _manage("shell", "-c", code)
