@@ -50,7 +50,7 @@ def mine_pairs(
     *, held_out_fraction: float = 0.2, seed: int = 0, max_pairs: int | None = None
 ) -> tuple[list[Pair], set[int]]:
     """Training pairs from the training shoppers, and the ids of the held-out shoppers."""
-    from adengine.services.interests import product_labels
+    from adengine.services.interests import product_labels, to_profile_events
 
     adapter = get_adapter()
     events_by: dict[int, list[BehaviourEvent]] = defaultdict(list)
@@ -73,17 +73,8 @@ def mine_pairs(
             if e.kind != "purchase" or e.product_id not in passages:
                 continue
             orders[e.occurred_at].append(e.product_id)
-            before = [
-                profile.Event(
-                    kind=x.kind,
-                    occurred_at=x.occurred_at,
-                    product_id=x.product_id,
-                    product_label=labels.get(x.product_id, ""),
-                    query=x.query,
-                )
-                for x in evs[max(0, i - ad_settings.PROFILE_MAX_EVENTS) : i]
-                if x.occurred_at < e.occurred_at
-            ]
+            window = evs[max(0, i - ad_settings.PROFILE_MAX_EVENTS) : i]
+            before = to_profile_events([x for x in window if x.occurred_at < e.occurred_at], labels)
             text = profile.behaviour_text(
                 before,
                 e.occurred_at,

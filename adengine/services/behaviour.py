@@ -96,6 +96,11 @@ def record_event(
     return event
 
 
+def purchase_key(order_key: str, product_pk: object) -> str:
+    """Idempotency key of one order line's purchase event (the order signal and the import share it)."""
+    return f"order:{order_key}:{product_pk}"
+
+
 def record_order(*, order: Any, shopper: Shopper | None = None) -> int:
     """Record an order's lines as purchase events, once per line; returns how many were new."""
     adapter = get_adapter()
@@ -120,7 +125,7 @@ def record_order(*, order: Any, shopper: Shopper | None = None) -> int:
             revenue=line.revenue,
             occurred_at=placed_at,
             source=BehaviourEvent.Source.ORDER,
-            dedupe_key=f"order:{key}:{line.product.pk}",
+            dedupe_key=purchase_key(key, line.product.pk),
             trigger_refresh=False,
         )
         new += event is not None

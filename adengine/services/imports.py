@@ -27,7 +27,7 @@ from django.db import connection, transaction
 
 from adengine.adapters import ImportNotSupported, OrderLineInfo, get_adapter
 from adengine.models import BehaviourEvent, Shopper
-from adengine.services.behaviour import scrub_query
+from adengine.services.behaviour import purchase_key, scrub_query
 from adengine.services.shoppers import get_or_create_for_user, set_personalisation
 from adengine.signal_handlers import suppressed
 
@@ -414,7 +414,7 @@ class Importer:
                 revenue=line.revenue,
                 occurred_at=at,
                 source=BehaviourEvent.Source.IMPORT,
-                dedupe_key=f"order:{key}:{line.product.pk}",
+                dedupe_key=purchase_key(key, line.product.pk),
             )
             for line in self.adapter.order_lines(order)
         ]

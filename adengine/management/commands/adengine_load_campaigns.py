@@ -57,10 +57,15 @@ class Command(BaseCommand):
                     products.append(product)
                 advertiser, _ = Advertiser.objects.get_or_create(name=item["advertiser"])
                 campaign, created = Campaign.objects.update_or_create(
-                    advertiser=advertiser, name=item["name"],
-                    defaults={"status": status, "description": item.get("description", ""),
-                              "keywords": list(item.get("keywords", [])), "languages": list(item.get("languages", [])),
-                              "brand_voice": item.get("brand_voice", "")},
+                    advertiser=advertiser,
+                    name=item["name"],
+                    defaults={
+                        "status": status,
+                        "description": item.get("description", ""),
+                        "keywords": list(item.get("keywords", [])),
+                        "languages": list(item.get("languages", [])),
+                        "brand_voice": item.get("brand_voice", ""),
+                    },
                 )
                 campaign.promoted_products.set(products)
                 campaigns.append(campaign)
