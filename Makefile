@@ -36,8 +36,10 @@ lint: install
 	$(VENV)/bin/ruff check adengine shop tests bench fixtures
 	$(VENV)/bin/ruff format --check adengine shop tests bench fixtures
 
-bench: install
-	$(PY) -m shop.embedded run -- $(PY) bench/run_all.py
+bench: install  # needs the demo data: run `make demo` once first
+	$(PY) -m shop.embedded run -- $(PY) bench/interests.py
+	$(PY) -m shop.embedded run -- $(PY) bench/copywriter.py
+	$(PY) -m shop.embedded run -- $(PY) bench/ann_search.py --n 100000 --n 1000000
 
 stop:
 	$(PY) -m shop.embedded stop
