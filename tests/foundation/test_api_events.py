@@ -52,3 +52,8 @@ def test_openapi_schema_lists_the_endpoint(client):
     resp = client.get("/api/adengine/v1/schema/")
     assert resp.status_code == 200
     assert b"/api/adengine/v1/events/" in resp.content
+
+
+def test_interactive_docs_are_served_without_a_cdn(client):
+    page = client.get("/api/adengine/v1/docs/").content.decode()
+    assert "swagger-ui" in page and "cdn.jsdelivr" not in page
