@@ -94,8 +94,8 @@ def rules(overrides: dict | None = None) -> dict:
 
 
 def normalise(text: str) -> str:
-    """NFKC, whitespace collapsed, trimmed, surrounding quotes removed."""
-    text = unicodedata.normalize("NFKC", text or "")
+    """NFC, whitespace collapsed, trimmed, surrounding quotes removed (Chinese full-width punctuation kept)."""
+    text = unicodedata.normalize("NFC", text or "")
     text = re.sub(r"\s+", " ", text).strip()
     return text.strip("\"'“”‘’「」 ").strip()
 
@@ -123,10 +123,12 @@ def check(
 ) -> list[Verdict]:
     """Every rule's verdict on one asset text."""
     r = rule_set or rules()
+    shown = text
+    text = unicodedata.normalize("NFKC", text)  # matching sees through full-width look-alikes (ｗｗｗ, ＃１)
     out: list[Verdict] = []
     limits = r["MAX_LENGTH"].get(language) or r["MAX_LENGTH"]["en"]
     limit = limits[asset_type]
-    n = display_length(text)
+    n = display_length(shown)
     out.append(
         Verdict(
             "max_length",

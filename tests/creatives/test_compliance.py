@@ -59,6 +59,13 @@ def test_rule_table(text, asset_type, language, expected):
     assert failing(text, asset_type=asset_type, language=language, keywords=keywords) == expected
 
 
+def test_full_width_look_alikes_are_caught_and_chinese_punctuation_kept():
+    lookalike = "越野跑鞋 ｗｗｗ.ｅｘａｍｐｌｅ.ｃｏｍ"
+    assert "contact_details" in failing(lookalike, asset_type="description", language="zh", keywords=KW_ZH)
+    assert "absolute_claims" in failing("The ＃１ trail shoe", asset_type="headline", language="en")
+    assert compliance.normalise(" “越野跑鞋，防滑。” ") == "越野跑鞋，防滑。"
+
+
 def test_prompt_echo_is_caught():
     template_set = prompts.templates()
     prompt = prompts.build(
