@@ -43,6 +43,14 @@ class Variant:
         return compliance.passed(self.verdicts) and not self.duplicate_of
 
     @property
+    def rule_results(self) -> list[dict]:
+        """Every verdict as stored on the asset, the near-duplicate check included."""
+        out = compliance.as_json(self.verdicts)
+        if self.duplicate_of:
+            out.append({"rule": "near_duplicate", "passed": False, "reason": f"too close to {self.duplicate_of!r}"})
+        return out
+
+    @property
     def reasons(self) -> list[str]:
         out = compliance.reasons(self.verdicts)
         if self.duplicate_of:
@@ -231,12 +239,7 @@ def store(*, request: GenerationRequest, outcome: Outcome) -> list[Creative]:
                 model_name=outcome.model,
                 prompt_version=prompts.PROMPT_VERSION,
                 request=request,
-                rule_results=compliance.as_json(v.verdicts)
-                + (
-                    [{"rule": "near_duplicate", "passed": False, "reason": f"too close to {v.duplicate_of!r}"}]
-                    if v.duplicate_of
-                    else []
-                ),
+                rule_results=v.rule_results,
                 passes_rules=v.passed,
                 status=Creative.Status.DRAFT if v.passed else Creative.Status.REJECTED,
                 embedding=v.embedding,
@@ -347,18 +350,13 @@ def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text:
     _dedupe_and_rank(
         campaign, [variant], threshold=float(compliance.rules(ad_settings.COMPLIANCE)["NEAR_DUPLICATE_COSINE"])
     )
-    results = compliance.as_json(verdicts) + (
-        [{"rule": "near_duplicate", "passed": False, "reason": f"too close to {variant.duplicate_of!r}"}]
-        if variant.duplicate_of
-        else []
-    )
     return Creative.objects.create(
         campaign=campaign,
         asset_type=asset_type,
         language=language,
         text=text,
         source=Creative.Source.HUMAN,
-        rule_results=results,
+        rule_results=variant.rule_results,
         passes_rules=variant.passed,
         status=Creative.Status.DRAFT if variant.passed else Creative.Status.REJECTED,
         embedding=variant.embedding,
