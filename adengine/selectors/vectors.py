@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from adengine.conf import settings as ad_settings
-from adengine.models import ProductVector, Shopper
+from adengine.models import ProductVector
 
 
 def _ef_search(cur, ef_search: int | None) -> None:
@@ -18,11 +18,7 @@ def _ef_search(cur, ef_search: int | None) -> None:
 
 def nearest_products(vector: Sequence[float] | np.ndarray, *, k: int = 10, ef_search: int | None = None) -> list:
     """Primary keys of the ``k`` products whose vectors are nearest (cosine) to ``vector``."""
-    with transaction.atomic(), connection.cursor() as cur:
-        _ef_search(cur, ef_search)
-        return list(
-            ProductVector.objects.order_by(CosineDistance("embedding", vector)).values_list("product_id", flat=True)[:k]
-        )
+    return [pk for pk, _ in nearest_products_with_distance(vector, k=k, ef_search=ef_search)]
 
 
 def nearest_products_with_distance(vector, *, k: int = 10, ef_search: int | None = None) -> list[tuple]:
@@ -31,9 +27,3 @@ def nearest_products_with_distance(vector, *, k: int = 10, ef_search: int | None
         _ef_search(cur, ef_search)
         qs = ProductVector.objects.annotate(distance=CosineDistance("embedding", vector)).order_by("distance")
         return list(qs.values_list("product_id", "distance")[:k])
-
-
-def shopper_vector(shopper: Shopper) -> np.ndarray | None:
-    """The shopper's interest vector as a numpy array, or None."""
-    v = shopper.interest_vector
-    return None if v is None else np.asarray(v, dtype=np.float32)

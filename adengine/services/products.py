@@ -68,9 +68,3 @@ def embed_products(
             flush()
     flush()
     return written
-
-
-def products_needing_vectors() -> int:
-    """How many advertisable products have no vector yet."""
-    adapter = get_adapter()
-    return adapter.products().exclude(pk__in=ProductVector.objects.values("product_id")).count()
