@@ -108,6 +108,59 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "ACTIVE_SESSION_DAYS": (30, "An anonymous session counts as active this many days."),
     "HNSW_EF_SEARCH": (80, "hnsw.ef_search for nearest-neighbour queries (recall vs speed)."),
+    # --- serving ---
+    "SERVING_ENABLED": (True, "Kill switch: False makes every ad slot render nothing and the API return no ads."),
+    "SERVING_INDEX_CHECK_SECONDS": (
+        10,
+        "How often a process checks whether campaigns, assets or placements changed and rebuilds its "
+        "in-memory candidate index (changes made in the same process apply at once).",
+    ),
+    "SERVING_SPEND_REFRESH_SECONDS": (5, "How often a process re-reads campaigns' spend for budgets and pacing."),
+    "SERVING_CANDIDATES": (40, "Campaigns taken by interest similarity per decision (plus the page's matches)."),
+    "SERVING_EXPLORATION": (
+        0.05,
+        "Share of decisions that show a uniformly random slate instead of the Thompson-sampling choice; "
+        "keeps every eligible ad's propensity above zero so that new strategies can be evaluated offline.",
+    ),
+    "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
+    "SERVING_RELEVANCE_WEIGHT": (
+        1.5,
+        "Predicted CTR = sampled asset CTR x exp(weight x (relevance - 0.5)); relevance is the 0..1 fit of "
+        "the campaign to the shopper's interests and the page.",
+    ),
+    "SERVING_BASE_CTR": (0.02, "Prior mean click rate of a new asset of average audience fit."),
+    "SERVING_PRIOR_STRENGTH": (
+        50.0,
+        "Pseudo-impressions of an asset's prior: how many real impressions it takes to outweigh the prior.",
+    ),
+    "SERVING_PRIOR_SPREAD": (
+        0.5,
+        "How far the audience-fit score moves the prior: the best-fitting asset of a campaign starts at "
+        "BASE_CTR x (1 + spread), the worst at BASE_CTR x (1 - spread).",
+    ),
+    "PACING_SLACK": (
+        0.1,
+        "Pacing: by a given time of day a campaign may have spent its daily budget x (share of the day gone "
+        "+ this slack); then it waits until the plan catches up.",
+    ),
+    "TRACKING_VIEW_MAX_AGE": (3600, "Seconds an impression's view URL stays valid."),
+    "TRACKING_CLICK_MAX_AGE": (86400, "Seconds an impression's click URL stays valid."),
+    "TRACKING_WHY_MAX_AGE": (30 * 86400, "Seconds a 'Why this ad?' link stays valid."),
+    "TRACKING_RATE_LIMITS": (
+        {"view": 120, "click": 10},
+        "Most counted views and clicks per truncated IP per minute; beyond, events are logged but not billed.",
+    ),
+    "BOT_USER_AGENTS": (
+        r"bot\b|crawl|spider|slurp|bingpreview|facebookexternalhit|headlesschrome|phantomjs|python-requests|"
+        r"python-urllib|curl/|wget/|httpclient|okhttp|scrapy|go-http-client|java/|libwww",
+        "Regular expression (case-insensitive) of user agents whose views and clicks are logged but not billed.",
+    ),
+    "API_THROTTLE_RATES": (
+        {"decisions": "1200/min", "tracking": "1200/min", "advertiser": "300/min"},
+        "Rates of the REST API per client (IP, or user when authenticated): decisions, tracking beacons, "
+        "advertisers' campaign and stats endpoints.",
+    ),
+    "ATTRIBUTION_WINDOW_DAYS": (7, "An order is credited to the shopper's last ad click within this many days."),
 }
 
 

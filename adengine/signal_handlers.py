@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import beat_init
 from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from adengine.conf import get_order_model, get_product_model
 
@@ -36,12 +36,14 @@ def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -
     order_pk = instance.pk
 
     def record() -> None:
+        from adengine.services.attribution import attribute_order
         from adengine.services.behaviour import record_order
 
         try:
             order = sender._default_manager.filter(pk=order_pk).first()
             if order is not None:
                 record_order(order=order)
+                attribute_order(order=order)
         except Exception:
             log.exception("adengine could not record order %s as purchases", order_pk)
 
@@ -79,6 +81,50 @@ def logged_in(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
         log.exception("adengine could not merge anonymous behaviour into user %s", user.pk)
 
 
+def serving_changed(sender: type, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
+    """Campaigns, assets or placements changed: this process rebuilds its serving index on next use."""
+    from adengine.serving import index
+
+    index.invalidate()
+
+
+def campaign_links_changed(sender: type, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+    """Promoted products or placements changed: touch the campaign so other processes rebuild too."""
+    if not action.startswith("post_"):
+        return
+    from django.utils import timezone
+
+    from adengine.models import Campaign
+    from adengine.serving import index
+
+    if not reverse:
+        Campaign.objects.filter(pk=instance.pk).update(updated_at=timezone.now())
+        if sender is Campaign.promoted_products.through or action != "post_clear":
+            _enqueue_target(instance.pk)
+    index.invalidate()
+
+
+def campaign_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """A campaign's words may have changed: recompute its target vector in the worker."""
+    from adengine.serving import index
+
+    index.invalidate()
+    if not raw and not _suppressed.get():
+        _enqueue_target(instance.pk)
+
+
+def _enqueue_target(campaign_id: int) -> None:
+    def enqueue() -> None:
+        try:
+            from adengine.tasks import refresh_campaign_targets
+
+            refresh_campaign_targets.apply_async(kwargs={"campaign_ids": [campaign_id]}, retry=False)
+        except Exception:
+            log.warning("could not enqueue the target of campaign %s; beat will catch up", campaign_id, exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
 def add_beat_schedule(sender: object, **kwargs: Any) -> None:
     """When beat starts, add adengine's periodic tasks (the host's own entries win)."""
     from adengine.tasks import beat_schedule
@@ -94,3 +140,12 @@ def connect() -> None:
     post_save.connect(product_saved, sender=get_product_model(), dispatch_uid="adengine.product_saved")
     user_logged_in.connect(logged_in, dispatch_uid="adengine.logged_in")
     beat_init.connect(add_beat_schedule, dispatch_uid="adengine.beat_schedule")
+    from adengine.models import Campaign, Creative, Placement
+
+    post_save.connect(campaign_saved, sender=Campaign, dispatch_uid="adengine.campaign_saved")
+    for model in (Campaign, Creative, Placement):
+        post_delete.connect(serving_changed, sender=model, dispatch_uid=f"adengine.serving_deleted.{model.__name__}")
+    for model in (Creative, Placement):
+        post_save.connect(serving_changed, sender=model, dispatch_uid=f"adengine.serving_saved.{model.__name__}")
+    for through in (Campaign.promoted_products.through, Campaign.placements.through):
+        m2m_changed.connect(campaign_links_changed, sender=through, dispatch_uid=f"adengine.links.{through.__name__}")

@@ -37,7 +37,16 @@ def beat_schedule() -> dict:
             "schedule": float(ad_settings.REFRESH_INTERVAL_SECONDS),
         },
         "adengine.embed_products": {"task": "adengine.embed_products", "schedule": 3600.0},
+        "adengine.refresh_campaign_targets": {"task": "adengine.refresh_campaign_targets", "schedule": 300.0},
     }
+
+
+@shared_task(name="adengine.refresh_campaign_targets", ignore_result=True)
+def refresh_campaign_targets(campaign_ids: list[int] | None = None) -> int:
+    """Recompute campaigns' target vectors whose words, products or encoder changed."""
+    from adengine.services.campaigns import refresh_targets
+
+    return refresh_targets(campaign_ids=campaign_ids)
 
 
 @shared_task(name="adengine.reembed_all", ignore_result=True)

@@ -1,12 +1,19 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import campaigns, serving, views
 
 app_name = "adengine-api"
 
 urlpatterns = [
     path("events/", views.EventsView.as_view(), name="events"),
+    path("decisions/", serving.DecisionView.as_view(), name="decisions"),
+    path("impressions/", serving.ImpressionBeaconView.as_view(), name="impressions"),
+    path("why/<str:token>/", serving.WhyView.as_view(), name="why"),
+    path("personalisation/", serving.PersonalisationView.as_view(), name="personalisation"),
+    path("campaigns/", campaigns.CampaignListView.as_view(), name="campaigns"),
+    path("campaigns/<int:campaign_id>/", campaigns.CampaignDetailView.as_view(), name="campaign"),
+    path("campaigns/<int:campaign_id>/stats/", campaigns.CampaignStatsView.as_view(), name="campaign-stats"),
     path("campaigns/<int:campaign_id>/generate/", views.CampaignGenerateView.as_view(), name="campaign-generate"),
     path("generation-requests/<uuid:request_id>/", views.GenerationRequestView.as_view(), name="generation-request"),
     path("creatives/", views.CreativeListView.as_view(), name="creatives"),

@@ -1,17 +1,23 @@
 """adengine's models, re-exported from one module per area."""
 
 from .audience import EncoderModel, ProductVector
-from .campaigns import Advertiser, Campaign
+from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
+from .tracking import AdEvent, Conversion, Impression
 
 __all__ = [
+    "AdEvent",
     "Advertiser",
     "BehaviourEvent",
     "Campaign",
+    "CampaignDay",
+    "Conversion",
     "Creative",
     "EncoderModel",
     "GenerationRequest",
+    "Impression",
+    "Placement",
     "ProductVector",
     "Shopper",
 ]

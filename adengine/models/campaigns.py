@@ -1,9 +1,12 @@
-"""Advertisers and campaigns: the fields that targeting needs (serving and creatives extend them)."""
+"""Advertisers and campaigns: targeting, pricing, budgets, schedule and caps."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
 from django.db import models
 from pgvector.django import VectorField
 
@@ -34,13 +37,26 @@ class Advertiser(models.Model):
 
 
 class Campaign(models.Model):
-    """An advertising campaign and its targeting."""
+    """An advertising campaign: its targeting, pricing, budget, schedule and frequency cap."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"
         ACTIVE = "active", "active"
         PAUSED = "paused", "paused"
         ENDED = "ended", "ended"
+
+    class Objective(models.TextChoices):
+        CLICKS = "clicks", "clicks"
+        CONVERSIONS = "conversions", "conversions"
+        ROI = "roi", "return on ad spend"
+
+    class Pricing(models.TextChoices):
+        CPC = "cpc", "cost per click"
+        CPM = "cpm", "cost per thousand views"
+
+    class Tier(models.TextChoices):
+        SPONSORED = "sponsored", "sponsored"
+        HOUSE = "house", "house ad (fills empty slots, never billed)"
 
     advertiser = models.ForeignKey(
         Advertiser,
@@ -97,12 +113,160 @@ class Campaign(models.Model):
         editable=False,
         help_text="Encoder version and inputs the target vector was computed from.",
     )
+    objective = models.CharField(
+        "objective",
+        max_length=12,
+        choices=Objective.choices,
+        default=Objective.CLICKS,
+        help_text="What delivery optimises: clicks, conversions, or revenue per spend (ROI).",
+    )
+    pricing = models.CharField(
+        "pricing", max_length=3, choices=Pricing.choices, default=Pricing.CPC, help_text="What is billed."
+    )
+    bid = models.DecimalField(
+        "bid",
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0.50"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Price per click (CPC) or per thousand views (CPM), in the shop's currency.",
+    )
+    total_budget = models.DecimalField(
+        "total budget",
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal("100"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Never spent beyond: charging is atomic, so concurrent clicks cannot overspend.",
+    )
+    daily_budget = models.DecimalField(
+        "daily budget",
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="At most this much per day (the shop's time zone); pacing spreads it over the day. Empty: none.",
+    )
+    spent = models.DecimalField(
+        "spent",
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal("0"),
+        editable=False,
+        help_text="Charged so far (billed views and clicks).",
+    )
+    starts_at = models.DateTimeField("starts", null=True, blank=True, help_text="Delivery starts (empty: now).")
+    ends_at = models.DateTimeField("ends", null=True, blank=True, help_text="Delivery ends (empty: open-ended).")
+    tier = models.CharField(
+        "tier",
+        max_length=10,
+        choices=Tier.choices,
+        default=Tier.SPONSORED,
+        help_text="Sponsored ads compete by value; house ads only fill slots no sponsored ad wants.",
+    )
+    frequency_cap = models.PositiveIntegerField(
+        "frequency cap",
+        default=0,
+        help_text="Most impressions per shopper per day (0: no cap).",
+    )
+    categories = ArrayField(
+        models.CharField(max_length=120),
+        default=list,
+        blank=True,
+        verbose_name="categories",
+        help_text="Category keys of the host shop whose pages and products this campaign targets.",
+    )
+    audience_min_similarity = models.FloatField(
+        "audience threshold",
+        null=True,
+        blank=True,
+        help_text="Personalised delivery only to shoppers whose interests are at least this cosine-similar "
+        "to the target (empty: anyone, ranked by fit).",
+    )
+    landing_url = models.CharField(
+        "landing URL",
+        max_length=500,
+        blank=True,
+        help_text="Where a click goes when the ad shows no product (a path on the shop, or https URL).",
+    )
+    placements = models.ManyToManyField(
+        "adengine.Placement",
+        blank=True,
+        related_name="campaigns",
+        verbose_name="placements",
+        help_text="Slots the campaign may appear in (empty: all).",
+    )
+    cvr_alpha = models.FloatField(
+        "conversion posterior alpha", default=1.0, help_text="Beta posterior of conversions per click (alpha)."
+    )
+    cvr_beta = models.FloatField(
+        "conversion posterior beta", default=19.0, help_text="Beta posterior of conversions per click (beta)."
+    )
+    revenue_per_conversion = models.FloatField(
+        "revenue per conversion",
+        null=True,
+        blank=True,
+        help_text="Mean order revenue attributed per conversion (filled by the strategy update).",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
 
     class Meta:
         verbose_name = "campaign"
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(spent__gte=0), name="adengine_campaign_spent_nonnegative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.advertiser})"
+
+
+class CampaignDay(models.Model):
+    """A campaign's spend on one day: the row that daily budgets are charged against atomically."""
+
+    campaign = models.ForeignKey(
+        Campaign, models.CASCADE, related_name="days", verbose_name="campaign", help_text="Whose spend."
+    )
+    day = models.DateField("day", help_text="The day, in the shop's time zone.")
+    spent = models.DecimalField(
+        "spent", max_digits=12, decimal_places=4, default=Decimal("0"), help_text="Charged on that day."
+    )
+
+    class Meta:
+        verbose_name = "campaign day"
+        constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="adengine_campaignday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.day}: {self.spent}"
+
+
+class Placement(models.Model):
+    """A slot on the shop's pages or apps where ads appear."""
+
+    class Format(models.TextChoices):
+        TEXT = "text", "text ad"
+        PRODUCT = "product", "product card"
+        BANNER = "banner", "banner"
+
+    key = models.SlugField("key", max_length=60, unique=True, help_text="Used by {% ad_slot %} and the API.")
+    name = models.CharField("name", max_length=120, help_text="Where it is, for people.")
+    format = models.CharField(
+        "format", max_length=10, choices=Format.choices, default=Format.TEXT, help_text="How its ads look."
+    )
+    max_ads = models.PositiveSmallIntegerField(
+        "ads shown", default=1, validators=[MinValueValidator(1)], help_text="How many ads the slot shows."
+    )
+    allow_house_ads = models.BooleanField(
+        "house ads fill it", default=True, help_text="Fill empty positions with house ads."
+    )
+    is_active = models.BooleanField("active", default=True, help_text="An inactive slot shows nothing.")
+    updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
+
+    class Meta:
+        verbose_name = "placement"
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key

@@ -152,6 +152,21 @@ class Creative(models.Model):
     score = models.FloatField(
         "prior score", null=True, blank=True, help_text="Audience-fit ranking score; the prior serving starts from."
     )
+    landing_url = models.CharField(
+        "landing URL",
+        max_length=500,
+        blank=True,
+        help_text="Where a click on this asset goes (empty: the promoted product's page or the campaign's URL).",
+    )
+    ctr_alpha = models.FloatField(
+        "CTR posterior alpha",
+        null=True,
+        blank=True,
+        help_text="Beta posterior of the click rate (alpha); empty: the prior from the audience-fit score.",
+    )
+    ctr_beta = models.FloatField(
+        "CTR posterior beta", null=True, blank=True, help_text="Beta posterior of the click rate (beta)."
+    )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         models.SET_NULL,

@@ -48,6 +48,7 @@ def adengine_track_order(context: dict[str, Any], order: Any) -> str:
         return ""
     try:
         from adengine.adapters import get_adapter
+        from adengine.services.attribution import attribute_order
         from adengine.services.behaviour import record_order
         from adengine.services.shoppers import shopper_for_request
 
@@ -55,6 +56,69 @@ def adengine_track_order(context: dict[str, Any], order: Any) -> str:
             shopper = shopper_for_request(request)
             if shopper is not None:
                 record_order(order=order, shopper=shopper)
+                attribute_order(order=order, shopper=shopper)
     except Exception:
         log.exception("adengine_track_order failed; the page renders without it")
     return ""
+
+
+def _category_key(product: Any, category: Any) -> tuple[str, str]:
+    """(page category key, the product's category key) through the shop adapter."""
+    from adengine.adapters import get_adapter
+
+    adapter = get_adapter()
+    page = adapter.category_key(category) if category is not None and not isinstance(category, str) else category or ""
+    of_product = adapter.category_key(adapter.product_category(product)) if product is not None else ""
+    return str(page), str(of_product)
+
+
+@register.simple_tag(takes_context=True)
+def ad_slot(
+    context: dict[str, Any], key: str, product: Any = None, category: Any = None, query: str = "", page: str = ""
+) -> str:
+    """Render the ads of a placement: ``{% ad_slot "product-sidebar" product=product %}``.
+
+    Shows each ad with a visible "Sponsored" label and a "Why this ad?" link. Never raises: on an unknown
+    placement or any failure it renders nothing (and logs).
+    """
+    request = context.get("request")
+    try:
+        from django.template.loader import render_to_string
+        from django.utils.translation import get_language
+
+        from adengine.presentation import ad_data
+        from adengine.services.decisions import PageContext, UnknownPlacement, decide
+        from adengine.services.shoppers import shopper_for_request
+
+        shopper = shopper_for_request(request) if request is not None else None
+        page_category, product_category = _category_key(product, category)
+        try:
+            decision = decide(
+                placement_key=key,
+                shopper=shopper,
+                context=PageContext(
+                    page=page or (request.resolver_match.url_name if request and request.resolver_match else ""),
+                    product=getattr(product, "pk", None),
+                    category=page_category,
+                    query=query or "",
+                ),
+                language=get_language(),
+                product_category=product_category,
+            )
+        except UnknownPlacement:
+            log.warning("ad_slot: no placement %r; rendering nothing", key)
+            return ""
+        if not decision.ads:
+            return ""
+        return render_to_string(
+            "adengine/slot.html",
+            {
+                "ads": [ad_data(ad) for ad in decision.ads],
+                "placement": decision.placement,
+                "decision_id": decision.id,
+                "request": request,
+            },
+        )
+    except Exception:
+        log.exception("ad_slot %r failed; the page renders without it", key)
+        return ""

@@ -1,0 +1,196 @@
+"""API for apps: ad decisions, impression beacons, "Why this ad?" and the personalisation switch."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from django.db import DatabaseError
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from adengine.adapters import get_adapter
+from adengine.conf import settings as ad_settings
+from adengine.models import AdEvent, Impression
+from adengine.presentation import decision_data
+from adengine.selectors.why import explain
+from adengine.services.decisions import PageContext, UnknownPlacement, decide
+from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
+from adengine.services.tracking import record
+from adengine.serving import tokens
+from adengine.views import client_ip
+
+log = logging.getLogger(__name__)
+
+
+class ConfiguredThrottle(SimpleRateThrottle):
+    """Per user (authenticated) or per IP, at the rate named in ADENGINE['API_THROTTLE_RATES']."""
+
+    scope = ""
+
+    def get_rate(self):
+        return ad_settings.API_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view):
+        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class DecisionThrottle(ConfiguredThrottle):
+    scope = "decisions"
+
+
+class TrackingThrottle(ConfiguredThrottle):
+    scope = "tracking"
+
+
+class DecisionQuerySerializer(serializers.Serializer):
+    placement = serializers.SlugField(max_length=60, help_text="The placement's key.")
+    n = serializers.IntegerField(required=False, min_value=1, max_value=20, help_text="Ads wanted (<= the slot's).")
+    product = serializers.CharField(required=False, max_length=64, help_text="Primary key of the product shown.")
+    category = serializers.CharField(required=False, max_length=120, help_text="Category key of the page.")
+    q = serializers.CharField(required=False, max_length=200, allow_blank=True, help_text="Search query on the page.")
+    page = serializers.CharField(required=False, max_length=40, allow_blank=True, help_text="Page type, e.g. home.")
+    language = serializers.CharField(required=False, max_length=16, help_text="Language of the copy (en, zh).")
+    session = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{16,128}$",
+        required=False,
+        help_text="An app's own anonymous session id (16-128 of A-Z a-z 0-9 _ -), when it has no cookie or login.",
+    )
+
+    def validate_product(self, value):
+        adapter = get_adapter()
+        try:
+            product = adapter.products().filter(pk=adapter.product_model()._meta.pk.to_python(value)).first()
+        except Exception:
+            product = None
+        if product is None:
+            raise serializers.ValidationError(f"no product with id {value!r}.")
+        return product
+
+
+def _shopper(request, session: str | None):
+    if session and not (request.user and request.user.is_authenticated):
+        return get_or_create_anonymous(anonymous_key=hashlib.sha256(session.encode()).hexdigest()[:32])
+    return shopper_for_request(request)
+
+
+class DecisionView(APIView):
+    """Ads for one placement, with signed impression (view) and click URLs. Call the view URL when an ad is
+    shown; open the click URL when it is tapped."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [DecisionThrottle]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DatabaseError):  # also from authentication, before get() runs
+            log.error("decision failed: database unavailable: %s", exc)
+            return Response({"detail": "ads are unavailable right now."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return super().handle_exception(exc)
+
+    @extend_schema(parameters=[DecisionQuerySerializer], responses={200: dict, 404: dict, 503: dict})
+    def get(self, request):
+        query = DecisionQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        product = q.get("product")
+        try:
+            adapter = get_adapter()
+            decision = decide(
+                placement_key=q["placement"],
+                shopper=_shopper(request, q.get("session")),
+                context=PageContext(
+                    page=q.get("page", ""),
+                    product=product.pk if product is not None else None,
+                    category=q.get("category", ""),
+                    query=q.get("q", ""),
+                ),
+                n=q.get("n"),
+                language=q.get("language"),
+                product_category=adapter.category_key(adapter.product_category(product)) if product else "",
+            )
+        except UnknownPlacement:
+            return Response({"detail": f"no placement {q['placement']!r}."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(decision_data(decision, build_uri=request.build_absolute_uri))
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=300, help_text="The token of an impression's view URL.")
+
+
+class ImpressionBeaconView(APIView):
+    """Report that an ad was shown (the token of its view URL). Counted once; replays get 409."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [TrackingThrottle]
+
+    @extend_schema(request=TokenSerializer, responses={200: dict, 400: dict, 404: dict, 409: dict, 410: dict})
+    def post(self, request):
+        data = TokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = record(
+                kind=AdEvent.Kind.VIEW,
+                token=data.validated_data["token"],
+                ip=client_ip(request),
+                user_agent=request.headers.get("User-Agent", ""),
+            )
+        except tokens.TokenError as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        code = status.HTTP_409_CONFLICT if result.event.status == AdEvent.Status.DUPLICATE else status.HTTP_200_OK
+        return Response({"status": result.event.status, "counted": result.counted}, status=code)
+
+
+class WhyView(APIView):
+    """Why an ad was shown (the token of its "Why this ad?" URL)."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [TrackingThrottle]
+
+    @extend_schema(responses={200: dict, 400: dict, 404: dict, 410: dict})
+    def get(self, request, token: str):
+        try:
+            data = tokens.read("why", token)
+        except tokens.TokenError as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        impression = (
+            Impression.objects.select_related("campaign__advertiser")
+            .filter(pk=data.impression_id, nonce=data.nonce)
+            .first()
+        )
+        if impression is None:
+            return Response({"detail": "no such ad."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(explain(impression, viewer=shopper_for_request(request, create=False)))
+
+
+class PersonalisationSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField(help_text="false: no personalised ads, browsing history deleted.")
+    session = serializers.RegexField(r"^[A-Za-z0-9_-]{16,128}$", required=False)
+
+
+class PersonalisationView(APIView):
+    """Read or set whether the calling shopper gets personalised ads."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [TrackingThrottle]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        shopper = _shopper(request, request.query_params.get("session"))
+        if shopper is None:
+            return Response({"detail": "no session: send cookies, log in or pass session."}, status=400)
+        return Response({"allowed": shopper.personalisation})
+
+    @extend_schema(request=PersonalisationSerializer, responses={200: dict})
+    def post(self, request):
+        data = PersonalisationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        shopper = _shopper(request, data.validated_data.get("session"))
+        if shopper is None:
+            return Response({"detail": "no session: send cookies, log in or pass session."}, status=400)
+        set_personalisation(shopper=shopper, allowed=data.validated_data["allowed"])
+        return Response({"allowed": shopper.personalisation})

@@ -1,0 +1,183 @@
+"""What was served and what happened: impressions (with their propensities), views, clicks, conversions."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from adengine.conf import product_model_name
+
+from .campaigns import Campaign, Placement
+from .creatives import Creative
+from .events import Shopper
+
+
+class Impression(models.Model):
+    """One ad served in one position of one decision, with what is needed to evaluate the policy offline."""
+
+    nonce = models.UUIDField(
+        "nonce", default=uuid.uuid4, unique=True, editable=False, help_text="One-time key in its signed URLs."
+    )
+    decision_id = models.UUIDField("decision", db_index=True, help_text="The decision that chose it (with others).")
+    placement = models.ForeignKey(
+        Placement, models.CASCADE, related_name="impressions", verbose_name="placement", help_text="Where it showed."
+    )
+    campaign = models.ForeignKey(
+        Campaign, models.CASCADE, related_name="impressions", verbose_name="campaign", help_text="Whose ad."
+    )
+    creative = models.ForeignKey(
+        Creative,
+        models.SET_NULL,
+        null=True,
+        related_name="impressions",
+        verbose_name="headline",
+        help_text="The headline asset (the arm the policy chose).",
+    )
+    description = models.ForeignKey(
+        Creative,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="description",
+        help_text="The description asset shown with it.",
+    )
+    product = models.ForeignKey(
+        product_model_name(),
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="product",
+        help_text="The promoted product shown, if any.",
+    )
+    shopper = models.ForeignKey(
+        Shopper,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="impressions",
+        verbose_name="shopper",
+        help_text="Who saw it; emptied when the shopper is erased (the billing record stays).",
+    )
+    language = models.CharField("language", max_length=10, help_text="Language of the copy shown.")
+    position = models.PositiveSmallIntegerField("position", default=0, help_text="0 is the first ad of the slot.")
+    propensity = models.FloatField(
+        "propensity", help_text="Probability that the policy put this ad in this position (for off-policy evaluation)."
+    )
+    predicted_ctr = models.FloatField("sampled CTR", help_text="The CTR the policy sampled for it.")
+    relevance = models.FloatField("relevance", help_text="Fit to the shopper and page, 0..1.")
+    value = models.FloatField("expected value", help_text="What the policy ranked by (money per impression).")
+    candidates = models.PositiveIntegerField("candidates", help_text="How many ads competed.")
+    personalised = models.BooleanField("personalised", help_text="The shopper's interests were used.")
+    policy = models.CharField("policy", max_length=40, help_text="Name and version of the policy.")
+    context = models.JSONField(
+        "context", default=dict, blank=True, help_text="Page context and the features the policy saw."
+    )
+    landing_url = models.CharField(
+        "landing URL", max_length=500, help_text="The only place its click URL redirects to."
+    )
+    served_at = models.DateTimeField("served", db_index=True, help_text="When it was chosen.")
+    viewed_at = models.DateTimeField("viewed", null=True, blank=True, help_text="When its view beacon arrived.")
+
+    class Meta:
+        verbose_name = "impression"
+        indexes = [
+            models.Index(fields=["shopper", "served_at"], name="adengine_impr_shopper_time"),
+            models.Index(fields=["campaign", "served_at"], name="adengine_impr_campaign_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"impression {self.pk} of {self.campaign_id} at {self.placement_id}"
+
+    @property
+    def tier(self) -> str:
+        return self.campaign.tier
+
+
+class AdEvent(models.Model):
+    """A view beacon or a click on an impression, with whether it was counted and billed."""
+
+    class Kind(models.TextChoices):
+        VIEW = "view", "view"
+        CLICK = "click", "click"
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "accepted (counted; billed if priced)"
+        OVER_BUDGET = "over_budget", "counted, not billed: budget spent"
+        DUPLICATE = "duplicate", "replayed nonce: not counted, not billed"
+        BOT = "bot", "known bot or crawler: not counted, not billed"
+        RATE_LIMITED = "rate_limited", "over the per-IP limit: not counted, not billed"
+
+    COUNTED = (Status.ACCEPTED, Status.OVER_BUDGET)
+
+    impression = models.ForeignKey(
+        Impression, models.CASCADE, related_name="events", verbose_name="impression", help_text="What was seen."
+    )
+    campaign = models.ForeignKey(
+        Campaign, models.CASCADE, related_name="ad_events", verbose_name="campaign", help_text="Whose ad (copied)."
+    )
+    kind = models.CharField("kind", max_length=5, choices=Kind.choices, help_text="View or click.")
+    status = models.CharField("status", max_length=12, choices=Status.choices, help_text="Counted, billed or why not.")
+    charge = models.DecimalField(
+        "charge", max_digits=12, decimal_places=6, default=Decimal("0"), help_text="What was billed for it."
+    )
+    ip = models.GenericIPAddressField(
+        "IP (truncated)", null=True, blank=True, help_text="The client's network: IPv4 /24 or IPv6 /48, never whole."
+    )
+    user_agent = models.CharField("user agent", max_length=200, blank=True, help_text="Truncated user agent.")
+    occurred_at = models.DateTimeField("when", db_index=True, help_text="When it arrived.")
+
+    class Meta:
+        verbose_name = "ad event"
+        constraints = [
+            # The one-time nonce: at most one counted view and one counted click per impression.
+            models.UniqueConstraint(
+                fields=["impression", "kind"],
+                condition=Q(status__in=["accepted", "over_budget"]),
+                name="adengine_adevent_once",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "kind", "occurred_at"], name="adengine_adevent_campaign"),
+            models.Index(fields=["ip", "kind", "occurred_at"], name="adengine_adevent_ip"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.impression_id}: {self.status}"
+
+
+class Conversion(models.Model):
+    """An order attributed to the last ad click of its shopper within the attribution window."""
+
+    order_key = models.CharField("order", max_length=120, unique=True, help_text="The host shop's order key.")
+    campaign = models.ForeignKey(
+        Campaign, models.CASCADE, related_name="conversions", verbose_name="campaign", help_text="Credited campaign."
+    )
+    impression = models.ForeignKey(
+        Impression, models.CASCADE, related_name="conversions", verbose_name="impression", help_text="Clicked ad."
+    )
+    click = models.ForeignKey(
+        AdEvent, models.CASCADE, related_name="conversions", verbose_name="click", help_text="The credited click."
+    )
+    shopper = models.ForeignKey(
+        Shopper,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversions",
+        verbose_name="shopper",
+        help_text="Who ordered; emptied on erasure.",
+    )
+    revenue = models.DecimalField("revenue", max_digits=12, decimal_places=2, help_text="The order's revenue.")
+    ordered_at = models.DateTimeField("ordered", db_index=True, help_text="When the order was placed.")
+    created_at = models.DateTimeField("recorded", auto_now_add=True, help_text="When it was attributed.")
+
+    class Meta:
+        verbose_name = "conversion"
+
+    def __str__(self) -> str:
+        return f"order {self.order_key} -> campaign {self.campaign_id}"

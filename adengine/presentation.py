@@ -1,0 +1,57 @@
+"""How a chosen ad is handed to templates and API clients: its texts, product and signed URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adengine.services.decisions import Ad, Decision
+from adengine.serving import tokens
+
+
+def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
+    """A chosen ad as plain data; ``build_uri`` (request.build_absolute_uri) makes the URLs absolute."""
+    urls = tokens.urls(ad.impression_id, ad.nonce)
+    if build_uri is not None:
+        urls = {k: build_uri(v) for k, v in urls.items()}
+    product = ad.product
+    return {
+        "impression_id": ad.impression_id,
+        "campaign_id": ad.campaign_id,
+        "advertiser": ad.advertiser,
+        "sponsored": not ad.house,
+        "house": ad.house,
+        "headline": ad.headline,
+        "description": ad.description,
+        "language": ad.language,
+        "position": ad.position,
+        "product": product,
+        "product_title": product.title(ad.language) if product else "",
+        **urls,
+    }
+
+
+def decision_data(decision: Decision, *, build_uri: Any = None) -> dict:
+    """A decision as the API returns it."""
+    ads = []
+    for ad in decision.ads:
+        data = ad_data(ad, build_uri=build_uri)
+        product = data.pop("product")
+        data["product"] = (
+            None
+            if product is None
+            else {
+                "id": str(product.pk),
+                "title": data["product_title"],
+                "price": None if product.price is None else str(product.price),
+                "image_url": product.image_url,
+            }
+        )
+        data.pop("product_title")
+        ads.append(data)
+    return {
+        "decision_id": str(decision.id),
+        "placement": decision.placement.key,
+        "format": decision.placement.format,
+        "personalised": decision.personalised,
+        "ads": ads,
+    }

@@ -1,0 +1,121 @@
+"""Views and clicks from signed URLs: counted once per nonce, bots and floods logged but not billed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from adengine.conf import settings as ad_settings
+from adengine.models import AdEvent, Campaign, Impression
+from adengine.serving import tokens
+
+from .budgets import charge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    impression: Impression
+    event: AdEvent
+
+    @property
+    def counted(self) -> bool:
+        return self.event.status in AdEvent.COUNTED
+
+
+def truncate_ip(ip: str | None) -> str | None:
+    """The client's network, never the address: IPv4 /24, IPv6 /48."""
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+@lru_cache(maxsize=8)
+def _bot_pattern(pattern: str) -> re.Pattern:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def is_bot(user_agent: str) -> bool:
+    """A known bot or crawler, or no user agent at all."""
+    return not user_agent.strip() or bool(_bot_pattern(ad_settings.BOT_USER_AGENTS).search(user_agent))
+
+
+def _rate_limited(kind: str, ip: str | None, now: dt.datetime) -> bool:
+    limit = int(ad_settings.TRACKING_RATE_LIMITS.get(kind, 0) or 0)
+    if not ip or limit <= 0:
+        return False
+    recent = AdEvent.objects.filter(
+        ip=ip, kind=kind, status__in=AdEvent.COUNTED, occurred_at__gte=now - dt.timedelta(minutes=1)
+    ).count()
+    return recent >= limit
+
+
+def _price(impression: Impression, kind: str) -> Decimal:
+    campaign = impression.campaign
+    if campaign.tier == Campaign.Tier.HOUSE:
+        return Decimal(0)
+    if kind == AdEvent.Kind.CLICK and campaign.pricing == Campaign.Pricing.CPC:
+        return campaign.bid
+    if kind == AdEvent.Kind.VIEW and campaign.pricing == Campaign.Pricing.CPM:
+        return campaign.bid / Decimal(1000)
+    return Decimal(0)
+
+
+def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackResult:
+    """Record a view or click from its signed token; raises tokens.TokenError for tampered, expired, unknown."""
+    data = tokens.read(kind, token)
+    impression = Impression.objects.select_related("campaign").filter(pk=data.impression_id, nonce=data.nonce).first()
+    if impression is None:
+        raise tokens.TokenError("no such ad", 404)
+    now = timezone.now()
+    ip = truncate_ip(ip)
+    event = AdEvent(
+        impression=impression,
+        campaign_id=impression.campaign_id,
+        kind=kind,
+        ip=ip,
+        user_agent=(user_agent or "")[:200],
+        occurred_at=now,
+    )
+    if is_bot(user_agent or ""):
+        event.status = AdEvent.Status.BOT
+    elif _rate_limited(kind, ip, now):
+        event.status = AdEvent.Status.RATE_LIMITED
+    else:
+        price = _price(impression, kind)
+        try:
+            with transaction.atomic():
+                # The partial unique index admits one counted event per impression and kind: a replayed or
+                # concurrent duplicate fails here (after the first commits) and is logged as a duplicate.
+                event.status = AdEvent.Status.ACCEPTED
+                event.save(force_insert=True)
+                if price > 0:
+                    if charge(campaign_id=impression.campaign_id, amount=price):
+                        event.charge = price
+                        event.save(update_fields=["charge"])
+                    else:
+                        event.status = AdEvent.Status.OVER_BUDGET
+                        event.save(update_fields=["status"])
+                if kind == AdEvent.Kind.VIEW:
+                    Impression.objects.filter(pk=impression.pk, viewed_at__isnull=True).update(viewed_at=now)
+            return TrackResult(impression, event)
+        except IntegrityError:
+            event.pk = None
+            event.status = AdEvent.Status.DUPLICATE
+            event.charge = Decimal(0)
+    event.save(force_insert=True)
+    return TrackResult(impression, event)

@@ -1,0 +1,466 @@
+"""The in-memory candidate index the decision engine reads: built from the database, never on the broker.
+
+A process keeps one snapshot of the active campaigns, their approved assets (with Beta posteriors),
+targets, page-context lookups and promoted products' display data. It checks a cheap version query
+every ``SERVING_INDEX_CHECK_SECONDS`` and rebuilds when campaigns, assets or placements changed (changes
+made in the same process invalidate it at once, through signals); spend, which changes with every
+billed event, is re-read every ``SERVING_SPEND_REFRESH_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from adengine.adapters import get_adapter
+from adengine.conf import settings as ad_settings
+from adengine.models import Campaign, CampaignDay, Creative, Placement, ProductVector
+
+from .policy import prior_from_scores
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def words(text: str) -> list[str]:
+    """Casefolded word tokens of Latin-script text (CJK runs are matched as substrings instead)."""
+    return [w for w in _WORD.findall(text.casefold()) if not _CJK.search(w)]
+
+
+@dataclass(frozen=True)
+class PlacementEntry:
+    id: int
+    key: str
+    format: str
+    max_ads: int
+    allow_house_ads: bool
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    """What a product-card ad shows of a promoted product."""
+
+    pk: object
+    url: str
+    image_url: str
+    price: Decimal | None
+    titles: dict[str, str]
+    category: str
+
+    def title(self, language: str) -> str:
+        return self.titles.get(language) or next(iter(self.titles.values()), "")
+
+
+@dataclass
+class CampaignEntry:
+    id: int
+    advertiser: str
+    name: str
+    tier: str
+    pricing: str
+    objective: str
+    bid: Decimal
+    total_budget: Decimal
+    daily_budget: Decimal | None
+    starts_at: float | None
+    ends_at: float | None
+    frequency_cap: int
+    placements: frozenset[int] | None
+    categories: tuple[str, ...]
+    keywords: tuple[str, ...]
+    description: str
+    audience_min_similarity: float | None
+    landing_url: str
+    products: list[object]
+    cvr_mean: float
+    revenue_per_conversion: float | None
+
+    @property
+    def unit_price(self) -> Decimal:
+        """What one billable event costs: a click (CPC) or a view (CPM / 1000)."""
+        return self.bid if self.pricing == Campaign.Pricing.CPC else self.bid / Decimal(1000)
+
+
+@dataclass
+class Arms:
+    """One language's headline assets, sorted by campaign index."""
+
+    creative_ids: np.ndarray
+    campaign_idx: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    texts: list[str]
+    landing: list[str]
+    # campaign index -> (start, end) into the arrays
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    version: tuple
+    built_at: float
+    placements: dict[str, PlacementEntry]
+    campaigns: list[CampaignEntry]
+    index_of: dict[int, int]
+    targets: np.ndarray  # (campaigns, dims), unit rows; zero rows where a campaign has no target
+    has_target: np.ndarray
+    house: np.ndarray
+    arms: dict[str, Arms]
+    descriptions: dict[tuple[int, str], tuple[int, str]]
+    by_product: dict[object, set[int]]
+    by_category: dict[str, set[int]]
+    by_word: dict[str, set[int]]
+    cjk_keywords: dict[str, set[int]]
+    cjk_lengths: tuple[int, ...]
+    cards: dict[object, ProductCard]
+    product_vectors: dict[object, np.ndarray]
+    starts_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: no start
+    ends_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: no end
+    unit_price: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    total_budget: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    daily_budget: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: none
+    frequency_cap: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    min_similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: none
+    value_per_click: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    placement_mask: dict[int, np.ndarray] = field(default_factory=dict)
+    best_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign's best arm mean CTR
+    spent: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    spent_today: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    spend_day: object = None
+    spend_at: float = 0.0
+
+
+def _version() -> tuple:
+    """A cheap fingerprint of everything the snapshot is built from (except spend)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT (SELECT max(updated_at) FROM {Campaign._meta.db_table}),
+                   (SELECT count(*) FROM {Campaign._meta.db_table}),
+                   (SELECT max(updated_at) FROM {Creative._meta.db_table}),
+                   (SELECT count(*) FROM {Creative._meta.db_table}),
+                   (SELECT max(updated_at) FROM {Placement._meta.db_table}),
+                   (SELECT count(*) FROM {Placement._meta.db_table})
+            """
+        )
+        return tuple(cur.fetchone())
+
+
+def _ts(value) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def build(version: tuple | None = None) -> Snapshot:
+    """Read campaigns, assets, placements and promoted products into a new snapshot."""
+    started = time.perf_counter()
+    version = version if version is not None else _version()
+    adapter = get_adapter()
+    langs = list(ad_settings.LANGUAGES)
+    placements = {
+        p.key: PlacementEntry(p.pk, p.key, p.format, p.max_ads, p.allow_house_ads, p.is_active)
+        for p in Placement.objects.all()
+    }
+    rows = list(
+        Campaign.objects.filter(status=Campaign.Status.ACTIVE)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=timezone.now()))
+        .select_related("advertiser")
+        .order_by("pk")
+    )
+    ids = [c.pk for c in rows]
+    through_products = Campaign.promoted_products.through
+    through_placements = Campaign.placements.through
+    product_fk = Campaign.promoted_products.field.m2m_reverse_field_name()
+    promoted: dict[int, list] = defaultdict(list)
+    for cid, pid in through_products.objects.filter(campaign_id__in=ids).values_list("campaign_id", product_fk):
+        promoted[cid].append(pid)
+    allowed: dict[int, set[int]] = defaultdict(set)
+    for cid, pid in through_placements.objects.filter(campaign_id__in=ids).values_list("campaign_id", "placement_id"):
+        allowed[cid].add(pid)
+
+    all_products = {pid for pids in promoted.values() for pid in pids}
+    cards: dict[object, ProductCard] = {}
+    if all_products:
+        for p in adapter.products().filter(pk__in=all_products):
+            cards[p.pk] = ProductCard(
+                pk=p.pk,
+                url=adapter.product_url(p),
+                image_url=adapter.product_image_url(p),
+                price=adapter.product_price(p),
+                titles={lang: adapter.product_title(p, lang) for lang in langs},
+                category=adapter.category_key(adapter.product_category(p)),
+            )
+    product_vectors = {
+        pid: np.asarray(vec, np.float32)
+        for pid, vec in ProductVector.objects.filter(product_id__in=all_products).values_list("product_id", "embedding")
+    }
+
+    dims = int(ad_settings.VECTOR_DIMENSIONS)
+    campaigns: list[CampaignEntry] = []
+    targets = np.zeros((len(rows), dims), np.float32)
+    has_target = np.zeros(len(rows), bool)
+    by_product: dict[object, set[int]] = defaultdict(set)
+    by_category: dict[str, set[int]] = defaultdict(set)
+    by_word: dict[str, set[int]] = defaultdict(set)
+    cjk_keywords: dict[str, set[int]] = defaultdict(set)
+    for i, c in enumerate(rows):
+        products = [pid for pid in promoted.get(c.pk, []) if pid in cards]
+        cvr_mean = c.cvr_alpha / max(c.cvr_alpha + c.cvr_beta, 1e-9)
+        campaigns.append(
+            CampaignEntry(
+                id=c.pk,
+                advertiser=c.advertiser.name,
+                name=c.name,
+                tier=c.tier,
+                pricing=c.pricing,
+                objective=c.objective,
+                bid=c.bid,
+                total_budget=c.total_budget,
+                daily_budget=c.daily_budget,
+                starts_at=_ts(c.starts_at),
+                ends_at=_ts(c.ends_at),
+                frequency_cap=c.frequency_cap,
+                placements=frozenset(allowed[c.pk]) if allowed.get(c.pk) else None,
+                categories=tuple(c.categories),
+                keywords=tuple(c.keywords),
+                description=c.description,
+                audience_min_similarity=c.audience_min_similarity,
+                landing_url=c.landing_url,
+                products=products,
+                cvr_mean=cvr_mean,
+                revenue_per_conversion=c.revenue_per_conversion,
+            )
+        )
+        vector = c.target_vector
+        if vector is None:  # not computed yet: the promoted products' mean stands in (no model needed)
+            vecs = [product_vectors[p] for p in products if p in product_vectors]
+            vector = np.mean(vecs, axis=0) if vecs else None
+        if vector is not None:
+            v = np.asarray(vector, np.float32)
+            norm = float(np.linalg.norm(v))
+            if norm > 0:
+                targets[i] = v / norm
+                has_target[i] = True
+        for pid in products:
+            by_product[pid].add(i)
+            by_category[cards[pid].category].add(i)
+        for key in c.categories:
+            by_category[key].add(i)
+        for kw in c.keywords:
+            kw = kw.casefold().strip()
+            if _CJK.search(kw):
+                cjk_keywords[kw].add(i)
+            for w in words(kw):
+                by_word[w].add(i)
+    index_of = {c.id: i for i, c in enumerate(campaigns)}
+
+    arms = _build_arms(index_of, langs)
+    descriptions: dict[tuple[int, str], tuple[int, str]] = {}
+    for cr in (
+        Creative.objects.filter(
+            campaign_id__in=ids,
+            asset_type=Creative.AssetType.DESCRIPTION,
+            status=Creative.Status.APPROVED,
+            passes_rules=True,
+        )
+        .order_by("campaign_id", "language", "-score", "pk")
+        .values_list("campaign_id", "language", "pk", "text")
+    ):
+        descriptions.setdefault((index_of[cr[0]], cr[1]), (cr[2], cr[3]))
+
+    snap = Snapshot(
+        version=version,
+        built_at=time.monotonic(),
+        placements=placements,
+        campaigns=campaigns,
+        index_of=index_of,
+        targets=targets,
+        has_target=has_target,
+        house=np.array([c.tier == Campaign.Tier.HOUSE for c in campaigns], bool),
+        arms=arms,
+        descriptions=descriptions,
+        by_product=dict(by_product),
+        by_category=dict(by_category),
+        by_word=dict(by_word),
+        cjk_keywords=dict(cjk_keywords),
+        cjk_lengths=tuple(sorted({len(k) for k in cjk_keywords})),
+        cards=cards,
+        product_vectors=product_vectors,
+    )
+    _derive(snap)
+    refresh_spend(snap)
+    log.info(
+        "serving index built: %d campaigns, %d assets, %d placements in %.2f s",
+        len(campaigns),
+        sum(len(a.creative_ids) for a in arms.values()),
+        len(placements),
+        time.perf_counter() - started,
+    )
+    return snap
+
+
+CVR_PRIOR_MEAN = 0.05  # the default conversion posterior Beta(1, 19)
+
+
+def value_per_click(c: CampaignEntry) -> float:
+    """What a click on the campaign is worth in the ranking (see the README's decision engine section)."""
+    if c.pricing == Campaign.Pricing.CPC:
+        value = float(c.bid)
+    else:  # CPM: the view price, quality-adjusted by the asset's click rate relative to the base rate
+        value = float(c.bid) / 1000.0 / float(ad_settings.SERVING_BASE_CTR)
+    if c.objective in (Campaign.Objective.CONVERSIONS, Campaign.Objective.ROI):
+        value *= c.cvr_mean / CVR_PRIOR_MEAN
+    if c.objective == Campaign.Objective.ROI and c.revenue_per_conversion and float(c.bid) > 0:
+        value *= min(4.0, max(0.25, c.cvr_mean * c.revenue_per_conversion / float(c.bid)))
+    return value
+
+
+def _derive(snap: Snapshot) -> None:
+    """The per-campaign arrays the hot path filters and ranks with."""
+    cs = snap.campaigns
+    nan = float("nan")
+    snap.starts_at = np.array([c.starts_at if c.starts_at is not None else nan for c in cs], dtype=np.float64)
+    snap.ends_at = np.array([c.ends_at if c.ends_at is not None else nan for c in cs], dtype=np.float64)
+    snap.unit_price = np.array([float(c.unit_price) for c in cs], dtype=np.float64)
+    snap.total_budget = np.array([float(c.total_budget) for c in cs], dtype=np.float64)
+    snap.daily_budget = np.array(
+        [float(c.daily_budget) if c.daily_budget is not None else nan for c in cs], dtype=np.float64
+    )
+    snap.frequency_cap = np.array([c.frequency_cap for c in cs], dtype=np.int64)
+    snap.min_similarity = np.array(
+        [c.audience_min_similarity if c.audience_min_similarity is not None else nan for c in cs], dtype=np.float64
+    )
+    snap.value_per_click = np.array([value_per_click(c) for c in cs], dtype=np.float64)
+    for p in snap.placements.values():
+        snap.placement_mask[p.id] = np.array([c.placements is None or p.id in c.placements for c in cs], bool)
+    for lang, arms in snap.arms.items():
+        best = np.zeros(len(cs))
+        means = arms.alpha / (arms.alpha + arms.beta) if len(arms.alpha) else arms.alpha
+        for ci, (s, e) in arms.spans.items():
+            best[ci] = means[s:e].max()
+        snap.best_mean[lang] = best
+
+
+def _build_arms(index_of: dict[int, int], langs: list[str]) -> dict[str, Arms]:
+    """Each language's approved headlines with their Beta posteriors (priors from audience fit when new)."""
+    base = float(ad_settings.SERVING_BASE_CTR)
+    strength = float(ad_settings.SERVING_PRIOR_STRENGTH)
+    spread = float(ad_settings.SERVING_PRIOR_SPREAD)
+    grouped: dict[tuple[str, int], list[tuple]] = defaultdict(list)
+    for row in (
+        Creative.objects.filter(
+            campaign_id__in=list(index_of),
+            asset_type=Creative.AssetType.HEADLINE,
+            status=Creative.Status.APPROVED,
+            passes_rules=True,
+        )
+        .order_by("campaign_id", "pk")
+        .values_list("campaign_id", "language", "pk", "text", "landing_url", "score", "ctr_alpha", "ctr_beta")
+    ):
+        grouped[(row[1], index_of[row[0]])].append(row)
+    arms: dict[str, Arms] = {}
+    for lang in {lang for lang, _ in grouped} | set(langs):
+        keys = sorted(ci for (lg, ci) in grouped if lg == lang)
+        ids, cidx, alpha, beta, texts, landing = [], [], [], [], [], []
+        spans: dict[int, tuple[int, int]] = {}
+        for ci in keys:
+            rows = grouped[(lang, ci)]
+            scores = np.array([np.nan if r[5] is None else r[5] for r in rows], dtype=np.float64)
+            a0, b0 = prior_from_scores(scores, base_ctr=base, strength=strength, spread=spread)
+            start = len(ids)
+            for r, pa, pb in zip(rows, a0, b0, strict=True):
+                ids.append(r[2])
+                cidx.append(ci)
+                alpha.append(r[6] if r[6] is not None else pa)
+                beta.append(r[7] if r[7] is not None else pb)
+                texts.append(r[3])
+                landing.append(r[4])
+            spans[ci] = (start, len(ids))
+        arms[lang] = Arms(
+            creative_ids=np.array(ids, dtype=np.int64),
+            campaign_idx=np.array(cidx, dtype=np.int64),
+            alpha=np.array(alpha, dtype=np.float64),
+            beta=np.array(beta, dtype=np.float64),
+            texts=texts,
+            landing=landing,
+            spans=spans,
+        )
+    return arms
+
+
+def refresh_spend(snap: Snapshot) -> None:
+    """Re-read total and today's spend of the snapshot's campaigns (one query)."""
+    today = timezone.localdate()
+    spent = np.zeros(len(snap.campaigns))
+    spent_today = np.zeros(len(snap.campaigns))
+    ids = [c.id for c in snap.campaigns]
+    if ids:
+        for cid, value in Campaign.objects.filter(pk__in=ids).values_list("pk", "spent"):
+            spent[snap.index_of[cid]] = float(value)
+        for cid, value in CampaignDay.objects.filter(campaign_id__in=ids, day=today).values_list(
+            "campaign_id", "spent"
+        ):
+            spent_today[snap.index_of[cid]] = float(value)
+    snap.spent, snap.spent_today, snap.spend_day, snap.spend_at = spent, spent_today, today, time.monotonic()
+
+
+class _Holder:
+    """The process's current snapshot, rebuilt when stale; thread-safe."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+        self.checked_at = 0.0
+        self.dirty = True
+        self.lock = threading.Lock()
+
+    def get(self) -> Snapshot:
+        now = time.monotonic()
+        snap = self.snapshot
+        if (
+            snap is not None
+            and not self.dirty
+            and now - self.checked_at < float(ad_settings.SERVING_INDEX_CHECK_SECONDS)
+            and now - snap.spend_at < float(ad_settings.SERVING_SPEND_REFRESH_SECONDS)
+        ):
+            return snap
+        with self.lock:
+            snap = self.snapshot
+            now = time.monotonic()
+            if snap is None or self.dirty or now - self.checked_at >= float(ad_settings.SERVING_INDEX_CHECK_SECONDS):
+                forced = snap is None or self.dirty  # an in-process change (m2m ones leave the version as it is)
+                self.dirty = False  # before reading: a change during the build marks it dirty again
+                version = _version()
+                self.checked_at = now
+                if forced or version != snap.version:
+                    snap = self.snapshot = build(version)
+            if now - snap.spend_at >= float(ad_settings.SERVING_SPEND_REFRESH_SECONDS):
+                refresh_spend(snap)
+            return snap
+
+    def invalidate(self) -> None:
+        self.dirty = True
+
+
+_holder = _Holder()
+
+
+def current() -> Snapshot:
+    """The serving snapshot, rebuilt or refreshed if due."""
+    return _holder.get()
+
+
+def invalidate() -> None:
+    """Rebuild on next use (campaigns, assets or placements changed in this process)."""
+    _holder.invalidate()

@@ -1,0 +1,116 @@
+"""The serving policy, as pure numpy: priors from audience fit, Thompson-sampled slates, their propensities.
+
+Kept free of Django so that the live decision engine, the offline evaluation and the simulation run the
+very same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+POLICY_NAME = "thompson-v1"
+
+
+def prior_from_scores(
+    scores: np.ndarray, *, base_ctr: float, strength: float, spread: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(alpha, beta) priors for one campaign's assets from their audience-fit scores.
+
+    Scores are ranked within the campaign (their scale depends on the encoder): the best-fitting asset
+    starts at ``base_ctr * (1 + spread)``, the worst at ``base_ctr * (1 - spread)``, assets without a
+    score at ``base_ctr``; ``strength`` is the prior's weight in impressions.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    rel = np.full(scores.shape, 0.5)
+    known = ~np.isnan(scores)
+    if known.sum() > 1:
+        lo, hi = scores[known].min(), scores[known].max()
+        if hi > lo:
+            rel[known] = (scores[known] - lo) / (hi - lo)
+    mean = np.clip(base_ctr * (1.0 + spread * (2.0 * rel - 1.0)), 1e-4, 0.5)
+    return mean * strength, (1.0 - mean) * strength
+
+
+def relevance_factor(relevance: np.ndarray, weight: float) -> np.ndarray:
+    """How relevance (0..1) scales an asset's click rate into the predicted CTR for this shopper and page."""
+    return np.exp(weight * (np.asarray(relevance, dtype=np.float64) - 0.5))
+
+
+@dataclass(frozen=True)
+class Slate:
+    """The chosen arms in order, with the probability that each was put in its position."""
+
+    arms: np.ndarray  # indices into the candidate arms, in slate order
+    propensities: np.ndarray  # P(this arm at this position) under the policy
+    sampled_ctr: np.ndarray  # the CTR each chosen arm was ranked with
+    values: np.ndarray  # the value each chosen arm was ranked with
+    explored: bool  # the uniform exploration branch chose it
+
+
+def _group_best(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and group (arms sorted by group): the best value and the first arm that has it."""
+    best_val = np.maximum.reduceat(values, starts, axis=1)
+    is_best = values == np.repeat(best_val, sizes, axis=1)
+    arm_ids = np.where(is_best, np.arange(values.shape[1]), values.shape[1])
+    return best_val, np.minimum.reduceat(arm_ids, starts, axis=1)
+
+
+def thompson_slate(
+    rng: np.random.Generator,
+    *,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    weight: np.ndarray,
+    group: np.ndarray,
+    n: int,
+    epsilon: float,
+    draws: int,
+) -> Slate:
+    """Choose up to ``n`` arms, at most one per group (campaign), by Thompson sampling of value = CTR x weight.
+
+    Each arm's CTR is drawn from its Beta posterior; the slate is the top arms by sampled value. With
+    probability ``epsilon`` the slate is instead uniform: a random order of groups and a random arm in each.
+    Propensities are the mixture's probabilities, the Thompson part estimated from ``draws`` extra draws.
+    Arms must be sorted by group.
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    group = np.asarray(group)
+    if len(alpha) == 0 or n <= 0:
+        empty = np.empty(0)
+        return Slate(np.empty(0, dtype=np.int64), empty, empty, empty, False)
+    if np.any(group[1:] < group[:-1]):
+        raise ValueError("arms must be sorted by group")
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    ends = np.r_[starts[1:], len(group)]
+    sizes = ends - starts
+    n = min(n, len(starts))
+
+    theta = rng.beta(alpha, beta, size=(draws + 1, len(alpha)))
+    values = theta * weight
+    best_val, best_arm = _group_best(values, starts, sizes)
+    order = np.argsort(-best_val, axis=1, kind="stable")[:, :n]
+    rows = np.arange(draws + 1)[:, None]
+    chosen = best_arm[rows, order]  # (draws + 1, n) arm per position
+
+    explored = bool(rng.random() < epsilon)
+    if explored:
+        groups = rng.permutation(len(starts))[:n]
+        arms = np.array([starts[g] + rng.integers(sizes[g]) for g in groups], dtype=np.int64)
+    else:
+        arms = chosen[0]
+    # P(arm at position k) = (1 - eps) * P_thompson + eps * P_uniform; P_uniform = 1 / (groups * group size)
+    p_ts = (chosen[1:] == arms[None, :]).mean(axis=0)
+    arm_group = np.searchsorted(starts, arms, side="right") - 1
+    p_uniform = 1.0 / (len(starts) * sizes[arm_group])
+    propensities = (1.0 - epsilon) * p_ts + epsilon * p_uniform
+    return Slate(
+        arms=arms,
+        propensities=propensities,
+        sampled_ctr=theta[0, arms],
+        values=values[0, arms],
+        explored=explored,
+    )

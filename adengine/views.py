@@ -1,0 +1,113 @@
+"""Storefront-facing views: view beacons, click redirects, "Why this ad?" and the personalisation switch."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from adengine.models import AdEvent, Impression
+from adengine.selectors.why import explain
+from adengine.services.shoppers import set_personalisation, shopper_for_request
+from adengine.services.tracking import record
+from adengine.serving import tokens
+
+log = logging.getLogger(__name__)
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client address: REMOTE_ADDR (put a proxy-aware middleware in front when behind a proxy)."""
+    return request.META.get("REMOTE_ADDR")
+
+
+def _refused(request: HttpRequest, message: str, status: int, landing: str = "") -> HttpResponse:
+    return render(request, "adengine/refused.html", {"message": message, "landing": landing}, status=status)
+
+
+@never_cache
+@require_GET
+def view_beacon(request: HttpRequest, token: str) -> HttpResponse:
+    """The 1x1 image a rendered ad loads: counts (and for CPM bills) one view per impression."""
+    try:
+        result = record(
+            kind=AdEvent.Kind.VIEW, token=token, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+        )
+    except tokens.TokenError as exc:
+        return HttpResponse(PIXEL, content_type="image/gif", status=exc.status)
+    except DatabaseError:
+        log.exception("view beacon not recorded")
+        return HttpResponse(PIXEL, content_type="image/gif", status=503)
+    status = 409 if result.event.status == AdEvent.Status.DUPLICATE else 200
+    return HttpResponse(PIXEL, content_type="image/gif", status=status)
+
+
+@never_cache
+@require_GET
+def click(request: HttpRequest, token: str) -> HttpResponse:
+    """Count the click once and send the shopper to the ad's stored landing page (never a URL from the request)."""
+    try:
+        result = record(
+            kind=AdEvent.Kind.CLICK,
+            token=token,
+            ip=client_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except tokens.TokenError as exc:
+        return _refused(request, str(exc), exc.status)
+    if result.event.status == AdEvent.Status.DUPLICATE:
+        return _refused(request, "this ad link was already used", 409, landing=result.impression.landing_url)
+    return HttpResponseRedirect(result.impression.landing_url)
+
+
+def _impression(token: str, request: HttpRequest) -> Impression | HttpResponse:
+    try:
+        data = tokens.read("why", token)
+    except tokens.TokenError as exc:
+        return _refused(request, str(exc), exc.status)
+    impression = (
+        Impression.objects.select_related("campaign__advertiser")
+        .filter(pk=data.impression_id, nonce=data.nonce)
+        .first()
+    )
+    return impression if impression is not None else _refused(request, "no such ad", 404)
+
+
+@never_cache
+@require_GET
+def why(request: HttpRequest, token: str) -> HttpResponse:
+    """Why this ad was shown: the campaign's targeting, the page, the interests that matched (to its viewer)."""
+    impression = _impression(token, request)
+    if isinstance(impression, HttpResponse):
+        return impression
+    viewer = shopper_for_request(request, create=False)
+    return render(
+        request, "adengine/why.html", {"why": explain(impression, viewer=viewer), "next": _safe_next(request)}
+    )
+
+
+def _safe_next(request: HttpRequest, value: str | None = None) -> str:
+    """A same-site path to return to, or ''."""
+    target = request.GET.get("next", "") if value is None else value
+    ok = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    return target if ok else ""
+
+
+@require_POST
+def personalisation(request: HttpRequest) -> HttpResponse:
+    """Turn personalised ads off (withdraws consent, deletes browsing history) or back on."""
+    allowed = request.POST.get("allowed")
+    if allowed not in {"on", "off"}:
+        return _refused(request, "say allowed=on or allowed=off", 400)
+    shopper = shopper_for_request(request)
+    if shopper is None:
+        return _refused(request, "no session: enable cookies", 400)
+    set_personalisation(shopper=shopper, allowed=allowed == "on")
+    return HttpResponseRedirect(_safe_next(request, request.POST.get("next", "")) or "/")
