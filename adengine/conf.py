@@ -124,7 +124,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
     "SERVING_RELEVANCE_WEIGHT": (
-        1.5,
+        3.0,
         "Predicted CTR = sampled asset CTR x exp(weight x (relevance - 0.5)); relevance is the 0..1 fit of "
         "the campaign to the shopper's interests and the page.",
     ),

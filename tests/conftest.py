@@ -8,9 +8,13 @@ from django.core.cache import cache
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
+    from adengine.serving import index
+
     cache.clear()
+    index.invalidate()  # each test's rows are its own: the serving index must not outlive them
     yield
     cache.clear()
+    index.invalidate()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from adengine.models import BehaviourEvent, Shopper
+from adengine.models import Advertiser, BehaviourEvent, Campaign, Creative, Placement, Shopper
 from shop.models import Category, Order, OrderLine, Product
 
 
@@ -83,3 +83,55 @@ class EventFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     occurred_at = factory.LazyFunction(timezone.now)
     source = BehaviourEvent.Source.TAG
+
+
+class AdvertiserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Advertiser
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Advertiser {n}")
+
+
+class PlacementFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Placement
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"slot-{n}")
+    name = factory.LazyAttribute(lambda o: o.key)
+    format = Placement.Format.PRODUCT
+    max_ads = 1
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Campaign
+        skip_postgeneration_save = True
+
+    advertiser = factory.SubFactory(AdvertiserFactory)
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    status = Campaign.Status.ACTIVE
+    languages = ["en"]
+    bid = Decimal("1.00")
+    total_budget = Decimal("100")
+
+    @factory.post_generation
+    def products(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.promoted_products.set(extracted)
+
+
+class CreativeFactory(factory.django.DjangoModelFactory):
+    """An approved headline that passed the rules (ready to serve)."""
+
+    class Meta:
+        model = Creative
+
+    campaign = factory.SubFactory(CampaignFactory)
+    asset_type = Creative.AssetType.HEADLINE
+    language = "en"
+    text = factory.Sequence(lambda n: f"Headline number {n}")
+    status = Creative.Status.APPROVED
+    passes_rules = True
+    score = 0.8

@@ -1,14 +1,17 @@
-"""Campaign upkeep: target vectors, computed in the worker so that serving never loads a model."""
+"""Campaign upkeep: target vectors (computed in the worker, so serving never loads a model) and campaign files."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from adengine.ml.encoder import get_encoder
-from adengine.models import Campaign, ProductVector
+from adengine.models import Advertiser, Campaign, Creative, Placement, ProductVector
 from adengine.selectors.audience import target_text, target_vector
 
 log = logging.getLogger(__name__)
@@ -43,3 +46,109 @@ def refresh_targets(*, campaign_ids: list[int] | None = None, force: bool = Fals
         )
         written += 1
     return written
+
+
+class SpecError(ValueError):
+    """A campaign file entry that cannot be applied; the message names the entry and the problem."""
+
+
+CAMPAIGN_FIELDS = {
+    "advertiser", "name", "status", "description", "keywords", "languages", "brand_voice", "promoted_products",
+    "categories", "objective", "pricing", "bid", "total_budget", "daily_budget", "starts_at", "ends_at", "tier",
+    "frequency_cap", "landing_url", "audience_min_similarity", "placements", "assets",
+}  # fmt: skip
+PLACEMENT_FIELDS = {"key", "name", "format", "max_ads", "allow_house_ads", "is_active"}
+
+
+def apply_placement(spec: dict, *, where: str) -> Placement:
+    """Create or update a placement from a dict (keys as in PLACEMENT_FIELDS)."""
+    if not isinstance(spec, dict) or not spec.get("key"):
+        raise SpecError(f"{where}: a placement needs a 'key'")
+    unknown = set(spec) - PLACEMENT_FIELDS
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    values = {k: v for k, v in spec.items() if k != "key"}
+    values.setdefault("name", spec["key"])
+    placement = Placement(key=spec["key"], **values)
+    try:
+        placement.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        raise SpecError(f"{where}: {_messages(exc)}") from None
+    obj, _ = Placement.objects.update_or_create(key=spec["key"], defaults=values)
+    return obj
+
+
+def _messages(exc: ValidationError) -> str:
+    return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+
+
+@transaction.atomic
+def apply_campaign(spec: dict, *, where: str) -> tuple[Campaign, bool, list[str]]:
+    """Create or update a campaign (idempotent on advertiser and name) with its products, placements and
+    human-written assets (checked by the advertising rules; passing ones approved). Returns (campaign,
+    created, notes)."""
+    from adengine.adapters import get_adapter
+    from adengine.services.creatives import CreativeRequestError, add_human_asset, review
+
+    if not isinstance(spec, dict) or not spec.get("advertiser") or not spec.get("name"):
+        raise SpecError(f"{where}: needs 'advertiser' and 'name'")
+    unknown = set(spec) - CAMPAIGN_FIELDS
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    adapter = get_adapter()
+    products = []
+    for key in spec.get("promoted_products", []):
+        product = adapter.find_product(str(key))
+        if product is None:
+            raise SpecError(f"{where}: no product {key!r} in the shop")
+        products.append(product)
+    placements = []
+    for key in spec.get("placements", []):
+        placement = Placement.objects.filter(key=key).first()
+        if placement is None:
+            raise SpecError(f"{where}: no placement {key!r}")
+        placements.append(placement)
+    advertiser, _ = Advertiser.objects.get_or_create(name=spec["advertiser"])
+    values = {
+        k: v for k, v in spec.items() if k not in {"advertiser", "name", "promoted_products", "placements", "assets"}
+    }
+    for key in ("starts_at", "ends_at"):
+        if values.get(key):
+            parsed = parse_datetime(values[key])
+            if parsed is None:
+                raise SpecError(f"{where}: {key} must be an ISO date-time")
+            values[key] = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+    campaign = Campaign.objects.filter(advertiser=advertiser, name=spec["name"]).first()
+    created = campaign is None
+    campaign = campaign or Campaign(advertiser=advertiser, name=spec["name"])
+    for key, value in values.items():
+        setattr(campaign, key, value)
+    try:
+        campaign.full_clean(exclude=["promoted_products", "placements", "target_vector"])
+    except ValidationError as exc:
+        raise SpecError(f"{where}: {_messages(exc)}") from None
+    campaign.save()
+    campaign.promoted_products.set(products)
+    campaign.placements.set(placements)
+    notes = []
+    assets = spec.get("assets") or {}
+    if not isinstance(assets, dict):
+        raise SpecError(f"{where}: 'assets' maps a language to its headlines and descriptions")
+    for language, texts in assets.items():
+        for field, asset_type in (("headlines", "headline"), ("descriptions", "description")):
+            for text in (texts or {}).get(field, []):
+                existing = Creative.objects.filter(
+                    campaign=campaign, asset_type=asset_type, language=language, text=text
+                ).first()
+                if existing is None:
+                    try:
+                        existing = add_human_asset(
+                            campaign=campaign, asset_type=asset_type, language=language, text=text
+                        )
+                    except CreativeRequestError as exc:
+                        raise SpecError(f"{where}: {language} {asset_type} {text!r}: {exc}") from None
+                if existing.passes_rules:
+                    review(creatives=Creative.objects.filter(pk=existing.pk), approve=True)
+                else:
+                    notes.append(f"{language} {asset_type} {text!r} fails the rules: {existing.rejection_reasons}")
+    return campaign, created, notes

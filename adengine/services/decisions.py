@@ -24,7 +24,7 @@ from adengine.serving.policy import POLICY_NAME, relevance_factor, thompson_slat
 
 CONTEXT_PRODUCT = 1.0  # relevance of a campaign promoting the product on the page
 CONTEXT_CATEGORY = 0.8  # ... targeting the page's category (or promoting a product in it)
-CONTEXT_QUERY = 0.7  # ... whose keywords the search query contains
+CONTEXT_QUERY = 0.9  # ... whose keywords the search query contains
 
 
 class UnknownPlacement(LookupError):
