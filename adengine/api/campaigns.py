@@ -54,7 +54,7 @@ class ProductKeyField(serializers.Field):
 
 class CampaignSerializer(serializers.ModelSerializer):
     advertiser = serializers.PrimaryKeyRelatedField(queryset=Advertiser.objects.all())
-    promoted_products = serializers.ListField(child=ProductKeyField(), required=False)
+    promoted_products = serializers.ListField(child=ProductKeyField(), required=False, write_only=True)
     placements = serializers.SlugRelatedField(
         slug_field="key", queryset=Placement.objects.all(), many=True, required=False
     )

@@ -1,0 +1,129 @@
+"""Ad slots on storefront pages: labelled, explained, escaped, and never able to break a page."""
+
+from __future__ import annotations
+
+import pytest
+from django.template import Context, Template
+from django.test import RequestFactory
+from django.urls import reverse
+
+from adengine.models import BehaviourEvent, Shopper
+from shop.celery import app
+from tests.conftest import adengine_settings
+from tests.factories import CategoryFactory, CreativeFactory, ProductFactory, UserFactory
+
+from .conftest import unit
+from .test_tracking import BROWSER
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_page_shows_a_labelled_sponsored_ad(client, placement, make_campaign):
+    campaign = make_campaign(headlines=0)
+    CreativeFactory(campaign=campaign, text="<script>alert(1)</script> Fast shoes")
+    html = client.get(reverse("shop:home"), HTTP_USER_AGENT=BROWSER).content.decode()
+    assert "Sponsored · " + campaign.advertiser.name in html
+    assert "Why this ad?" in html and 'rel="sponsored nofollow"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Fast shoes" in html and "<script>alert(1)" not in html
+    assert '/ads/v/' in html  # the view beacon
+
+
+@pytest.mark.parametrize("page", ["category", "product", "search"])
+def test_every_storefront_page_type_has_a_slot(client, make_campaign, page):
+    from tests.factories import PlacementFactory
+
+    category = CategoryFactory(slug="audio")
+    product = ProductFactory(category=category)
+    make_campaign(product=product, keywords=["headphones"], categories=["audio"])
+    PlacementFactory(key={"category": "category-top", "product": "product-sidebar", "search": "search-top"}[page])
+    url = {
+        "category": reverse("shop:category", args=["audio"]),
+        "product": reverse("shop:product", args=[product.sku]),
+        "search": reverse("shop:search") + "?q=headphones",
+    }[page]
+    assert "Sponsored" in client.get(url).content.decode()
+
+
+def test_unknown_placement_or_failure_renders_nothing(placement, make_campaign, monkeypatch, caplog):
+    make_campaign()
+    request = RequestFactory().get("/")
+    request.session = {}
+    request.user = UserFactory()
+    tpl = Template('{% load adengine %}<p>before</p>{% ad_slot "nowhere" %}<p>after</p>')
+    assert tpl.render(Context({"request": request})) == "<p>before</p><p>after</p>"
+    assert "no placement 'nowhere'" in caplog.text
+
+    from adengine.services import decisions
+
+    def broken(**kwargs):
+        raise RuntimeError("the ad engine is on fire")
+
+    monkeypatch.setattr(decisions, "decide", broken)
+    tpl = Template('{% load adengine %}<p>before</p>{% ad_slot "home-hero" %}<p>after</p>')
+    assert tpl.render(Context({"request": request})) == "<p>before</p><p>after</p>"
+    assert "the ad engine is on fire" in caplog.text
+
+
+def test_storefront_renders_when_the_broker_is_down(client, make_campaign, django_capture_on_commit_callbacks, caplog):
+    from tests.factories import PlacementFactory
+
+    PlacementFactory(key="product-sidebar")
+    make_campaign()
+    product = ProductFactory()
+    saved = app.conf.broker_write_url, app._pool, app.amqp._producer_pool
+    app.conf.broker_write_url = "redis://127.0.0.1:9/0"  # nothing listens there
+    app._pool = app.amqp._producer_pool = None
+    try:
+        with adengine_settings(REFRESH_DEBOUNCE_SECONDS=30), django_capture_on_commit_callbacks(execute=True):
+            resp = client.get(reverse("shop:product", args=[product.sku]))
+    finally:
+        app.conf.broker_write_url, app._pool, app.amqp._producer_pool = saved
+    assert resp.status_code == 200 and "Sponsored" in resp.content.decode()
+    assert BehaviourEvent.objects.filter(kind="view").exists()
+    assert "could not enqueue the interest refresh" in caplog.text
+
+
+def test_why_page_shows_interests_only_to_the_shopper_who_saw_the_ad(client, placement, make_campaign):
+    # given a logged-in shopper with interests and behaviour, shown a personalised ad
+    running = unit(1)
+    product = ProductFactory(title_en="Trail runner X")
+    from adengine.models import ProductVector
+
+    ProductVector.objects.create(product=product, embedding=running, text_hash="x", model_version="test")
+    make_campaign(description="Runners who go off-road", keywords=["trail running"], target=running)
+    user = UserFactory()
+    client.force_login(user)
+    client.get(reverse("shop:product", args=[product.sku]))  # a view event
+    Shopper.objects.filter(user=user).update(interest_vector=running)
+    html = client.get(reverse("shop:home"), HTTP_USER_AGENT=BROWSER).content.decode()
+    why_url = html.split('class="adengine-why" href="')[1].split('"')[0].replace("&amp;", "&")
+    # when they open "Why this ad?"
+    page = client.get(why_url).content.decode()
+    # then they see the targeting and their own matching activity
+    assert "Runners who go off-road" in page and "trail running" in page
+    assert "Trail runner X" in page and "Turn personalised ads off" in page
+    # someone else with the same link sees the targeting but not those interests
+    other = client_class_get(why_url)
+    assert "Runners who go off-road" in other and "Trail runner X" not in other
+
+
+def client_class_get(url):
+    from django.test import Client
+
+    return Client().get(url).content.decode()
+
+
+def test_turning_personalisation_off_from_the_why_page(client, placement, make_campaign):
+    make_campaign()
+    user = UserFactory()
+    client.force_login(user)
+    product = ProductFactory()
+    client.get(reverse("shop:product", args=[product.sku]))
+    resp = client.post(reverse("adengine:personalisation"), {"allowed": "off", "next": "/c/x/"})
+    assert resp.status_code == 302 and resp["Location"] == "/c/x/"
+    shopper = Shopper.objects.get(user=user)
+    assert shopper.personalisation is False and not shopper.events.exists()
+    # an off-site "next" is not followed
+    resp = client.post(reverse("adengine:personalisation"), {"allowed": "on", "next": "https://evil.example/"})
+    assert resp["Location"] == "/"
+    assert client.post(reverse("adengine:personalisation"), {"allowed": "perhaps"}).status_code == 400

@@ -1,0 +1,143 @@
+"""Signed tracking: one counted view and click per impression, no open redirect, bots and floods not billed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core import signing
+from django.urls import reverse
+
+from adengine.models import AdEvent, Campaign, Impression
+from adengine.serving import tokens
+from adengine.services.decisions import decide
+from adengine.services.tracking import truncate_ip
+from tests.conftest import adengine_settings
+
+pytestmark = pytest.mark.django_db
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+@pytest.fixture
+def served_ad(placement, make_campaign):
+    """One CPC ad at bid 1.00 served to an anonymous visitor, with its signed URLs."""
+    campaign = make_campaign()
+    (ad,) = decide(placement_key=placement.key, shopper=None).ads
+    return campaign, ad, tokens.urls(ad.impression_id, ad.nonce)
+
+
+def click(client, url, ua=BROWSER, ip="203.0.113.77"):
+    return client.get(url, HTTP_USER_AGENT=ua, REMOTE_ADDR=ip)
+
+
+def test_click_redirects_to_the_stored_landing_page_and_bills_once(client, served_ad):
+    campaign, ad, urls = served_ad
+    # when the shopper clicks
+    resp = click(client, urls["click_url"])
+    # then they land on the promoted product, and one click is billed at the bid
+    assert resp.status_code == 302 and resp["Location"] == ad.product.url
+    event = AdEvent.objects.get(kind="click")
+    assert event.status == "accepted" and event.charge == Decimal("1.00")
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("1.00")
+    # and the IP is stored truncated
+    assert event.ip == "203.0.113.0"
+    # when the same link is replayed, it is refused, logged as a duplicate and not billed
+    again = click(client, urls["click_url"])
+    assert again.status_code == 409
+    assert AdEvent.objects.filter(kind="click", status="duplicate").count() == 1
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("1.00")
+
+
+def test_tampered_and_foreign_tokens_are_refused_and_not_billed(client, served_ad):
+    _, ad, urls = served_ad
+    good = urls["click_url"].rstrip("/").split("/")[-1]
+    tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    assert click(client, reverse("adengine:click", args=[tampered])).status_code == 400
+    # a view token is not a click token (salted per purpose)
+    view_token = urls["view_url"].split("/")[-1].removesuffix(".gif")
+    assert click(client, reverse("adengine:click", args=[view_token])).status_code == 400
+    # a well-signed token for an impression that does not exist
+    forged = tokens.make("click", impression_id=ad.impression_id + 999, nonce=ad.nonce)
+    assert click(client, reverse("adengine:click", args=[forged])).status_code == 404
+    assert not AdEvent.objects.exists()
+
+
+def test_expired_links_are_refused(client, served_ad):
+    _, _, urls = served_ad
+    with adengine_settings(TRACKING_CLICK_MAX_AGE=-1):
+        assert click(client, urls["click_url"]).status_code == 410
+    assert not AdEvent.objects.exists()
+
+
+def test_landing_comes_from_the_impression_never_the_request(client, served_ad):
+    _, ad, urls = served_ad
+    resp = client.get(urls["click_url"] + "?next=https://evil.example/", HTTP_USER_AGENT=BROWSER)
+    assert resp["Location"] == ad.product.url
+    # a token carrying its own URL is not a token we signed
+    evil = signing.dumps([ad.impression_id, ad.nonce.hex, "https://evil.example/"], salt="adengine.click")
+    assert click(client, reverse("adengine:click", args=[evil])).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "ua", ["Googlebot/2.1 (+http://www.google.com/bot.html)", "curl/8.5.0", "", "Mozilla/5.0 HeadlessChrome/131"]
+)
+def test_bots_are_counted_but_not_billed(client, served_ad, ua):
+    campaign, ad, urls = served_ad
+    resp = click(client, urls["click_url"], ua=ua)
+    assert resp.status_code == 302  # the crawler is not told
+    event = AdEvent.objects.get()
+    assert event.status == "bot" and event.charge == 0
+    campaign.refresh_from_db()
+    assert campaign.spent == 0
+
+
+def test_per_ip_rate_limit(client, placement, make_campaign):
+    campaign = make_campaign()
+    with adengine_settings(TRACKING_RATE_LIMITS={"view": 100, "click": 3}):
+        statuses = []
+        for _ in range(5):
+            (ad,) = decide(placement_key=placement.key, shopper=None).ads
+            click(client, tokens.urls(ad.impression_id, ad.nonce)["click_url"])
+            statuses.append(AdEvent.objects.latest("pk").status)
+        # another network is not limited
+        (ad,) = decide(placement_key=placement.key, shopper=None).ads
+        click(client, tokens.urls(ad.impression_id, ad.nonce)["click_url"], ip="198.51.100.5")
+    assert statuses == ["accepted"] * 3 + ["rate_limited"] * 2
+    assert AdEvent.objects.latest("pk").status == "accepted"
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("4.00")
+
+
+def test_cpm_bills_views_once(client, placement, make_campaign):
+    campaign = make_campaign(pricing=Campaign.Pricing.CPM, bid=Decimal("5.00"))
+    (ad,) = decide(placement_key=placement.key, shopper=None).ads
+    urls = tokens.urls(ad.impression_id, ad.nonce)
+    first = client.get(urls["view_url"], HTTP_USER_AGENT=BROWSER)
+    assert first.status_code == 200 and first["Content-Type"] == "image/gif"
+    assert client.get(urls["view_url"], HTTP_USER_AGENT=BROWSER).status_code == 409
+    click(client, urls["click_url"])  # CPM: the click is counted, not billed
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("0.005")
+    assert Impression.objects.get(pk=ad.impression_id).viewed_at is not None
+    assert AdEvent.objects.get(kind="click").charge == 0
+
+
+def test_a_click_beyond_the_budget_is_counted_not_billed(client, placement, make_campaign):
+    campaign = make_campaign(total_budget=Decimal("1.50"))
+    ads = [decide(placement_key=placement.key, shopper=None).ads[0] for _ in range(2)]
+    for ad in ads:
+        click(client, tokens.urls(ad.impression_id, ad.nonce)["click_url"])
+    assert list(AdEvent.objects.order_by("pk").values_list("status", flat=True)) == ["accepted", "over_budget"]
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("1.00")
+
+
+@pytest.mark.parametrize(
+    "ip,expected",
+    [("203.0.113.77", "203.0.113.0"), ("2001:db8:abcd:12::1", "2001:db8:abcd::"), ("nonsense", None), ("", None)],
+)
+def test_truncate_ip(ip, expected):
+    assert truncate_ip(ip) == expected
