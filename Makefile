@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-main test-hostapp lint bench stop clean
+.PHONY: install browser demo test test-main test-hostapp lint bench stop clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -23,7 +23,14 @@ install: $(STAMP)
 demo: install
 	$(PY) -m shop.embedded demo
 
-test: install
+# The browser test needs Debian's chromium and chromedriver; installed here when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
+
+test: install browser
 	$(PY) -m shop.embedded run -- $(MAKE) --no-print-directory test-main test-hostapp
 
 test-main:

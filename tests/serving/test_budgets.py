@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from adengine.models import AdEvent, Campaign, CampaignDay
-from adengine.serving import tokens
 from adengine.services.budgets import charge
 from adengine.services.decisions import decide
+from adengine.serving import tokens
 
 from .test_tracking import BROWSER
 

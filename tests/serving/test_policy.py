@@ -41,9 +41,7 @@ def test_logged_propensities_match_how_often_the_policy_chooses(epsilon):
     logged: dict[int, list[float]] = {}
     # when the policy chooses many times
     for _ in range(runs):
-        s = thompson_slate(
-            rng, alpha=alpha, beta=beta, weight=np.ones(4), group=group, n=2, epsilon=epsilon, draws=200
-        )
+        s = thompson_slate(rng, alpha=alpha, beta=beta, weight=np.ones(4), group=group, n=2, epsilon=epsilon, draws=200)
         first[int(s.arms[0])] += 1
         logged.setdefault(int(s.arms[0]), []).append(float(s.propensities[0]))
     # then the mean logged propensity of each first-position arm is its observed frequency

@@ -25,7 +25,7 @@ def test_home_page_shows_a_labelled_sponsored_ad(client, placement, make_campaig
     assert "Sponsored · " + campaign.advertiser.name in html
     assert "Why this ad?" in html and 'rel="sponsored nofollow"' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Fast shoes" in html and "<script>alert(1)" not in html
-    assert '/ads/v/' in html  # the view beacon
+    assert "/ads/v/" in html  # the view beacon
 
 
 @pytest.mark.parametrize("page", ["category", "product", "search"])
