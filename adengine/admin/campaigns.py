@@ -1,0 +1,145 @@
+"""Admin for advertisers and campaigns (audience preview, copy generation, delivery and results)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from adengine.models import (
+    Advertiser,
+    Campaign,
+)
+
+log = logging.getLogger(__name__)
+
+
+@admin.register(Advertiser)
+class AdvertiserAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+    filter_horizontal = ["managers"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "advertiser", "status", "tier", "pricing", "bid", "budget", "results", "audience_link",
+                    "assets"]  # fmt: skip
+    list_filter = ["status", "tier", "objective", "pricing", "advertiser"]
+    search_fields = ["name", "description"]
+    autocomplete_fields = ["advertiser"]
+    raw_id_fields = ["promoted_products"]
+    filter_horizontal = ["placements"]
+    readonly_fields = ["spent", "created_at", "updated_at"]
+    actions = ["generate_copy", "activate", "pause"]
+    fieldsets = [
+        (None, {"fields": ["advertiser", "name", "status", "tier"]}),
+        ("Targeting", {"fields": ["description", "keywords", "categories", "promoted_products",
+                                  "audience_min_similarity", "placements", "languages", "brand_voice"]}),
+        ("Delivery", {"fields": ["objective", "pricing", "bid", "total_budget", "daily_budget", "spent", "starts_at",
+                                 "ends_at", "frequency_cap", "landing_url"]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]  # fmt: skip
+
+    @admin.display(description="spent / budget")
+    def budget(self, obj):
+        return f"{obj.spent:.2f} / {obj.total_budget:.2f}"
+
+    @admin.display(description="impressions · clicks · CTR · conv. · ROAS")
+    def results(self, obj):
+        from adengine.selectors.stats import campaign_stats
+
+        s = campaign_stats([obj.pk])[obj.pk]
+        ctr = f"{s['ctr']:.1%}" if s["ctr"] is not None else "–"
+        roas = f"{s['roas']:.2f}" if s["roas"] is not None else "–"
+        return f"{s['impressions']} · {s['clicks']} · {ctr} · {s['conversions']} · {roas}"
+
+    @admin.action(description="Activate")
+    def activate(self, request, queryset):
+        for campaign in queryset:  # save(), so signals refresh serving and targets
+            campaign.status = Campaign.Status.ACTIVE
+            campaign.save(update_fields=["status", "updated_at"])
+
+    @admin.action(description="Pause")
+    def pause(self, request, queryset):
+        for campaign in queryset:
+            campaign.status = Campaign.Status.PAUSED
+            campaign.save(update_fields=["status", "updated_at"])
+
+    @admin.display(description="assets")
+    def assets(self, obj):
+        url = reverse("admin:adengine_creative_changelist") + f"?campaign__id__exact={obj.pk}"
+        return format_html('<a href="{}">assets</a>', url)
+
+    @admin.action(description="Generate copy (8 variants per campaign language, in the worker)")
+    def generate_copy(self, request, queryset):
+        from adengine.services.creatives import CreativeRequestError, request_copy
+
+        made = 0
+        for campaign in queryset:
+            for language in campaign.languages or ["en"]:
+                try:
+                    request_copy(campaign=campaign, language=language, n=8, user=request.user)
+                    made += 1
+                except CreativeRequestError as exc:
+                    self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+        if made:
+            url = reverse("admin:adengine_generationrequest_changelist")
+            self.message_user(
+                request,
+                format_html(
+                    'Queued {} request(s); follow their progress under <a href="{}">copy generation requests</a>.',
+                    made,
+                    url,
+                ),
+            )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/audience/", self.admin_site.admin_view(self.audience_view), name="adengine_campaign_audience"
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="audience")
+    def audience_link(self, obj):
+        return format_html('<a href="{}">preview</a>', reverse("admin:adengine_campaign_audience", args=[obj.pk]))
+
+    def audience_view(self, request, pk: int):
+        """The campaign's nearest shoppers and the behaviour that put each one there."""
+        from adengine.selectors.audience import campaign_audience, target_vector, why_in_audience
+
+        campaign = get_object_or_404(Campaign, pk=pk)
+        days = request.GET.get("active_days")
+        try:
+            active_days = float(days) if days else None
+            k = min(max(int(request.GET.get("k", 50)), 1), 500)
+        except ValueError:
+            active_days, k = None, 50
+            messages.error(request, "k and active_days must be numbers; showing the defaults.")
+        rows, error = [], ""
+        try:
+            vector = target_vector(campaign)
+            members = campaign_audience(campaign, k=k, active_within_days=active_days) if vector is not None else []
+            rows = [(m, why_in_audience(m.shopper, vector)) for m in members]
+            if vector is None:
+                error = "Give the campaign a description, keywords or promoted products to find its audience."
+        except Exception as exc:
+            log.exception("audience preview of campaign %s failed", pk)
+            error = f"The audience could not be computed: {exc}"
+        context = {
+            **self.admin_site.each_context(request),
+            "campaign": campaign,
+            "rows": rows,
+            "error": error,
+            "k": k,
+            "active_days": days or "",
+            "opts": self.model._meta,
+            "title": f"Audience of {campaign}",
+        }
+        return TemplateResponse(request, "adengine/admin/campaign_audience.html", context)

@@ -1,0 +1,45 @@
+"""Admin for placements and the serving log: impressions with propensities, views and clicks, conversions."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from adengine.models import AdEvent, Conversion, Impression, Placement
+
+from .base import ReadOnlyAdmin
+
+
+@admin.register(Placement)
+class PlacementAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "format", "max_ads", "allow_house_ads", "is_active"]
+    list_editable = ["is_active"]
+    search_fields = ["key", "name"]
+
+
+@admin.register(Impression)
+class ImpressionAdmin(ReadOnlyAdmin):
+    list_display = ["served_at", "placement", "campaign", "creative", "position", "propensity", "predicted_ctr",
+                    "personalised", "viewed_at"]  # fmt: skip
+    list_filter = ["placement", "personalised", "policy", "campaign"]
+    date_hierarchy = "served_at"
+    list_select_related = ["placement", "campaign__advertiser", "creative"]
+    raw_id_fields = ["shopper", "creative", "description", "product"]
+    show_full_result_count = False
+
+
+@admin.register(AdEvent)
+class AdEventAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "kind", "status", "charge", "campaign", "impression", "ip"]
+    list_filter = ["kind", "status", "campaign"]
+    date_hierarchy = "occurred_at"
+    list_select_related = ["campaign__advertiser"]
+    raw_id_fields = ["impression"]
+    show_full_result_count = False
+
+
+@admin.register(Conversion)
+class ConversionAdmin(ReadOnlyAdmin):
+    list_display = ["ordered_at", "order_key", "campaign", "revenue", "shopper"]
+    list_filter = ["campaign"]
+    date_hierarchy = "ordered_at"
+    raw_id_fields = ["impression", "click", "shopper"]
