@@ -107,3 +107,40 @@ def test_product_vectors_key_on_uuid(item, encoder):
 
     assert embed_products(encoder=encoder) == 1
     assert ProductVector.objects.get().product_id == item.pk
+
+
+def test_ads_serve_track_and_attribute_on_uuid_products(client, item, django_capture_on_commit_callbacks):
+    """The serving path on this host: a slot on its item page, a click to its URL, an order credited."""
+    from decimal import Decimal
+
+    from adengine.models import Advertiser, Campaign, Conversion, Creative, Impression, Placement
+    from adengine.services.shoppers import get_or_create_for_user
+
+    Placement.objects.create(key="item-side", name="Item page", format="product", max_ads=1)
+    campaign = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Hill Co"), name="Oolong", status="active", bid=Decimal("0.40")
+    )
+    campaign.promoted_products.set([item])
+    Creative.objects.create(
+        campaign=campaign, asset_type="headline", language="en", text="Roasted oolong", status="approved",
+        passes_rules=True,
+    )  # fmt: skip
+    user = get_user_model().objects.create_user("hostbuyer", password="pw-123456")
+    get_or_create_for_user(user=user)
+    client.force_login(user)
+    # the host's page shows the ad (the item page is context: the campaign promotes this item)
+    html = client.get(f"/items/{item.pk}/", HTTP_USER_AGENT="Mozilla/5.0 Firefox/133.0").content.decode()
+    assert "Roasted oolong" in html and "Sponsored" in html
+    assert Impression.objects.get().product_id == item.pk  # a UUID foreign key
+    click_url = html.split('class="adengine-link" href="')[1].split('"')[0]
+    resp = client.get(click_url, HTTP_USER_AGENT="Mozilla/5.0 Firefox/133.0")
+    assert resp.status_code == 302 and resp["Location"] == f"/items/{item.pk}/"
+    # the host's purchase model, through its adapter, is credited to the click
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase = Purchase.objects.create(buyer=user, made_on=timezone.now())
+        PurchaseItem.objects.create(purchase=purchase, item=item, count=2, each_cents=4500)
+        purchase.save()
+    conversion = Conversion.objects.get()
+    assert conversion.campaign == campaign and conversion.revenue == Decimal("90.00")
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("0.40")
