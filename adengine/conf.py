@@ -116,7 +116,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "in-memory candidate index (changes made in the same process apply at once).",
     ),
     "SERVING_SPEND_REFRESH_SECONDS": (5, "How often a process re-reads campaigns' spend for budgets and pacing."),
-    "SERVING_CANDIDATES": (40, "Campaigns taken by interest similarity per decision (plus the page's matches)."),
+    "SERVING_CANDIDATES": (
+        24,
+        "Campaigns that compete in a decision: the eligible ones with the highest expected value (bid x mean "
+        "CTR of their best asset x relevance to the shopper and page).",
+    ),
+    "SERVING_ASSETS_PER_CAMPAIGN": (
+        3,
+        "Headlines per campaign that compete in a decision: those with the highest posterior mean + 2 sd, so "
+        "new, uncertain assets are tried.",
+    ),
     "SERVING_EXPLORATION": (
         0.05,
         "Share of decisions that show a uniformly random slate instead of the Thompson-sampling choice; "

@@ -21,7 +21,7 @@ class Impression(models.Model):
     nonce = models.UUIDField(
         "nonce", default=uuid.uuid4, unique=True, editable=False, help_text="One-time key in its signed URLs."
     )
-    decision_id = models.UUIDField("decision", db_index=True, help_text="The decision that chose it (with others).")
+    decision_id = models.UUIDField("decision", help_text="The decision that chose it (with others).")
     placement = models.ForeignKey(
         Placement, models.CASCADE, related_name="impressions", verbose_name="placement", help_text="Where it showed."
     )
@@ -41,6 +41,7 @@ class Impression(models.Model):
         models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,  # the log is written on every page view: only the indexes reads need
         related_name="+",
         verbose_name="description",
         help_text="The description asset shown with it.",
@@ -50,6 +51,7 @@ class Impression(models.Model):
         models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,
         related_name="+",
         verbose_name="product",
         help_text="The promoted product shown, if any.",
@@ -80,7 +82,7 @@ class Impression(models.Model):
     landing_url = models.CharField(
         "landing URL", max_length=500, help_text="The only place its click URL redirects to."
     )
-    served_at = models.DateTimeField("served", db_index=True, help_text="When it was chosen.")
+    served_at = models.DateTimeField("served", help_text="When it was chosen.")
     viewed_at = models.DateTimeField("viewed", null=True, blank=True, help_text="When its view beacon arrived.")
 
     class Meta:

@@ -7,13 +7,14 @@ in one insert. It never loads a model and never touches the broker.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import Count
+from django.db import connection
 from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
@@ -125,44 +126,54 @@ def _eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang
     plan = snap.daily_budget * min(1.0, day_share + float(ad_settings.PACING_SLACK))
     paced = np.isnan(snap.daily_budget) | (snap.spent_today + snap.unit_price <= plan + 1e-9)
     ok &= ~sponsored | paced
-    has_copy = np.zeros(len(snap.campaigns), bool)
-    for lg in {lang, default_lang}:
-        arms = snap.arms.get(lg)
-        if arms is not None and arms.spans:
-            has_copy[list(arms.spans)] = True
-    return ok & has_copy
+    none = np.zeros(len(snap.campaigns), bool)
+    return ok & (snap.has_copy.get(lang, none) | snap.has_copy.get(default_lang, none))
 
 
-def _capped(snap: Snapshot, shopper: Shopper | None, eligible: np.ndarray) -> np.ndarray:
-    """Campaigns the shopper has already seen as often today as their frequency cap allows."""
-    capped = np.zeros(len(snap.campaigns), bool)
-    if shopper is None or shopper.pk is None or not np.any(eligible & (snap.frequency_cap > 0)):
+def _capped(snap: Snapshot, shopper: Shopper | None, candidates: np.ndarray) -> np.ndarray:
+    """Which candidate campaigns the shopper has already seen today as often as their cap allows."""
+    capped = np.zeros(len(candidates), bool)
+    if shopper is None or shopper.pk is None or not np.any(snap.frequency_cap[candidates] > 0):
         return capped
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    for cid, seen in (
-        Impression.objects.filter(shopper_id=shopper.pk, served_at__gte=midnight)
-        .values_list("campaign_id")
-        .annotate(n=Count("id"))
-        .values_list("campaign_id", "n")
-    ):
-        i = snap.index_of.get(cid)
-        if i is not None and 0 < snap.frequency_cap[i] <= seen:
-            capped[i] = True
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT campaign_id, count(*) FROM {Impression._meta.db_table} "
+            "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id",
+            [shopper.pk, midnight],
+        )
+        seen = dict(cur.fetchall())
+    if seen:
+        for j, ci in enumerate(candidates):
+            cap = snap.frequency_cap[ci]
+            if cap > 0 and seen.get(snap.campaigns[ci].id, 0) >= cap:
+                capped[j] = True
     return capped
 
 
-def _arms_for(snap: Snapshot, campaigns: np.ndarray, lang: str, default_lang: str) -> tuple[list, np.ndarray]:
-    """(per arm: (language, arm index)), and each arm's campaign index, sorted by campaign."""
-    refs, group = [], []
-    for ci in np.sort(campaigns):
+def _arms_for(
+    snap: Snapshot, campaigns: np.ndarray, lang: str, default_lang: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per competing arm: its language, its index in that language's arrays, its campaign (sorted by campaign).
+
+    A campaign's arms are stored best-first by an optimistic index; the first SERVING_ASSETS_PER_CAMPAIGN
+    compete (in the page's language, else the default language).
+    """
+    per = max(1, int(ad_settings.SERVING_ASSETS_PER_CAMPAIGN))
+    langs: list[str] = []
+    idx: list[int] = []
+    group: list[int] = []
+    for ci in np.sort(campaigns).tolist():
         for lg in (lang, default_lang):
             arms = snap.arms.get(lg)
-            span = arms.spans.get(int(ci)) if arms is not None else None
+            span = arms.spans.get(ci) if arms is not None else None
             if span:
-                refs.extend((lg, j) for j in range(*span))
-                group.extend([int(ci)] * (span[1] - span[0]))
+                end = min(span[1], span[0] + per)
+                langs.extend([lg] * (end - span[0]))
+                idx.extend(range(span[0], end))
+                group.extend([ci] * (end - span[0]))
                 break
-    return refs, np.array(group, dtype=np.int64)
+    return langs, np.array(idx, dtype=np.int64), np.array(group, dtype=np.int64)
 
 
 def _choose(
@@ -177,11 +188,15 @@ def _choose(
     """Thompson-sample a slate among the candidate campaigns' arms: [(campaign idx, lang, arm, p, ctr, value)]."""
     if n <= 0 or len(candidates) == 0:
         return []
-    refs, group = _arms_for(snap, candidates, lang, default_lang)
-    if not refs:
+    langs, idx, group = _arms_for(snap, candidates, lang, default_lang)
+    if not langs:
         return []
-    alpha = np.array([snap.arms[lg].alpha[j] for lg, j in refs])
-    beta = np.array([snap.arms[lg].beta[j] for lg, j in refs])
+    alpha = np.empty(len(idx))
+    beta = np.empty(len(idx))
+    for lg in set(langs):
+        mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(set(langs)) > 1 else slice(None)
+        alpha[mask] = snap.arms[lg].alpha[idx[mask]]
+        beta[mask] = snap.arms[lg].beta[idx[mask]]
     weight = snap.value_per_click[group] * relevance_factor(
         relevance[group], float(ad_settings.SERVING_RELEVANCE_WEIGHT)
     )
@@ -196,9 +211,29 @@ def _choose(
         draws=int(ad_settings.SERVING_PROPENSITY_DRAWS),
     )
     return [
-        (int(group[a]), refs[a][0], refs[a][1], float(p), float(ctr), float(v), slate.explored)
+        (int(group[a]), langs[a], int(idx[a]), float(p), float(ctr), float(v), slate.explored)
         for a, p, ctr, v in zip(slate.arms, slate.propensities, slate.sampled_ctr, slate.values, strict=True)
     ]
+
+
+_IMPRESSION_COLUMNS = (
+    "nonce, decision_id, placement_id, campaign_id, creative_id, description_id, product_id, shopper_id, language, "
+    "position, propensity, predicted_ctr, relevance, value, candidates, personalised, policy, context, landing_url, "
+    "served_at"
+)
+_ROW = "(" + ", ".join(["%s"] * 17 + ["%s::jsonb", "%s", "%s"]) + ")"
+
+
+def _insert_impressions(rows: list[tuple]) -> list[int]:
+    """Write the impressions in one statement (no ORM: this is the hottest write); their ids, in order."""
+    sql = (
+        f"INSERT INTO {Impression._meta.db_table} ({_IMPRESSION_COLUMNS}) VALUES "
+        + ", ".join([_ROW] * len(rows))
+        + " RETURNING id"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [value for row in rows for value in row])
+        return [r[0] for r in cur.fetchall()]
 
 
 def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
@@ -246,7 +281,6 @@ def decide(
     lang = _language(snap, language)
 
     eligible = _eligible(snap, placement, lang, default_lang, time.time())
-    eligible &= ~_capped(snap, shopper, eligible)
     relevance = _context_relevance(snap, context, product_category)
     similarity = np.zeros(len(snap.campaigns))
     vector = None
@@ -278,10 +312,18 @@ def decide(
         snap.value_per_click * mean_ctr * relevance_factor(relevance, float(ad_settings.SERVING_RELEVANCE_WEIGHT))
     )
     k = int(ad_settings.SERVING_CANDIDATES)
-    sponsored = _top(expected, eligible & ~snap.house, k)
+    # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
+    # by the next best, so the candidate set stays deterministic given the shopper's impressions today.
+    pool = _top(expected, eligible, 2 * k + n)
+    pool = pool[~_capped(snap, shopper, pool)]
+    ranked = pool[np.argsort(-expected[pool], kind="stable")]
+    sponsored = ranked[~snap.house[ranked]][:k]
     chosen = _choose(snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n)
     if len(chosen) < n and placement.allow_house_ads:
-        house = _top(expected, eligible & snap.house, k)
+        house = ranked[snap.house[ranked]][:k]
+        if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
+            capped_pool = _top(expected, eligible & snap.house, k)
+            house = capped_pool[~_capped(snap, shopper, capped_pool)]
         chosen += _choose(snap, house, relevance, lang=lang, default_lang=default_lang, n=n - len(chosen))
     if not chosen:
         return decision
@@ -294,40 +336,28 @@ def decide(
         product = _product(snap, campaign, context, vector)
         landing = arms.landing[j] or (product.url if product else "") or campaign.landing_url or "/"
         description = snap.descriptions.get((ci, lg), (None, ""))
-        impression = Impression(
-            decision_id=decision.id,
-            placement_id=placement.id,
-            campaign_id=campaign.id,
-            creative_id=int(arms.creative_ids[j]),
-            description_id=description[0],
-            product_id=product.pk if product else None,
-            shopper_id=shopper.pk if shopper is not None else None,
-            language=lg,
-            position=position,
-            propensity=propensity,
-            predicted_ctr=ctr,
-            relevance=float(relevance[ci]),
-            value=value,
-            candidates=len(sponsored),
-            personalised=personalised,
-            policy=POLICY_NAME,
-            context={
-                "page": context.page,
-                "product": None if context.product is None else str(context.product),
-                "category": context.category or product_category,
-                "query": context.query,
-                "similarity": round(float(similarity[ci]), 5),
-                "explored": explored,
-                "house": bool(snap.house[ci]),
-            },
-            landing_url=landing,
-            served_at=now,
-        )
-        rows.append(impression)
+        nonce = uuid.uuid4()
+        ctx = {
+            "page": context.page,
+            "product": None if context.product is None else str(context.product),
+            "category": context.category or product_category,
+            "query": context.query,
+            "similarity": round(float(similarity[ci]), 5),
+            "explored": explored,
+            "house": bool(snap.house[ci]),
+        }
+        rows.append(
+            (
+                nonce, decision.id, placement.id, campaign.id, int(arms.creative_ids[j]), description[0],
+                product.pk if product else None, shopper.pk if shopper is not None else None, lg, position,
+                propensity, ctr, float(relevance[ci]), value, len(sponsored), personalised, POLICY_NAME,
+                json.dumps(ctx), landing, now,
+            )
+        )  # fmt: skip
         ads.append(
             Ad(
                 impression_id=0,
-                nonce=impression.nonce,
+                nonce=nonce,
                 campaign_id=campaign.id,
                 advertiser=campaign.advertiser,
                 campaign=campaign.name,
@@ -340,8 +370,7 @@ def decide(
                 landing_url=landing,
             )
         )
-    Impression.objects.bulk_create(rows)
-    for ad, row in zip(ads, rows, strict=True):
-        ad.impression_id = row.pk
+    for ad, pk in zip(ads, _insert_impressions(rows), strict=True):
+        ad.impression_id = pk
     decision.ads = ads
     return decision
