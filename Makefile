@@ -33,8 +33,8 @@ browser:
 test: install browser
 	$(PY) -m shop.embedded run -- $(MAKE) --no-print-directory test-main test-hostapp
 
-test-main:
-	$(PY) -m pytest tests --ignore=tests/hostapp -q
+test-main:  # --ds: `shop.embedded run` exports shop.settings, which would win over pyproject's setting
+	$(PY) -m pytest tests --ignore=tests/hostapp -q --ds=tests.settings
 
 test-hostapp:
 	$(PY) -m pytest tests/hostapp -q --ds=tests.hostapp.settings -p no:cacheprovider

@@ -131,6 +131,18 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Share of decisions that show a uniformly random slate instead of the Thompson-sampling choice; "
         "keeps every eligible ad's propensity above zero so that new strategies can be evaluated offline.",
     ),
+    "SERVING_LOG_MODE": (
+        "async",
+        "'async': a background thread per process writes impressions (with their propensities) in batches, "
+        "off the request path; 'sync': written before the decision returns.",
+    ),
+    "SERVING_LOG_FLUSH_SECONDS": (0.05, "Async impression log: longest wait before a batch is written."),
+    "SERVING_LOG_BATCH": (200, "Async impression log: write as soon as this many impressions wait."),
+    "SERVING_CAP_CACHE_SECONDS": (
+        30,
+        "A process re-reads a shopper's impressions of today (for frequency caps) at most this often; between "
+        "reads it counts what it served itself.",
+    ),
     "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
     "SERVING_RELEVANCE_WEIGHT": (
         3.0,

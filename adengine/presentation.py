@@ -10,12 +10,12 @@ from adengine.serving import tokens
 
 def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
     """A chosen ad as plain data; ``build_uri`` (request.build_absolute_uri) makes the URLs absolute."""
-    urls = tokens.urls(ad.impression_id, ad.nonce)
+    urls = tokens.urls(ad.nonce)
     if build_uri is not None:
         urls = {k: build_uri(v) for k, v in urls.items()}
     product = ad.product
     return {
-        "impression_id": ad.impression_id,
+        "impression": ad.nonce.hex,
         "campaign_id": ad.campaign_id,
         "advertiser": ad.advertiser,
         "sponsored": not ad.house,

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from adengine.models import AdEvent, Impression
 from adengine.selectors.why import explain
 from adengine.services.shoppers import set_personalisation, shopper_for_request
-from adengine.services.tracking import record
+from adengine.services.tracking import find_impression, record
 from adengine.serving import tokens
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,10 @@ def _impression(token: str, request: HttpRequest) -> Impression | HttpResponse:
         data = tokens.read("why", token)
     except tokens.TokenError as exc:
         return _refused(request, str(exc), exc.status)
-    impression = (
-        Impression.objects.select_related("campaign__advertiser")
-        .filter(pk=data.impression_id, nonce=data.nonce)
-        .first()
-    )
+    try:
+        impression = find_impression(data.nonce, related=("campaign__advertiser",))
+    except tokens.TokenError:
+        impression = None
     return impression if impression is not None else _refused(request, "no such ad", 404)
 
 

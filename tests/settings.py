@@ -6,4 +6,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 ADENGINE = {
     **ADENGINE,  # noqa: F405
     "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly
+    "SERVING_LOG_MODE": "sync",  # tests look at impressions right after deciding (async mode: its own test)
 }

@@ -15,12 +15,12 @@ from rest_framework.views import APIView
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.models import AdEvent, Impression
+from adengine.models import AdEvent
 from adengine.presentation import decision_data
 from adengine.selectors.why import explain
 from adengine.services.decisions import PageContext, UnknownPlacement, decide
 from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
-from adengine.services.tracking import record
+from adengine.services.tracking import find_impression, record
 from adengine.serving import tokens
 from adengine.views import client_ip
 
@@ -157,13 +157,10 @@ class WhyView(APIView):
             data = tokens.read("why", token)
         except tokens.TokenError as exc:
             return Response({"detail": str(exc)}, status=exc.status)
-        impression = (
-            Impression.objects.select_related("campaign__advertiser")
-            .filter(pk=data.impression_id, nonce=data.nonce)
-            .first()
-        )
-        if impression is None:
-            return Response({"detail": "no such ad."}, status=status.HTTP_404_NOT_FOUND)
+        try:
+            impression = find_impression(data.nonce, related=("campaign__advertiser",))
+        except tokens.TokenError as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
         return Response(explain(impression, viewer=shopper_for_request(request, create=False)))
 
 

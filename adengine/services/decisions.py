@@ -1,8 +1,10 @@
 """The decision engine: which ads a shopper sees in a placement, logged with their propensities.
 
-The hot path reads the in-memory candidate index (``adengine.serving.index``), the shopper row it is
-given, one count of today's impressions when a candidate has a frequency cap, and writes the impressions
-in one insert. It never loads a model and never touches the broker.
+The hot path reads the in-memory candidate index (``adengine.serving.index``) and the shopper row it is
+given; today's impressions of the shopper (for frequency caps) come from a per-process cache re-read at
+most every ``SERVING_CAP_CACHE_SECONDS``; the impressions are handed to the impression log
+(``adengine.serving.log``), which estimates their propensities and writes them off the request path.
+It never loads a model and never touches the broker.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from adengine.conf import settings as ad_settings
 from adengine.models import Impression, Shopper
 from adengine.serving import index as serving_index
 from adengine.serving.index import CampaignEntry, PlacementEntry, ProductCard, Snapshot, words
-from adengine.serving.policy import POLICY_NAME, relevance_factor, thompson_slate
+from adengine.serving.log import PendingSlate, impression_log
+from adengine.serving.policy import POLICY_NAME, relevance_factor, sample_slate
 
 CONTEXT_PRODUCT = 1.0  # relevance of a campaign promoting the product on the page
 CONTEXT_CATEGORY = 0.8  # ... targeting the page's category (or promoting a product in it)
@@ -44,9 +47,8 @@ class PageContext:
 
 @dataclass
 class Ad:
-    """One chosen ad, ready to render."""
+    """One chosen ad, ready to render; ``nonce`` names its impression (and signs its URLs)."""
 
-    impression_id: int
     nonce: uuid.UUID
     campaign_id: int
     advertiser: str
@@ -130,19 +132,55 @@ def _eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang
     return ok & (snap.has_copy.get(lang, none) | snap.has_copy.get(default_lang, none))
 
 
+class _SeenToday:
+    """Per process: shopper -> impressions per campaign today, re-read from the log now and then."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: dict[int, tuple[object, float, dict[int, int]]] = {}
+
+    def get(self, shopper_id: int) -> dict[int, int]:
+        today = timezone.localdate()
+        now = time.monotonic()
+        with self.lock:
+            entry = self.entries.get(shopper_id)
+        if entry is not None and entry[0] == today and now - entry[1] < float(ad_settings.SERVING_CAP_CACHE_SECONDS):
+            return entry[2]
+        midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT campaign_id, count(*) FROM {Impression._meta.db_table} "
+                "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id",
+                [shopper_id, midnight],
+            )
+            seen = dict(cur.fetchall())
+        with self.lock:
+            if len(self.entries) > 100_000:
+                self.entries.clear()
+            self.entries[shopper_id] = (today, now, seen)
+        return seen
+
+    def add(self, shopper_id: int, campaign_ids: list[int]) -> None:
+        with self.lock:
+            entry = self.entries.get(shopper_id)
+            if entry is not None:
+                for cid in campaign_ids:
+                    entry[2][cid] = entry[2].get(cid, 0) + 1
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+seen_today = _SeenToday()
+
+
 def _capped(snap: Snapshot, shopper: Shopper | None, candidates: np.ndarray) -> np.ndarray:
     """Which candidate campaigns the shopper has already seen today as often as their cap allows."""
     capped = np.zeros(len(candidates), bool)
     if shopper is None or shopper.pk is None or not np.any(snap.frequency_cap[candidates] > 0):
         return capped
-    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT campaign_id, count(*) FROM {Impression._meta.db_table} "
-            "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id",
-            [shopper.pk, midnight],
-        )
-        seen = dict(cur.fetchall())
+    seen = seen_today.get(shopper.pk)
     if seen:
         for j, ci in enumerate(candidates):
             cap = snap.frequency_cap[ci]
@@ -184,56 +222,33 @@ def _choose(
     lang: str,
     default_lang: str,
     n: int,
-) -> list[tuple]:
-    """Thompson-sample a slate among the candidate campaigns' arms: [(campaign idx, lang, arm, p, ctr, value)]."""
+) -> tuple[list[tuple], PendingSlate | None]:
+    """Thompson-sample a slate among the candidate campaigns' arms.
+
+    Returns [(campaign idx, language, arm, sampled CTR, value, explored)] and the slate's propensity job.
+    """
     if n <= 0 or len(candidates) == 0:
-        return []
+        return [], None
     langs, idx, group = _arms_for(snap, candidates, lang, default_lang)
     if not langs:
-        return []
+        return [], None
     alpha = np.empty(len(idx))
     beta = np.empty(len(idx))
-    for lg in set(langs):
-        mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(set(langs)) > 1 else slice(None)
+    distinct = set(langs)
+    for lg in distinct:
+        mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(distinct) > 1 else slice(None)
         alpha[mask] = snap.arms[lg].alpha[idx[mask]]
         beta[mask] = snap.arms[lg].beta[idx[mask]]
     weight = snap.value_per_click[group] * relevance_factor(
         relevance[group], float(ad_settings.SERVING_RELEVANCE_WEIGHT)
     )
-    slate = thompson_slate(
-        _rng(),
-        alpha=alpha,
-        beta=beta,
-        weight=weight,
-        group=group,
-        n=n,
-        epsilon=float(ad_settings.SERVING_EXPLORATION),
-        draws=int(ad_settings.SERVING_PROPENSITY_DRAWS),
-    )
+    epsilon = float(ad_settings.SERVING_EXPLORATION)
+    slate = sample_slate(_rng(), alpha=alpha, beta=beta, weight=weight, group=group, n=n, epsilon=epsilon)
+    job = PendingSlate(rows=[], alpha=alpha, beta=beta, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
     return [
-        (int(group[a]), langs[a], int(idx[a]), float(p), float(ctr), float(v), slate.explored)
-        for a, p, ctr, v in zip(slate.arms, slate.propensities, slate.sampled_ctr, slate.values, strict=True)
-    ]
-
-
-_IMPRESSION_COLUMNS = (
-    "nonce, decision_id, placement_id, campaign_id, creative_id, description_id, product_id, shopper_id, language, "
-    "position, propensity, predicted_ctr, relevance, value, candidates, personalised, policy, context, landing_url, "
-    "served_at"
-)
-_ROW = "(" + ", ".join(["%s"] * 17 + ["%s::jsonb", "%s", "%s"]) + ")"
-
-
-def _insert_impressions(rows: list[tuple]) -> list[int]:
-    """Write the impressions in one statement (no ORM: this is the hottest write); their ids, in order."""
-    sql = (
-        f"INSERT INTO {Impression._meta.db_table} ({_IMPRESSION_COLUMNS}) VALUES "
-        + ", ".join([_ROW] * len(rows))
-        + " RETURNING id"
-    )
-    with connection.cursor() as cur:
-        cur.execute(sql, [value for row in rows for value in row])
-        return [r[0] for r in cur.fetchall()]
+        (int(group[a]), langs[a], int(idx[a]), float(ctr), float(v), slate.explored)
+        for a, ctr, v in zip(slate.arms, slate.sampled_ctr, slate.values, strict=True)
+    ], job
 
 
 def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
@@ -318,59 +333,64 @@ def decide(
     pool = pool[~_capped(snap, shopper, pool)]
     ranked = pool[np.argsort(-expected[pool], kind="stable")]
     sponsored = ranked[~snap.house[ranked]][:k]
-    chosen = _choose(snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n)
+    chosen, job = _choose(snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n)
+    slates = [(chosen, job, len(sponsored))] if chosen else []
     if len(chosen) < n and placement.allow_house_ads:
         house = ranked[snap.house[ranked]][:k]
         if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
-            capped_pool = _top(expected, eligible & snap.house, k)
-            house = capped_pool[~_capped(snap, shopper, capped_pool)]
-        chosen += _choose(snap, house, relevance, lang=lang, default_lang=default_lang, n=n - len(chosen))
-    if not chosen:
+            house_pool = _top(expected, eligible & snap.house, k)
+            house = house_pool[~_capped(snap, shopper, house_pool)]
+        filled, house_job = _choose(snap, house, relevance, lang=lang, default_lang=default_lang, n=n - len(chosen))
+        if filled:
+            slates.append((filled, house_job, len(house)))
+    if not slates:
         return decision
 
     now = timezone.now()
-    rows, ads = [], []
-    for position, (ci, lg, j, propensity, ctr, value, explored) in enumerate(chosen):
-        campaign = snap.campaigns[ci]
-        arms = snap.arms[lg]
-        product = _product(snap, campaign, context, vector)
-        landing = arms.landing[j] or (product.url if product else "") or campaign.landing_url or "/"
-        description = snap.descriptions.get((ci, lg), (None, ""))
-        nonce = uuid.uuid4()
-        ctx = {
-            "page": context.page,
-            "product": None if context.product is None else str(context.product),
-            "category": context.category or product_category,
-            "query": context.query,
-            "similarity": round(float(similarity[ci]), 5),
-            "explored": explored,
-            "house": bool(snap.house[ci]),
-        }
-        rows.append(
-            (
-                nonce, decision.id, placement.id, campaign.id, int(arms.creative_ids[j]), description[0],
-                product.pk if product else None, shopper.pk if shopper is not None else None, lg, position,
-                propensity, ctr, float(relevance[ci]), value, len(sponsored), personalised, POLICY_NAME,
-                json.dumps(ctx), landing, now,
+    ads: list[Ad] = []
+    for entries, job, n_candidates in slates:
+        for ci, lg, j, ctr, value, explored in entries:
+            position = len(ads)
+            campaign = snap.campaigns[ci]
+            arms = snap.arms[lg]
+            product = _product(snap, campaign, context, vector)
+            landing = arms.landing[j] or (product.url if product else "") or campaign.landing_url or "/"
+            description = snap.descriptions.get((ci, lg), (None, ""))
+            nonce = uuid.uuid4()
+            ctx = {
+                "page": context.page,
+                "product": None if context.product is None else str(context.product),
+                "category": context.category or product_category,
+                "query": context.query,
+                "similarity": round(float(similarity[ci]), 5),
+                "explored": explored,
+                "house": bool(snap.house[ci]),
+            }
+            job.rows.append(
+                [
+                    nonce, decision.id, placement.id, campaign.id, int(arms.creative_ids[j]), description[0],
+                    product.pk if product else None, shopper.pk if shopper is not None else None, lg, position,
+                    None, ctr, float(relevance[ci]), value, n_candidates, personalised, POLICY_NAME,
+                    json.dumps(ctx), landing, now,
+                ]
+            )  # fmt: skip
+            ads.append(
+                Ad(
+                    nonce=nonce,
+                    campaign_id=campaign.id,
+                    advertiser=campaign.advertiser,
+                    campaign=campaign.name,
+                    headline=arms.texts[j],
+                    description=description[1],
+                    product=product,
+                    language=lg,
+                    position=position,
+                    house=bool(snap.house[ci]),
+                    landing_url=landing,
+                )
             )
-        )  # fmt: skip
-        ads.append(
-            Ad(
-                impression_id=0,
-                nonce=nonce,
-                campaign_id=campaign.id,
-                advertiser=campaign.advertiser,
-                campaign=campaign.name,
-                headline=arms.texts[j],
-                description=description[1],
-                product=product,
-                language=lg,
-                position=position,
-                house=bool(snap.house[ci]),
-                landing_url=landing,
-            )
-        )
-    for ad, pk in zip(ads, _insert_impressions(rows), strict=True):
-        ad.impression_id = pk
+    impression_log.write([job for _, job, _ in slates])
+    if shopper is not None and shopper.pk is not None:
+        seen_today.add(shopper.pk, [ad.campaign_id for ad in ads])
     decision.ads = ads
     return decision

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import logging
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -75,12 +76,32 @@ def _price(impression: Impression, kind: str) -> Decimal:
     return Decimal(0)
 
 
-def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackResult:
-    """Record a view or click from its signed token; raises tokens.TokenError for tampered, expired, unknown."""
-    data = tokens.read(kind, token)
-    impression = Impression.objects.select_related("campaign").filter(pk=data.impression_id, nonce=data.nonce).first()
+def find_impression(nonce, *, related: tuple[str, ...] = ()) -> Impression:
+    """The impression with this nonce; TokenError 404 if none.
+
+    With the asynchronous impression log an impression may not be written yet when its beacon arrives:
+    this process's pending impressions are flushed, then the lookup is retried briefly (the writer of
+    another process flushes within SERVING_LOG_FLUSH_SECONDS).
+    """
+    from adengine.serving.log import impression_log
+
+    qs = Impression.objects.select_related(*related).filter(nonce=nonce)
+    impression = qs.first()
+    if impression is None and ad_settings.SERVING_LOG_MODE != "sync":
+        impression_log.flush()
+        for wait in (0.0, 0.05, 0.1, 0.2):
+            time.sleep(wait)
+            impression = qs.first()
+            if impression is not None:
+                break
     if impression is None:
         raise tokens.TokenError("no such ad", 404)
+    return impression
+
+
+def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackResult:
+    """Record a view or click from its signed token; raises tokens.TokenError for tampered, expired, unknown."""
+    impression = find_impression(tokens.read(kind, token).nonce, related=("campaign",))
     now = timezone.now()
     ip = truncate_ip(ip)
     event = AdEvent(

@@ -57,6 +57,90 @@ def _group_best(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tu
     return best_val, np.minimum.reduceat(arm_ids, starts, axis=1)
 
 
+def _groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if np.any(group[1:] < group[:-1]):
+        raise ValueError("arms must be sorted by group")
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.r_[starts[1:], len(group)] - starts
+    return starts, sizes
+
+
+def _slates(theta: np.ndarray, weight: np.ndarray, starts: np.ndarray, sizes: np.ndarray, n: int) -> np.ndarray:
+    """The Thompson slate of each row of sampled CTRs: (rows, n) arm indices."""
+    values = theta * weight
+    best_val, best_arm = _group_best(values, starts, sizes)
+    order = np.argsort(-best_val, axis=1, kind="stable")[:, :n]
+    return best_arm[np.arange(len(theta))[:, None], order]
+
+
+def sample_slate(
+    rng: np.random.Generator,
+    *,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    weight: np.ndarray,
+    group: np.ndarray,
+    n: int,
+    epsilon: float,
+) -> Slate:
+    """Choose up to ``n`` arms, at most one per group (campaign), by Thompson sampling of value = CTR x weight.
+
+    Each arm's CTR is drawn once from its Beta posterior and the slate is the top arms by sampled value.
+    With probability ``epsilon`` the slate is instead uniform: a random order of groups and a random arm in
+    each. Arms must be sorted by group. The propensities are left empty: see ``propensities``.
+    """
+    alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
+    group = np.asarray(group)
+    if len(alpha) == 0 or n <= 0:
+        empty = np.empty(0)
+        return Slate(np.empty(0, dtype=np.int64), empty, empty, empty, False)
+    starts, sizes = _groups(group)
+    n = min(n, len(starts))
+    theta = rng.beta(alpha, beta)[None, :]
+    explored = bool(rng.random() < epsilon)
+    if explored:
+        groups = rng.permutation(len(starts))[:n]
+        arms = np.array([starts[g] + rng.integers(sizes[g]) for g in groups], dtype=np.int64)
+    else:
+        arms = _slates(theta, weight, starts, sizes, n)[0]
+    return Slate(
+        arms=arms,
+        propensities=np.full(len(arms), np.nan),
+        sampled_ctr=theta[0, arms],
+        values=theta[0, arms] * weight[arms],
+        explored=explored,
+    )
+
+
+def propensities(
+    rng: np.random.Generator,
+    *,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    weight: np.ndarray,
+    group: np.ndarray,
+    arms: np.ndarray,
+    epsilon: float,
+    draws: int,
+) -> np.ndarray:
+    """P(arm at its position) under ``sample_slate`` for a chosen slate ``arms``.
+
+    The mixture (1 - epsilon) x P_thompson + epsilon x P_uniform, P_thompson estimated from ``draws``
+    independent Thompson draws and P_uniform = 1 / (groups x arms in the group), so never zero.
+    """
+    alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
+    arms = np.asarray(arms, dtype=np.int64)
+    if len(arms) == 0:
+        return np.empty(0)
+    starts, sizes = _groups(np.asarray(group))
+    theta = rng.beta(alpha, beta, size=(draws, len(alpha)))
+    chosen = _slates(theta, weight, starts, sizes, len(arms))
+    p_ts = (chosen == arms[None, :]).mean(axis=0)
+    arm_group = np.searchsorted(starts, arms, side="right") - 1
+    p_uniform = 1.0 / (len(starts) * sizes[arm_group])
+    return (1.0 - epsilon) * p_ts + epsilon * p_uniform
+
+
 def thompson_slate(
     rng: np.random.Generator,
     *,
@@ -68,49 +152,9 @@ def thompson_slate(
     epsilon: float,
     draws: int,
 ) -> Slate:
-    """Choose up to ``n`` arms, at most one per group (campaign), by Thompson sampling of value = CTR x weight.
-
-    Each arm's CTR is drawn from its Beta posterior; the slate is the top arms by sampled value. With
-    probability ``epsilon`` the slate is instead uniform: a random order of groups and a random arm in each.
-    Propensities are the mixture's probabilities, the Thompson part estimated from ``draws`` extra draws.
-    Arms must be sorted by group.
-    """
-    alpha = np.asarray(alpha, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64)
-    weight = np.asarray(weight, dtype=np.float64)
-    group = np.asarray(group)
-    if len(alpha) == 0 or n <= 0:
-        empty = np.empty(0)
-        return Slate(np.empty(0, dtype=np.int64), empty, empty, empty, False)
-    if np.any(group[1:] < group[:-1]):
-        raise ValueError("arms must be sorted by group")
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    ends = np.r_[starts[1:], len(group)]
-    sizes = ends - starts
-    n = min(n, len(starts))
-
-    theta = rng.beta(alpha, beta, size=(draws + 1, len(alpha)))
-    values = theta * weight
-    best_val, best_arm = _group_best(values, starts, sizes)
-    order = np.argsort(-best_val, axis=1, kind="stable")[:, :n]
-    rows = np.arange(draws + 1)[:, None]
-    chosen = best_arm[rows, order]  # (draws + 1, n) arm per position
-
-    explored = bool(rng.random() < epsilon)
-    if explored:
-        groups = rng.permutation(len(starts))[:n]
-        arms = np.array([starts[g] + rng.integers(sizes[g]) for g in groups], dtype=np.int64)
-    else:
-        arms = chosen[0]
-    # P(arm at position k) = (1 - eps) * P_thompson + eps * P_uniform; P_uniform = 1 / (groups * group size)
-    p_ts = (chosen[1:] == arms[None, :]).mean(axis=0)
-    arm_group = np.searchsorted(starts, arms, side="right") - 1
-    p_uniform = 1.0 / (len(starts) * sizes[arm_group])
-    propensities = (1.0 - epsilon) * p_ts + epsilon * p_uniform
-    return Slate(
-        arms=arms,
-        propensities=propensities,
-        sampled_ctr=theta[0, arms],
-        values=values[0, arms],
-        explored=explored,
+    """``sample_slate`` with its ``propensities`` filled in (estimated from ``draws`` extra draws)."""
+    slate = sample_slate(rng, alpha=alpha, beta=beta, weight=weight, group=group, n=n, epsilon=epsilon)
+    p = propensities(
+        rng, alpha=alpha, beta=beta, weight=weight, group=group, arms=slate.arms, epsilon=epsilon, draws=draws
     )
+    return Slate(slate.arms, p, slate.sampled_ctr, slate.values, slate.explored)

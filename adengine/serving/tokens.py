@@ -22,13 +22,12 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class TokenData:
-    impression_id: int
     nonce: uuid.UUID
 
 
-def make(kind: str, *, impression_id: int, nonce: uuid.UUID) -> str:
-    """A signed token naming one impression and its one-time nonce, for one purpose."""
-    return signing.dumps([impression_id, nonce.hex], salt=SALTS[kind], compress=False)
+def make(kind: str, *, nonce: uuid.UUID) -> str:
+    """A signed token naming one impression by its one-time nonce, for one purpose."""
+    return signing.dumps(nonce.hex, salt=SALTS[kind], compress=False)
 
 
 def max_age(kind: str) -> int:
@@ -50,17 +49,15 @@ def read(kind: str, token: str) -> TokenData:
     except signing.BadSignature:
         raise TokenError("this link is not valid", 400) from None
     try:
-        impression_id, nonce = value
-        return TokenData(int(impression_id), uuid.UUID(hex=nonce))
-    except (TypeError, ValueError):
+        return TokenData(uuid.UUID(hex=value))
+    except (TypeError, ValueError, AttributeError):
         raise TokenError("this link is not valid", 400) from None
 
 
-def urls(impression_id: int, nonce: uuid.UUID) -> dict[str, str]:
+def urls(nonce: uuid.UUID) -> dict[str, str]:
     """The signed view, click and "Why this ad?" paths of one impression."""
     from django.urls import reverse
 
     return {
-        f"{kind}_url": reverse(f"adengine:{kind}", args=[make(kind, impression_id=impression_id, nonce=nonce)])
-        for kind in ("view", "click", "why")
+        f"{kind}_url": reverse(f"adengine:{kind}", args=[make(kind, nonce=nonce)]) for kind in ("view", "click", "why")
     }

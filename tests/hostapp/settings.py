@@ -57,5 +57,6 @@ ADENGINE = {
     "SHOP_ADAPTER": "tests.hostapp.adapter.HostAdapter",
     "LANGUAGES": ("en",),
     "REFRESH_DEBOUNCE_SECONDS": 0,
+    "SERVING_LOG_MODE": "sync",
     "MODELS_DIR": str(embedded.ROOT / ".data" / "models"),
 }

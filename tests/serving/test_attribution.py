@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 def serve_and_click(client, shopper, placement_key="home-hero"):
     (ad,) = decide(placement_key=placement_key, shopper=shopper).ads
-    client.get(tokens.urls(ad.impression_id, ad.nonce)["click_url"], HTTP_USER_AGENT=BROWSER)
+    client.get(tokens.urls(ad.nonce)["click_url"], HTTP_USER_AGENT=BROWSER)
     return ad
 
 
@@ -48,7 +48,7 @@ def test_order_is_attributed_to_the_last_click(client, placement, make_campaign,
     # then B, the last click, gets the conversion with the order's revenue
     conversion = Conversion.objects.get()
     assert conversion.campaign_id == b.pk and conversion.revenue == Decimal("198.00")
-    assert conversion.click.impression_id == second.impression_id
+    assert conversion.click.impression.nonce == second.nonce
     # and the campaigns' statistics show it
     stats = campaign_stats([a.pk, b.pk])
     assert stats[b.pk]["conversions"] == 1 and stats[b.pk]["clicks"] == 1 and stats[b.pk]["impressions"] == 1
@@ -63,7 +63,7 @@ def test_clicks_outside_the_window_or_by_others_do_not_count(client, placement, 
     shopper = get_or_create_for_user(user=user)
     serve_and_click(client, get_or_create_for_user(user=other))  # someone else's click
     old = serve_and_click(client, shopper)
-    AdEvent.objects.filter(impression_id=old.impression_id).update(occurred_at=timezone.now() - dt.timedelta(days=8))
+    AdEvent.objects.filter(impression__nonce=old.nonce).update(occurred_at=timezone.now() - dt.timedelta(days=8))
     from adengine.services.attribution import attribute_order
 
     order = OrderFactory(customer=user)
@@ -81,7 +81,7 @@ def test_bot_clicks_and_cancelled_orders_are_not_conversions(client, placement, 
     user = UserFactory()
     shopper = get_or_create_for_user(user=user)
     (ad,) = decide(placement_key="home-hero", shopper=shopper).ads
-    client.get(tokens.urls(ad.impression_id, ad.nonce)["click_url"], HTTP_USER_AGENT="Googlebot/2.1")
+    client.get(tokens.urls(ad.nonce)["click_url"], HTTP_USER_AGENT="Googlebot/2.1")
     from adengine.services.attribution import attribute_order
 
     order = OrderFactory(customer=user)

@@ -35,7 +35,7 @@ def test_concurrent_clicks_never_overspend(placement, make_campaign, budget):
     urls = []
     for _ in range(CLICKS):
         (ad,) = decide(placement_key=placement.key, shopper=None).ads
-        urls.append(tokens.urls(ad.impression_id, ad.nonce)["click_url"])
+        urls.append(tokens.urls(ad.nonce)["click_url"])
     barrier = threading.Barrier(8)
 
     def click(i: int) -> int:
@@ -65,7 +65,7 @@ def test_concurrent_clicks_never_overspend(placement, make_campaign, budget):
 def test_concurrent_replays_of_one_link_bill_once(placement, make_campaign):
     campaign = make_campaign(bid=Decimal("2.00"))
     (ad,) = decide(placement_key=placement.key, shopper=None).ads
-    url = tokens.urls(ad.impression_id, ad.nonce)["click_url"]
+    url = tokens.urls(ad.nonce)["click_url"]
     barrier = threading.Barrier(6)
 
     def click(i: int) -> int:

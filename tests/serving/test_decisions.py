@@ -42,7 +42,7 @@ def test_decision_is_logged_with_propensity_and_context(placement, make_campaign
     # then it is the campaign's, and its impression carries what offline evaluation needs
     (ad,) = decision.ads
     assert ad.campaign_id == campaign.pk and ad.product is not None
-    imp = Impression.objects.get(pk=ad.impression_id)
+    imp = Impression.objects.get(nonce=ad.nonce)
     assert imp.shopper == shopper and imp.decision_id == decision.id
     assert 0 < imp.propensity <= 1 and imp.policy == "thompson-v1"
     assert imp.creative.campaign_id == campaign.pk

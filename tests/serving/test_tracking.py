@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -24,7 +25,7 @@ def served_ad(placement, make_campaign):
     """One CPC ad at bid 1.00 served to an anonymous visitor, with its signed URLs."""
     campaign = make_campaign()
     (ad,) = decide(placement_key=placement.key, shopper=None).ads
-    return campaign, ad, tokens.urls(ad.impression_id, ad.nonce)
+    return campaign, ad, tokens.urls(ad.nonce)
 
 
 def click(client, url, ua=BROWSER, ip="203.0.113.77"):
@@ -60,7 +61,7 @@ def test_tampered_and_foreign_tokens_are_refused_and_not_billed(client, served_a
     view_token = urls["view_url"].split("/")[-1].removesuffix(".gif")
     assert click(client, reverse("adengine:click", args=[view_token])).status_code == 400
     # a well-signed token for an impression that does not exist
-    forged = tokens.make("click", impression_id=ad.impression_id + 999, nonce=ad.nonce)
+    forged = tokens.make("click", nonce=uuid.uuid4())
     assert click(client, reverse("adengine:click", args=[forged])).status_code == 404
     assert not AdEvent.objects.exists()
 
@@ -77,7 +78,7 @@ def test_landing_comes_from_the_impression_never_the_request(client, served_ad):
     resp = client.get(urls["click_url"] + "?next=https://evil.example/", HTTP_USER_AGENT=BROWSER)
     assert resp["Location"] == ad.product.url
     # a token carrying its own URL is not a token we signed
-    evil = signing.dumps([ad.impression_id, ad.nonce.hex, "https://evil.example/"], salt="adengine.click")
+    evil = signing.dumps([ad.nonce.hex, "https://evil.example/"], salt="adengine.click")
     assert click(client, reverse("adengine:click", args=[evil])).status_code == 400
 
 
@@ -100,11 +101,11 @@ def test_per_ip_rate_limit(client, placement, make_campaign):
         statuses = []
         for _ in range(5):
             (ad,) = decide(placement_key=placement.key, shopper=None).ads
-            click(client, tokens.urls(ad.impression_id, ad.nonce)["click_url"])
+            click(client, tokens.urls(ad.nonce)["click_url"])
             statuses.append(AdEvent.objects.latest("pk").status)
         # another network is not limited
         (ad,) = decide(placement_key=placement.key, shopper=None).ads
-        click(client, tokens.urls(ad.impression_id, ad.nonce)["click_url"], ip="198.51.100.5")
+        click(client, tokens.urls(ad.nonce)["click_url"], ip="198.51.100.5")
     assert statuses == ["accepted"] * 3 + ["rate_limited"] * 2
     assert AdEvent.objects.latest("pk").status == "accepted"
     campaign.refresh_from_db()
@@ -114,14 +115,14 @@ def test_per_ip_rate_limit(client, placement, make_campaign):
 def test_cpm_bills_views_once(client, placement, make_campaign):
     campaign = make_campaign(pricing=Campaign.Pricing.CPM, bid=Decimal("5.00"))
     (ad,) = decide(placement_key=placement.key, shopper=None).ads
-    urls = tokens.urls(ad.impression_id, ad.nonce)
+    urls = tokens.urls(ad.nonce)
     first = client.get(urls["view_url"], HTTP_USER_AGENT=BROWSER)
     assert first.status_code == 200 and first["Content-Type"] == "image/gif"
     assert client.get(urls["view_url"], HTTP_USER_AGENT=BROWSER).status_code == 409
     click(client, urls["click_url"])  # CPM: the click is counted, not billed
     campaign.refresh_from_db()
     assert campaign.spent == Decimal("0.005")
-    assert Impression.objects.get(pk=ad.impression_id).viewed_at is not None
+    assert Impression.objects.get(nonce=ad.nonce).viewed_at is not None
     assert AdEvent.objects.get(kind="click").charge == 0
 
 
@@ -129,7 +130,7 @@ def test_a_click_beyond_the_budget_is_counted_not_billed(client, placement, make
     campaign = make_campaign(total_budget=Decimal("1.50"))
     ads = [decide(placement_key=placement.key, shopper=None).ads[0] for _ in range(2)]
     for ad in ads:
-        click(client, tokens.urls(ad.impression_id, ad.nonce)["click_url"])
+        click(client, tokens.urls(ad.nonce)["click_url"])
     assert list(AdEvent.objects.order_by("pk").values_list("status", flat=True)) == ["accepted", "over_budget"]
     campaign.refresh_from_db()
     assert campaign.spent == Decimal("1.00")
@@ -141,3 +142,31 @@ def test_a_click_beyond_the_budget_is_counted_not_billed(client, placement, make
 )
 def test_truncate_ip(ip, expected):
     assert truncate_ip(ip) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_log_writes_impressions_with_propensities_off_the_request_path(client, placement, make_campaign):
+    # given the production mode: impressions are written by the log's background thread
+    from adengine.serving.log import impression_log
+
+    campaign = make_campaign(headlines=3)
+    with adengine_settings(SERVING_LOG_MODE="async", SERVING_LOG_FLUSH_SECONDS=30):
+        # when an ad is chosen, nothing is written yet (the writer waits for its batch)
+        (ad,) = decide(placement_key=placement.key, shopper=None).ads
+        assert not Impression.objects.exists()
+        # then its click, arriving first, still finds it (this process's pending rows are flushed)
+        resp = click(client, tokens.urls(ad.nonce)["click_url"])
+        assert resp.status_code == 302
+        imp = Impression.objects.get(nonce=ad.nonce)
+        assert 0 < imp.propensity <= 1 and imp.campaign_id == campaign.pk
+        # and the background thread writes the rest by itself
+        (other,) = decide(placement_key=placement.key, shopper=None).ads
+        impression_log._wake.set()
+        import time
+
+        deadline = time.monotonic() + 10
+        while not Impression.objects.filter(nonce=other.nonce).exists() and time.monotonic() < deadline:
+            impression_log._wake.set()
+            time.sleep(0.05)
+        assert Impression.objects.filter(nonce=other.nonce).exists()
+    impression_log.stop()
