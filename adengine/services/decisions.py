@@ -116,8 +116,17 @@ def _context_relevance(snap: Snapshot, context: PageContext, product_category: s
     return rel
 
 
-def _eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang: str, now: float) -> np.ndarray:
-    """Active now, in budget after pacing, allowed in the placement, with copy in the language."""
+def _eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang: str) -> np.ndarray:
+    """Active now, in budget after pacing, allowed in the placement, with copy in the language.
+
+    Depends on the clock and on spend only, so it is kept per placement and language for up to a second
+    (and until spend is re-read): a page view does not recompute it for every campaign.
+    """
+    key = (placement.id, lang)
+    now = time.time()
+    cached = snap.eligible_cache.get(key)
+    if cached is not None and cached[0] == snap.spend_at and now - cached[1] < 1.0:
+        return cached[2]
     ok = snap.placement_mask[placement.id].copy()
     ok &= ~(snap.starts_at > now)  # nan compares False: no start or end date
     ok &= ~(snap.ends_at <= now)
@@ -129,7 +138,10 @@ def _eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang
     paced = np.isnan(snap.daily_budget) | (snap.spent_today + snap.unit_price <= plan + 1e-9)
     ok &= ~sponsored | paced
     none = np.zeros(len(snap.campaigns), bool)
-    return ok & (snap.has_copy.get(lang, none) | snap.has_copy.get(default_lang, none))
+    ok &= snap.has_copy.get(lang, none) | snap.has_copy.get(default_lang, none)
+    ok.flags.writeable = False  # shared between requests
+    snap.eligible_cache[key] = (snap.spend_at, now, ok)
+    return ok
 
 
 class _SeenToday:
@@ -252,10 +264,13 @@ def _choose(
 
 
 def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
-    idx = np.flatnonzero(mask)
-    if len(idx) > k:
-        idx = idx[np.argpartition(-values[idx], k - 1)[:k]]
-    return idx
+    """Indices of the (up to) k largest values where mask is set."""
+    masked = np.where(mask, values, -np.inf)
+    if k < len(masked):
+        idx = np.argpartition(-masked, k - 1)[:k]
+    else:
+        idx = np.arange(len(masked))
+    return idx[np.isfinite(masked[idx])]
 
 
 def _product(
@@ -295,37 +310,33 @@ def decide(
     default_lang = list(ad_settings.LANGUAGES)[0]
     lang = _language(snap, language)
 
-    eligible = _eligible(snap, placement, lang, default_lang, time.time())
+    eligible = _eligible(snap, placement, lang, default_lang)
     relevance = _context_relevance(snap, context, product_category)
-    similarity = np.zeros(len(snap.campaigns))
+    similarity = snap.zeros
     vector = None
     if personalised:
         vector = np.asarray(shopper.interest_vector, np.float32)
         similarity = snap.targets @ vector
-        has_threshold = ~np.isnan(snap.min_similarity)
-        eligible &= ~has_threshold | (similarity >= np.nan_to_num(snap.min_similarity))
-        pool = eligible & snap.has_target & ~snap.house
-        if pool.sum() > 1:
-            mean, std = similarity[pool].mean(), similarity[pool].std()
-            interest = np.clip(0.5 + 0.25 * (similarity - mean) / max(float(std), 1e-6), 0.0, 1.0)
-            interest[~snap.has_target] = 0.5
+        # audience thresholds; interest relevance standardised over the campaigns that have a target
+        eligible = eligible & (snap.no_threshold | (similarity >= snap.min_similarity0))
+        with_target = similarity[snap.target_idx]
+        if len(with_target) > 1:
+            mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
+            interest = np.clip(0.5 + (0.25 / std) * (similarity - mean), 0.0, 1.0)
+            interest[snap.no_target_idx] = 0.5
             relevance = np.maximum(relevance, interest)
         else:
             relevance = np.maximum(relevance, 0.5)
     else:  # audience-restricted campaigns are personalised by definition: not for this shopper
-        eligible &= np.isnan(snap.min_similarity)
+        eligible = eligible & snap.no_threshold
         relevance = np.maximum(relevance, 0.5)
 
     # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,
     # so that the logged propensities are exact given the candidate set).
-    best_mean = snap.best_mean.get(lang, snap.best_mean.get(default_lang))
-    if best_mean is None:
+    value_mean = snap.value_mean.get(lang)
+    if value_mean is None:
         return decision
-    fallback = snap.best_mean.get(default_lang, best_mean)
-    mean_ctr = np.where(best_mean > 0, best_mean, fallback)
-    expected = (
-        snap.value_per_click * mean_ctr * relevance_factor(relevance, float(ad_settings.SERVING_RELEVANCE_WEIGHT))
-    )
+    expected = value_mean * relevance_factor(relevance, float(ad_settings.SERVING_RELEVANCE_WEIGHT))
     k = int(ad_settings.SERVING_CANDIDATES)
     # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
     # by the next best, so the candidate set stays deterministic given the shopper's impressions today.

@@ -138,6 +138,13 @@ class Snapshot:
     placement_mask: dict[int, np.ndarray] = field(default_factory=dict)
     best_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign's best arm mean CTR
     has_copy: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign has approved headlines
+    value_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> value x best mean CTR
+    no_threshold: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    min_similarity0: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    no_target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    zeros: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eligible_cache: dict = field(default_factory=dict)
     spent: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spent_today: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spend_day: object = None
@@ -344,6 +351,12 @@ def _derive(snap: Snapshot) -> None:
         [c.audience_min_similarity if c.audience_min_similarity is not None else nan for c in cs], dtype=np.float64
     )
     snap.value_per_click = np.array([value_per_click(c) for c in cs], dtype=np.float64)
+    snap.no_threshold = np.isnan(snap.min_similarity)
+    snap.min_similarity0 = np.nan_to_num(snap.min_similarity)
+    snap.target_idx = np.flatnonzero(snap.has_target)
+    snap.no_target_idx = np.flatnonzero(~snap.has_target)
+    snap.zeros = np.zeros(len(cs))
+    snap.zeros.flags.writeable = False
     for p in snap.placements.values():
         snap.placement_mask[p.id] = np.array([c.placements is None or p.id in c.placements for c in cs], bool)
     for lang, arms in snap.arms.items():
@@ -355,6 +368,13 @@ def _derive(snap: Snapshot) -> None:
         for ci, (s, e) in arms.spans.items():
             best[ci] = means[s:e].max()
         snap.best_mean[lang] = best
+    default = list(ad_settings.LANGUAGES)[0]
+    for lang, best in snap.best_mean.items():
+        fallback = snap.best_mean.get(default, best)
+        snap.value_mean[lang] = snap.value_per_click * np.where(best > 0, best, fallback)
+    for lang in ad_settings.LANGUAGES:  # a language without any copy falls back to the default's
+        if lang not in snap.value_mean and default in snap.value_mean:
+            snap.value_mean[lang] = snap.value_mean[default]
 
 
 def _build_arms(index_of: dict[int, int], langs: list[str]) -> dict[str, Arms]:
