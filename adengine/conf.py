@@ -143,6 +143,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "A process re-reads a shopper's impressions of today (for frequency caps) at most this often; between "
         "reads it counts what it served itself.",
     ),
+    "SHOPPER_CACHE_SECONDS": (
+        5,
+        "A process keeps a shopper it looked up this long, so the page views and ad requests of one visit "
+        "read the row once; consent changes and erasure take effect at once in the process that made them.",
+    ),
     "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
     "SERVING_RELEVANCE_WEIGHT": (
         3.0,

@@ -9,12 +9,18 @@ from django.core.cache import cache
 @pytest.fixture(autouse=True)
 def _clear_cache():
     from adengine.serving import index
+    from adengine.services.decisions import seen_today
+    from adengine.services.shoppers import recent_shoppers
 
-    cache.clear()
-    index.invalidate()  # each test's rows are its own: the serving index must not outlive them
+    def forget():  # each test's rows are its own: no process cache may outlive them
+        cache.clear()
+        index.invalidate()
+        seen_today.clear()
+        recent_shoppers.clear()
+
+    forget()
     yield
-    cache.clear()
-    index.invalidate()
+    forget()
 
 
 @pytest.fixture(scope="session")

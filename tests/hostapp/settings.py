@@ -58,5 +58,6 @@ ADENGINE = {
     "LANGUAGES": ("en",),
     "REFRESH_DEBOUNCE_SECONDS": 0,
     "SERVING_LOG_MODE": "sync",
+    "SHOPPER_CACHE_SECONDS": 0,
     "MODELS_DIR": str(embedded.ROOT / ".data" / "models"),
 }

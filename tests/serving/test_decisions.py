@@ -196,3 +196,15 @@ def test_hot_path_reads_few_rows(placement, make_campaign, shopper_with, django_
     # a decision: the frequency-cap count and one insert of the impressions
     with django_assert_max_num_queries(2):
         decide(placement_key="home-hero", shopper=shopper)
+
+
+def test_a_visit_reads_the_shopper_once_and_consent_changes_apply_at_once(django_assert_num_queries):
+    from adengine.services.shoppers import get_or_create_anonymous, set_personalisation
+
+    with adengine_settings(SHOPPER_CACHE_SECONDS=60):
+        first = get_or_create_anonymous(anonymous_key="k" * 32)
+        with django_assert_num_queries(0):
+            assert get_or_create_anonymous(anonymous_key="k" * 32) is first
+        set_personalisation(shopper=first, allowed=False)
+        again = get_or_create_anonymous(anonymous_key="k" * 32)
+        assert again is not first and again.personalisation is False
