@@ -117,7 +117,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SERVING_SPEND_REFRESH_SECONDS": (5, "How often a process re-reads campaigns' spend for budgets and pacing."),
     "SERVING_CANDIDATES": (
-        24,
+        16,
         "Campaigns that compete in a decision: the eligible ones with the highest expected value (bid x mean "
         "CTR of their best asset x relevance to the shopper and page).",
     ),

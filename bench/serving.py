@@ -12,8 +12,8 @@ vectors (mixtures of 200 topics, the campaigns' targets drawn from the same topi
 2. ``page``: the storefront product page's server time (Django test client, in process, logged-in
    shopper) with its ad slot against the same template without the slot, interleaved in one run.
 3. ``throughput``: gunicorn (2 workers x 4 threads) serving the decision endpoint and a bare DRF endpoint
-   that returns a fixed JSON body, driven by the same load generator (8 keep-alive clients, one per server thread) one after the
-   other: requests per second and their ratio.
+   that returns a fixed JSON body, driven by the same load generator (8 keep-alive clients, one per server
+   thread) in six alternating rounds: requests per second and their ratio.
 
     python -m shop.embedded run -- .venv/bin/python bench/serving.py [--reuse] [--only decisions|page|throughput]
 """
@@ -361,7 +361,7 @@ def _load(port: int, path: str, seconds: float, clients: int) -> float:
     return sum(counts) / seconds
 
 
-def bench_throughput(seconds: float, clients: int, port: int = 8765) -> dict:
+def bench_throughput(seconds: float, clients: int, rounds: int = 6, port: int = 8765) -> dict:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
     server = subprocess.Popen(
         [
@@ -385,17 +385,24 @@ def bench_throughput(seconds: float, clients: int, port: int = 8765) -> dict:
         decision = "/api/adengine/v1/decisions/?placement=home-hero&page=home&session=bench-session-{i}-abcdefgh"
         _load(port, decision, 5, clients)  # warm both workers' serving index
         _load(port, "/bench/fixed/", 2, clients)
-        fixed = _load(port, "/bench/fixed/", seconds, clients)
-        decisions = _load(port, decision, seconds, clients)
+        # alternate short rounds: this machine's speed drifts, and one long run of each would compare drifts
+        fixed, decisions = [], []
+        for _ in range(rounds):
+            fixed.append(_load(port, "/bench/fixed/", seconds / rounds, clients))
+            decisions.append(_load(port, decision, seconds / rounds, clients))
     finally:
         server.terminate()
         server.wait(timeout=30)
+    ratios = [d / f for d, f in zip(decisions, fixed, strict=True)]
     out = {
-        "seconds": seconds,
+        "seconds_each": seconds,
+        "rounds": rounds,
         "clients": clients,
-        "fixed_rps": round(fixed, 1),
-        "decisions_rps": round(decisions, 1),
-        "ratio": round(decisions / fixed, 3),
+        "fixed_rps": [round(x, 1) for x in fixed],
+        "decisions_rps": [round(x, 1) for x in decisions],
+        "ratio_per_round": [round(x, 3) for x in ratios],
+        "ratio_median": round(statistics.median(ratios), 3),
+        "ratio_of_totals": round(sum(decisions) / sum(fixed), 3),
     }
     print(f"throughput: {json.dumps(out)}", flush=True)
     return out
@@ -406,7 +413,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["decisions", "page", "throughput"], action="append")
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=30, help="per endpoint, split into rounds")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

@@ -8,9 +8,9 @@ from django.core.cache import cache
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    from adengine.serving import index
     from adengine.services.decisions import seen_today
     from adengine.services.shoppers import recent_shoppers
+    from adengine.serving import index
 
     def forget():  # each test's rows are its own: no process cache may outlive them
         cache.clear()

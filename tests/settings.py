@@ -6,6 +6,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 ADENGINE = {
     **ADENGINE,  # noqa: F405
     "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly
-    "SERVING_LOG_MODE": "sync",
-    "SHOPPER_CACHE_SECONDS": 0,  # tests change shopper rows directly (the cache: its own test)  # tests look at impressions right after deciding (async mode: its own test)
+    "SERVING_LOG_MODE": "sync",  # tests look at impressions right after deciding (async mode: its own test)
+    "SHOPPER_CACHE_SECONDS": 0,  # tests change shopper rows directly (the cache: its own test)
 }

@@ -1,4 +1,10 @@
-"""Signed, salted, expiring tokens for impression, click and "Why this ad?" URLs."""
+"""Signed, salted, expiring tokens for an impression's view, click and "Why this ad?" URLs.
+
+One token per impression names it by its one-time nonce (signed with Django's signing, salted for
+adengine, timestamped); each URL checks it against its own lifetime (views 1 h, clicks 1 day, "Why this
+ad?" 30 days by default). The three URLs sit side by side in the same page, so separate signatures per
+purpose would protect nothing, and a decision signs once instead of three times.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from django.core import signing
 
 from adengine.conf import settings as ad_settings
 
-SALTS = {"view": "adengine.view", "click": "adengine.click", "why": "adengine.why"}
+SALT = "adengine.impression"
+KINDS = ("view", "click", "why")
 
 
 class TokenError(ValueError):
@@ -25,9 +32,9 @@ class TokenData:
     nonce: uuid.UUID
 
 
-def make(kind: str, *, nonce: uuid.UUID) -> str:
-    """A signed token naming one impression by its one-time nonce, for one purpose."""
-    return signing.dumps(nonce.hex, salt=SALTS[kind], compress=False)
+def make(*, nonce: uuid.UUID) -> str:
+    """A signed, timestamped token naming one impression by its one-time nonce."""
+    return signing.dumps(nonce.hex, salt=SALT, compress=False)
 
 
 def max_age(kind: str) -> int:
@@ -41,9 +48,9 @@ def max_age(kind: str) -> int:
 
 
 def read(kind: str, token: str) -> TokenData:
-    """The impression a token names; TokenError (400 tampered, 410 expired) otherwise."""
+    """The impression a token names, if still valid for ``kind``; TokenError (400 tampered, 410 expired)."""
     try:
-        value = signing.loads(token, salt=SALTS[kind], max_age=max_age(kind))
+        value = signing.loads(token, salt=SALT, max_age=max_age(kind))
     except signing.SignatureExpired:
         raise TokenError("this link has expired", 410) from None
     except signing.BadSignature:
@@ -54,10 +61,27 @@ def read(kind: str, token: str) -> TokenData:
         raise TokenError("this link is not valid", 400) from None
 
 
+_PLACEHOLDER = "TOKEN"
+_paths: dict[tuple, dict[str, tuple[str, str]]] = {}
+
+
+def _path_parts() -> dict[str, tuple[str, str]]:
+    """Each kind's path around its token, reversed once per URLconf and script prefix (not per ad)."""
+    from django.conf import settings
+    from django.urls import get_script_prefix, get_urlconf, reverse
+
+    key = (get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+    parts = _paths.get(key)
+    if parts is None:
+        parts = {}
+        for kind in KINDS:
+            head, _, tail = reverse(f"adengine:{kind}", args=[_PLACEHOLDER]).rpartition(_PLACEHOLDER)
+            parts[kind] = (head, tail)
+        _paths[key] = parts
+    return parts
+
+
 def urls(nonce: uuid.UUID) -> dict[str, str]:
     """The signed view, click and "Why this ad?" paths of one impression."""
-    from django.urls import reverse
-
-    return {
-        f"{kind}_url": reverse(f"adengine:{kind}", args=[make(kind, nonce=nonce)]) for kind in ("view", "click", "why")
-    }
+    token = make(nonce=nonce)
+    return {f"{kind}_url": f"{head}{token}{tail}" for kind, (head, tail) in _path_parts().items()}
