@@ -1,0 +1,55 @@
+"""adengine_evaluate_policy on the Open Bandit Dataset sample, and its errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+OBD = Path(__file__).resolve().parents[3] / "shared" / "data" / "obd"
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("adengine_evaluate_policy", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.skipif(not OBD.is_dir(), reason="the Open Bandit Dataset sample is not next to the repository")
+def test_figures_are_reported_with_intervals_and_are_reproducible():
+    args = ("--obd", str(OBD), "--campaign", "all", "--json", "--bootstrap", "200", "--draws", "4000")
+    first = json.loads(run(*args).strip().splitlines()[-1])
+    for key in ("random_ctr", "bts_ctr", "adengine_ctr", "adengine_ci_low", "adengine_ci_high", "lift_vs_random"):
+        assert isinstance(first[key], float)
+    assert first["estimator"] == "snipw"
+    assert first["adengine_ci_low"] <= first["adengine_ctr"] <= first["adengine_ci_high"]
+    assert first["random_ctr"] == pytest.approx(0.0038)  # the README's sample figure, later half
+    assert json.loads(run(*args).strip().splitlines()[-1]) == first  # a fixed seed reproduces it
+
+
+def test_bad_dataset_paths_and_columns_are_named(tmp_path):
+    with pytest.raises(CommandError, match="no such directory"):
+        run("--obd", str(tmp_path / "nowhere"))
+    with pytest.raises(CommandError, match=r"random/all/all.csv: no such file"):
+        run("--obd", str(tmp_path))
+    folder = tmp_path / "random" / "all"
+    folder.mkdir(parents=True)
+    (folder / "all.csv").write_text(",timestamp,item_id,click\n0,2019-11-24,1,0\n")
+    with pytest.raises(CommandError, match="missing column.*position.*propensity_score"):
+        run("--obd", str(tmp_path))
+    (folder / "all.csv").write_text(",timestamp,item_id,position,click,propensity_score\n")
+    with pytest.raises(CommandError, match="no records"):
+        run("--obd", str(tmp_path))
+    bts = tmp_path / "bts" / "all"
+    bts.mkdir(parents=True)
+    for f in (folder / "all.csv", bts / "all.csv"):
+        f.write_text(
+            ",timestamp,item_id,position,click,propensity_score\n"
+            "0,2019-11-24 00:00:01,1,1,0,0.0125\n1,2019-11-24 00:00:02,2,2,1,0.0\n"
+            "2,2019-11-24 00:00:03,1,1,0,0.0\n3,2019-11-24 00:00:04,2,3,1,0.0\n"
+        )
+    with pytest.raises(CommandError, match="propensity that is not in"):
+        run("--obd", str(tmp_path), "--bootstrap", "10", "--draws", "100")
