@@ -88,8 +88,13 @@ def _wait_for_http(url: str, timeout: float = 60) -> bool:
     return False
 
 
+def _interrupt(signum, frame):  # SIGTERM stops the demo as Ctrl-C does: children and services too
+    raise KeyboardInterrupt
+
+
 def demo() -> int:
-    """Run the demo until interrupted."""
+    """Run the demo until interrupted (Ctrl-C or SIGTERM)."""
+    signal.signal(signal.SIGTERM, _interrupt)
     started = embedded.ensure_services()
     env = os.environ.copy()
     env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
