@@ -186,6 +186,22 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Rates of the REST API per client (IP, or user when authenticated): decisions, tracking beacons, "
         "advertisers' campaign and stats endpoints.",
     ),
+    "STRATEGY_INTERVAL_SECONDS": (300, "How often beat runs the strategy update."),
+    "STRATEGY_LAG_SECONDS": (
+        60,
+        "The strategy update leaves log rows younger than this for its next run (ids are assigned at insert, "
+        "and a late commit must not be skipped).",
+    ),
+    "STRATEGY_MIN_IMPRESSIONS": (200, "An asset is LEARNING until it has been served this often."),
+    "STRATEGY_LOW_CONFIDENCE": (
+        0.9,
+        "An asset is LOW when its campaign's leading asset has the higher click rate with this posterior probability.",
+    ),
+    "STRATEGY_PAUSE_CONFIDENCE": (
+        0.99,
+        "An asset is paused when the leader is better with this posterior probability and it has been served "
+        "twice STRATEGY_MIN_IMPRESSIONS times.",
+    ),
     "ATTRIBUTION_WINDOW_DAYS": (7, "An order is credited to the shopper's last ad click within this many days."),
 }
 

@@ -38,7 +38,19 @@ def beat_schedule() -> dict:
         },
         "adengine.embed_products": {"task": "adengine.embed_products", "schedule": 3600.0},
         "adengine.refresh_campaign_targets": {"task": "adengine.refresh_campaign_targets", "schedule": 300.0},
+        "adengine.update_strategy": {
+            "task": "adengine.update_strategy",
+            "schedule": float(ad_settings.STRATEGY_INTERVAL_SECONDS),
+        },
     }
+
+
+@shared_task(name="adengine.update_strategy", ignore_result=True)
+def update_strategy() -> dict:
+    """Learn from the log since the last run (incremental, idempotent)."""
+    from adengine.services.strategy import update_strategy as run
+
+    return run()
 
 
 @shared_task(name="adengine.refresh_campaign_targets", ignore_result=True)

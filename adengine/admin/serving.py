@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from adengine.models import AdEvent, Conversion, Impression, Placement
+from adengine.models import AdEvent, Conversion, HourlyStats, Impression, Placement, StrategyState
 
 from .base import ReadOnlyAdmin
 
@@ -43,3 +43,17 @@ class ConversionAdmin(ReadOnlyAdmin):
     list_filter = ["campaign"]
     date_hierarchy = "ordered_at"
     raw_id_fields = ["impression", "click", "shopper"]
+
+
+@admin.register(StrategyState)
+class StrategyStateAdmin(ReadOnlyAdmin):
+    list_display = ["key", "impression_id", "event_id", "conversion_id", "updated_at", "last_result"]
+
+
+@admin.register(HourlyStats)
+class HourlyStatsAdmin(ReadOnlyAdmin):
+    list_display = ["hour", "campaign", "creative", "placement", "impressions", "views", "clicks", "conversions",
+                    "spend", "revenue"]  # fmt: skip
+    list_filter = ["placement", "campaign"]
+    date_hierarchy = "hour"
+    list_select_related = ["campaign__advertiser", "creative", "placement"]

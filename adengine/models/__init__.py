@@ -4,6 +4,7 @@ from .audience import EncoderModel, ProductVector
 from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
+from .strategy import HourlyStats, StrategyState
 from .tracking import AdEvent, Conversion, Impression
 
 __all__ = [
@@ -16,8 +17,10 @@ __all__ = [
     "Creative",
     "EncoderModel",
     "GenerationRequest",
+    "HourlyStats",
     "Impression",
     "Placement",
     "ProductVector",
     "Shopper",
+    "StrategyState",
 ]

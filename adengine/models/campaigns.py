@@ -203,6 +203,15 @@ class Campaign(models.Model):
     cvr_beta = models.FloatField(
         "conversion posterior beta", default=19.0, help_text="Beta posterior of conversions per click (beta)."
     )
+    clicked = models.PositiveIntegerField("clicks", default=0, help_text="Counted clicks (strategy update).")
+    converted = models.PositiveIntegerField("conversions", default=0, help_text="Attributed orders (strategy update).")
+    attributed_revenue = models.DecimalField(
+        "revenue",
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal(0),
+        help_text="Attributed revenue (strategy update).",
+    )
     revenue_per_conversion = models.FloatField(
         "revenue per conversion",
         null=True,

@@ -167,6 +167,10 @@ class Creative(models.Model):
     ctr_beta = models.FloatField(
         "CTR posterior beta", null=True, blank=True, help_text="Beta posterior of the click rate (beta)."
     )
+    served = models.PositiveIntegerField(
+        "impressions", default=0, help_text="Times served so far (as counted by the strategy update)."
+    )
+    clicked = models.PositiveIntegerField("clicks", default=0, help_text="Counted clicks so far (strategy update).")
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         models.SET_NULL,

@@ -1,0 +1,73 @@
+"""The strategy's state: how far the update has read the logs, and hourly statistics rolled up from them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+from .campaigns import Campaign, Placement
+from .creatives import Creative
+
+
+class StrategyState(models.Model):
+    """One row: the log positions the strategy update has processed up to (its watermark)."""
+
+    key = models.CharField("key", max_length=20, unique=True, default="default", help_text="Always 'default'.")
+    impression_id = models.BigIntegerField("impressions up to", default=0, help_text="Last impression id read.")
+    event_id = models.BigIntegerField("events up to", default=0, help_text="Last view/click event id read.")
+    conversion_id = models.BigIntegerField("conversions up to", default=0, help_text="Last conversion id read.")
+    updated_at = models.DateTimeField("last update", null=True, blank=True, help_text="When the update last ran.")
+    last_result = models.JSONField("last result", default=dict, blank=True, help_text="What the last run did.")
+
+    class Meta:
+        verbose_name = "strategy state"
+
+    def __str__(self) -> str:
+        return f"strategy at impression {self.impression_id}, event {self.event_id}"
+
+
+class HourlyStats(models.Model):
+    """Counts per hour, campaign, asset and placement, added up by the strategy update (reports read these)."""
+
+    hour = models.DateTimeField("hour", help_text="Start of the hour (UTC).")
+    campaign = models.ForeignKey(
+        Campaign, models.CASCADE, related_name="hourly_stats", verbose_name="campaign", help_text="Whose ads."
+    )
+    creative = models.ForeignKey(
+        Creative,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="hourly_stats",
+        verbose_name="headline",
+        help_text="The headline asset.",
+    )
+    placement = models.ForeignKey(
+        Placement, models.CASCADE, related_name="hourly_stats", verbose_name="placement", help_text="Where."
+    )
+    impressions = models.PositiveIntegerField("impressions", default=0, help_text="Ads served.")
+    views = models.PositiveIntegerField("views", default=0, help_text="Counted view beacons.")
+    clicks = models.PositiveIntegerField("clicks", default=0, help_text="Counted clicks (no bots, no replays).")
+    conversions = models.PositiveIntegerField("conversions", default=0, help_text="Orders credited to the clicks.")
+    spend = models.DecimalField(
+        "spend", max_digits=14, decimal_places=6, default=Decimal(0), help_text="What was billed."
+    )
+    revenue = models.DecimalField(
+        "revenue", max_digits=14, decimal_places=2, default=Decimal(0), help_text="Revenue of the conversions."
+    )
+
+    class Meta:
+        verbose_name = "hourly statistics"
+        verbose_name_plural = "hourly statistics"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "campaign", "creative", "placement"],
+                name="adengine_hourlystats_unique",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["campaign", "hour"], name="adengine_hourly_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h campaign {self.campaign_id}"
