@@ -202,6 +202,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "An asset is paused when the leader is better with this posterior probability and it has been served "
         "twice STRATEGY_MIN_IMPRESSIONS times.",
     ),
+    "REPORT_NOISE_EPSILON": (
+        1.0,
+        "Privacy budget of a noisy report export: Laplace noise of scale 1/epsilon is added to every count "
+        "(smaller epsilon, more noise).",
+    ),
     "ATTRIBUTION_WINDOW_DAYS": (7, "An order is credited to the shopper's last ad click within this many days."),
 }
 

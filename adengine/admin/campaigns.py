@@ -27,8 +27,8 @@ class AdvertiserAdmin(admin.ModelAdmin):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "advertiser", "status", "tier", "pricing", "bid", "budget", "results", "audience_link",
-                    "assets"]  # fmt: skip
+    list_display = ["name", "advertiser", "status", "tier", "pricing", "bid", "budget", "results", "report_link",
+                    "audience_link", "assets"]  # fmt: skip
     list_filter = ["status", "tier", "objective", "pricing", "advertiser"]
     search_fields = ["name", "description"]
     autocomplete_fields = ["advertiser"]
@@ -103,8 +103,77 @@ class CampaignAdmin(admin.ModelAdmin):
             path(
                 "<int:pk>/audience/", self.admin_site.admin_view(self.audience_view), name="adengine_campaign_audience"
             ),
+            path("<int:pk>/report/", self.admin_site.admin_view(self.report_view), name="adengine_campaign_report"),
             *super().get_urls(),
         ]
+
+    @admin.display(description="report")
+    def report_link(self, obj):
+        return format_html('<a href="{}">report</a>', reverse("admin:adengine_campaign_report", args=[obj.pk]))
+
+    def report_view(self, request, pk: int):
+        """Impressions, reach, clicks, CTR, conversions, spend, revenue, ROAS and eCPM by day, placement or
+        headline, with charts; CSV export, optionally with Laplace noise for advertisers."""
+        import csv
+        import datetime as dt
+
+        from django.http import HttpResponse
+        from django.utils.http import urlencode
+
+        from adengine.admin.charts import line_chart
+        from adengine.conf import settings as ad_settings
+        from adengine.selectors.reports import BREAKDOWNS, METRICS, campaign_report, with_laplace_noise
+
+        campaign = get_object_or_404(Campaign.objects.select_related("advertiser"), pk=pk)
+        by = request.GET.get("by", "day")
+        error = ""
+        dates = {}
+        for name in ("since", "until"):
+            value = request.GET.get(name) or ""
+            try:
+                dates[name] = dt.date.fromisoformat(value) if value else None
+            except ValueError:
+                dates[name] = None
+                error = f"{name} must be a date (YYYY-MM-DD); ignored."
+        if by not in BREAKDOWNS:
+            error, by = f"by must be one of {', '.join(BREAKDOWNS)}; showing by day.", "day"
+        rows = campaign_report(campaign, by=by, since=dates["since"], until=dates["until"])
+        epsilon = float(ad_settings.REPORT_NOISE_EPSILON)
+        if request.GET.get("format") == "csv":
+            noisy = request.GET.get("noise") == "1"
+            if noisy:
+                rows = with_laplace_noise(rows, epsilon=epsilon)
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            suffix = f"-noise-eps{epsilon:g}" if noisy else ""
+            response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-by-{by}{suffix}.csv"'
+            writer = csv.writer(response)
+            writer.writerow([by, *METRICS])
+            for r in rows:
+                d = r.as_dict()
+                writer.writerow([d["key"], *("" if d[m] is None else d[m] for m in METRICS)])
+            return response
+        labels = [r.key for r in rows]
+        context = {
+            **self.admin_site.each_context(request),
+            "campaign": campaign,
+            "rows": rows,
+            "by": by,
+            "breakdowns": list(BREAKDOWNS),
+            "since": request.GET.get("since", ""),
+            "until": request.GET.get("until", ""),
+            "query": urlencode({k: v for k, v in request.GET.items() if k in ("by", "since", "until")}),
+            "epsilon": epsilon,
+            "error": error,
+            "ctr_chart": line_chart(labels, {"CTR": [r.ctr for r in rows]}, title="Click-through rate by day"),
+            "money_chart": line_chart(
+                labels,
+                {"spend": [r.spend for r in rows], "revenue": [r.revenue for r in rows]},
+                title="Spend and revenue by day",
+            ),
+            "opts": self.model._meta,
+            "title": f"Report of {campaign}",
+        }
+        return TemplateResponse(request, "adengine/admin/campaign_report.html", context)
 
     @admin.display(description="audience")
     def audience_link(self, obj):

@@ -1,0 +1,69 @@
+"""Small server-side SVG charts for the admin reports (no JavaScript, no CDN)."""
+
+from __future__ import annotations
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+
+def line_chart(
+    labels: list[str], series: dict[str, list[float | None]], *, title: str, width: int = 640, height: int = 220
+) -> SafeString:
+    """A line chart of one or more series over the same labels; gaps where a value is None."""
+    colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea"]
+    pad_l, pad_r, pad_t, pad_b = 56, 12, 28, 36
+    values = [v for s in series.values() for v in s if v is not None]
+    top = max(values) if values else 1.0
+    top = top * 1.1 if top > 0 else 1.0
+    n = max(len(labels), 1)
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+
+    def x(i: int) -> float:
+        return pad_l + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return pad_t + plot_h * (1 - v / top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}" style="background:#fff;border:1px solid #e5e7eb">',
+        f'<text x="{pad_l}" y="18" font-size="13" font-family="sans-serif">{escape(title)}</text>',
+        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" y2="{pad_t + plot_h}" stroke="#9ca3af"/>',
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#9ca3af"/>',
+        f'<text x="{pad_l - 4}" y="{pad_t + 4}" font-size="10" text-anchor="end" font-family="sans-serif">'
+        f"{top:.3g}</text>",
+        f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end" '
+        'font-family="sans-serif">0</text>',
+    ]
+    step = max(1, n // 8)
+    for i, label in enumerate(labels):
+        if i % step == 0:
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
+                f'font-family="sans-serif">{escape(label)}</text>'
+            )
+    for k, (name, points) in enumerate(series.items()):
+        colour = colours[k % len(colours)]
+        segment: list[str] = []
+        for i, v in enumerate(points):
+            if v is None:
+                if len(segment) > 1:
+                    parts.append(
+                        f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(segment)}"/>'
+                    )
+                segment = []
+                continue
+            segment.append(f"{x(i):.1f},{y(v):.1f}")
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}"/>')
+        if len(segment) > 1:
+            parts.append(_polyline(colour, segment))
+        parts.append(
+            f'<text x="{width - pad_r - 150 + 75 * k}" y="18" font-size="11" fill="{colour}" '
+            f'font-family="sans-serif">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # every text in it is escaped above
+
+
+def _polyline(colour: str, points: list[str]) -> str:
+    return f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>'
