@@ -140,12 +140,12 @@ def connect() -> None:
     post_save.connect(product_saved, sender=get_product_model(), dispatch_uid="adengine.product_saved")
     user_logged_in.connect(logged_in, dispatch_uid="adengine.logged_in")
     beat_init.connect(add_beat_schedule, dispatch_uid="adengine.beat_schedule")
-    from adengine.models import Campaign, Creative, Placement
+    from adengine.models import Campaign, Creative, Experiment, Placement
 
     post_save.connect(campaign_saved, sender=Campaign, dispatch_uid="adengine.campaign_saved")
-    for model in (Campaign, Creative, Placement):
+    for model in (Campaign, Creative, Placement, Experiment):
         post_delete.connect(serving_changed, sender=model, dispatch_uid=f"adengine.serving_deleted.{model.__name__}")
-    for model in (Creative, Placement):
+    for model in (Creative, Placement, Experiment):
         post_save.connect(serving_changed, sender=model, dispatch_uid=f"adengine.serving_saved.{model.__name__}")
     for through in (Campaign.promoted_products.through, Campaign.placements.through):
         m2m_changed.connect(campaign_links_changed, sender=through, dispatch_uid=f"adengine.links.{through.__name__}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from adengine.models import AdEvent, Conversion, HourlyStats, Impression, Placement, StrategyState
+from adengine.models import AdEvent, Conversion, Experiment, HourlyStats, Impression, Placement, StrategyState
 
 from .base import ReadOnlyAdmin
 
@@ -57,3 +57,25 @@ class HourlyStatsAdmin(ReadOnlyAdmin):
     list_filter = ["placement", "campaign"]
     date_hierarchy = "hour"
     list_select_related = ["campaign__advertiser", "creative", "placement"]
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["name", "placement", "status", "holdout", "results"]
+    list_filter = ["status"]
+    readonly_fields = ["salt", "created_at", "updated_at", "results_table"]
+
+    @admin.display(description="arms: impressions · clicks · CTR · p vs first")
+    def results(self, obj):
+        from adengine.selectors.experiments import experiment_report
+
+        parts = []
+        for r in experiment_report(obj):
+            ctr = f"{r['ctr']:.2%}" if r["ctr"] is not None else "–"
+            p = f" p={r['p_value']:.3f}{'*' if r['significant'] else ''}" if r["p_value"] is not None else ""
+            parts.append(f"{r['arm']}: {r['impressions']} · {r['clicks']} · {ctr}{p}")
+        return " | ".join(parts)
+
+    @admin.display(description="results")
+    def results_table(self, obj):
+        return self.results(obj) if obj.pk else ""

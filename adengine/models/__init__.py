@@ -4,6 +4,7 @@ from .audience import EncoderModel, ProductVector
 from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
+from .experiments import Experiment
 from .strategy import HourlyStats, StrategyState
 from .tracking import AdEvent, Conversion, Impression
 
@@ -16,6 +17,7 @@ __all__ = [
     "Conversion",
     "Creative",
     "EncoderModel",
+    "Experiment",
     "GenerationRequest",
     "HourlyStats",
     "Impression",

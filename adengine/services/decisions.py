@@ -22,6 +22,7 @@ from django.utils import timezone
 from adengine.conf import settings as ad_settings
 from adengine.models import Impression, Shopper
 from adengine.serving import index as serving_index
+from adengine.serving.experiments import Params, params_for
 from adengine.serving.index import CampaignEntry, PlacementEntry, ProductCard, Snapshot, words
 from adengine.serving.log import PendingSlate, impression_log
 from adengine.serving.policy import POLICY_NAME, relevance_factor, sample_slate
@@ -202,14 +203,15 @@ def _capped(snap: Snapshot, shopper: Shopper | None, candidates: np.ndarray) -> 
 
 
 def _arms_for(
-    snap: Snapshot, campaigns: np.ndarray, lang: str, default_lang: str
+    snap: Snapshot, campaigns: np.ndarray, lang: str, default_lang: str, params: Params
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per competing arm: its language, its index in that language's arrays, its campaign (sorted by campaign).
 
     A campaign's arms are stored best-first by an optimistic index; the first SERVING_ASSETS_PER_CAMPAIGN
     compete (in the page's language, else the default language).
     """
-    per = max(1, int(ad_settings.SERVING_ASSETS_PER_CAMPAIGN))
+    per = params.per_campaign
+    allowed = params.creatives
     langs: list[str] = []
     idx: list[int] = []
     group: list[int] = []
@@ -217,7 +219,14 @@ def _arms_for(
         for lg in (lang, default_lang):
             arms = snap.arms.get(lg)
             span = arms.spans.get(ci) if arms is not None else None
-            if span:
+            if span and allowed is not None:  # a creative-set arm: only its assets compete
+                picked = [j for j in range(*span) if int(arms.creative_ids[j]) in allowed][:per]
+                if picked:
+                    langs.extend([lg] * len(picked))
+                    idx.extend(picked)
+                    group.extend([ci] * len(picked))
+                    break
+            elif span:
                 end = min(span[1], span[0] + per)
                 langs.extend([lg] * (end - span[0]))
                 idx.extend(range(span[0], end))
@@ -234,6 +243,7 @@ def _choose(
     lang: str,
     default_lang: str,
     n: int,
+    params: Params,
 ) -> tuple[list[tuple], PendingSlate | None]:
     """Thompson-sample a slate among the candidate campaigns' arms.
 
@@ -241,7 +251,7 @@ def _choose(
     """
     if n <= 0 or len(candidates) == 0:
         return [], None
-    langs, idx, group = _arms_for(snap, candidates, lang, default_lang)
+    langs, idx, group = _arms_for(snap, candidates, lang, default_lang, params)
     if not langs:
         return [], None
     alpha = np.empty(len(idx))
@@ -251,10 +261,8 @@ def _choose(
         mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(distinct) > 1 else slice(None)
         alpha[mask] = snap.arms[lg].alpha[idx[mask]]
         beta[mask] = snap.arms[lg].beta[idx[mask]]
-    weight = snap.value_per_click[group] * relevance_factor(
-        relevance[group], float(ad_settings.SERVING_RELEVANCE_WEIGHT)
-    )
-    epsilon = float(ad_settings.SERVING_EXPLORATION)
+    weight = snap.value_per_click[group] * relevance_factor(relevance[group], params.relevance_weight)
+    epsilon = params.epsilon
     slate = sample_slate(_rng(), alpha=alpha, beta=beta, weight=weight, group=group, n=n, epsilon=epsilon)
     job = PendingSlate(rows=[], alpha=alpha, beta=beta, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
     return [
@@ -309,6 +317,8 @@ def decide(
     n = placement.max_ads if n is None else max(0, min(int(n), placement.max_ads))
     default_lang = list(ad_settings.LANGUAGES)[0]
     lang = _language(snap, language)
+    experiment = snap.experiment_for(placement.id)
+    params = params_for(experiment, f"s{shopper.pk}" if shopper is not None and shopper.pk is not None else None)
 
     eligible = _eligible(snap, placement, lang, default_lang)
     relevance = _context_relevance(snap, context, product_category)
@@ -336,22 +346,25 @@ def decide(
     value_mean = snap.value_mean.get(lang)
     if value_mean is None:
         return decision
-    expected = value_mean * relevance_factor(relevance, float(ad_settings.SERVING_RELEVANCE_WEIGHT))
-    k = int(ad_settings.SERVING_CANDIDATES)
+    expected = value_mean * relevance_factor(relevance, params.relevance_weight)
+    k = params.candidates
     # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
     # by the next best, so the candidate set stays deterministic given the shopper's impressions today.
     pool = _top(expected, eligible, 2 * k + n)
     pool = pool[~_capped(snap, shopper, pool)]
     ranked = pool[np.argsort(-expected[pool], kind="stable")]
-    sponsored = ranked[~snap.house[ranked]][:k]
-    chosen, job = _choose(snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n)
+    # the holdout of an experiment sees house ads only
+    sponsored = ranked[~snap.house[ranked]][:k] if not params.holdout else ranked[:0]
+    chosen, job = _choose(snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n, params=params)
     slates = [(chosen, job, len(sponsored))] if chosen else []
     if len(chosen) < n and placement.allow_house_ads:
         house = ranked[snap.house[ranked]][:k]
         if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
             house_pool = _top(expected, eligible & snap.house, k)
             house = house_pool[~_capped(snap, shopper, house_pool)]
-        filled, house_job = _choose(snap, house, relevance, lang=lang, default_lang=default_lang, n=n - len(chosen))
+        filled, house_job = _choose(
+            snap, house, relevance, lang=lang, default_lang=default_lang, n=n - len(chosen), params=params
+        )
         if filled:
             slates.append((filled, house_job, len(house)))
     if not slates:
@@ -377,6 +390,8 @@ def decide(
                 "explored": explored,
                 "house": bool(snap.house[ci]),
             }
+            if params.experiment is not None:
+                ctx["experiment"], ctx["arm"] = params.experiment, params.arm
             job.rows.append(
                 [
                     nonce, decision.id, placement.id, campaign.id, int(arms.creative_ids[j]), description[0],

@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.models import Campaign, CampaignDay, Creative, Placement, ProductVector
+from adengine.models import Campaign, CampaignDay, Creative, Experiment, Placement, ProductVector
 
+from .experiments import ExperimentEntry
 from .policy import prior_from_scores
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,18 @@ class Snapshot:
     no_target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     zeros: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eligible_cache: dict = field(default_factory=dict)
+    experiments: list = field(default_factory=list)
+
+    def experiment_for(self, placement_id: int):
+        """The running experiment of a placement (one for this placement first, else one for all)."""
+        best = None
+        for e in self.experiments:
+            if e.placement_id == placement_id:
+                return e
+            if e.placement_id is None and best is None:
+                best = e
+        return best
+
     spent: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spent_today: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spend_day: object = None
@@ -161,7 +174,9 @@ def _version() -> tuple:
                    (SELECT max(updated_at) FROM {Creative._meta.db_table}),
                    (SELECT count(*) FROM {Creative._meta.db_table}),
                    (SELECT max(updated_at) FROM {Placement._meta.db_table}),
-                   (SELECT count(*) FROM {Placement._meta.db_table})
+                   (SELECT count(*) FROM {Placement._meta.db_table}),
+                   (SELECT max(updated_at) FROM {Experiment._meta.db_table}),
+                   (SELECT count(*) FROM {Experiment._meta.db_table})
             """
         )
         return tuple(cur.fetchone())
@@ -307,6 +322,10 @@ def build(version: tuple | None = None) -> Snapshot:
         cards=cards,
         product_vectors=product_vectors,
     )
+    snap.experiments = [
+        ExperimentEntry(e.pk, e.name, e.placement_id, e.holdout, e.salt, tuple(e.arms))
+        for e in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("pk")
+    ]
     _derive(snap)
     refresh_spend(snap)
     log.info(
