@@ -207,6 +207,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Privacy budget of a noisy report export: Laplace noise of scale 1/epsilon is added to every count "
         "(smaller epsilon, more noise).",
     ),
+    "SIMULATION_TRUTH": (
+        "",
+        "Dotted path of the host's class that knows its synthetic shoppers' latent interests, for "
+        "adengine_simulate (see adengine.services.simulation.Truth and the demo's shop.simulation.DemoTruth).",
+    ),
     "ATTRIBUTION_WINDOW_DAYS": (7, "An order is credited to the shopper's last ad click within this many days."),
 }
 

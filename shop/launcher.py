@@ -75,6 +75,11 @@ def _enqueue_initial_work() -> None:
         # demo advertisers and campaigns; the worker writes their copy (Gemma, in en and zh)
         _manage("adengine_load_campaigns", str(ROOT / "fixtures" / "demo_campaigns.json"), "--generate-copy")
         marker.write_text("ok\n")
+    marker = embedded.DATA_DIR / "demo-simulated"
+    if not marker.exists():
+        # a few simulated days, so the admin's reports and the strategy have data to show on first start
+        _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3")
+        marker.write_text("ok\n")
 
 
 def _wait_for_http(url: str, timeout: float = 60) -> bool:

@@ -138,4 +138,5 @@ ADENGINE_ORDER_MODEL = "shop.Order"
 ADENGINE = {
     "SHOP_ADAPTER": "adengine.adapters.ShopAdapter",
     "MODELS_DIR": os.environ.get("ADENGINE_MODELS_DIR", str(BASE_DIR / ".data" / "models")),
+    "SIMULATION_TRUTH": "shop.simulation.DemoTruth",  # the demo customers' latent interests, for adengine_simulate
 }

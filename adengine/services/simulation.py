@@ -1,0 +1,197 @@
+"""Simulated days of traffic through the real serving, tracking, attribution and strategy code.
+
+Synthetic shoppers (the host's, with latent interests known to a ``Truth`` object the host provides)
+visit pages; ``decide()`` chooses ads; the tracking service records views and clicks that the truth
+draws; the truth places real orders for some clicks (attributed by the order signal); after each day
+the strategy update learns. Half the shoppers (by a stable hash) are served uniformly at random among the
+same eligible ads, through an experiment arm with full exploration, so the two can be compared day by day.
+Each simulated day's rows are moved back to their simulated date, so reports show the curve.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from adengine.models import AdEvent, CampaignDay, Conversion, Experiment, Impression, Placement, Shopper
+from adengine.services.decisions import Ad, PageContext, decide, seen_today
+from adengine.services.strategy import update_strategy
+from adengine.services.tracking import record
+from adengine.serving import index as serving_index
+from adengine.serving import tokens
+from adengine.serving.log import impression_log
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "simulation: adengine vs uniform random"
+PLACEMENT_FOR_PAGE = {"home": "home-hero", "category": "category-top", "product": "product-sidebar",
+                      "search": "search-top"}  # fmt: skip
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) adengine-simulation Chrome/131.0"
+
+
+class Truth(Protocol):
+    """What the host knows about its synthetic shoppers (their latent interests)."""
+
+    def shoppers(self, rng: random.Random, n: int) -> list[Shopper]: ...
+
+    def page(self, shopper: Shopper, rng: random.Random) -> tuple[PageContext, str]: ...
+
+    def click_probability(self, shopper: Shopper, ad: Ad) -> float: ...
+
+    def conversion_probability(self, shopper: Shopper, ad: Ad) -> float: ...
+
+    def place_order(self, shopper: Shopper, ad: Ad, when: dt.datetime) -> Any: ...
+
+
+@dataclass
+class DayResult:
+    day: str
+    arm: str
+    impressions: int
+    clicks: int
+    conversions: int
+    spend: float
+    revenue: float
+
+    @property
+    def ctr(self) -> float | None:
+        return self.clicks / self.impressions if self.impressions else None
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.conversions / self.clicks if self.clicks else None
+
+    @property
+    def roas(self) -> float | None:
+        return self.revenue / self.spend if self.spend else None
+
+
+def _experiment() -> Experiment:
+    exp, _ = Experiment.objects.update_or_create(
+        name=EXPERIMENT,
+        defaults={
+            "status": Experiment.Status.RUNNING,
+            "placement": None,
+            "holdout": 0.0,
+            "arms": [
+                {"name": "adengine", "weight": 1},
+                {"name": "random", "weight": 1, "settings": {"SERVING_EXPLORATION": 1.0}},
+            ],
+        },
+    )
+    return exp
+
+
+def _move_to(day: dt.date, marks: dict[str, int], today: dt.date) -> None:
+    """Move the rows written since ``marks`` (and today's spend) to the simulated ``day``."""
+    delta = timezone.localdate() - day
+    shift = dt.timedelta(days=delta.days)
+    Impression.objects.filter(pk__gt=marks["impression"]).update(served_at=F("served_at") - shift)
+    AdEvent.objects.filter(pk__gt=marks["event"]).update(occurred_at=F("occurred_at") - shift)
+    Conversion.objects.filter(pk__gt=marks["conversion"]).update(
+        ordered_at=F("ordered_at") - shift, created_at=F("created_at") - shift
+    )
+    for row in CampaignDay.objects.filter(day=today):
+        CampaignDay.objects.update_or_create(campaign_id=row.campaign_id, day=day, defaults={"spent": row.spent})
+        row.delete()
+
+
+def _marks() -> dict[str, int]:
+    def top(model) -> int:
+        return model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+    return {"impression": top(Impression), "event": top(AdEvent), "conversion": top(Conversion)}
+
+
+def run(
+    *, truth: Truth, days: int, shoppers: int = 200, visits: int = 4, seed: int = 0, progress=None
+) -> list[DayResult]:
+    """Simulate ``days`` days ending yesterday; returns per day and arm the outcome."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    if not Placement.objects.filter(key__in=PLACEMENT_FOR_PAGE.values()).exists():
+        raise ValueError(f"no placements {', '.join(PLACEMENT_FOR_PAGE.values())}: load the demo campaigns first")
+    rng = random.Random(seed)
+    exp = _experiment()
+    serving_index.invalidate()
+    people = truth.shoppers(rng, shoppers)
+    if not people:
+        raise ValueError("no shoppers to simulate")
+    today = timezone.localdate()
+    first_marks = _marks()
+    try:
+        for d in range(days):
+            day = today - dt.timedelta(days=days - d)
+            marks = _marks()
+            seen_today.clear()
+            serving_index.invalidate()
+            for i, shopper in enumerate(people):
+                ip = f"10.{(i // 256) % 256}.{i % 256}.1"
+                for _ in range(visits):
+                    context, category = truth.page(shopper, rng)
+                    key = PLACEMENT_FOR_PAGE.get(context.page)
+                    if key is None:
+                        continue
+                    decision = decide(placement_key=key, shopper=shopper, context=context, product_category=category)
+                    for ad in decision.ads:
+                        token = tokens.make(nonce=ad.nonce)
+                        record(kind=AdEvent.Kind.VIEW, token=token, ip=ip, user_agent=BROWSER)
+                        if rng.random() < truth.click_probability(shopper, ad):
+                            result = record(kind=AdEvent.Kind.CLICK, token=token, ip=ip, user_agent=BROWSER)
+                            if result.counted and rng.random() < truth.conversion_probability(shopper, ad):
+                                truth.place_order(shopper, ad, timezone.now())
+            impression_log.flush()
+            _move_to(day, marks, today)
+            update_strategy(lag_seconds=0)
+            if progress:
+                progress(d + 1, days)
+    finally:
+        exp.status = Experiment.Status.STOPPED  # live serving is not split by the simulation's experiment
+        exp.save(update_fields=["status", "updated_at"])
+        serving_index.invalidate()
+    return results(exp, since_impression=first_marks["impression"])
+
+
+def results(exp: Experiment, *, since_impression: int = 0) -> list[DayResult]:
+    """Per simulated day and arm: impressions, clicks, conversions, spend and revenue."""
+    base = Q(impression__context__experiment=exp.pk, impression_id__gt=since_impression)
+    out: dict[tuple, dict] = defaultdict(lambda: {"impressions": 0, "clicks": 0, "conversions": 0, "spend": 0.0,
+                                                  "revenue": 0.0})  # fmt: skip
+    for r in (
+        Impression.objects.filter(context__experiment=exp.pk, pk__gt=since_impression)
+        .annotate(day=TruncDate("served_at"))
+        .values("day", "context__arm")
+        .annotate(n=Count("id"))
+    ):
+        out[(r["day"], r["context__arm"])]["impressions"] += r["n"]
+    for r in (
+        AdEvent.objects.filter(base)
+        .annotate(day=TruncDate("impression__served_at"))
+        .values("day", "impression__context__arm")
+        .annotate(
+            clicks=Count("id", filter=Q(kind=AdEvent.Kind.CLICK, status__in=AdEvent.COUNTED)), spend=Sum("charge")
+        )
+    ):
+        row = out[(r["day"], r["impression__context__arm"])]
+        row["clicks"] += r["clicks"]
+        row["spend"] += float(r["spend"] or 0)
+    for r in (
+        Conversion.objects.filter(base)
+        .annotate(day=TruncDate("impression__served_at"))
+        .values("day", "impression__context__arm")
+        .annotate(n=Count("id"), revenue=Sum("revenue"))
+    ):
+        row = out[(r["day"], r["impression__context__arm"])]
+        row["conversions"] += r["n"]
+        row["revenue"] += float(r["revenue"] or 0)
+    return [
+        DayResult(day.isoformat(), arm, **values) for (day, arm), values in sorted(out.items(), key=lambda kv: kv[0])
+    ]
