@@ -193,6 +193,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "and a late commit must not be skipped).",
     ),
     "STRATEGY_MIN_IMPRESSIONS": (200, "An asset is LEARNING until it has been served this often."),
+    "STRATEGY_MIN_CLICKS": (
+        20,
+        "A placement's return is trusted for shifting a campaign's delivery once it has this many clicks in "
+        "the last 7 days.",
+    ),
     "STRATEGY_LOW_CONFIDENCE": (
         0.9,
         "An asset is LOW when its campaign's leading asset has the higher click rate with this posterior probability.",

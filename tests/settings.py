@@ -7,5 +7,6 @@ ADENGINE = {
     **ADENGINE,  # noqa: F405
     "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly
     "SERVING_LOG_MODE": "sync",  # tests look at impressions right after deciding (async mode: its own test)
+    "SERVING_INDEX_CHECK_SECONDS": 3600,  # changes reach the index through signals (no background rebuilds)
     "SHOPPER_CACHE_SECONDS": 0,  # tests change shopper rows directly (the cache: its own test)
 }

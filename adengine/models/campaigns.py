@@ -203,6 +203,20 @@ class Campaign(models.Model):
     cvr_beta = models.FloatField(
         "conversion posterior beta", default=19.0, help_text="Beta posterior of conversions per click (beta)."
     )
+    pacing_rate = models.FloatField(
+        "pacing rate",
+        default=1.0,
+        editable=False,
+        help_text="Below 1 when the campaign spends ahead of its daily plan: its ads rank lower (strategy update).",
+    )
+    placement_weights = models.JSONField(
+        "placement weights",
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Placement key -> how much more (or less) its delivery is worth, from return on spend there "
+        "over the last 7 days (strategy update).",
+    )
     clicked = models.PositiveIntegerField("clicks", default=0, help_text="Counted clicks (strategy update).")
     converted = models.PositiveIntegerField("conversions", default=0, help_text="Attributed orders (strategy update).")
     attributed_revenue = models.DecimalField(

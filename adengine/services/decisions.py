@@ -244,6 +244,7 @@ def _choose(
     default_lang: str,
     n: int,
     params: Params,
+    delivery: np.ndarray,
 ) -> tuple[list[tuple], PendingSlate | None]:
     """Thompson-sample a slate among the candidate campaigns' arms.
 
@@ -261,7 +262,7 @@ def _choose(
         mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(distinct) > 1 else slice(None)
         alpha[mask] = snap.arms[lg].alpha[idx[mask]]
         beta[mask] = snap.arms[lg].beta[idx[mask]]
-    weight = snap.value_per_click[group] * relevance_factor(relevance[group], params.relevance_weight)
+    weight = snap.value_per_click[group] * delivery[group] * relevance_factor(relevance[group], params.relevance_weight)
     epsilon = params.epsilon
     slate = sample_slate(_rng(), alpha=alpha, beta=beta, weight=weight, group=group, n=n, epsilon=epsilon)
     job = PendingSlate(rows=[], alpha=alpha, beta=beta, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
@@ -346,7 +347,8 @@ def decide(
     value_mean = snap.value_mean.get(lang)
     if value_mean is None:
         return decision
-    expected = value_mean * relevance_factor(relevance, params.relevance_weight)
+    delivery = snap.delivery_weight[placement.id]
+    expected = value_mean * delivery * relevance_factor(relevance, params.relevance_weight)
     k = params.candidates
     # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
     # by the next best, so the candidate set stays deterministic given the shopper's impressions today.
@@ -355,7 +357,9 @@ def decide(
     ranked = pool[np.argsort(-expected[pool], kind="stable")]
     # the holdout of an experiment sees house ads only
     sponsored = ranked[~snap.house[ranked]][:k] if not params.holdout else ranked[:0]
-    chosen, job = _choose(snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n, params=params)
+    chosen, job = _choose(
+        snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n, params=params, delivery=delivery
+    )
     slates = [(chosen, job, len(sponsored))] if chosen else []
     if len(chosen) < n and placement.allow_house_ads:
         house = ranked[snap.house[ranked]][:k]
@@ -363,7 +367,14 @@ def decide(
             house_pool = _top(expected, eligible & snap.house, k)
             house = house_pool[~_capped(snap, shopper, house_pool)]
         filled, house_job = _choose(
-            snap, house, relevance, lang=lang, default_lang=default_lang, n=n - len(chosen), params=params
+            snap,
+            house,
+            relevance,
+            lang=lang,
+            default_lang=default_lang,
+            n=n - len(chosen),
+            params=params,
+            delivery=delivery,
         )
         if filled:
             slates.append((filled, house_job, len(house)))

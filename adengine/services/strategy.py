@@ -199,10 +199,11 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
         _update_posteriors(campaign, now)
         for key, n in label_assets(campaign.pk, rng=rng).items():
             labels[key] += n
+    delivery = shift_delivery(now)
     state.impression_id = imp_hi if imp_hi is not None else state.impression_id
     state.event_id = ev_hi if ev_hi is not None else state.event_id
     state.conversion_id = conv_hi if conv_hi is not None else state.conversion_id
-    result = {"changed": True, "campaigns": len(touched), **counts, **labels}
+    result = {"changed": True, "campaigns": len(touched), **counts, **labels, **delivery}
     state.updated_at = now
     state.last_result = result
     state.save()
@@ -235,3 +236,47 @@ def _update_posteriors(campaign: Campaign, now: dt.datetime) -> None:
         revenue_per_conversion=(float(campaign.attributed_revenue) / conversions) if conversions else None,
         updated_at=now,
     )
+
+
+def shift_delivery(now: dt.datetime) -> dict[str, int]:
+    """Pacing rates from today's spend against the day's plan, and placement weights from each placement's
+    return over the last 7 days relative to the campaign's (clipped to 0.5..1.5; at least
+    STRATEGY_MIN_CLICKS clicks in the placement). The serving ranking multiplies by both."""
+    from adengine.models import CampaignDay
+
+    local = timezone.localtime(now)
+    share = max((local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 86400, 1e-3)
+    today = dict(CampaignDay.objects.filter(day=local.date()).values_list("campaign_id", "spent"))
+    min_clicks = int(ad_settings.STRATEGY_MIN_CLICKS)
+    week = HourlyStats.objects.filter(hour__gte=now - dt.timedelta(days=7))
+    per_placement: dict[int, dict[str, tuple]] = defaultdict(dict)
+    for r in week.values("campaign_id", "placement__key").annotate(
+        c=Sum("clicks"), s=Sum("spend"), rv=Sum("revenue"), i=Sum("impressions")
+    ):
+        per_placement[r["campaign_id"]][r["placement__key"]] = (r["c"] or 0, float(r["s"] or 0), float(r["rv"] or 0))
+    paced = shifted = 0
+    for c in Campaign.objects.filter(status=Campaign.Status.ACTIVE, tier=Campaign.Tier.SPONSORED):
+        rate = 1.0
+        if c.daily_budget:
+            plan = float(c.daily_budget) * share
+            spent = float(today.get(c.pk, 0))
+            if spent > plan > 0:
+                rate = max(0.2, plan / spent)
+        weights = {}
+        stats = per_placement.get(c.pk, {})
+        total_clicks = sum(v[0] for v in stats.values())
+        total_spend = sum(v[1] for v in stats.values())
+        total_revenue = sum(v[2] for v in stats.values())
+        for key, (clicks, spend, revenue) in stats.items():
+            if clicks < min_clicks or spend <= 0 or total_spend <= 0:
+                continue
+            if total_revenue > 0:  # return on spend where the campaign earns revenue
+                ratio = (revenue / spend) / (total_revenue / total_spend)
+            else:  # otherwise clicks per unit spent
+                ratio = (clicks / spend) / (total_clicks / total_spend)
+            weights[key] = round(min(1.5, max(0.5, ratio)), 3)
+        if abs(rate - c.pacing_rate) > 1e-3 or weights != c.placement_weights:
+            Campaign.objects.filter(pk=c.pk).update(pacing_rate=rate, placement_weights=weights, updated_at=now)
+            paced += rate < 1.0
+            shifted += bool(weights)
+    return {"paced": paced, "placement_shifts": shifted}

@@ -88,6 +88,8 @@ class CampaignEntry:
     products: list[object]
     cvr_mean: float
     revenue_per_conversion: float | None
+    pacing_rate: float = 1.0
+    placement_weights: dict = field(default_factory=dict)
 
     @property
     def unit_price(self) -> Decimal:
@@ -137,6 +139,7 @@ class Snapshot:
     min_similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: none
     value_per_click: np.ndarray = field(default_factory=lambda: np.zeros(0))
     placement_mask: dict[int, np.ndarray] = field(default_factory=dict)
+    delivery_weight: dict[int, np.ndarray] = field(default_factory=dict)
     best_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign's best arm mean CTR
     has_copy: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign has approved headlines
     value_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> value x best mean CTR
@@ -264,6 +267,8 @@ def build(version: tuple | None = None) -> Snapshot:
                 products=products,
                 cvr_mean=cvr_mean,
                 revenue_per_conversion=c.revenue_per_conversion,
+                pacing_rate=c.pacing_rate,
+                placement_weights=dict(c.placement_weights or {}),
             )
         )
         vector = c.target_vector
@@ -378,6 +383,10 @@ def _derive(snap: Snapshot) -> None:
     snap.zeros.flags.writeable = False
     for p in snap.placements.values():
         snap.placement_mask[p.id] = np.array([c.placements is None or p.id in c.placements for c in cs], bool)
+        # the strategy's delivery shift: pacing ahead of plan, and the placement's relative return
+        snap.delivery_weight[p.id] = np.array(
+            [c.pacing_rate * float(c.placement_weights.get(p.key, 1.0)) for c in cs], dtype=np.float64
+        )
     for lang, arms in snap.arms.items():
         has = np.zeros(len(cs), bool)
         has[list(arms.spans)] = True
@@ -479,6 +488,7 @@ class _Holder:
         self.checked_at = 0.0
         self.dirty = True
         self.lock = threading.Lock()
+        self.rebuilding = False
 
     def get(self) -> Snapshot:
         now = time.monotonic()
@@ -498,11 +508,29 @@ class _Holder:
                 self.dirty = False  # before reading: a change during the build marks it dirty again
                 version = _version()
                 self.checked_at = now
-                if forced or version != snap.version:
+                if forced:
                     snap = self.snapshot = build(version)
+                elif version != snap.version and not self.rebuilding:
+                    # changed by another process (an edit, the strategy update): rebuild in the background and
+                    # keep serving the current snapshot meanwhile, so no request waits for a large rebuild
+                    self.rebuilding = True
+                    threading.Thread(target=self._rebuild, args=(version,), daemon=True).start()
             if now - snap.spend_at >= float(ad_settings.SERVING_SPEND_REFRESH_SECONDS):
                 refresh_spend(snap)
             return snap
+
+    def _rebuild(self, version: tuple) -> None:
+        try:
+            fresh = build(version)
+            with self.lock:
+                self.snapshot = fresh
+        except Exception:
+            log.exception("serving index: background rebuild failed; the next check retries")
+            with self.lock:
+                self.checked_at = 0.0
+        finally:
+            self.rebuilding = False
+            connection.close()
 
     def invalidate(self) -> None:
         self.dirty = True

@@ -120,3 +120,33 @@ def test_conversions_update_the_campaign(placement, make_campaign):
     assert campaign.cvr_alpha == 3.0 and campaign.cvr_beta == 27.0
     assert campaign.revenue_per_conversion == pytest.approx(150.0)
     assert HourlyStats.objects.aggregate(r=Sum("revenue"))["r"] == Decimal("300.00")
+
+
+def test_delivery_shifts_toward_the_better_placement_and_paces_an_overspender(make_campaign):
+    from adengine.models import CampaignDay
+    from adengine.services.strategy import shift_delivery
+    from tests.factories import PlacementFactory
+
+    top, side = PlacementFactory(key="top"), PlacementFactory(key="side")
+    campaign = make_campaign(headlines=0, daily_budget=Decimal("10"), total_budget=Decimal("1000"))
+    ad = CreativeFactory(campaign=campaign)
+    # given a week in which the top slot earned 3x the clicks per unit spent of the side slot
+    log_traffic(ad, top, served=600, clicks=60)
+    side_imps = log_traffic(ad, side, served=600, clicks=60)
+    AdEvent.objects.filter(impression__in=side_imps).update(charge=Decimal("3.00"))
+    update_strategy(lag_seconds=0)
+    campaign.refresh_from_db()
+    assert campaign.placement_weights["top"] > 1.0 > campaign.placement_weights["side"]
+    # and a campaign that has spent its whole daily budget early in the day is paced down
+    noon = timezone.localtime().replace(hour=6, minute=0, second=0, microsecond=0)
+    CampaignDay.objects.update_or_create(campaign=campaign, day=noon.date(), defaults={"spent": Decimal("10")})
+    shift_delivery(noon)
+    campaign.refresh_from_db()
+    assert campaign.pacing_rate == pytest.approx(0.25)
+    # serving reads both
+    from adengine.serving import index
+
+    index.invalidate()
+    snap = index.current()
+    i = snap.index_of[campaign.pk]
+    assert snap.delivery_weight[top.pk][i] == pytest.approx(0.25 * campaign.placement_weights["top"])
