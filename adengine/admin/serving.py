@@ -78,4 +78,18 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="results")
     def results_table(self, obj):
-        return self.results(obj) if obj.pk else ""
+        """Per arm totals, and the daily CTR of each arm as a chart."""
+        if not obj.pk:
+            return ""
+        from django.utils.html import format_html
+
+        from adengine.admin.charts import line_chart
+        from adengine.services.simulation import results
+
+        rows = results(obj)
+        days = sorted({r.day for r in rows})
+        arms = [a["name"] for a in obj.arms] + (["holdout"] if obj.holdout > 0 else [])
+        by = {(r.day, r.arm): r for r in rows}
+        series = {arm: [by[(d, arm)].ctr if (d, arm) in by else None for d in days] for arm in arms}
+        chart = line_chart(days, series, title="CTR by day and arm") if days else ""
+        return format_html("<div>{}</div><div>{}</div>", self.results(obj), chart)

@@ -73,3 +73,18 @@ def test_simulate_command_needs_a_truth():
         call_command("adengine_simulate", "--days", "1")
     with pytest.raises(CommandError, match="at least 1"):
         call_command("adengine_simulate", "--days", "0")
+
+
+def test_the_experiment_page_draws_the_daily_curve(client, make_campaign):
+    from django.urls import reverse
+
+    from tests.factories import UserFactory
+
+    for key in simulation.PLACEMENT_FOR_PAGE.values():
+        PlacementFactory(key=key, max_ads=1)
+    good, poor = make_campaign(), make_campaign()
+    simulation.run(truth=TwoAdsTruth(good, poor), days=2, shoppers=10, visits=2, seed=2)
+    exp = Experiment.objects.get(name=simulation.EXPERIMENT)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:adengine_experiment_change", args=[exp.pk])).content.decode()
+    assert "CTR by day and arm" in page and "<svg" in page
