@@ -217,6 +217,15 @@ class Campaign(models.Model):
         help_text="Placement key -> how much more (or less) its delivery is worth, from return on spend there "
         "over the last 7 days (strategy update).",
     )
+    audience_weights = models.JSONField(
+        "audience weights",
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="'close' (shoppers whose interests fit the campaign: relevance >= 0.75) and 'broad' (the rest) -> "
+        "how much more (or less) delivery to each is worth, from their return over the last 7 days "
+        "(strategy update).",
+    )
     clicked = models.PositiveIntegerField("clicks", default=0, help_text="Counted clicks (strategy update).")
     converted = models.PositiveIntegerField("conversions", default=0, help_text="Attributed orders (strategy update).")
     attributed_revenue = models.DecimalField(

@@ -30,6 +30,7 @@ from adengine.serving.policy import POLICY_NAME, relevance_factor, sample_slate
 CONTEXT_PRODUCT = 1.0  # relevance of a campaign promoting the product on the page
 CONTEXT_CATEGORY = 0.8  # ... targeting the page's category (or promoting a product in it)
 CONTEXT_QUERY = 0.9  # ... whose keywords the search query contains
+CLOSE_RELEVANCE = 0.75  # the campaign's "close" audience (adengine.services.strategy uses the same bound)
 
 
 class UnknownPlacement(LookupError):
@@ -347,7 +348,10 @@ def decide(
     value_mean = snap.value_mean.get(lang)
     if value_mean is None:
         return decision
-    delivery = snap.delivery_weight[placement.id]
+    # the strategy's delivery shift: pacing, the placement's and the audience's relative return
+    delivery = snap.delivery_weight[placement.id] * np.where(
+        relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad
+    )
     expected = value_mean * delivery * relevance_factor(relevance, params.relevance_weight)
     k = params.candidates
     # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced

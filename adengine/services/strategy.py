@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent, Campaign, Conversion, Creative, HourlyStats, Impression, StrategyState
+from adengine.services.decisions import CLOSE_RELEVANCE
 from adengine.serving.learning import posteriors
 from adengine.serving.policy import prior_from_scores
 
@@ -239,9 +240,9 @@ def _update_posteriors(campaign: Campaign, now: dt.datetime) -> None:
 
 
 def shift_delivery(now: dt.datetime) -> dict[str, int]:
-    """Pacing rates from today's spend against the day's plan, and placement weights from each placement's
-    return over the last 7 days relative to the campaign's (clipped to 0.5..1.5; at least
-    STRATEGY_MIN_CLICKS clicks in the placement). The serving ranking multiplies by both."""
+    """Pacing rates from today's spend against the day's plan; placement and audience weights from each
+    placement's and audience's ('close': relevance >= 0.75, 'broad') return over the last 7 days relative to
+    the campaign's (clipped to 0.5..1.5; at least STRATEGY_MIN_CLICKS clicks). Serving multiplies by all."""
     from adengine.models import CampaignDay
 
     local = timezone.localtime(now)
@@ -254,6 +255,7 @@ def shift_delivery(now: dt.datetime) -> dict[str, int]:
         c=Sum("clicks"), s=Sum("spend"), rv=Sum("revenue"), i=Sum("impressions")
     ):
         per_placement[r["campaign_id"]][r["placement__key"]] = (r["c"] or 0, float(r["s"] or 0), float(r["rv"] or 0))
+    per_audience = _audience_returns(now - dt.timedelta(days=7))
     paced = shifted = 0
     for c in Campaign.objects.filter(status=Campaign.Status.ACTIVE, tier=Campaign.Tier.SPONSORED):
         rate = 1.0
@@ -262,21 +264,51 @@ def shift_delivery(now: dt.datetime) -> dict[str, int]:
             spent = float(today.get(c.pk, 0))
             if spent > plan > 0:
                 rate = max(0.2, plan / spent)
-        weights = {}
-        stats = per_placement.get(c.pk, {})
-        total_clicks = sum(v[0] for v in stats.values())
-        total_spend = sum(v[1] for v in stats.values())
-        total_revenue = sum(v[2] for v in stats.values())
-        for key, (clicks, spend, revenue) in stats.items():
-            if clicks < min_clicks or spend <= 0 or total_spend <= 0:
-                continue
-            if total_revenue > 0:  # return on spend where the campaign earns revenue
-                ratio = (revenue / spend) / (total_revenue / total_spend)
-            else:  # otherwise clicks per unit spent
-                ratio = (clicks / spend) / (total_clicks / total_spend)
-            weights[key] = round(min(1.5, max(0.5, ratio)), 3)
-        if abs(rate - c.pacing_rate) > 1e-3 or weights != c.placement_weights:
-            Campaign.objects.filter(pk=c.pk).update(pacing_rate=rate, placement_weights=weights, updated_at=now)
+        weights = _relative_weights(per_placement.get(c.pk, {}), min_clicks)
+        audiences = _relative_weights(per_audience.get(c.pk, {}), min_clicks)
+        if abs(rate - c.pacing_rate) > 1e-3 or weights != c.placement_weights or audiences != c.audience_weights:
+            Campaign.objects.filter(pk=c.pk).update(
+                pacing_rate=rate, placement_weights=weights, audience_weights=audiences, updated_at=now
+            )
             paced += rate < 1.0
-            shifted += bool(weights)
+            shifted += bool(weights) or bool(audiences)
     return {"paced": paced, "placement_shifts": shifted}
+
+
+def _audience_returns(since: dt.datetime) -> dict[int, dict[str, tuple]]:
+    """Per campaign and audience ('close' / 'broad'): clicks, spend and revenue since ``since``."""
+    close = Q(impression__relevance__gte=CLOSE_RELEVANCE)
+    out: dict[int, dict[str, tuple]] = defaultdict(dict)
+    events = AdEvent.objects.filter(occurred_at__gte=since, impression__campaign__tier=Campaign.Tier.SPONSORED)
+    conversions = Conversion.objects.filter(ordered_at__gte=since)
+    for name, cond in (("close", close), ("broad", ~close)):
+        money = dict(
+            conversions.filter(cond)
+            .values_list("campaign_id")
+            .annotate(r=Sum("revenue"))
+            .values_list("campaign_id", "r")
+        )
+        for r in (
+            events.filter(cond)
+            .values("campaign_id")
+            .annotate(c=Count("id", filter=Q(kind=AdEvent.Kind.CLICK, status__in=AdEvent.COUNTED)), s=Sum("charge"))
+        ):
+            out[r["campaign_id"]][name] = (r["c"], float(r["s"] or 0), float(money.get(r["campaign_id"]) or 0))
+    return out
+
+
+def _relative_weights(stats: dict[str, tuple], min_clicks: int) -> dict[str, float]:
+    """Each segment's return relative to the whole (revenue per spend, else clicks per spend), 0.5..1.5."""
+    total_clicks = sum(v[0] for v in stats.values())
+    total_spend = sum(v[1] for v in stats.values())
+    total_revenue = sum(v[2] for v in stats.values())
+    weights = {}
+    for key, (clicks, spend, revenue) in stats.items():
+        if clicks < min_clicks or spend <= 0 or total_spend <= 0:
+            continue
+        if total_revenue > 0:
+            ratio = (revenue / spend) / (total_revenue / total_spend)
+        else:
+            ratio = (clicks / spend) / (total_clicks / total_spend)
+        weights[key] = round(min(1.5, max(0.5, ratio)), 3)
+    return weights

@@ -90,6 +90,7 @@ class CampaignEntry:
     revenue_per_conversion: float | None
     pacing_rate: float = 1.0
     placement_weights: dict = field(default_factory=dict)
+    audience_weights: dict = field(default_factory=dict)
 
     @property
     def unit_price(self) -> Decimal:
@@ -140,6 +141,8 @@ class Snapshot:
     value_per_click: np.ndarray = field(default_factory=lambda: np.zeros(0))
     placement_mask: dict[int, np.ndarray] = field(default_factory=dict)
     delivery_weight: dict[int, np.ndarray] = field(default_factory=dict)
+    audience_close: np.ndarray = field(default_factory=lambda: np.ones(0))  # weight for relevance >= 0.75
+    audience_broad: np.ndarray = field(default_factory=lambda: np.ones(0))
     best_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign's best arm mean CTR
     has_copy: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign has approved headlines
     value_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> value x best mean CTR
@@ -269,6 +272,7 @@ def build(version: tuple | None = None) -> Snapshot:
                 revenue_per_conversion=c.revenue_per_conversion,
                 pacing_rate=c.pacing_rate,
                 placement_weights=dict(c.placement_weights or {}),
+                audience_weights=dict(c.audience_weights or {}),
             )
         )
         vector = c.target_vector
@@ -375,6 +379,8 @@ def _derive(snap: Snapshot) -> None:
         [c.audience_min_similarity if c.audience_min_similarity is not None else nan for c in cs], dtype=np.float64
     )
     snap.value_per_click = np.array([value_per_click(c) for c in cs], dtype=np.float64)
+    snap.audience_close = np.array([float(c.audience_weights.get("close", 1.0)) for c in cs], dtype=np.float64)
+    snap.audience_broad = np.array([float(c.audience_weights.get("broad", 1.0)) for c in cs], dtype=np.float64)
     snap.no_threshold = np.isnan(snap.min_similarity)
     snap.min_similarity0 = np.nan_to_num(snap.min_similarity)
     snap.target_idx = np.flatnonzero(snap.has_target)

@@ -17,14 +17,16 @@ from tests.factories import CreativeFactory
 pytestmark = pytest.mark.django_db
 
 
-def log_traffic(creative: Creative, placement, *, served: int, clicks: int, when=None) -> list[Impression]:
+def log_traffic(
+    creative: Creative, placement, *, served: int, clicks: int, when=None, relevance: float = 0.5
+) -> list[Impression]:
     """``served`` impressions of a headline, the first ``clicks`` of them clicked (counted, billed at 1.00)."""
     when = when or timezone.now() - dt.timedelta(hours=1)
     imps = Impression.objects.bulk_create(
         [
             Impression(
                 decision_id=uuid.uuid4(), placement=placement, campaign=creative.campaign, creative=creative,
-                language="en", propensity=0.5, predicted_ctr=0.02, relevance=0.5, value=0.02, candidates=2,
+                language="en", propensity=0.5, predicted_ctr=0.02, relevance=relevance, value=0.02, candidates=2,
                 personalised=False, policy="test", landing_url="/", served_at=when,
             )
             for _ in range(served)
@@ -130,13 +132,15 @@ def test_delivery_shifts_toward_the_better_placement_and_paces_an_overspender(ma
     top, side = PlacementFactory(key="top"), PlacementFactory(key="side")
     campaign = make_campaign(headlines=0, daily_budget=Decimal("10"), total_budget=Decimal("1000"))
     ad = CreativeFactory(campaign=campaign)
-    # given a week in which the top slot earned 3x the clicks per unit spent of the side slot
-    log_traffic(ad, top, served=600, clicks=60)
+    # given a week in which the top slot earned 3x the clicks per unit spent of the side slot, and the
+    # campaign's close audience (relevance >= 0.75, all of the top slot's traffic here) did better too
+    log_traffic(ad, top, served=600, clicks=60, relevance=0.9)
     side_imps = log_traffic(ad, side, served=600, clicks=60)
     AdEvent.objects.filter(impression__in=side_imps).update(charge=Decimal("3.00"))
     update_strategy(lag_seconds=0)
     campaign.refresh_from_db()
     assert campaign.placement_weights["top"] > 1.0 > campaign.placement_weights["side"]
+    assert campaign.audience_weights["close"] > 1.0 > campaign.audience_weights["broad"]
     # and a campaign that has spent its whole daily budget early in the day is paced down
     noon = timezone.localtime().replace(hour=6, minute=0, second=0, microsecond=0)
     CampaignDay.objects.update_or_create(campaign=campaign, day=noon.date(), defaults={"spent": Decimal("10")})
@@ -150,3 +154,4 @@ def test_delivery_shifts_toward_the_better_placement_and_paces_an_overspender(ma
     snap = index.current()
     i = snap.index_of[campaign.pk]
     assert snap.delivery_weight[top.pk][i] == pytest.approx(0.25 * campaign.placement_weights["top"])
+    assert snap.audience_close[i] == pytest.approx(campaign.audience_weights["close"])
