@@ -11,10 +11,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from adengine.adapters import get_adapter
 from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.stats import campaign_stats
 
+from .lookups import product_by_pk
 from .permissions import IsAdvertiserUser, campaigns_for
 from .serving import ConfiguredThrottle
 
@@ -42,11 +42,7 @@ class ProductKeyField(serializers.Field):
         return str(value.pk)
 
     def to_internal_value(self, data):
-        adapter = get_adapter()
-        try:
-            product = adapter.products().filter(pk=adapter.product_model()._meta.pk.to_python(data)).first()
-        except Exception:
-            product = None
+        product = product_by_pk(data)
         if product is None:
             raise serializers.ValidationError(f"no product with id {data!r}.")
         return product

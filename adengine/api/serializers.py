@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from adengine.adapters import get_adapter
 from adengine.models import BehaviourEvent
+
+from .lookups import product_by_pk
 
 MAX_BATCH = 100
 
@@ -47,11 +48,7 @@ class EventSerializer(serializers.Serializer):
         pk = attrs.get("product")
         if not pk:
             raise serializers.ValidationError({"product": f"a {kind} event needs a product."})
-        model = get_adapter().product_model()
-        try:
-            product = get_adapter().products().filter(pk=model._meta.pk.to_python(pk)).first()
-        except Exception:
-            product = None
+        product = product_by_pk(pk)
         if product is None:
             raise serializers.ValidationError({"product": f"no product with id {pk!r}."})
         attrs["product"] = product

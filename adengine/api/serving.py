@@ -25,6 +25,8 @@ from adengine.services.tracking import find_impression, record
 from adengine.serving import tokens
 from adengine.views import client_ip
 
+from .lookups import product_by_pk
+
 log = logging.getLogger(__name__)
 
 
@@ -64,11 +66,7 @@ class DecisionQuerySerializer(serializers.Serializer):
     )
 
     def validate_product(self, value):
-        adapter = get_adapter()
-        try:
-            product = adapter.products().filter(pk=adapter.product_model()._meta.pk.to_python(value)).first()
-        except Exception:
-            product = None
+        product = product_by_pk(value)
         if product is None:
             raise serializers.ValidationError(f"no product with id {value!r}.")
         return product
@@ -108,11 +106,7 @@ def parse_decision_query(params) -> dict:
     out["session"] = session
     if "product" in params and "product" not in errors:
         value = params["product"]
-        adapter = get_adapter()
-        try:
-            product = adapter.products().filter(pk=adapter.product_model()._meta.pk.to_python(value)).first()
-        except Exception:
-            product = None
+        product = product_by_pk(value)
         if product is None:
             errors["product"] = f"no product with id {value!r}."
         out["product"] = product

@@ -16,16 +16,14 @@ METRICS = ("impressions", "views", "clicks", "ctr", "conversions", "conversion_r
            "ecpm", "reach")  # fmt: skip
 
 
-@dataclass
-class ReportRow:
-    key: str
+class Rates:
+    """CTR, conversion rate and ROAS of anything with impressions, clicks, conversions, spend and revenue."""
+
     impressions: float
-    views: float
     clicks: float
     conversions: float
     spend: float
     revenue: float
-    reach: float
 
     @property
     def ctr(self) -> float | None:
@@ -38,6 +36,18 @@ class ReportRow:
     @property
     def roas(self) -> float | None:
         return self.revenue / self.spend if self.spend else None
+
+
+@dataclass
+class ReportRow(Rates):
+    key: str
+    impressions: float
+    views: float
+    clicks: float
+    conversions: float
+    spend: float
+    revenue: float
+    reach: float
 
     @property
     def ecpm(self) -> float | None:

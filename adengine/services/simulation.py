@@ -22,6 +22,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from adengine.models import AdEvent, CampaignDay, Conversion, Experiment, Impression, Placement, Shopper
+from adengine.selectors.reports import Rates
 from adengine.services.decisions import Ad, PageContext, decide, seen_today
 from adengine.services.strategy import update_strategy
 from adengine.services.tracking import record
@@ -52,7 +53,7 @@ class Truth(Protocol):
 
 
 @dataclass
-class DayResult:
+class DayResult(Rates):
     day: str
     arm: str
     impressions: int
@@ -60,18 +61,6 @@ class DayResult:
     conversions: int
     spend: float
     revenue: float
-
-    @property
-    def ctr(self) -> float | None:
-        return self.clicks / self.impressions if self.impressions else None
-
-    @property
-    def conversion_rate(self) -> float | None:
-        return self.conversions / self.clicks if self.clicks else None
-
-    @property
-    def roas(self) -> float | None:
-        return self.revenue / self.spend if self.spend else None
 
 
 def _experiment() -> Experiment:

@@ -41,7 +41,7 @@ def slate_probabilities(
     Estimated from ``draws`` Thompson slates (``adengine.serving.policy``), mixed with the uniform
     exploration the policy applies with probability ``epsilon``.
     """
-    from .policy import _groups, _slates
+    from .policy import _groups, _slates, uniform_probability
 
     alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
     starts, sizes = _groups(np.asarray(group))
@@ -55,6 +55,4 @@ def slate_probabilities(
             out[k] += np.bincount(chosen[:, k], minlength=len(alpha))
         done += m
     out /= draws
-    arm_group = np.searchsorted(starts, np.arange(len(alpha)), side="right") - 1
-    uniform = 1.0 / (len(starts) * sizes[arm_group])
-    return (1.0 - epsilon) * out + epsilon * uniform[None, :]
+    return (1.0 - epsilon) * out + epsilon * uniform_probability(starts, sizes, np.arange(len(alpha)))[None, :]

@@ -136,9 +136,13 @@ def propensities(
     theta = rng.beta(alpha, beta, size=(draws, len(alpha)))
     chosen = _slates(theta, weight, starts, sizes, len(arms))
     p_ts = (chosen == arms[None, :]).mean(axis=0)
+    return (1.0 - epsilon) * p_ts + epsilon * uniform_probability(starts, sizes, arms)
+
+
+def uniform_probability(starts: np.ndarray, sizes: np.ndarray, arms: np.ndarray) -> np.ndarray:
+    """P(arm at a given position) under the uniform exploration: 1 / (groups x arms in the arm's group)."""
     arm_group = np.searchsorted(starts, arms, side="right") - 1
-    p_uniform = 1.0 / (len(starts) * sizes[arm_group])
-    return (1.0 - epsilon) * p_ts + epsilon * p_uniform
+    return 1.0 / (len(starts) * sizes[arm_group])
 
 
 def thompson_slate(

@@ -51,41 +51,30 @@ def test_logged_propensities_match_how_often_the_policy_chooses(epsilon):
         assert min(min(v) for v in logged.values()) >= epsilon / (3 * 2) - 1e-12  # exploration floor
 
 
+def _wins(rng, weight, runs=500) -> Counter:
+    """How often each of two arms (Beta(5, 95) and Beta(20, 80)) is chosen with these weights."""
+    return Counter(
+        int(
+            thompson_slate(
+                rng,
+                alpha=np.array([5.0, 20.0]),
+                beta=np.array([95.0, 80.0]),
+                weight=np.array(weight),
+                group=np.array([0, 1]),
+                n=1,
+                epsilon=0.0,
+                draws=10,
+            ).arms[0]
+        )
+        for _ in range(runs)
+    )
+
+
 def test_better_arm_wins_more_often_and_weight_scales_value():
     rng = np.random.default_rng(3)
-    wins = Counter(
-        int(
-            thompson_slate(
-                rng,
-                alpha=np.array([5.0, 20.0]),
-                beta=np.array([95.0, 80.0]),
-                weight=np.array([1.0, 1.0]),
-                group=np.array([0, 1]),
-                n=1,
-                epsilon=0.0,
-                draws=10,
-            ).arms[0]
-        )
-        for _ in range(500)
-    )
-    assert wins[1] > 450
-    # a four times higher bid on the weaker arm turns it around
-    wins = Counter(
-        int(
-            thompson_slate(
-                rng,
-                alpha=np.array([5.0, 20.0]),
-                beta=np.array([95.0, 80.0]),
-                weight=np.array([8.0, 1.0]),
-                group=np.array([0, 1]),
-                n=1,
-                epsilon=0.0,
-                draws=10,
-            ).arms[0]
-        )
-        for _ in range(500)
-    )
-    assert wins[0] > 400
+    assert _wins(rng, [1.0, 1.0])[1] > 450
+    # an eight times higher bid on the weaker arm turns it around
+    assert _wins(rng, [8.0, 1.0])[0] > 400
 
 
 def test_unsorted_groups_are_refused():
