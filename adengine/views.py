@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from adengine.models import AdEvent, Impression
 from adengine.selectors.why import explain
 from adengine.services.shoppers import set_personalisation, shopper_for_request
-from adengine.services.tracking import find_impression, record
+from adengine.services.tracking import impression_for, record
 from adengine.serving import tokens
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,9 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
 
 def _impression(token: str, request: HttpRequest) -> Impression | HttpResponse:
     try:
-        data = tokens.read("why", token)
+        return impression_for("why", token, related=("campaign__advertiser",))
     except tokens.TokenError as exc:
         return _refused(request, str(exc), exc.status)
-    try:
-        impression = find_impression(data.nonce, related=("campaign__advertiser",))
-    except tokens.TokenError:
-        impression = None
-    return impression if impression is not None else _refused(request, "no such ad", 404)
 
 
 @never_cache

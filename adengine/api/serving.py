@@ -21,7 +21,7 @@ from adengine.presentation import decision_data
 from adengine.selectors.why import explain
 from adengine.services.decisions import PageContext, UnknownPlacement, decide
 from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
-from adengine.services.tracking import find_impression, record
+from adengine.services.tracking import impression_for, record
 from adengine.serving import tokens
 from adengine.views import client_ip
 
@@ -194,11 +194,7 @@ class WhyView(APIView):
     @extend_schema(responses={200: dict, 400: dict, 404: dict, 410: dict})
     def get(self, request, token: str):
         try:
-            data = tokens.read("why", token)
-        except tokens.TokenError as exc:
-            return Response({"detail": str(exc)}, status=exc.status)
-        try:
-            impression = find_impression(data.nonce, related=("campaign__advertiser",))
+            impression = impression_for("why", token, related=("campaign__advertiser",))
         except tokens.TokenError as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response(explain(impression, viewer=shopper_for_request(request, create=False)))

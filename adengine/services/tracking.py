@@ -99,9 +99,14 @@ def find_impression(nonce, *, related: tuple[str, ...] = ()) -> Impression:
     return impression
 
 
+def impression_for(kind: str, token: str, *, related: tuple[str, ...] = ()) -> Impression:
+    """The impression a token names, if valid for ``kind``; TokenError (400, 404, 410) otherwise."""
+    return find_impression(tokens.read(kind, token).nonce, related=related)
+
+
 def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackResult:
     """Record a view or click from its signed token; raises tokens.TokenError for tampered, expired, unknown."""
-    impression = find_impression(tokens.read(kind, token).nonce, related=("campaign",))
+    impression = impression_for(kind, token, related=("campaign",))
     now = timezone.now()
     ip = truncate_ip(ip)
     event = AdEvent(

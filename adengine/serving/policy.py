@@ -112,6 +112,37 @@ def sample_slate(
     )
 
 
+def slate_probabilities(
+    rng: np.random.Generator,
+    *,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    weight: np.ndarray,
+    group: np.ndarray,
+    n: int,
+    epsilon: float,
+    draws: int,
+) -> np.ndarray:
+    """P(arm at position k) for every arm and position under ``sample_slate``: an (n, arms) matrix.
+
+    The mixture (1 - epsilon) x P_thompson + epsilon x P_uniform, P_thompson estimated from ``draws``
+    independent Thompson slates and P_uniform = 1 / (groups x arms in the group), so never zero.
+    """
+    alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
+    starts, sizes = _groups(np.asarray(group))
+    n = min(n, len(starts))
+    counts = np.zeros((n, len(alpha)))
+    done = 0
+    while done < draws:
+        m = min(2000, draws - done)
+        chosen = _slates(rng.beta(alpha, beta, size=(m, len(alpha))), weight, starts, sizes, n)
+        for k in range(n):
+            counts[k] += np.bincount(chosen[:, k], minlength=len(alpha))
+        done += m
+    uniform = uniform_probability(starts, sizes, np.arange(len(alpha)))
+    return (1.0 - epsilon) * counts / draws + epsilon * uniform[None, :]
+
+
 def propensities(
     rng: np.random.Generator,
     *,
@@ -123,20 +154,14 @@ def propensities(
     epsilon: float,
     draws: int,
 ) -> np.ndarray:
-    """P(arm at its position) under ``sample_slate`` for a chosen slate ``arms``.
-
-    The mixture (1 - epsilon) x P_thompson + epsilon x P_uniform, P_thompson estimated from ``draws``
-    independent Thompson draws and P_uniform = 1 / (groups x arms in the group), so never zero.
-    """
-    alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
+    """P(arm at its position) under ``sample_slate`` for a chosen slate ``arms`` (see ``slate_probabilities``)."""
     arms = np.asarray(arms, dtype=np.int64)
     if len(arms) == 0:
         return np.empty(0)
-    starts, sizes = _groups(np.asarray(group))
-    theta = rng.beta(alpha, beta, size=(draws, len(alpha)))
-    chosen = _slates(theta, weight, starts, sizes, len(arms))
-    p_ts = (chosen == arms[None, :]).mean(axis=0)
-    return (1.0 - epsilon) * p_ts + epsilon * uniform_probability(starts, sizes, arms)
+    probs = slate_probabilities(
+        rng, alpha=alpha, beta=beta, weight=weight, group=group, n=len(arms), epsilon=epsilon, draws=draws
+    )
+    return probs[np.arange(len(arms)), arms]
 
 
 def uniform_probability(starts: np.ndarray, sizes: np.ndarray, arms: np.ndarray) -> np.ndarray:

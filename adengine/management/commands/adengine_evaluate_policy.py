@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from adengine.conf import settings as ad_settings
 from adengine.ope import ESTIMATORS, LogError, evaluate
 from adengine.selectors.obd import DatasetError, ObdLog, read
-from adengine.serving.learning import flat_prior, posteriors, slate_probabilities
+from adengine.serving.learning import flat_prior, posteriors
+from adengine.serving.policy import slate_probabilities
 
 POSITIONS = 3
 
