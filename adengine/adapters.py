@@ -10,13 +10,14 @@ with other names subclasses it and overrides the methods that differ (see ``test
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from adengine.conf import get_order_model, get_product_model
@@ -38,6 +39,16 @@ class OrderLineInfo:
     @property
     def revenue(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class OrderImport:
+    """One order of an orders file, validated and resolved to host objects, for ``import_orders``."""
+
+    order_id: str
+    customer: Any
+    placed_at: datetime
+    lines: list[OrderLineInfo]
 
 
 def _first_attr(obj: Any, names: list[str], default: Any = None) -> Any:
@@ -176,12 +187,16 @@ class ShopAdapter:
         return qs.order_by("created_at").iterator(chunk_size=500)
 
     # ---- import (``shop_import``) -------------------------------------------------------------
-    # Each receives one validated row (see adengine.services.imports) and returns the object.
+    # Each receives validated rows (see adengine.services.imports) and returns the objects. The bulk
+    # methods (find_products, find_customers, import_orders) fall back to their one-at-a-time
+    # counterpart when a subclass overrides only that one, so such a subclass keeps working.
 
     def import_product(self, row: dict[str, Any]) -> tuple[Any, bool]:
         """Create or update a product from a validated CSV row; returns (product, changed).
 
-        Idempotent on ``product_id``: a row equal to what is stored writes nothing.
+        Idempotent on ``product_id``: a row equal to what is stored writes nothing. A new category
+        is named from ``category_name_en`` / ``category_name_zh`` (the importer fills a missing one
+        from the other), or from its slug when the file names it in neither language.
         """
         model = self.product_model()
         fields = {f.name: f for f in model._meta.fields}
@@ -213,9 +228,15 @@ class ShopAdapter:
 
     def find_product(self, external_id: str) -> Any:
         """The product with the import key ``external_id``, or None."""
+        return self.find_products([external_id]).get(external_id)
+
+    def find_products(self, external_ids: Collection[str]) -> dict[str, Any]:
+        """Products by import key (``sku``, else the primary key), in one query; unknown keys are left out."""
+        if _overrides(self, "find_product"):
+            return {i: p for i in external_ids if (p := self.find_product(i)) is not None}
         model = self.product_model()
-        field = "sku" if any(f.name == "sku" for f in model._meta.fields) else "pk"
-        return model._default_manager.filter(**{field: external_id}).first()
+        field = model._meta.get_field("sku") if any(f.name == "sku" for f in model._meta.fields) else model._meta.pk
+        return _find_by(model, field, external_ids)
 
     def import_customer(self, row: dict[str, Any]) -> tuple[Any, bool]:
         """Create or update a customer (Django's user) from a validated CSV row; returns (user, changed)."""
@@ -229,18 +250,23 @@ class ShopAdapter:
 
     def find_customer(self, external_id: str) -> Any:
         """The user with the import key ``external_id``, or None."""
+        return self.find_customers([external_id]).get(external_id)
+
+    def find_customers(self, external_ids: Collection[str]) -> dict[str, Any]:
+        """Users by import key (their username), in one query; unknown keys are left out."""
+        if _overrides(self, "find_customer"):
+            return {i: u for i in external_ids if (u := self.find_customer(i)) is not None}
         user_model = get_user_model()
-        return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: external_id}).first()
+        return _find_by(user_model, user_model._meta.get_field(user_model.USERNAME_FIELD), external_ids)
 
     def import_order(
         self, order_id: str, customer: Any, placed_at: datetime, lines: list[OrderLineInfo]
     ) -> tuple[Any, bool]:
         """Create an order with its lines once; returns (order, created). An existing order is left as is."""
-        model = self.order_model()
+        model, line_model = self._order_models()
         existing = model._default_manager.filter(number=order_id).first()
         if existing is not None:
             return existing, False
-        line_model = model._meta.get_field("lines").related_model
         with transaction.atomic():
             order = model(number=order_id, customer=customer, created_at=placed_at)
             order.save()
@@ -249,6 +275,69 @@ class ShopAdapter:
                 for line in lines
             )
         return order, True
+
+    def import_orders(self, orders: list[OrderImport]) -> list[tuple[Any, bool]]:
+        """Create many orders with their lines at once; returns (order, created) for each, in order.
+
+        Orders whose ``number`` is stored already are left as is (one query finds them); the new
+        ones and all their lines are written with two ``bulk_create`` calls, so the order model's
+        ``save()`` and signals are not run (override this if your orders need them).
+        """
+        if _overrides(self, "import_order"):
+            return [self.import_order(o.order_id, o.customer, o.placed_at, o.lines) for o in orders]
+        model, line_model = self._order_models()
+        ids = [o.order_id for o in orders]
+        existing = {o.number: o for o in model._default_manager.filter(number__in=ids)}
+        new = {
+            o.order_id: model(number=o.order_id, customer=o.customer, created_at=o.placed_at)
+            for o in orders
+            if o.order_id not in existing
+        }
+        model._default_manager.bulk_create(new.values())
+        line_model._default_manager.bulk_create(
+            [
+                line_model(
+                    order=new[o.order_id], product=line.product, quantity=line.quantity, unit_price=line.unit_price
+                )
+                for o in orders
+                if o.order_id in new
+                for line in o.lines
+            ],
+            batch_size=5000,
+        )
+        return [(new[i], True) if i in new else (existing[i], False) for i in ids]
+
+    def _order_models(self) -> tuple[type[models.Model], type[models.Model]]:
+        """The order model and its lines' model, checked for the fields the default import writes."""
+        model = self.order_model()
+        names = {f.name for f in model._meta.get_fields()}
+        if not {"number", "customer", "created_at", "lines"} <= names:
+            raise ImportNotSupported(
+                "The default ShopAdapter imports orders into models with number, customer, created_at and "
+                "lines (product, quantity, unit_price); override import_order() or import_orders() in your adapter."
+            )
+        return model, model._meta.get_field("lines").related_model
+
+
+def _overrides(adapter: ShopAdapter, name: str) -> bool:
+    """True when the adapter's class replaces ShopAdapter's method ``name``."""
+    return getattr(type(adapter), name) is not getattr(ShopAdapter, name)
+
+
+def _find_by(model: type[models.Model], field: models.Field, keys: Collection[str]) -> dict[str, Any]:
+    """Rows of ``model`` whose ``field`` is one of ``keys``, by key (keys the field cannot hold are left out)."""
+    wanted: dict[Any, str] = {}
+    for key in keys:
+        try:
+            wanted[field.to_python(key)] = key
+        except ValidationError:  # e.g. "P1" for a UUID primary key: no such row
+            continue
+    found: dict[str, Any] = {}
+    values = list(wanted)
+    for i in range(0, len(values), 10_000):
+        for obj in model._default_manager.filter(**{f"{field.attname}__in": values[i : i + 10_000]}):
+            found[wanted[getattr(obj, field.attname)]] = obj
+    return found
 
 
 def _upsert(model: type[models.Model], key: dict[str, Any], values: dict[str, Any]) -> tuple[Any, bool]:

@@ -5,6 +5,11 @@ the good ones are loaded. An order is loaded whole or not at all. Loading is ide
 products and customers are upserted (unchanged rows are not written), events are keyed by their
 ``event_id`` and orders by their ``order_id``, so a second run changes nothing.
 
+Events and orders are the big files, so they go in bulk: the products and customers a file names
+are looked up once (``find_products`` / ``find_customers``), events are inserted thousands at a
+time, and orders go to the adapter's ``import_orders`` a batch at a time (one by one through
+``import_order`` only when a batch fails, to name the order that broke it).
+
 The formats are documented in the README ("Importing your shop's data").
 """
 
@@ -25,22 +30,28 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
 
-from adengine.adapters import ImportNotSupported, OrderLineInfo, get_adapter
+from adengine.adapters import ImportNotSupported, OrderImport, OrderLineInfo, get_adapter
 from adengine.models import BehaviourEvent, Shopper
 from adengine.services.behaviour import purchase_key, scrub_query
-from adengine.services.shoppers import get_or_create_for_user, set_personalisation
+from adengine.services.shoppers import get_or_create_for_user, set_personalisation, shoppers_for_users
 from adengine.signal_handlers import suppressed
 
-COLUMNS = {
-    "products": ["product_id", "category", "title_en", "title_zh", "price"],
+COLUMNS = {  # the columns a file must have; the README's import table lists the optional ones too
+    "products": ["product_id", "category", "price"],
     "customers": ["customer_id"],
-    "events": ["event_id", "customer_id", "session_id", "kind", "product_id", "query", "occurred_at"],
+    "events": ["event_id", "kind", "occurred_at"],
     "orders": ["order_id", "customer_id", "placed_at", "product_id", "quantity", "unit_price"],
+}
+ONE_OF = {  # ... and at least one column of each of these groups
+    "products": [("title_en", "title_zh")],
+    "events": [("customer_id", "session_id")],
 }
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,39}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 EVENT_KINDS = {"search", "view", "cart"}
-CHUNK = 200  # rows per transaction: fewer commits, and a failure loses at most one chunk's work
+CHUNK = 200  # product and customer rows per transaction: fewer commits, a failure loses one chunk's work
+ORDER_BATCH = 1000  # orders per import_orders() call and transaction
+EVENT_BATCH = 5000  # events per bulk insert and transaction
 
 
 class ImportFileError(ValueError):
@@ -73,10 +84,11 @@ def read_rows(path: Path, kind: str) -> list[tuple[int, dict[str, str]]]:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in COLUMNS[kind] if c not in header]
+            missing += [" or ".join(group) for group in ONE_OF.get(kind, []) if not set(group) & set(header)]
             if missing:
-                raise ImportFileError(
-                    f"{path}: missing column(s) {', '.join(missing)}; a {kind} file needs {', '.join(COLUMNS[kind])}"
-                )
+                needs = ", ".join(COLUMNS[kind])
+                needs += "".join(f" and one of {', '.join(group)}" for group in ONE_OF.get(kind, []))
+                raise ImportFileError(f"{path}: missing column(s) {', '.join(missing)}; a {kind} file needs {needs}")
             return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"{path}: not UTF-8 text ({exc})") from exc
@@ -139,7 +151,7 @@ def validate_product(row: dict[str, str]) -> dict[str, Any]:
     if not _SLUG.match(row["category"]):
         raise RowError(f"category {row['category']!r} must be a lowercase slug (a-z, 0-9, - and _)")
     out["category"] = row["category"]
-    if not row["title_en"] and not row["title_zh"]:
+    if not row.get("title_en") and not row.get("title_zh"):
         raise RowError("title_en and title_zh are both empty")
     for name, limit in (
         ("title_en", 200),
@@ -154,6 +166,7 @@ def validate_product(row: dict[str, str]) -> dict[str, Any]:
         if len(value) > limit:
             raise RowError(f"{name} is longer than {limit} characters")
         out[name] = value
+    # one language stands in for the other (category names: see _name_categories)
     out["title_en"] = out["title_en"] or out["title_zh"]
     out["title_zh"] = out["title_zh"] or out["title_en"]
     out["price"] = _decimal(row["price"], "price")
@@ -175,8 +188,10 @@ def validate_customer(row: dict[str, str]) -> dict[str, Any]:
         except ValidationError:
             raise RowError(f"email {email!r} is not an e-mail address") from None
     out["email"] = email
-    out["first_name"] = row.get("first_name", "")[:150]
-    out["last_name"] = row.get("last_name", "")[:150]
+    for name in ("first_name", "last_name"):
+        out[name] = row.get(name, "")
+        if len(out[name]) > 150:
+            raise RowError(f"{name} is longer than 150 characters")
     out["personalisation"] = _bool(row.get("personalisation", ""), "personalisation")
     return out
 
@@ -184,7 +199,7 @@ def validate_customer(row: dict[str, str]) -> dict[str, Any]:
 def validate_event(row: dict[str, str]) -> dict[str, Any]:
     """An event row, checked and typed (products are resolved later)."""
     out = {"event_id": _id(row["event_id"], "event_id")}
-    customer, session = row["customer_id"], row["session_id"]
+    customer, session = row.get("customer_id", ""), row.get("session_id", "")
     if bool(customer) == bool(session):
         raise RowError("give exactly one of customer_id and session_id")
     out["customer_id"] = _id(customer, "customer_id") if customer else ""
@@ -196,12 +211,12 @@ def validate_event(row: dict[str, str]) -> dict[str, Any]:
         raise RowError(f"kind {kind!r} must be one of {', '.join(sorted(EVENT_KINDS))}")
     out["kind"] = kind
     if kind == "search":
-        query = scrub_query(row["query"])
+        query = scrub_query(row.get("query", ""))
         if not query:
             raise RowError("a search needs a query")
         out["query"], out["product_id"] = query, ""
     else:
-        if not row["product_id"]:
+        if not row.get("product_id"):
             raise RowError(f"a {kind} needs a product_id")
         out["product_id"], out["query"] = _id(row["product_id"], "product_id"), ""
     out["occurred_at"] = _time(row["occurred_at"], "occurred_at")
@@ -237,9 +252,9 @@ class Importer:
         self.adapter = get_adapter()
         self.report = Report()
         self.progress = progress or (lambda kind, n: None)
-        self._products: dict[str, Any] = {}
-        self._customers: dict[str, Any] = {}
-        self._user_shoppers: dict[Any, Shopper] = {}
+        self._products: dict[str, Any] = {}  # import key -> host product, or None when unknown
+        self._customers: dict[str, Any] = {}  # import key -> host user, or None when unknown
+        self._user_shoppers: dict[Any, Shopper] = {}  # user pk -> shopper
 
     def _validated(self, path: Path, kind: str, validate) -> list[tuple[int, dict[str, Any]]]:
         good = []
@@ -250,19 +265,31 @@ class Importer:
                 self.report.error(path, line, str(exc))
         return good
 
-    def product(self, external_id: str) -> Any:
-        if external_id not in self._products:
-            self._products[external_id] = self.adapter.find_product(external_id)
-        return self._products[external_id]
+    # ---- lookups, in bulk: one query per kind per file, not one per row ----------------------
+    def _resolve(self, products: set[str] = frozenset(), customers: set[str] = frozenset()) -> None:
+        """Look up the host products and customers named by a file (once each, in bulk)."""
+        wanted = {i for i in products if i not in self._products}
+        if wanted:
+            found = self.adapter.find_products(wanted)
+            self._products |= {i: found.get(i) for i in wanted}
+        wanted = {i for i in customers if i not in self._customers}
+        if wanted:
+            found = self.adapter.find_customers(wanted)
+            self._customers |= {i: found.get(i) for i in wanted}
 
-    def customer(self, external_id: str) -> Any:
-        if external_id not in self._customers:
-            self._customers[external_id] = self.adapter.find_customer(external_id)
-        return self._customers[external_id]
+    def _shoppers_of(self, users: list[Any]) -> dict[Any, Shopper]:
+        """The shoppers of these users, by user pk (created when missing)."""
+        missing = {u.pk for u in users} - set(self._user_shoppers)
+        if missing:
+            self._user_shoppers |= shoppers_for_users(user_ids=missing)
+        return self._user_shoppers
 
+    # ---- products and customers: few rows, upserted one by one through the adapter --------------
     def products(self, path: Path) -> None:
+        rows = self._validated(path, "products", validate_product)
+        _name_categories(rows)
         changed_ids: list[str] = []
-        for chunk in _chunks(self._validated(path, "products", validate_product), CHUNK):
+        for chunk in _chunks(rows, CHUNK):
             with transaction.atomic(), suppressed():
                 for line, row in chunk:
                     try:
@@ -297,35 +324,35 @@ class Importer:
                         self.report.error(path, line, f"not saved: {exc}")
                         continue
                     self._customers[row["customer_id"]] = user
+                    self._user_shoppers.pop(user.pk, None)  # its consent may have changed
                     (self.report.loaded if changed else self.report.unchanged)["customers"] += 1
             self.progress("customers", len(chunk))
 
+    # ---- events: validated, resolved in bulk, inserted in large batches ---------------------------
     def _shopper_ids(self, rows: list[tuple[int, dict]], path: Path) -> dict[int, Shopper]:
         """Shopper of each row (by line), creating users' shoppers and imported sessions."""
-        by_line: dict[int, Shopper] = {}
+        customer_ids = {r["customer_id"] for _, r in rows if r["customer_id"]}
+        self._resolve(customers=customer_ids)
+        users = self._shoppers_of([u for i in customer_ids if (u := self._customers[i]) is not None])
         session_keys = {anonymous_key_for(r["session_id"]) for _, r in rows if r["session_id"]}
-        existing = {s.anonymous_key: s for s in Shopper.objects.filter(anonymous_key__in=session_keys)}
-        Shopper.objects.bulk_create(
-            [Shopper(anonymous_key=k) for k in session_keys - set(existing)], ignore_conflicts=True
-        )
+        existing = set(Shopper.objects.filter(anonymous_key__in=session_keys).values_list("anonymous_key", flat=True))
+        Shopper.objects.bulk_create([Shopper(anonymous_key=k) for k in session_keys - existing], ignore_conflicts=True)
         sessions = {s.anonymous_key: s for s in Shopper.objects.filter(anonymous_key__in=session_keys)}
-        users: dict[str, Shopper] = {}
+        by_line: dict[int, Shopper] = {}
         for line, r in rows:
             if r["session_id"]:
                 by_line[line] = sessions[anonymous_key_for(r["session_id"])]
                 continue
-            cid = r["customer_id"]
-            if cid not in users:
-                user = self.customer(cid)
-                if user is None:
-                    self.report.error(path, line, f"customer_id {cid!r} is not in customers.csv or the shop")
-                    continue
-                users[cid] = get_or_create_for_user(user=user)
-            by_line[line] = users[cid]
+            user = self._customers[r["customer_id"]]
+            if user is None:
+                self.report.error(path, line, f"customer_id {r['customer_id']!r} is not in customers.csv or the shop")
+                continue
+            by_line[line] = users[user.pk]
         return by_line
 
     def events(self, path: Path) -> None:
         rows = self._validated(path, "events", validate_event)
+        self._resolve(products={r["product_id"] for _, r in rows if r["product_id"]})
         shoppers = self._shopper_ids(rows, path)
         batch: list[BehaviourEvent] = []
         for line, r in rows:
@@ -337,7 +364,7 @@ class Importer:
                 continue
             product = None
             if r["product_id"]:
-                product = self.product(r["product_id"])
+                product = self._products[r["product_id"]]
                 if product is None:
                     self.report.error(path, line, f"product_id {r['product_id']!r} is not in products.csv or the shop")
                     continue
@@ -352,72 +379,86 @@ class Importer:
                     dedupe_key=f"import:{r['event_id']}",
                 )
             )
-        for chunk in _chunks(batch, 2000):
+        for chunk in _chunks(batch, EVENT_BATCH):
             with transaction.atomic():
                 self._insert_events(chunk, "events")
             self.progress("events", len(chunk))
 
-    def _touch(self, touched: dict[int, dt.datetime]) -> None:
-        if not touched:
-            return
-        ids, times = zip(*touched.items(), strict=True)
-        with connection.cursor() as cur:
-            cur.execute(
-                f"""UPDATE {Shopper._meta.db_table} s SET last_event_at = GREATEST(s.last_event_at, t.at)
-                    FROM unnest(%s::bigint[], %s::timestamptz[]) AS t(id, at) WHERE s.id = t.id""",
-                [list(ids), list(times)],
-            )
-
+    # ---- orders: whole orders in batches through the adapter's import_orders -------------------
     def orders(self, path: Path) -> None:
-        grouped: dict[str, list[tuple[int, dict | None]]] = defaultdict(list)
+        grouped: dict[str, list[tuple[int, dict | str]]] = defaultdict(list)  # a bad row: its reason
         for line, row in read_rows(path, "orders"):
             try:
                 grouped[row["order_id"]].append((line, validate_order_line(row)))
             except RowError as exc:
-                self.report.error(path, line, str(exc))
-                grouped[row["order_id"]].append((line, None))
-        for chunk in _chunks(list(grouped.items()), CHUNK):
-            purchases: list[BehaviourEvent] = []
+                grouped[row["order_id"]].append((line, str(exc)))
+        good = [r for lines in grouped.values() for _, r in lines if isinstance(r, dict)]
+        self._resolve(products={r["product_id"] for r in good}, customers={r["customer_id"] for r in good})
+        for chunk in _chunks(list(grouped.items()), ORDER_BATCH):
+            batch: list[OrderImport] = []
+            first_line: dict[str, int] = {}
+            for order_id, lines in chunk:
+                try:
+                    batch.append(self._order(order_id, lines))
+                    first_line[order_id] = lines[0][0]
+                except _BadLine as exc:
+                    self.report.error(path, exc.line, f"{exc}; order {order_id!r} skipped whole")
             with transaction.atomic(), suppressed():
-                for order_id, lines in chunk:
-                    first_line = lines[0][0]
-                    try:
-                        infos, customer, placed_at = self._order(order_id, lines)
-                    except RowError as exc:
-                        self.report.error(path, first_line, f"order {order_id!r} skipped whole: {exc}")
-                        continue
-                    try:
-                        with transaction.atomic():
-                            order, created = self.adapter.import_order(order_id, customer, placed_at, infos)
-                    except Exception as exc:
-                        self.report.error(path, first_line, f"order {order_id!r} not saved: {exc}")
-                        continue
+                saved = self._save_orders(path, batch, first_line)
+                for _, _, created in saved:
                     (self.report.loaded if created else self.report.unchanged)["orders"] += 1
-                    if created:
-                        purchases += self._purchases(order, customer)
-                self._insert_events(purchases, "purchases")
+                self._insert_events(
+                    self._purchases([(o, order) for o, order, created in saved if created]), "purchases"
+                )
             self.progress("orders", len(chunk))
 
-    def _purchases(self, order: Any, customer: Any) -> list[BehaviourEvent]:
-        """Purchase events of an imported order, keyed like the order signal's so neither duplicates."""
-        if not self.adapter.order_is_countable(order):
-            return []
-        shopper = self._user_shoppers.get(customer.pk) or get_or_create_for_user(user=customer)
-        self._user_shoppers[customer.pk] = shopper
-        key, at = self.adapter.order_key(order), self.adapter.order_placed_at(order)
-        return [
-            BehaviourEvent(
-                shopper=shopper,
-                kind=BehaviourEvent.Kind.PURCHASE,
-                product=line.product,
-                quantity=line.quantity,
-                revenue=line.revenue,
-                occurred_at=at,
-                source=BehaviourEvent.Source.IMPORT,
-                dedupe_key=purchase_key(key, line.product.pk),
-            )
-            for line in self.adapter.order_lines(order)
-        ]
+    def _save_orders(
+        self, path: Path, batch: list[OrderImport], first_line: dict[str, int]
+    ) -> list[tuple[OrderImport, Any, bool]]:
+        """Save a batch with the adapter's import_orders; if that fails, order by order to name the bad ones."""
+        if batch:
+            try:
+                with transaction.atomic():
+                    saved = self.adapter.import_orders(batch)
+                return [(o, *result) for o, result in zip(batch, saved, strict=True)]
+            except ImportNotSupported:
+                raise
+            except Exception:  # e.g. a host constraint: one by one below finds and reports the order(s)
+                pass
+        out = []
+        for o in batch:
+            try:
+                with transaction.atomic():
+                    order, created = self.adapter.import_order(o.order_id, o.customer, o.placed_at, o.lines)
+            except ImportNotSupported:
+                raise
+            except Exception as exc:
+                self.report.error(path, first_line[o.order_id], f"order {o.order_id!r} not saved: {exc}")
+                continue
+            out.append((o, order, created))
+        return out
+
+    def _purchases(self, orders: list[tuple[OrderImport, Any]]) -> list[BehaviourEvent]:
+        """Purchase events of newly imported orders, keyed like the order signal's so neither duplicates."""
+        countable = [(o, order) for o, order in orders if self.adapter.order_is_countable(order)]
+        shoppers = self._shoppers_of([o.customer for o, _ in countable])
+        events = []
+        for o, order in countable:
+            key, at = self.adapter.order_key(order), self.adapter.order_placed_at(order)
+            events += [
+                BehaviourEvent(
+                    shopper=shoppers[o.customer.pk],
+                    kind=BehaviourEvent.Kind.PURCHASE,
+                    product=line.product,
+                    quantity=line.quantity,
+                    revenue=line.revenue,
+                    occurred_at=at,
+                    source=BehaviourEvent.Source.IMPORT,
+                    dedupe_key=purchase_key(key, line.product.pk),
+                )
+                for line in o.lines  # the lines just written: no need to read them back
+            ]
+        return events
 
     def _insert_events(self, events: list[BehaviourEvent], label: str) -> int:
         """Insert events idempotently (dedupe keys) and move their shoppers' last_event_at; returns new."""
@@ -425,7 +466,7 @@ class Importer:
             return 0
         keys = [e.dedupe_key for e in events]
         before = set(BehaviourEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
-        BehaviourEvent.objects.bulk_create(events, ignore_conflicts=True)
+        BehaviourEvent.objects.bulk_create([e for e in events if e.dedupe_key not in before], ignore_conflicts=True)
         touched: dict[int, dt.datetime] = {}
         new = 0
         for e in events:
@@ -439,28 +480,64 @@ class Importer:
         self._touch(touched)
         return new
 
-    def _order(
-        self, order_id: str, lines: list[tuple[int, dict | None]]
-    ) -> tuple[list[OrderLineInfo], Any, dt.datetime]:
-        bad = [line for line, r in lines if r is None]
-        if bad:
-            raise RowError(f"line(s) {', '.join(map(str, bad))} are invalid")
+    def _touch(self, touched: dict[int, dt.datetime]) -> None:
+        if not touched:
+            return
+        ids, times = zip(*touched.items(), strict=True)
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""UPDATE {Shopper._meta.db_table} s SET last_event_at = GREATEST(s.last_event_at, t.at)
+                    FROM unnest(%s::bigint[], %s::timestamptz[]) AS t(id, at) WHERE s.id = t.id""",
+                [list(ids), list(times)],
+            )
+
+    def _order(self, order_id: str, lines: list[tuple[int, dict | str]]) -> OrderImport:
+        """One order's lines as an OrderImport; raises _BadLine naming the first bad line."""
+        for line, r in lines:
+            if isinstance(r, str):
+                raise _BadLine(line, r)
         head = lines[0][1]
-        if any(r["customer_id"] != head["customer_id"] or r["placed_at"] != head["placed_at"] for _, r in lines):
-            raise RowError("its lines disagree on customer_id or placed_at")
-        customer = self.customer(head["customer_id"])
+        for line, r in lines:
+            if r["customer_id"] != head["customer_id"] or r["placed_at"] != head["placed_at"]:
+                raise _BadLine(line, f"customer_id or placed_at differ from line {lines[0][0]} of the same order")
+        customer = self._customers.get(head["customer_id"])
         if customer is None:
-            raise RowError(f"customer_id {head['customer_id']!r} is not in customers.csv or the shop")
+            raise _BadLine(lines[0][0], f"customer_id {head['customer_id']!r} is not in customers.csv or the shop")
         infos, seen = [], set()
         for line, r in lines:
-            product = self.product(r["product_id"])
+            product = self._products.get(r["product_id"])
             if product is None:
-                raise RowError(f"line {line}: product_id {r['product_id']!r} is not in products.csv or the shop")
+                raise _BadLine(line, f"product_id {r['product_id']!r} is not in products.csv or the shop")
             if r["product_id"] in seen:
-                raise RowError(f"line {line}: product_id {r['product_id']!r} appears twice")
+                raise _BadLine(line, f"product_id {r['product_id']!r} appears twice in the order")
             seen.add(r["product_id"])
             infos.append(OrderLineInfo(product=product, quantity=r["quantity"], unit_price=r["unit_price"]))
-        return infos, customer, head["placed_at"]
+        return OrderImport(order_id=order_id, customer=customer, placed_at=head["placed_at"], lines=infos)
+
+
+class _BadLine(RowError):
+    """A bad line of an order, which skips the whole order."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+
+
+def _name_categories(rows: list[tuple[int, dict[str, Any]]]) -> None:
+    """Give every row the names of its category: each language's first in the file, else the other's.
+
+    Only the row that creates a category counts, and exports often name it on some rows only; a
+    name missing in both languages stays empty, and the adapter falls back to the slug.
+    """
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for _, row in rows:
+        for name in ("category_name_en", "category_name_zh"):
+            if row[name]:
+                found[row["category"]].setdefault(name, row[name])
+    for _, row in rows:
+        names = found[row["category"]]
+        en, zh = names.get("category_name_en", ""), names.get("category_name_zh", "")
+        row["category_name_en"], row["category_name_zh"] = en or zh, zh or en
 
 
 def _enqueue_embedding(product_ids: list[str]) -> None:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -70,6 +71,17 @@ def get_or_create_for_user(*, user: Any) -> Shopper:
             shopper = Shopper.objects.get(user=user)
     recent_shoppers.put(key, shopper)
     return shopper
+
+
+def shoppers_for_users(*, user_ids: Collection[Any]) -> dict[Any, Shopper]:
+    """The shoppers of many registered users by user pk, the missing ones created in one insert (bulk imports)."""
+    wanted = set(user_ids)
+    found = {s.user_id: s for s in Shopper.objects.filter(user_id__in=wanted)}
+    missing = wanted - set(found)
+    if missing:  # ignore_conflicts: a shopper created concurrently is simply read back
+        Shopper.objects.bulk_create([Shopper(user_id=pk) for pk in missing], ignore_conflicts=True)
+        found |= {s.user_id: s for s in Shopper.objects.filter(user_id__in=missing)}
+    return found
 
 
 def get_or_create_anonymous(*, anonymous_key: str) -> Shopper:

@@ -102,6 +102,39 @@ def test_product_import_not_supported_is_a_clear_error(tmp_path):
         call_command("shop_import", "--no-progress", products=str(f))
 
 
+def test_events_and_orders_import_through_the_host_adapter(tmp_path, item, capsys):
+    """This host imports orders one at a time (its own import_order) and has no session_id or query columns."""
+    # given a customer, their view of the host's UUID item and two orders, one naming no item of the shop
+    now = (timezone.now() - timezone.timedelta(hours=1)).replace(microsecond=0).isoformat()
+    files = {
+        "customers": "customer_id,personalisation\nbuyer,1\n",
+        "events": f"event_id,customer_id,kind,product_id,occurred_at\ne1,buyer,view,{item.pk},{now}\n",
+        "orders": (
+            "order_id,customer_id,placed_at,product_id,quantity,unit_price\n"
+            f"o1,buyer,{now},{item.pk},2,45.00\no2,buyer,{now},P-1,1,1.00\n"
+        ),
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8")
+    paths = {name: str(tmp_path / f"{name}.csv") for name in files}
+    # when they are imported
+    with pytest.raises(CommandError, match="1 bad row"):
+        call_command("shop_import", "--no-progress", **paths)
+    # then the good order is the host's purchase with its item, and a purchase event; the bad one is named
+    purchase = Purchase.objects.get()
+    assert purchase.buyer.username == "buyer" and list(purchase.items.values_list("count", "each_cents")) == [(2, 4500)]
+    assert BehaviourEvent.objects.get(kind="purchase").revenue == 90
+    assert BehaviourEvent.objects.get(kind="view").product_id == item.pk
+    assert "orders.csv:3: product_id 'P-1' is not in products.csv or the shop; order 'o2' skipped whole" in (
+        capsys.readouterr().err
+    )
+    # when they are imported again, then nothing changes
+    with pytest.raises(CommandError, match="1 bad row"):
+        call_command("shop_import", "--no-progress", **paths)
+    assert "orders: 0 loaded, 1 unchanged" in capsys.readouterr().out
+    assert Purchase.objects.count() == 1 and BehaviourEvent.objects.count() == 2
+
+
 def test_product_vectors_key_on_uuid(item, encoder):
     from adengine.services.products import embed_products
 

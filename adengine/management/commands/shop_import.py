@@ -38,7 +38,7 @@ class Command(BaseCommand):
             if kind not in bars:
                 for bar in bars.values():
                     bar.close()
-                bars[kind] = tqdm(desc=kind, unit=" rows", file=self.stderr._out, leave=True)
+                bars[kind] = tqdm(desc=kind, unit=f" {kind}", file=self.stderr._out, leave=True)
             bars[kind].update(n)
 
         try:
@@ -48,8 +48,8 @@ class Command(BaseCommand):
         finally:
             for bar in bars.values():
                 bar.close()
-        for kind in ("products", "customers", "events", "orders"):
-            if kind in files:
+        for kind in ("products", "customers", "events", "orders", "purchases"):
+            if kind in files or (kind == "purchases" and "orders" in files):
                 self.stdout.write(
                     f"{kind}: {report.loaded.get(kind, 0)} loaded, {report.unchanged.get(kind, 0)} unchanged"
                 )
