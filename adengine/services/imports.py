@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from adengine.models import BehaviourEvent, Shopper
 from adengine.services.behaviour import purchase_key, scrub_query
 from adengine.services.shoppers import get_or_create_for_user, set_personalisation, shoppers_for_users
 from adengine.signal_handlers import suppressed
+
+log = logging.getLogger(__name__)
 
 COLUMNS = {  # the columns a file must have; the README's import table lists the optional ones too
     "products": ["product_id", "category", "price"],
@@ -401,8 +404,9 @@ class Importer:
                 try:
                     batch.append(self._order(order_id, lines))
                     first_line[order_id] = lines[0][0]
-                except _BadLine as exc:
-                    self.report.error(path, exc.line, f"{exc}; order {order_id!r} skipped whole")
+                except _BadLines as exc:
+                    for line, reason in exc.lines:
+                        self.report.error(path, line, f"{reason}; order {order_id!r} skipped whole")
             with transaction.atomic(), suppressed():
                 saved = self._save_orders(path, batch, first_line)
                 for _, _, created in saved:
@@ -424,7 +428,7 @@ class Importer:
             except ImportNotSupported:
                 raise
             except Exception:  # e.g. a host constraint: one by one below finds and reports the order(s)
-                pass
+                log.info("import_orders failed for a batch of %d; saving them one by one", len(batch), exc_info=True)
         out = []
         for o in batch:
             try:
@@ -492,35 +496,42 @@ class Importer:
             )
 
     def _order(self, order_id: str, lines: list[tuple[int, dict | str]]) -> OrderImport:
-        """One order's lines as an OrderImport; raises _BadLine naming the first bad line."""
-        for line, r in lines:
-            if isinstance(r, str):
-                raise _BadLine(line, r)
-        head = lines[0][1]
-        for line, r in lines:
-            if r["customer_id"] != head["customer_id"] or r["placed_at"] != head["placed_at"]:
-                raise _BadLine(line, f"customer_id or placed_at differ from line {lines[0][0]} of the same order")
+        """One order's lines as an OrderImport; raises _BadLines naming every bad line (the first check that fails)."""
+        bad = [(line, r) for line, r in lines if isinstance(r, str)]
+        if bad:
+            raise _BadLines(bad)
+        head_line, head = lines[0]
+        bad = [
+            (line, f"customer_id or placed_at differ from line {head_line} of the same order")
+            for line, r in lines
+            if (r["customer_id"], r["placed_at"]) != (head["customer_id"], head["placed_at"])
+        ]
+        if bad:
+            raise _BadLines(bad)
         customer = self._customers.get(head["customer_id"])
         if customer is None:
-            raise _BadLine(lines[0][0], f"customer_id {head['customer_id']!r} is not in customers.csv or the shop")
+            raise _BadLines([(head_line, f"customer_id {head['customer_id']!r} is not in customers.csv or the shop")])
         infos, seen = [], set()
         for line, r in lines:
             product = self._products.get(r["product_id"])
             if product is None:
-                raise _BadLine(line, f"product_id {r['product_id']!r} is not in products.csv or the shop")
-            if r["product_id"] in seen:
-                raise _BadLine(line, f"product_id {r['product_id']!r} appears twice in the order")
+                bad.append((line, f"product_id {r['product_id']!r} is not in products.csv or the shop"))
+            elif r["product_id"] in seen:
+                bad.append((line, f"product_id {r['product_id']!r} appears twice in the order"))
+            else:
+                infos.append(OrderLineInfo(product=product, quantity=r["quantity"], unit_price=r["unit_price"]))
             seen.add(r["product_id"])
-            infos.append(OrderLineInfo(product=product, quantity=r["quantity"], unit_price=r["unit_price"]))
+        if bad:
+            raise _BadLines(bad)
         return OrderImport(order_id=order_id, customer=customer, placed_at=head["placed_at"], lines=infos)
 
 
-class _BadLine(RowError):
-    """A bad line of an order, which skips the whole order."""
+class _BadLines(RowError):
+    """The bad lines of an order, as (line, reason): the whole order is skipped."""
 
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
+    def __init__(self, lines: list[tuple[int, str]]) -> None:
+        super().__init__("; ".join(reason for _, reason in lines))
+        self.lines = lines
 
 
 def _name_categories(rows: list[tuple[int, dict[str, Any]]]) -> None:
@@ -542,7 +553,6 @@ def _name_categories(rows: list[tuple[int, dict[str, Any]]]) -> None:
 
 def _enqueue_embedding(product_ids: list[str]) -> None:
     """Re-embed imported products in the worker, after commit; the hourly beat run catches up otherwise."""
-    import logging
 
     def enqueue() -> None:
         try:
@@ -550,7 +560,7 @@ def _enqueue_embedding(product_ids: list[str]) -> None:
 
             embed_products.apply_async(kwargs={"product_ids": product_ids}, retry=False)
         except Exception:
-            logging.getLogger(__name__).warning("could not enqueue product embedding", exc_info=True)
+            log.warning("could not enqueue product embedding", exc_info=True)
 
     transaction.on_commit(enqueue)
 

@@ -104,7 +104,13 @@ def test_an_order_with_one_bad_line_is_not_half_loaded(tmp_path, capsys):
     orders = _write(
         tmp_path / "o.csv",
         ORDER_FIELDS,
-        [line, line | {"product_id": "NOPE"}, line | {"order_id": "o2"}, line | {"order_id": "o3", "quantity": "0"}],
+        [
+            line,
+            line | {"product_id": "NOPE"},
+            line | {"order_id": "o2"},
+            line | {"order_id": "o3", "quantity": "0"},
+            line | {"order_id": "o3", "product_id": "P1", "unit_price": "x"},
+        ],
     )
     with pytest.raises(CommandError):
         call_command(
@@ -113,6 +119,7 @@ def test_an_order_with_one_bad_line_is_not_half_loaded(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "o.csv:3: product_id 'NOPE' is not in products.csv or the shop; order 'o1' skipped whole" in err
     assert "o.csv:5: quantity '0' must be between 1 and 1000000; order 'o3' skipped whole" in err
+    assert "o.csv:6: unit_price 'x' is not a number; order 'o3' skipped whole" in err
     assert list(Order.objects.values_list("number", flat=True)) == ["o2"]
 
 
