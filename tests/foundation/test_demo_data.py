@@ -1,14 +1,19 @@
-"""The demo data generator: big enough, bilingual, seeded, driven by latent interests."""
+"""The demo data generator: big enough, bilingual, seeded, and as untidy as a real shop's behaviour."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections import Counter
+import random
+import statistics
+from collections import Counter, defaultdict
 
-from fixtures.demo_data import generate
+import pytest
+
+from fixtures.demo_data import CATALOG, build_catalog, build_customers, build_market, generate
 
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+SEED = 7
 
 
 def _rows(path):
@@ -16,38 +21,142 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
-def test_sizes_and_languages(tmp_path):
-    paths = generate(tmp_path, end=END)
-    products = _rows(paths["products"])
-    events = _rows(paths["events"])
-    assert len(products) >= 300
-    assert len({p["category"] for p in products}) >= 12
-    assert len(_rows(paths["customers"])) >= 1000
+def _at(row: dict, key: str = "occurred_at") -> dt.datetime:
+    return dt.datetime.fromisoformat(row[key])
+
+
+def _gaps(times: list[dt.datetime]) -> list[dt.timedelta]:
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The full-size demo data as ``make demo`` writes it, read back from the files."""
+    paths = generate(tmp_path_factory.mktemp("demo"), end=END, seed=SEED)
+    return {name: _rows(path) for name, path in paths.items()}
+
+
+@pytest.fixture(scope="module")
+def truth():
+    """The latent side of the same data: catalog, customers and market, drawn as ``generate`` draws them."""
+    rng = random.Random(SEED)
+    products = build_catalog(rng)
+    customers = build_customers(rng, 1200)
+    return products, {c.customer_id: c for c in customers}, build_market(rng, products)
+
+
+def test_sizes_and_languages(demo):
+    products, events, orders = demo["products"], demo["events"], demo["orders"]
+    assert len(products) == 360
+    assert len({p["category"] for p in products}) == len(CATALOG) == 15
+    assert len(demo["customers"]) == 1200
     assert all(p["title_en"] and p["title_zh"] and p["description_zh"] for p in products)
-    times = [dt.datetime.fromisoformat(e["occurred_at"]) for e in events]
-    assert (max(times) - min(times)).days >= 30
+    assert len({e["session_id"] for e in events if e["session_id"]}) == 400
+    times = [_at(e) for e in events]
+    assert (max(times) - min(times)).days >= 30 and max(times) < END
     assert set(Counter(e["kind"] for e in events)) == {"search", "view", "cart"}
-    assert len(_rows(paths["orders"])) > 1000
+    assert 30_000 <= len(events) <= 60_000
+    lines = Counter(o["order_id"] for o in orders)
+    assert len(lines) >= 2000
+    assert set(lines.values()) == {1, 2, 3}
 
 
 def test_same_seed_same_files(tmp_path):
     a = generate(tmp_path / "a", customers=50, end=END, seed=11)
     b = generate(tmp_path / "b", customers=50, end=END, seed=11)
+    c = generate(tmp_path / "c", customers=50, end=END, seed=12)
     for name in a:
         assert a[name].read_bytes() == b[name].read_bytes()
+    assert a["events"].read_bytes() != c["events"].read_bytes()
 
 
-def test_customers_stick_to_their_interests(tmp_path):
-    # latent interests drive behaviour: most of a customer's views fall in a few categories
-    paths = generate(tmp_path, customers=200, anonymous=0, end=END, seed=5)
-    cat = {p["product_id"]: p["category"] for p in _rows(paths["products"])}
-    per_customer: dict[str, Counter] = {}
-    for e in _rows(paths["events"]):
-        if e["kind"] == "view":
-            per_customer.setdefault(e["customer_id"], Counter())[cat[e["product_id"]]] += 1
-    shares = [
-        sum(c for _, c in cnt.most_common(3)) / sum(cnt.values())
-        for cnt in per_customer.values()
-        if sum(cnt.values()) >= 10
-    ]
-    assert sum(shares) / len(shares) > 0.8  # vs 3/15 = 0.2 if browsing were random
+def test_a_few_products_sell_far_more_than_the_rest(demo):
+    sold = sorted(Counter(o["product_id"] for o in demo["orders"]).values(), reverse=True)
+    top = sold[: len(demo["products"]) // 10]
+    assert sum(top) / sum(sold) > 0.3  # 0.1 if every product sold alike
+    assert sold[0] >= 10 * statistics.median(sold)
+
+
+def test_co_purchase_follows_hidden_communities_across_categories(demo, truth):
+    # given the hidden communities, which span the catalog and so cannot be read from the text
+    products, _, market = truth
+    index = {p.product_id: i for i, p in enumerate(products)}
+    shared = [set() for _ in products]
+    for c, members in enumerate(market.members):
+        assert len({products[i].category for i in members}) >= 10
+        for i in members:
+            shared[i].add(c)
+
+    def cross_category(pairs):
+        return [(i, j) for i, j in pairs if products[i].category != products[j].category]
+
+    def same_community(pairs):
+        return sum(bool(shared[i] & shared[j]) for i, j in pairs) / len(pairs)
+
+    # when pairs of products of different categories bought by the same customer are counted
+    bought = defaultdict(set)
+    for o in demo["orders"]:
+        bought[o["customer_id"]].add(index[o["product_id"]])
+    pairs = cross_category((i, j) for basket in bought.values() for i in basket for j in basket if i < j)
+    everything = cross_category((i, j) for i in range(len(products)) for j in range(i + 1, len(products)))
+    # then they share a community far more often than any two such products do
+    assert len(pairs) > 2000
+    assert same_community(pairs) > 3 * same_community(everything)
+
+
+def test_category_interests_explain_part_of_the_views_not_most(demo, truth):
+    products, customers, _ = truth
+    category = {p.product_id: p.category for p in products}
+    views = [e for e in demo["events"] if e["kind"] == "view" and e["customer_id"]]
+    share = sum(category[e["product_id"]] in customers[e["customer_id"]].cats for e in views) / len(views)
+    assert 0.3 < share < 0.65  # about 0.13 if browsing ignored the interests, near 1 if it followed them
+
+
+def test_consumables_are_bought_again_and_nothing_else_is(demo, truth):
+    products, _, _ = truth
+    by_id = {p.product_id: p for p in products}
+    first: dict[tuple[str, str], dt.datetime] = {}
+    repeats = []
+    for o in demo["orders"]:  # oldest first
+        key = (o["customer_id"], o["product_id"])
+        if key in first:
+            repeats.append((by_id[o["product_id"]], _at(o, "placed_at") - first[key]))
+        first.setdefault(key, _at(o, "placed_at"))
+    assert len(repeats) >= 80
+    assert all(p.replenish_days for p, _ in repeats)
+    assert {CATALOG[p.category][0] for p, _ in repeats} >= {"coffee-tea", "pets", "skincare"}
+    assert min(gap for _, gap in repeats) >= dt.timedelta(days=7)
+
+
+def test_sessions_cluster_in_time_and_activity_is_heavy_tailed(demo):
+    times = defaultdict(list)
+    for e in demo["events"]:
+        if e["customer_id"]:
+            times[e["customer_id"]].append(_at(e))
+    gaps = [g for ts in times.values() for g in _gaps(ts)]
+    within = sum(g < dt.timedelta(minutes=10) for g in gaps) / len(gaps)
+    sessions = [1 + sum(g > dt.timedelta(hours=1) for g in _gaps(ts)) for ts in times.values()]
+    assert within > 0.7  # events come minutes apart within a session ...
+    assert statistics.median(sessions) >= 3  # ... in several sessions per customer over the days
+    counts = sorted((len(ts) for ts in times.values()), reverse=True)
+    assert sum(counts[: len(counts) // 10]) / sum(counts) > 0.25  # the busiest tenth does a quarter or more
+
+
+def test_orders_mostly_follow_a_view_or_cart_and_many_carts_are_abandoned(demo):
+    touched = defaultdict(list)
+    for e in demo["events"]:
+        if e["customer_id"] and e["kind"] in ("view", "cart"):
+            touched[(e["customer_id"], e["product_id"])].append(_at(e))
+    ordered = defaultdict(list)
+    followed = 0
+    for o in demo["orders"]:
+        at = _at(o, "placed_at")
+        ordered[(o["customer_id"], o["product_id"])].append(at)
+        followed += any(at - dt.timedelta(hours=2) <= t <= at for t in touched[(o["customer_id"], o["product_id"])])
+    assert 0.8 < followed / len(demo["orders"]) < 1  # mostly after a view in the session, sometimes directly
+    carts = [e for e in demo["events"] if e["kind"] == "cart" and e["customer_id"]]
+    abandoned = sum(
+        not any(_at(e) <= t <= _at(e) + dt.timedelta(hours=2) for t in ordered[(e["customer_id"], e["product_id"])])
+        for e in carts
+    )
+    assert abandoned / len(carts) > 0.3
