@@ -95,9 +95,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Longest behaviour text handed to the encoder (characters; about 160 tokens of e5).",
     ),
     "INTEREST_METHOD": (
-        "blend",
-        "How an interest vector is computed: 'text' (encode the behaviour text), 'mean' "
-        "(recency-weighted mean of product vectors) or 'blend' (normalised mix of both).",
+        "mean",
+        "How the content part of an interest vector is computed: 'mean' (recency-weighted mean of the "
+        "vectors of the products touched and of the encoded searches; fast), 'text' (encode the whole "
+        "behaviour text) or 'blend' (normalised mix of both, INTEREST_BLEND_TEXT_WEIGHT).",
     ),
     "INTEREST_BLEND_TEXT_WEIGHT": (0.2, "Weight of the text vector in the 'blend' method."),
     "REFRESH_BATCH_SIZE": (256, "Shoppers re-embedded per batch by the incremental refresh."),

@@ -94,19 +94,44 @@ def text_vectors(
     return dict(zip(keys, encoder.encode_queries([texts[k] for k in keys]), strict=True))
 
 
+def query_vectors(histories: dict[object, list[profile.Event]], *, encoder: Encoder | None) -> dict[str, np.ndarray]:
+    """Encoded search queries of the histories (each distinct query once; none without an encoder)."""
+    queries = sorted({e.query for h in histories.values() for e in h if e.kind == "search" and e.query})
+    if not queries or encoder is None:
+        return {}
+    return dict(zip(queries, encoder.encode_queries(queries), strict=True))
+
+
 def mean_vectors(
-    histories: dict[object, list[profile.Event]], *, now: dt.datetime | dict, vectors: dict
+    histories: dict[object, list[profile.Event]],
+    *,
+    now: dt.datetime | dict,
+    vectors: dict,
+    queries: dict[str, np.ndarray] | None = None,
 ) -> dict[object, np.ndarray]:
-    """Recency-weighted mean of the vectors of the products in each history (the 'mean' method)."""
+    """Recency-weighted mean of the vectors of the products in each history and of its searches (the 'mean' method)."""
     out = {}
+    queries = queries or {}
     for k, h in histories.items():
+        at = _at(now, k)
         pw = profile.product_weights(
-            h, _at(now, k), weights=ad_settings.EVENT_WEIGHTS, half_life_days=ad_settings.RECENCY_HALF_LIFE_DAYS
+            h, at, weights=ad_settings.EVENT_WEIGHTS, half_life_days=ad_settings.RECENCY_HALF_LIFE_DAYS
         )
         acc = None
         for pid, w in pw.items():
             v = vectors.get(pid)
             if v is not None:
+                acc = v * w if acc is None else acc + v * w
+        for e in h:
+            v = queries.get(e.query) if e.kind == "search" else None
+            if v is not None:
+                w = profile.event_weight(
+                    e.kind,
+                    e.occurred_at,
+                    at,
+                    weights=ad_settings.EVENT_WEIGHTS,
+                    half_life_days=ad_settings.RECENCY_HALF_LIFE_DAYS,
+                )
                 acc = v * w if acc is None else acc + v * w
         if acc is not None and (unit := _normalise(acc)) is not None:
             out[k] = unit
@@ -137,7 +162,11 @@ def compute_vectors(
     if method not in METHODS:
         raise ValueError(f"INTEREST_METHOD must be one of {METHODS}, not {method!r}")
     text = text_vectors(histories, now=now, encoder=encoder) if method in ("text", "blend") else {}
-    mean = mean_vectors(histories, now=now, vectors=vectors) if method in ("mean", "blend") else {}
+    mean = (
+        mean_vectors(histories, now=now, vectors=vectors, queries=query_vectors(histories, encoder=encoder))
+        if method in ("mean", "blend")
+        else {}
+    )
     if method == "text":
         found = text
     elif method == "mean":
