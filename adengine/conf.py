@@ -101,6 +101,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "behaviour text) or 'blend' (normalised mix of both, INTEREST_BLEND_TEXT_WEIGHT).",
     ),
     "INTEREST_BLEND_TEXT_WEIGHT": (0.2, "Weight of the text vector in the 'blend' method."),
+    "INTEREST_TRAIN_INTERVAL_SECONDS": (
+        86400,
+        "How often beat retrains the hybrid interest model (content + collaborative + popularity): it fits "
+        "the parts on older behaviour, chooses their weights on a later slice, and switches only when the "
+        "new blend beats the live one. Changed shoppers are folded in between trainings by the refresh.",
+    ),
     "REFRESH_BATCH_SIZE": (256, "Shoppers re-embedded per batch by the incremental refresh."),
     "REFRESH_INTERVAL_SECONDS": (60, "How often beat runs the incremental interest refresh."),
     "REFRESH_DEBOUNCE_SECONDS": (

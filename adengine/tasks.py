@@ -19,6 +19,16 @@ def refresh_interests() -> dict:
     return result
 
 
+@shared_task(name="adengine.train_interest_model", ignore_result=True)
+def train_interest_model() -> dict:
+    """Fit the hybrid interest model, choose its weights on held-out behaviour, switch when it beats the live one."""
+    from adengine.services.interest_model import train_interest_model as run
+
+    result = run()
+    log.info("interest model training: %s", {k: v for k, v in result.items() if k != "validation"})
+    return {k: v for k, v in result.items() if k in ("trained", "version", "switched", "decision", "reason")}
+
+
 @shared_task(name="adengine.embed_products", ignore_result=True)
 def embed_products(product_ids: list[str] | None = None) -> int:
     """(Re-)embed the given products, or every product whose text changed."""
@@ -37,6 +47,10 @@ def beat_schedule() -> dict:
             "schedule": float(ad_settings.REFRESH_INTERVAL_SECONDS),
         },
         "adengine.embed_products": {"task": "adengine.embed_products", "schedule": 3600.0},
+        "adengine.train_interest_model": {
+            "task": "adengine.train_interest_model",
+            "schedule": float(ad_settings.INTEREST_TRAIN_INTERVAL_SECONDS),
+        },
         "adengine.refresh_campaign_targets": {"task": "adengine.refresh_campaign_targets", "schedule": 300.0},
         "adengine.update_strategy": {
             "task": "adengine.update_strategy",

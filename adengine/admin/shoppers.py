@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from adengine.models import (
     BehaviourEvent,
     EncoderModel,
+    InterestModel,
     ProductVector,
     Shopper,
 )
@@ -38,7 +39,7 @@ class ShopperAdmin(ReadOnlyAdmin):
         "top_interests",
         "recent_behaviour",
     ]
-    exclude = ["interest_vector", "interest_source_at"]
+    exclude = ["interest_vector", "interest_source_at", "interest_hybrid"]
     list_select_related = ["user"]
 
     def has_delete_permission(self, request, obj=None):
@@ -97,8 +98,8 @@ class BehaviourEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ProductVector)
 class ProductVectorAdmin(ReadOnlyAdmin):
-    list_display = ["product", "model_version", "updated_at"]
-    exclude = ["embedding"]
+    list_display = ["product", "model_version", "hybrid_model", "popularity", "updated_at"]
+    exclude = ["embedding", "factors", "hybrid"]
     list_select_related = ["product"]
 
 
@@ -123,3 +124,63 @@ class EncoderModelAdmin(ReadOnlyAdmin):
         set_active(version=queryset.get().version)
         transaction.on_commit(lambda: reembed_all.delay())
         self.message_user(request, "Switched; the worker is re-embedding products and shoppers.")
+
+
+def _figure(r: dict | None) -> str:
+    if not r:
+        return "-"
+    return f"{r['hr10']:.3f} / {r['ndcg10']:.3f}"
+
+
+@admin.register(InterestModel)
+class InterestModelAdmin(ReadOnlyAdmin):
+    """The hybrid interest models the scheduled training fitted: weights, settings and the figures behind them."""
+
+    list_display = ["version", "is_active", "weights_in_words", "blend_figure", "live_figure", "decision", "created_at"]
+    list_filter = ["is_active"]
+    readonly_fields = [
+        "version",
+        "is_active",
+        "weights_in_words",
+        "params",
+        "figures",
+        "notes",
+        "events",
+        "shoppers",
+        "decision",
+        "created_at",
+    ]
+    exclude = ["weights", "spread", "content_mean", "factor_scale", "gram", "metrics"]
+
+    @admin.display(description="weights")
+    def weights_in_words(self, obj):
+        return ", ".join(f"{k} {v:.1f}" for k, v in (obj.weights or {}).items())
+
+    @admin.display(description="validation HR@10 / NDCG@10")
+    def blend_figure(self, obj):
+        return _figure((obj.metrics.get("validation") or {}).get("blend"))
+
+    @admin.display(description="live model then")
+    def live_figure(self, obj):
+        return _figure(obj.metrics.get("live"))
+
+    @admin.display(description="validation figures")
+    def figures(self, obj):
+        rows = dict(obj.metrics.get("validation") or {})
+        if obj.metrics.get("live"):
+            rows["live model"] = obj.metrics["live"]
+        if not rows:
+            return "none (too little behaviour to validate)"
+        return format_html(
+            "<table><tr><th>part</th><th>HR@10</th><th>NDCG@10</th><th>MRR</th></tr>{}</table>"
+            "<p>{} held-out shoppers</p>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (name, f"{r['hr10']:.3f}", f"{r['ndcg10']:.3f}", f"{r.get('mrr', 0):.3f}")
+                    for name, r in rows.items()
+                ),
+            ),
+            obj.metrics.get("validation_cases", 0),
+        )

@@ -238,7 +238,7 @@ class HybridVectors:
         ).astype(np.float32)
 
     def shopper_vectors(self, content: np.ndarray, factors: np.ndarray) -> np.ndarray:
-        """Rows for shoppers: [√w·content, √w·unit factors, √w·1]; their inner product with a product row is the score."""
+        """Rows for shoppers: [√w·content, √w·unit factors, √w·1]; inner product with a product row = score."""
         n = content.shape[0]
         padded = np.zeros((n, MAX_FACTORS), np.float32)
         if factors.size:

@@ -242,7 +242,7 @@ def _content_only(note: str, started: float) -> Choice:
 
 
 def baselines(inputs: Inputs, sp: Split, *, seed: int = 0) -> dict[str, np.ndarray]:
-    """(cases x items) scores of random, global popularity, recent popularity and co-occurrence, fitted before the cut-off."""
+    """(cases x items) scores of random, popularity, recent popularity and bought-together, fitted before cut-off."""
     lg = inputs.log
     n, m = len(sp.cases), lg.n_items
     buys = np.flatnonzero(sp.train & (lg.kind == PURCHASE) & (lg.item >= 0))

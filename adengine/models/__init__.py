@@ -1,6 +1,6 @@
 """adengine's models, re-exported from one module per area."""
 
-from .audience import EncoderModel, ProductVector
+from .audience import EncoderModel, InterestModel, ProductVector
 from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
@@ -21,6 +21,7 @@ __all__ = [
     "GenerationRequest",
     "HourlyStats",
     "Impression",
+    "InterestModel",
     "Placement",
     "ProductVector",
     "Shopper",

@@ -6,8 +6,9 @@ from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
 from adengine.conf import product_model_name
+from adengine.ml.hybrid import MAX_FACTORS
 
-from .events import VECTOR_DIMENSIONS
+from .events import HYBRID_DIMENSIONS, VECTOR_DIMENSIONS
 
 
 class ProductVector(models.Model):
@@ -29,6 +30,27 @@ class ProductVector(models.Model):
         "text hash", max_length=64, help_text="SHA-256 of the embedded text; unchanged text is not re-embedded."
     )
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When the vector was written.")
+    factors = VectorField(
+        "collaborative factors",
+        dimensions=MAX_FACTORS,
+        null=True,
+        blank=True,
+        help_text="The product's factors in the active interest model (what shoppers buy together), zero-padded.",
+    )
+    popularity = models.FloatField(
+        "popularity", default=0.0, help_text="Recency-weighted popularity in the active interest model, 0-1."
+    )
+    hybrid = VectorField(
+        "hybrid vector",
+        dimensions=HYBRID_DIMENSIONS,
+        null=True,
+        blank=True,
+        help_text="Content, collaborative and popularity parts scaled by the active model's weights: "
+        "its inner product with a shopper's hybrid vector is the blended score.",
+    )
+    hybrid_model = models.CharField(
+        "hybrid model", max_length=80, blank=True, help_text="Interest model version of the hybrid vector."
+    )
 
     class Meta:
         verbose_name = "product vector"
@@ -39,6 +61,13 @@ class ProductVector(models.Model):
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="adengine_product_hybrid_hnsw",
+                fields=["hybrid"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_ip_ops"],
             ),
         ]
 
@@ -70,3 +99,39 @@ class EncoderModel(models.Model):
 
     def __str__(self) -> str:
         return self.version + (" (active)" if self.is_active else "")
+
+
+class InterestModel(models.Model):
+    """A fitted hybrid interest model: its weights, settings and the figures that chose it."""
+
+    version = models.CharField("version", max_length=80, unique=True, help_text="e.g. im-20261201-1500.")
+    is_active = models.BooleanField(
+        "active", default=False, help_text="The model behind every hybrid vector; at most one is active."
+    )
+    weights = models.JSONField("weights", default=dict, help_text="Weight of each part: content, collab, popularity.")
+    params = models.JSONField("settings", default=dict, help_text="Factors, regularisation, alpha, half-life.")
+    spread = models.JSONField("spreads", default=dict, help_text="Score spread of each part (its unit).")
+    content_mean = models.JSONField("content mean", default=list, help_text="Catalog mean vector (centring).")
+    factor_scale = models.FloatField("factor scale", default=1.0, help_text="Largest product factor norm.")
+    gram = models.JSONField("factor Gram matrix", default=list, help_text="YᵀY of the product factors (fold-in).")
+    metrics = models.JSONField(
+        "figures", default=dict, blank=True, help_text="Validation figures of each part, the blend and the live model."
+    )
+    notes = models.JSONField("notes", default=list, blank=True, help_text="Why a part was left out, and similar.")
+    events = models.PositiveIntegerField("events", default=0, help_text="Behaviour events it was fitted on.")
+    shoppers = models.PositiveIntegerField("shoppers", default=0, help_text="Shoppers it was fitted on.")
+    decision = models.CharField("decision", max_length=300, blank=True, help_text="Why it was or was not switched on.")
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was trained.")
+
+    class Meta:
+        verbose_name = "interest model"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="adengine_one_active_interest_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        w = ", ".join(f"{k} {v:.1f}" for k, v in (self.weights or {}).items())
+        return f"{self.version} ({w})" + (" active" if self.is_active else "")

@@ -9,8 +9,10 @@ from pgvector.django import HnswIndex, VectorField
 
 from adengine.conf import product_model_name
 from adengine.conf import settings as ad_settings
+from adengine.ml.hybrid import hybrid_dimensions
 
 VECTOR_DIMENSIONS = 384
+HYBRID_DIMENSIONS = hybrid_dimensions(VECTOR_DIMENSIONS)
 
 
 def _personalisation_default() -> bool:
@@ -69,6 +71,17 @@ class Shopper(models.Model):
         blank=True,
         help_text="Encoder version and method the interest vector was computed with.",
     )
+    interest_hybrid = VectorField(
+        "hybrid interest vector",
+        dimensions=HYBRID_DIMENSIONS,
+        null=True,
+        blank=True,
+        help_text="Content, collaborative and popularity parts of the shopper's interests under the active interest "
+        "model; its inner product with a product's hybrid vector ranks products.",
+    )
+    interest_hybrid_model = models.CharField(
+        "hybrid interest model", max_length=80, blank=True, help_text="Interest model version of the hybrid vector."
+    )
     interest_events = models.PositiveIntegerField(
         "events used", default=0, help_text="How many behaviour events the interest vector summarises."
     )
@@ -92,6 +105,13 @@ class Shopper(models.Model):
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="adengine_shopper_hybrid_hnsw",
+                fields=["interest_hybrid"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_ip_ops"],
             ),
         ]
 

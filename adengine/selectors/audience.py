@@ -124,22 +124,22 @@ def why_in_audience(shopper: Shopper, vector, *, limit: int = 3) -> list[tuple[s
 
 def top_interests(shopper: Shopper, *, products: int = 5, categories: int = 3) -> dict:
     """A shopper's interests in words: nearest products and the categories they fall in."""
-    from adengine.selectors.vectors import nearest_products_with_distance
+    from adengine.selectors.vectors import best_products_for
 
     if shopper.interest_vector is None:
         return {"products": [], "categories": []}
     adapter = get_adapter()
     lang = ad_settings.LANGUAGES[0]
-    near = nearest_products_with_distance(shopper.interest_vector, k=20)
+    near = best_products_for(shopper, k=20)
     objs = {p.pk: p for p in adapter.products().filter(pk__in=[pk for pk, _ in near])}
     cat_score: dict[str, float] = {}
-    for pk, dist in near:
+    for rank, (pk, _) in enumerate(near):
         if pk in objs:
             name = adapter.category_name(adapter.product_category(objs[pk]), lang)
-            cat_score[name] = cat_score.get(name, 0.0) + (1.0 - float(dist))
+            cat_score[name] = cat_score.get(name, 0.0) + 1.0 / (1 + rank)
     return {
         "products": [
-            (adapter.product_title(objs[pk], lang), 1.0 - float(d)) for pk, d in near[:products] if pk in objs
+            (adapter.product_title(objs[pk], lang), float(score)) for pk, score in near[:products] if pk in objs
         ],
         "categories": [name for name, _ in sorted(cat_score.items(), key=lambda kv: -kv[1])[:categories]],
     }

@@ -166,7 +166,7 @@ def evaluate(
     weights: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """The protocol's figures for the hybrid blend (weights chosen on the data before the cut-off), its parts and baselines.
+    """The protocol's figures for the hybrid blend (weights chosen before the cut-off), its parts and baselines.
 
     ``weights`` fixes the blend instead of choosing it (for example a live model's). ``in_memory``
     (product pk -> vector, from ``catalog_vectors``) evaluates a candidate encoder before it is used.

@@ -329,12 +329,21 @@ def decide(
     if personalised:
         vector = np.asarray(shopper.interest_vector, np.float32)
         similarity = snap.targets @ vector
-        # audience thresholds; interest relevance standardised over the campaigns that have a target
+        # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the
+        # hybrid model's (content + what shoppers buy together + popularity) when both sides have it
         eligible = eligible & (snap.no_threshold | (similarity >= snap.min_similarity0))
-        with_target = similarity[snap.target_idx]
+        fit = similarity
+        if (
+            snap.hybrid_targets is not None
+            and shopper.interest_hybrid is not None
+            and shopper.interest_hybrid_model == snap.hybrid_version
+        ):
+            fit = snap.hybrid_targets @ np.asarray(shopper.interest_hybrid, np.float32)
+        # interest relevance standardised over the campaigns that have a target
+        with_target = fit[snap.target_idx]
         if len(with_target) > 1:
             mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
-            interest = np.clip(0.5 + (0.25 / std) * (similarity - mean), 0.0, 1.0)
+            interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
             interest[snap.no_target_idx] = 0.5
             relevance = np.maximum(relevance, interest)
         else:

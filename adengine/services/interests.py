@@ -190,7 +190,18 @@ def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.d
         vecs.update(product_vectors(missing))
     histories = {sid: to_profile_events(evs, labels) for sid, evs in events.items()}
     vectors = compute_vectors(histories, now=now, encoder=encoder, method=ad_settings.INTEREST_METHOD, vectors=vecs)
-    return {sid: (vectors[sid], len(events[sid])) for sid in shopper_ids}
+    from adengine.services import interest_model  # it reads the evaluation selectors, which read this module
+
+    model = interest_model.active_model()
+    hybrids = (
+        interest_model.hybrid_vectors_for(
+            {sid: v for sid, v in vectors.items() if v is not None}, model=model, now=now, events=events
+        )
+        if model is not None
+        else {}
+    )
+    version = model.version if model is not None else ""
+    return {sid: (vectors[sid], len(events[sid]), hybrids.get(sid), version) for sid in shopper_ids}
 
 
 @contextmanager
@@ -241,10 +252,12 @@ def refresh_interests(
             results = _compute_for_shoppers([pk for pk, _ in rows], encoder=encoder, now=now)
             with transaction.atomic():
                 for pk, seen_at in rows:
-                    vec, n = results[pk]
+                    vec, n, hybrid_vec, version = results[pk]
                     # personalisation=True again: consent withdrawn during the run wins
                     Shopper.objects.filter(pk=pk, personalisation=True).update(
                         interest_vector=vec,
+                        interest_hybrid=hybrid_vec,
+                        interest_hybrid_model=version if hybrid_vec is not None else "",
                         interest_source_at=seen_at,
                         interest_model=tag if vec is not None else "",
                         interest_events=n if vec is not None else 0,

@@ -157,7 +157,16 @@ def set_personalisation(*, shopper: Shopper, allowed: bool) -> Shopper:
         shopper.interest_source_at = None
         shopper.interest_model = ""
         shopper.interest_events = 0
-        fields += ["interest_vector", "interest_source_at", "interest_model", "interest_events"]
+        shopper.interest_hybrid = None
+        shopper.interest_hybrid_model = ""
+        fields += [
+            "interest_vector",
+            "interest_source_at",
+            "interest_model",
+            "interest_events",
+            "interest_hybrid",
+            "interest_hybrid_model",
+        ]
     shopper.save(update_fields=fields)
     return shopper
 

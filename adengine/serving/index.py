@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.models import Campaign, CampaignDay, Creative, Experiment, Placement, ProductVector
+from adengine.models import Campaign, CampaignDay, Creative, Experiment, InterestModel, Placement, ProductVector
 
 from .experiments import ExperimentEntry
 from .policy import prior_from_scores
@@ -131,6 +131,10 @@ class Snapshot:
     cjk_lengths: tuple[int, ...]
     cards: dict[object, ProductCard]
     product_vectors: dict[object, np.ndarray]
+    # campaigns in the active interest model's hybrid space (content target, promoted products' factors and
+    # popularity), matched against shoppers' hybrid vectors; None without an active model
+    hybrid_targets: np.ndarray | None = None
+    hybrid_version: str = ""
     starts_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: no start
     ends_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: no end
     unit_price: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -182,7 +186,8 @@ def _version() -> tuple:
                    (SELECT max(updated_at) FROM {Placement._meta.db_table}),
                    (SELECT count(*) FROM {Placement._meta.db_table}),
                    (SELECT max(updated_at) FROM {Experiment._meta.db_table}),
-                   (SELECT count(*) FROM {Experiment._meta.db_table})
+                   (SELECT count(*) FROM {Experiment._meta.db_table}),
+                   (SELECT max(version) FROM {InterestModel._meta.db_table} WHERE is_active)
             """
         )
         return tuple(cur.fetchone())
@@ -331,6 +336,7 @@ def build(version: tuple | None = None) -> Snapshot:
         cards=cards,
         product_vectors=product_vectors,
     )
+    _hybrid_targets(snap, promoted_of=[c.products for c in campaigns])
     snap.experiments = [
         ExperimentEntry(e.pk, e.name, e.placement_id, e.holdout, e.salt, tuple(e.arms))
         for e in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("pk")
@@ -345,6 +351,31 @@ def build(version: tuple | None = None) -> Snapshot:
         time.perf_counter() - started,
     )
     return snap
+
+
+def _hybrid_targets(snap: Snapshot, *, promoted_of: list[list]) -> None:
+    """Each campaign as a point of the active interest model's space: its target and its products' factors."""
+    from adengine.services.interest_model import active_model
+
+    model = active_model()
+    if model is None or not len(snap.campaigns):
+        return
+    pids = {pid for products in promoted_of for pid in products}
+    rows = ProductVector.objects.filter(product_id__in=pids, factors__isnull=False, hybrid_model=model.version)
+    found = {
+        pid: (np.asarray(f, np.float32), float(pop))
+        for pid, f, pop in rows.values_list("product_id", "factors", "popularity")
+    }
+    k = model.gram.shape[0] if model.gram is not None else 0
+    factors = np.zeros((len(snap.campaigns), k), np.float32)
+    pop = np.zeros(len(snap.campaigns), np.float32)
+    for i, products in enumerate(promoted_of):
+        got = [found[p] for p in products if p in found]
+        if got:
+            factors[i] = np.mean([f[:k] for f, _ in got], axis=0)
+            pop[i] = float(np.mean([p for _, p in got]))
+    snap.hybrid_targets = model.vectors.product_vectors(snap.targets, factors, pop)
+    snap.hybrid_version = model.version
 
 
 CVR_PRIOR_MEAN = 0.05  # the default conversion posterior Beta(1, 19)

@@ -7,7 +7,9 @@ from tqdm import tqdm
 
 from adengine.adapters import get_adapter
 from adengine.ml.encoder import EncoderLoadError, get_encoder
+from adengine.models import InterestModel
 from adengine.selectors.shoppers import stale_shoppers
+from adengine.services.interest_model import train_interest_model
 from adengine.services.interests import mark_all_stale, method_tag, refresh_interests
 from adengine.services.products import embed_products
 
@@ -22,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--products", action="store_true", help="Only product vectors.")
         parser.add_argument("--interests", action="store_true", help="Only interest vectors.")
         parser.add_argument("--rebuild", action="store_true", help="Everything, not only what changed.")
+        parser.add_argument(
+            "--no-train",
+            action="store_true",
+            help="Do not train the hybrid interest model (trained here when none is active, or with --rebuild).",
+        )
 
     def handle(self, *args, **opts):
         both = not opts["products"] and not opts["interests"]
@@ -35,6 +42,16 @@ class Command(BaseCommand):
             with tqdm(total=total, desc="products", unit=" products", disable=quiet, file=self.stderr._out) as bar:
                 n = embed_products(force=opts["rebuild"], encoder=encoder, progress=bar.update)
             self.stdout.write(f"product vectors written: {n} of {total}")
+        if (both or opts["interests"]) and not opts["no_train"]:
+            if opts["rebuild"] or not InterestModel.objects.filter(is_active=True).exists():
+                result = train_interest_model(encoder=encoder)
+                if result["trained"]:
+                    w = ", ".join(f"{k} {v:.1f}" for k, v in result["weights"].items())
+                    self.stdout.write(f"interest model {result['version']}: weights {w}; {result['decision']}")
+                    for note in result["notes"]:
+                        self.stdout.write(f"note: {note}")
+                else:
+                    self.stdout.write(f"interest model not trained: {result['reason']}")
         if both or opts["interests"]:
             if opts["rebuild"]:
                 mark_all_stale()

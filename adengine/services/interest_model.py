@@ -1,0 +1,285 @@
+"""Training the hybrid interest model on a schedule, switching it on when it wins, folding shoppers in.
+
+``train_interest_model`` (Celery task ``adengine.train_interest_model``, beat every
+``INTEREST_TRAIN_INTERVAL_SECONDS``) fits the components on the older behaviour, chooses the
+collaborative settings and the weights on a later held-out slice (``adengine.ml.interest_fit.choose``),
+measures the live model's settings on the same slice, records every figure, and switches only when
+the new blend beats the live one. Switching refits on all the behaviour, writes each product's factors,
+popularity and hybrid vector, and recomputes every shopper's hybrid vector by fold-in (no encoder).
+
+Between trainings, a changed shopper's hybrid vector is folded in by the incremental refresh
+(``adengine.services.interests.refresh_interests``) from the stored product factors in one solve.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from adengine.conf import settings as ad_settings
+from adengine.ml import hybrid, interest_fit, protocol
+from adengine.ml.encoder import Encoder, get_encoder
+from adengine.ml.hybrid import HybridVectors, Params
+from adengine.models import InterestModel, ProductVector, Shopper
+from adengine.selectors import evaluation
+from adengine.selectors.shoppers import recent_events
+
+log = logging.getLogger(__name__)
+DAY = 86400.0
+
+
+@dataclass
+class ActiveModel:
+    """The active interest model in the form the fold-in and the vectors need (cached per process)."""
+
+    version: str
+    vectors: HybridVectors
+    gram: np.ndarray | None
+
+    @property
+    def params(self) -> Params:
+        return self.vectors.params
+
+
+_cache: dict[str, ActiveModel | None] = {}
+
+
+def active_model() -> ActiveModel | None:
+    """The active model, re-read when another process switched (one indexed query)."""
+    row = InterestModel.objects.filter(is_active=True).values_list("version", flat=True).first()
+    if row is None:
+        return None
+    if row not in _cache:
+        m = InterestModel.objects.get(version=row)
+        gram = np.asarray(m.gram, np.float64) if m.gram else None
+        _cache.clear()
+        _cache[row] = ActiveModel(
+            version=m.version,
+            vectors=HybridVectors(
+                weights=dict(m.weights),
+                spread=dict(m.spread),
+                content_mean=np.asarray(m.content_mean, np.float32),
+                factor_scale=float(m.factor_scale),
+                params=Params(**m.params),
+                notes=list(m.notes),
+            ),
+            gram=gram,
+        )
+    return _cache[row]
+
+
+def shopper_hybrid(
+    *, model: ActiveModel, content: np.ndarray | None, items: dict, factors: dict, at: float
+) -> np.ndarray | None:
+    """One shopper's hybrid vector from their content vector and behaviour.
+
+    ``items`` maps product pk -> list of (kind, epoch seconds); ``factors`` maps product pk -> factors.
+    """
+    if content is None:
+        return None
+    p = model.params
+    k = model.gram.shape[0] if model.gram is not None else 0
+    f = np.zeros((1, k), np.float32)
+    pids = [pid for pid in items if pid in factors] if k else []
+    if pids:
+        y = np.stack([np.asarray(factors[pid], np.float32)[:k] for pid in pids])
+        kind_w = evaluation.kind_weights()
+        row = np.zeros((1, len(pids)), np.float32)
+        for j, pid in enumerate(pids):
+            kinds = np.array([protocol.KIND_CODE[kind] for kind, _ in items[pid]])
+            ages = np.array([(at - t) / DAY for _, t in items[pid]])
+            row[0, j] = float((kind_w[kinds] * hybrid.decay(ages, p.half_life_days)).sum())
+        f = hybrid.fold_in(y, row, p, gram=model.gram)
+    return model.vectors.shopper_vectors(np.asarray(content, np.float32).reshape(1, -1), f)[0]
+
+
+def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force: bool = False) -> dict:
+    """Fit, choose, compare with the live model, and switch when the new blend wins (or ``force``)."""
+    started = time.monotonic()
+    encoder = encoder or get_encoder()
+    try:
+        inputs, loaded = evaluation.build_inputs(encoder=encoder)
+    except ValueError as exc:
+        return {"trained": False, "reason": str(exc)}
+    if len(inputs.log) == 0:
+        return {"trained": False, "reason": "no behaviour yet"}
+    live = InterestModel.objects.filter(is_active=True).first()
+    base = evaluation.base_params()
+    choice = interest_fit.choose(inputs, base=base, seed=seed)
+    live_figure = None
+    if live is not None and choice.validation:
+        live_figure = _score_weights(inputs, Params(**live.params), live.weights, seed=seed)
+    blend = choice.validation.get("blend")
+    if live is None:
+        switch, why = True, "no model was active"
+    elif force:
+        switch, why = True, "switched by hand (--force)"
+    elif blend is None:
+        switch, why = False, "not switched: " + "; ".join(choice.notes)
+    elif live_figure is None or _objective(blend) > _objective(live_figure):
+        switch = True
+        why = (
+            f"switched: validation HR@10 {blend['hr10']:.3f} / NDCG@10 {blend['ndcg10']:.3f} against the live "
+            f"model's {live_figure['hr10']:.3f} / {live_figure['ndcg10']:.3f}"
+            if live_figure
+            else "switched: the live model could not be measured"
+        )
+    else:
+        switch = False
+        why = (
+            f"not switched: validation HR@10 {blend['hr10']:.3f} / NDCG@10 {blend['ndcg10']:.3f} does not beat the "
+            f"live model's {live_figure['hr10']:.3f} / {live_figure['ndcg10']:.3f}"
+        )
+    now = time.time()
+    fitted = interest_fit.fit(inputs, np.ones(len(inputs.log), bool), now, choice.params, seed=seed)
+    metrics = {"validation": choice.validation, "validation_cases": choice.cases, "live": live_figure}
+    version = "im-" + timezone.now().strftime("%Y%m%d-%H%M%S-%f")
+    spread = choice.spread if choice.validation else {n: 1.0 for n in hybrid.COMPONENTS}
+    model = InterestModel.objects.create(
+        version=version,
+        weights=choice.weights,
+        params=choice.params.as_dict(),
+        spread=spread,
+        content_mean=[float(x) for x in fitted.content_mean],
+        factor_scale=fitted.factor_scale,
+        gram=fitted.gram.tolist() if fitted.gram is not None else [],
+        metrics=metrics,
+        notes=list(dict.fromkeys(choice.notes + fitted.notes)),
+        events=len(inputs.log),
+        shoppers=len(np.unique(inputs.log.user)),
+        decision=why[:300],
+    )
+    result = {
+        "trained": True,
+        "version": version,
+        "weights": choice.weights,
+        "params": choice.params.as_dict(),
+        "validation": choice.validation,
+        "live": live_figure,
+        "switched": switch,
+        "decision": why,
+        "notes": model.notes,
+    }
+    if switch:
+        result.update(activate(model=model, fitted=fitted, catalog=loaded.catalog, item_content=inputs.item_content))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    log.info("interest model: %s", {k: result[k] for k in ("version", "weights", "switched", "decision")})
+    return result
+
+
+def _objective(summary: dict) -> float:
+    return summary["hr10"] + summary["ndcg10"]
+
+
+def _score_weights(inputs: interest_fit.Inputs, params: Params, weights: dict, *, seed: int) -> dict | None:
+    """The validation figure of fixed settings and weights (the live model's) on the same split ``choose`` uses."""
+    try:
+        val = protocol.split(inputs.log, test_share=0.25)
+    except protocol.ProtocolError:
+        return None
+    if len(val.cases) < interest_fit.MIN_VALIDATION_CASES:
+        return None
+    fitted = interest_fit.fit(inputs, val.train, val.cutoff, params, seed=seed)
+    pr = interest_fit.parts(inputs, fitted, val.cases)
+    spread = hybrid.spreads(pr, seed=seed)
+    scores = protocol.ranked(hybrid.blend_scores(pr, weights, spread), val.cases, include_bought=False)
+    return protocol.summarise(protocol.case_metrics(scores, val.cases), n_items=inputs.log.n_items)
+
+
+@transaction.atomic
+def activate(*, model: InterestModel, fitted: interest_fit.Fitted, catalog: list, item_content: np.ndarray) -> dict:
+    """Make ``model`` the active one: product factors, popularity and hybrid vectors, then every shopper's."""
+    vectors = HybridVectors(
+        weights=dict(model.weights),
+        spread=dict(model.spread),
+        content_mean=fitted.content_mean,
+        factor_scale=fitted.factor_scale,
+        params=fitted.params,
+    )
+    factors = fitted.factors if fitted.factors is not None else np.zeros((len(catalog), 0), np.float32)
+    rows = vectors.product_vectors(item_content, factors, fitted.popularity)
+    padded = np.zeros((len(catalog), hybrid.MAX_FACTORS), np.float32)
+    if factors.size:
+        padded[:, : factors.shape[1]] = factors
+    existing = {pv.product_id: pv for pv in ProductVector.objects.filter(product_id__in=catalog)}
+    changed = []
+    for i, pk in enumerate(catalog):
+        pv = existing.get(pk)
+        if pv is None:
+            continue
+        pv.factors = padded[i]
+        pv.popularity = float(fitted.popularity[i])
+        pv.hybrid = rows[i]
+        pv.hybrid_model = model.version
+        changed.append(pv)
+    ProductVector.objects.bulk_update(changed, ["factors", "popularity", "hybrid", "hybrid_model"], batch_size=500)
+    InterestModel.objects.filter(is_active=True).update(is_active=False)
+    InterestModel.objects.filter(pk=model.pk).update(is_active=True)
+    _cache.clear()
+    return {"products": len(changed), "shoppers": refresh_hybrids()}
+
+
+def hybrid_vectors_for(content: dict, *, model: ActiveModel, now, events: dict | None = None) -> dict:
+    """Hybrid vectors of shoppers (pk -> content vector) from their recent behaviour and the stored product factors."""
+    if events is None:
+        events = recent_events(shopper_ids=list(content), limit_per_shopper=int(ad_settings.PROFILE_MAX_EVENTS))
+    pids = {e.product_id for evs in events.values() for e in evs if e.product_id is not None}
+    factors = dict(
+        ProductVector.objects.filter(product_id__in=pids, factors__isnull=False).values_list("product_id", "factors")
+    )
+    at = now.timestamp()
+    out = {}
+    for sid, vec in content.items():
+        items: dict = {}
+        for e in events.get(sid, []):
+            if e.product_id is not None and e.kind != "search":
+                items.setdefault(e.product_id, []).append((e.kind, e.occurred_at.timestamp()))
+        out[sid] = shopper_hybrid(model=model, content=vec, items=items, factors=factors, at=at)
+    return out
+
+
+def refresh_hybrids(*, shopper_ids: list[int] | None = None, batch_size: int = 1000) -> int:
+    """Recompute hybrid vectors from the stored content vectors by fold-in (all shoppers, or the given ones)."""
+    model = active_model()
+    if model is None:
+        return 0
+    qs = Shopper.objects.filter(personalisation=True, interest_vector__isnull=False)
+    if shopper_ids is not None:
+        qs = qs.filter(pk__in=shopper_ids)
+    done = 0
+    last = 0
+    while True:
+        batch = list(qs.filter(pk__gt=last).order_by("pk").values_list("pk", "interest_vector")[:batch_size])
+        if not batch:
+            break
+        last = batch[-1][0]
+        content = {pk: np.asarray(v, np.float32) for pk, v in batch}
+        found = hybrid_vectors_for(content, model=model, now=timezone.now())
+        changed = []
+        for pk, vec in found.items():
+            changed.append(Shopper(pk=pk, interest_hybrid=vec, interest_hybrid_model=model.version))
+        Shopper.objects.bulk_update(changed, ["interest_hybrid", "interest_hybrid_model"], batch_size=500)
+        done += len(changed)
+    return done
+
+
+def current_figures() -> dict | None:
+    """The active model's weights and figures, for the admin and the API."""
+    m = InterestModel.objects.filter(is_active=True).first()
+    if m is None:
+        return None
+    return {
+        "version": m.version,
+        "weights": m.weights,
+        "params": m.params,
+        "metrics": m.metrics,
+        "notes": m.notes,
+        "decision": m.decision,
+        "created_at": m.created_at,
+        "dims": int(ad_settings.VECTOR_DIMENSIONS),
+    }
