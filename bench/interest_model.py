@@ -4,8 +4,8 @@ Synthetic behaviour with the shape of a mid-size shop: ``--shoppers`` shoppers, 
 products with Zipf popularity, ``--interactions`` views / carts / purchases drawn from hidden taste
 groups. Measures, on this machine:
 
-- one ALS fit (``implicit``) at the settings the model search tries, and the whole settings search
-  (``params_grid``: the scheduled training's cost before its final fit);
+- one ALS fit (``implicit``) and one EASE fit, and the whole settings search (``params_grid``: the
+  scheduled training's cost before its final fit);
 - folding in one changed shopper (the exact ALS user step) and a full refresh's throughput;
 - an incremental refresh of 1 % of the shoppers against a full refresh.
 
@@ -73,6 +73,12 @@ def main() -> None:
             hybrid.fit_factors(matrix, Params(factors=f, alpha=a))
     search = time.perf_counter() - t + one_fit
     print(f"settings search: {len(fits)} ALS fits in {search:.1f} s (+ one final fit)")
+    unit = hybrid.ease_scale(matrix)
+    t = time.perf_counter()
+    hybrid.fit_ease(matrix, Params(factors=64, regularization=4 * unit, method="ease"))
+    ease = time.perf_counter() - t
+    print(f"one EASE fit ({hybrid.EASE_MAX_ITEMS:,} most active products, rank 64): {ease:.1f} s")
+    print(f"whole settings search (ALS grid + 3 EASE fits): {search + 3 * ease:.1f} s")
     gram = factors.T.astype(np.float64) @ factors.astype(np.float64)
     rows = matrix
     # one changed shopper, many times: the exact ALS user step

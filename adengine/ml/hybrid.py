@@ -45,13 +45,19 @@ def hybrid_dimensions(content_dims: int) -> int:
 
 @dataclass(frozen=True)
 class Params:
-    """Hyperparameters of the collaborative part and of the behaviour weighting."""
+    """Settings of the collaborative part and of the behaviour weighting.
+
+    ``method`` 'als': implicit's alternating least squares (``factors``, ``regularization``,
+    ``alpha``, ``iterations``); 'ease': the closed-form item-item model EASE (Steck, 2019) with
+    L2 weight ``regularization``, stored as its rank-``factors`` factorisation.
+    """
 
     factors: int = 32
     regularization: float = 0.05
     alpha: float = 5.0
     iterations: int = 15
     half_life_days: float = 14.0
+    method: str = "als"
 
     def as_dict(self) -> dict:
         return {
@@ -60,6 +66,7 @@ class Params:
             "alpha": self.alpha,
             "iterations": self.iterations,
             "half_life_days": self.half_life_days,
+            "method": self.method,
         }
 
 
@@ -129,6 +136,54 @@ def fold_in(item_factors: np.ndarray, rows, params: Params, *, gram: np.ndarray 
         b = yu.T @ c
         out[r] = np.linalg.solve(a, b)
     return out
+
+
+EASE_MAX_ITEMS = 3000  # EASE inverts an (items x items) matrix: only the most active products take part
+
+
+def fit_ease(matrix, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """EASE on the log-damped (users x items) weights, as a rank-``factors`` pair (fold side, product side).
+
+    ``B = I - P / diag(P)`` with ``P = (XᵀX + λI)⁻¹`` and a zero diagonal; a shopper's scores are
+    ``x B``. Stored as ``B ≈ L Rᵀ`` (truncated SVD), so a shopper's vector is ``x L`` (no solve)
+    and a product's is its row of ``R``. Products outside the ``EASE_MAX_ITEMS`` most active get zeros.
+    """
+    x = sparse.csr_matrix(matrix, dtype=np.float64)
+    x.data = np.log1p(x.data)
+    counts = np.diff(x.tocsc().indptr)
+    active = np.sort(np.argsort(-counts, kind="stable")[: min(EASE_MAX_ITEMS, x.shape[1])])
+    active = active[counts[active] > 0]
+    xa = x[:, active]
+    gram = (xa.T @ xa).toarray()
+    gram[np.diag_indices_from(gram)] += params.regularization
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    rank = max(2, min(params.factors, MAX_FACTORS, len(active) - 1))
+    u, s, vt = np.linalg.svd(b, full_matrices=False)
+    left = np.zeros((x.shape[1], rank), np.float32)
+    right = np.zeros((x.shape[1], rank), np.float32)
+    left[active] = (u[:, :rank] * s[:rank]).astype(np.float32)
+    right[active] = vt[:rank].T.astype(np.float32)
+    return left, right
+
+
+def ease_scale(matrix) -> float:
+    """Mean diagonal of XᵀX on the log-damped weights: the unit EASE's regularisation is chosen in."""
+    x = sparse.csr_matrix(matrix, dtype=np.float64)
+    x.data = np.log1p(x.data)
+    diag = np.asarray(x.multiply(x).sum(axis=0)).ravel()
+    diag = diag[diag > 0]
+    return float(diag.mean()) if len(diag) else 1.0
+
+
+def user_factors(params: Params, rows, *, factors: np.ndarray, fold: np.ndarray | None, gram=None) -> np.ndarray:
+    """Collaborative vectors of shoppers (rows of weights over products): ALS fold-in, or EASE's ``x L``."""
+    if params.method == "ease":
+        x = sparse.csr_matrix(rows, dtype=np.float64)
+        x.data = np.log1p(x.data)
+        return np.asarray(x @ fold, dtype=np.float32)
+    return fold_in(factors, rows, params, gram=gram)
 
 
 def popularity(counts: np.ndarray) -> np.ndarray:

@@ -47,8 +47,9 @@ class Fitted:
 
     cutoff: float
     params: Params
-    factors: np.ndarray | None  # (items x f) or None when there was too little behaviour
-    gram: np.ndarray | None
+    factors: np.ndarray | None  # (items x f) product side, or None when there was too little behaviour
+    gram: np.ndarray | None  # ALS: YᵀY for the fold-in
+    fold: np.ndarray | None  # EASE: the side a shopper's behaviour is mapped through
     factor_scale: float
     popularity: np.ndarray  # (items,) in [0, 1]
     content_mean: np.ndarray
@@ -69,7 +70,7 @@ def fit(inputs: Inputs, train: np.ndarray, cutoff: float, params: Params, *, see
         lg.item[idx], weights=_weights(inputs, idx, cutoff, params.half_life_days), minlength=lg.n_items
     )
     users, user_idx = np.unique(lg.user[idx], return_inverse=True)
-    factors = gram = None
+    factors = gram = fold = None
     scale = 1.0
     active_items = len(np.unique(lg.item[idx]))
     if len(users) < MIN_COLLAB_USERS or active_items < 3:
@@ -81,13 +82,17 @@ def fit(inputs: Inputs, train: np.ndarray, cutoff: float, params: Params, *, see
         matrix = hybrid.interaction_matrix(
             user_idx, lg.item[idx], inputs.kind_weights[lg.kind[idx]], (len(users), lg.n_items)
         )
-        factors = hybrid.fit_factors(matrix, params, seed=seed)
-        gram = factors.T.astype(np.float64) @ factors.astype(np.float64)
+        if params.method == "ease":
+            fold, factors = hybrid.fit_ease(matrix, params)
+        else:
+            factors = hybrid.fit_factors(matrix, params, seed=seed)
+            gram = factors.T.astype(np.float64) @ factors.astype(np.float64)
         norms = np.linalg.norm(factors, axis=1)
         scale = float(norms.max()) if len(norms) and norms.max() > 0 else 1.0
     has = np.linalg.norm(inputs.item_content, axis=1) > 1e-9
     mean = inputs.item_content[has].mean(axis=0) if has.any() else np.zeros(inputs.item_content.shape[1], np.float32)
-    return Fitted(cutoff, params, factors, gram, scale, hybrid.popularity(pop_counts), mean.astype(np.float32), notes)
+    pop = hybrid.popularity(pop_counts)
+    return Fitted(cutoff, params, factors, gram, fold, scale, pop, mean.astype(np.float32), notes)
 
 
 def case_rows(inputs: Inputs, cases: list[Case], half_life: float):
@@ -113,7 +118,8 @@ def parts(inputs: Inputs, fitted: Fitted, cases: list[Case], *, content: np.ndar
     items = {"content": hybrid.centred(inputs.item_content, fitted.content_mean)}
     if fitted.factors is not None:
         rows = case_rows(inputs, cases, fitted.params.half_life_days)
-        users["collab"] = hybrid.unit_rows(hybrid.fold_in(fitted.factors, rows, fitted.params, gram=fitted.gram))
+        found = hybrid.user_factors(fitted.params, rows, factors=fitted.factors, fold=fitted.fold, gram=fitted.gram)
+        users["collab"] = hybrid.unit_rows(found)
         items["collab"] = fitted.factors / fitted.factor_scale
     users["popularity"] = np.ones((len(cases), 1), np.float32)
     items["popularity"] = fitted.popularity.reshape(-1, 1)
@@ -137,19 +143,44 @@ class Choice:
     seconds: float = 0.0
 
 
-def params_grid(n_items: int, n_events: int, base: Params) -> list[Params]:
-    """Candidate settings, fewer for large logs (each costs one ALS fit)."""
+def params_grid(n_items: int, n_events: int, base: Params, *, ease_unit: float | None = None) -> list[Params]:
+    """Candidate settings, fewer for large logs (each ALS setting costs one fit, each EASE one inverse).
+
+    ALS: 16-64 factors x confidence 2 or 10. EASE (catalogs whose active part fits ``EASE_MAX_ITEMS``):
+    regularisation 1, 4 or 16 times ``ease_unit`` (the mean diagonal of XᵀX), so the grid scales with
+    the shop's data. Each with the configured half-life and 60 days.
+    """
     factors = [f for f in (16, 32, 64) if f < max(4, n_items // 4)] or [8]
     if n_events > 2_000_000:
         factors = factors[-1:]
-    alphas = (2.0, 10.0)
     half_lives = sorted({base.half_life_days, 60.0})
-    return [
+    out = [
         Params(factors=f, regularization=base.regularization, alpha=a, iterations=base.iterations, half_life_days=h)
         for f in factors
-        for a in alphas
+        for a in (2.0, 10.0)
         for h in half_lives
     ]
+    if ease_unit is not None:
+        out += [
+            Params(factors=hybrid.MAX_FACTORS, regularization=m * ease_unit, half_life_days=h, method="ease")
+            for m in (1.0, 4.0, 16.0)
+            for h in half_lives
+        ]
+    return out
+
+
+def ease_regularisation_unit(inputs: Inputs, train: np.ndarray) -> float:
+    """The scale of EASE's regularisation on this log (see ``params_grid``)."""
+    lg = inputs.log
+    idx = np.flatnonzero(train & (lg.item >= 0))
+    _, user_idx = np.unique(lg.user[idx], return_inverse=True)
+    matrix = hybrid.interaction_matrix(
+        user_idx,
+        lg.item[idx],
+        inputs.kind_weights[lg.kind[idx]],
+        (int(user_idx.max()) + 1 if len(idx) else 0, lg.n_items),
+    )
+    return hybrid.ease_scale(matrix)
 
 
 def choose(
@@ -176,18 +207,22 @@ def choose(
             f"behaviour before the validation cut-off (needs {MIN_VALIDATION_CASES}); content only",
             started,
         )
-    grid = grid or params_grid(inputs.log.n_items, int(val.train.sum()), base)
+    grid = grid or params_grid(
+        inputs.log.n_items, int(val.train.sum()), base, ease_unit=ease_regularisation_unit(inputs, val.train)
+    )
     mask = protocol.target_mask(val.cases, inputs.log.n_items)
     content = inputs.user_content(val.cases)
     best: tuple[float, Params, dict, dict, dict] | None = None
     fits: dict[tuple, Fitted] = {}
     notes: list[str] = []
     for p in grid:
-        key = (p.factors, p.alpha, p.regularization, p.iterations)
+        key = (p.method, p.factors, p.alpha, p.regularization, p.iterations)
         if key not in fits:
             fits[key] = fit(inputs, val.train, val.cutoff, p, seed=seed)
         f = fits[key]
-        f = Fitted(f.cutoff, p, f.factors, f.gram, f.factor_scale, _pop(inputs, val, p), f.content_mean, f.notes)
+        f = Fitted(
+            f.cutoff, p, f.factors, f.gram, f.fold, f.factor_scale, _pop(inputs, val, p), f.content_mean, f.notes
+        )
         pr = parts(inputs, f, val.cases, content=content)
         spread = hybrid.spreads(pr, seed=seed)
         names = [n for n in hybrid.COMPONENTS if n in pr.users]
@@ -199,8 +234,10 @@ def choose(
         notes.extend(n for n in f.notes if n not in notes)
     assert best is not None
     _, params, weights, spread, summary = best
-    f = fits[(params.factors, params.alpha, params.regularization, params.iterations)]
-    f = Fitted(f.cutoff, params, f.factors, f.gram, f.factor_scale, _pop(inputs, val, params), f.content_mean, f.notes)
+    f = fits[(params.method, params.factors, params.alpha, params.regularization, params.iterations)]
+    f = Fitted(
+        f.cutoff, params, f.factors, f.gram, f.fold, f.factor_scale, _pop(inputs, val, params), f.content_mean, f.notes
+    )
     pr = parts(inputs, f, val.cases, content=content)
     validation = {"blend": summary}
     for name in pr.users:

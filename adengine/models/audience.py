@@ -37,6 +37,13 @@ class ProductVector(models.Model):
         blank=True,
         help_text="The product's factors in the active interest model (what shoppers buy together), zero-padded.",
     )
+    fold_factors = VectorField(
+        "fold-in factors",
+        dimensions=MAX_FACTORS,
+        null=True,
+        blank=True,
+        help_text="What a shopper's behaviour with this product adds to their collaborative vector (EASE models).",
+    )
     popularity = models.FloatField(
         "popularity", default=0.0, help_text="Recency-weighted popularity in the active interest model, 0-1."
     )

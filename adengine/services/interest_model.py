@@ -13,6 +13,7 @@ Between trainings, a changed shopper's hybrid vector is folded in by the increme
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class ActiveModel:
     @property
     def params(self) -> Params:
         return self.vectors.params
+
+    @property
+    def rank(self) -> int:
+        """Width of the collaborative part (0: content and popularity only)."""
+        return int(self.params.factors)
 
 
 _cache: dict[str, ActiveModel | None] = {}
@@ -78,12 +84,13 @@ def shopper_hybrid(
 ) -> np.ndarray | None:
     """One shopper's hybrid vector from their content vector and behaviour.
 
-    ``items`` maps product pk -> list of (kind, epoch seconds); ``factors`` maps product pk -> factors.
+    ``items`` maps product pk -> list of (kind, epoch seconds); ``factors`` maps product pk -> the
+    factors their behaviour is folded in through (ALS: the product's factors; EASE: its fold side).
     """
     if content is None:
         return None
     p = model.params
-    k = model.gram.shape[0] if model.gram is not None else 0
+    k = model.rank
     f = np.zeros((1, k), np.float32)
     pids = [pid for pid in items if pid in factors] if k else []
     if pids:
@@ -94,7 +101,7 @@ def shopper_hybrid(
             kinds = np.array([protocol.KIND_CODE[kind] for kind, _ in items[pid]])
             ages = np.array([(at - t) / DAY for _, t in items[pid]])
             row[0, j] = float((kind_w[kinds] * hybrid.decay(ages, p.half_life_days)).sum())
-        f = hybrid.fold_in(y, row, p, gram=model.gram)
+        f = hybrid.user_factors(p, row, factors=y, fold=y, gram=model.gram)
     return model.vectors.shopper_vectors(np.asarray(content, np.float32).reshape(1, -1), f)[0]
 
 
@@ -137,13 +144,17 @@ def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force
         )
     now = time.time()
     fitted = interest_fit.fit(inputs, np.ones(len(inputs.log), bool), now, choice.params, seed=seed)
+    # the stored width of the collaborative part (capped by the catalog; 0 when it could not be fitted)
+    fitted.params = dataclasses.replace(
+        choice.params, factors=fitted.factors.shape[1] if fitted.factors is not None else 0
+    )
     metrics = {"validation": choice.validation, "validation_cases": choice.cases, "live": live_figure}
     version = "im-" + timezone.now().strftime("%Y%m%d-%H%M%S-%f")
     spread = choice.spread if choice.validation else {n: 1.0 for n in hybrid.COMPONENTS}
     model = InterestModel.objects.create(
         version=version,
         weights=choice.weights,
-        params=choice.params.as_dict(),
+        params=fitted.params.as_dict(),
         spread=spread,
         content_mean=[float(x) for x in fitted.content_mean],
         factor_scale=fitted.factor_scale,
@@ -206,6 +217,10 @@ def activate(*, model: InterestModel, fitted: interest_fit.Fitted, catalog: list
     padded = np.zeros((len(catalog), hybrid.MAX_FACTORS), np.float32)
     if factors.size:
         padded[:, : factors.shape[1]] = factors
+    fold = None
+    if fitted.fold is not None:
+        fold = np.zeros((len(catalog), hybrid.MAX_FACTORS), np.float32)
+        fold[:, : fitted.fold.shape[1]] = fitted.fold
     existing = {pv.product_id: pv for pv in ProductVector.objects.filter(product_id__in=catalog)}
     changed = []
     for i, pk in enumerate(catalog):
@@ -213,11 +228,14 @@ def activate(*, model: InterestModel, fitted: interest_fit.Fitted, catalog: list
         if pv is None:
             continue
         pv.factors = padded[i]
+        pv.fold_factors = fold[i] if fold is not None else None
         pv.popularity = float(fitted.popularity[i])
         pv.hybrid = rows[i]
         pv.hybrid_model = model.version
         changed.append(pv)
-    ProductVector.objects.bulk_update(changed, ["factors", "popularity", "hybrid", "hybrid_model"], batch_size=500)
+    ProductVector.objects.bulk_update(
+        changed, ["factors", "fold_factors", "popularity", "hybrid", "hybrid_model"], batch_size=500
+    )
     InterestModel.objects.filter(is_active=True).update(is_active=False)
     InterestModel.objects.filter(pk=model.pk).update(is_active=True)
     _cache.clear()
@@ -229,8 +247,11 @@ def hybrid_vectors_for(content: dict, *, model: ActiveModel, now, events: dict |
     if events is None:
         events = recent_events(shopper_ids=list(content), limit_per_shopper=int(ad_settings.PROFILE_MAX_EVENTS))
     pids = {e.product_id for evs in events.values() for e in evs if e.product_id is not None}
+    column = "fold_factors" if model.params.method == "ease" else "factors"
     factors = dict(
-        ProductVector.objects.filter(product_id__in=pids, factors__isnull=False).values_list("product_id", "factors")
+        ProductVector.objects.filter(product_id__in=pids, **{f"{column}__isnull": False}).values_list(
+            "product_id", column
+        )
     )
     at = now.timestamp()
     out = {}

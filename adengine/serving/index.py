@@ -366,7 +366,7 @@ def _hybrid_targets(snap: Snapshot, *, promoted_of: list[list]) -> None:
         pid: (np.asarray(f, np.float32), float(pop))
         for pid, f, pop in rows.values_list("product_id", "factors", "popularity")
     }
-    k = model.gram.shape[0] if model.gram is not None else 0
+    k = model.rank
     factors = np.zeros((len(snap.campaigns), k), np.float32)
     pop = np.zeros(len(snap.campaigns), np.float32)
     for i, products in enumerate(promoted_of):

@@ -196,3 +196,21 @@ def test_stored_vectors_reproduce_the_blended_score():
         },
     )
     assert np.allclose(stored, hybrid.blend_scores(parts, weights, spread), atol=1e-5)
+
+
+def test_ease_places_a_new_shopper_with_their_group_through_its_low_rank_form():
+    log = copurchase_log(seed=4)
+    matrix = hybrid.interaction_matrix(log.user, log.item, np.ones(len(log)), (300, log.n_items))
+    p = Params(factors=16, regularization=4 * hybrid.ease_scale(matrix), method="ease")
+    fold, right = hybrid.fit_ease(matrix, p)
+    row = hybrid.interaction_matrix(np.zeros(3, int), np.array([31, 34, 37]), np.ones(3), (1, log.n_items))
+    u = hybrid.user_factors(p, row, factors=right, fold=fold)
+    top = np.argsort(-(right @ u[0]))[:10]
+    assert sum(30 <= i < 40 for i in top) >= 8
+
+
+def test_the_settings_search_tries_both_collaborative_methods_with_a_data_scaled_regularisation():
+    grid = interest_fit.params_grid(1000, 50_000, Params(half_life_days=14.0), ease_unit=20.0)
+    assert {p.method for p in grid} == {"als", "ease"}
+    assert sorted({p.regularization for p in grid if p.method == "ease"}) == [20.0, 80.0, 320.0]
+    assert {p.half_life_days for p in grid} == {14.0, 60.0}
