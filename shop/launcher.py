@@ -65,9 +65,9 @@ def _accounts() -> None:
 
 def _enqueue_initial_work() -> None:
     code = (
-        "from adengine.tasks import embed_products, refresh_interests\n"
-        "embed_products.apply_async(); refresh_interests.apply_async()\n"
-        "print('queued: embed the catalog, then compute interest vectors (watch the worker log)')\n"
+        "from adengine.tasks import embed_products, refresh_interests, train_interest_model\n"
+        "embed_products.apply_async(); train_interest_model.apply_async(); refresh_interests.apply_async()\n"
+        "print('queued: embed the catalog, train the interest model, compute interest vectors (worker log)')\n"
     )
     _manage("shell", "-c", code)
     marker = embedded.DATA_DIR / "demo-campaigns-loaded"

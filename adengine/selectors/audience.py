@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
-from pgvector.django import CosineDistance
+from pgvector.django import CosineDistance, MaxInnerProduct
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
@@ -66,13 +66,38 @@ def nearest_shoppers(
     active_within_days: float | None = None,
     registered_only: bool = False,
     ef_search: int | None = None,
+    hybrid: tuple[str, np.ndarray] | None = None,
 ) -> list[AudienceMember]:
-    """The ``k`` consenting shoppers whose interest vectors are nearest (cosine) to ``vector``."""
+    """The ``k`` consenting shoppers whose interest vectors are nearest (cosine) to ``vector``.
+
+    With ``hybrid`` (interest model version, the target in that model's space) they are ranked by the
+    hybrid interest model's fit instead (inner product on ``interest_hybrid``: content, what shoppers
+    buy together, popularity); ``distance`` stays the content cosine distance, the unit marketers see.
+    """
     qs = Shopper.objects.filter(personalisation=True, interest_vector__isnull=False)
     if active_within_days is not None:
         qs = qs.filter(last_event_at__gte=timezone.now() - dt.timedelta(days=active_within_days))
     if registered_only:
         qs = qs.filter(user__isnull=False)
+    if hybrid is not None:
+        version, target = hybrid
+        qs = (
+            qs.filter(interest_hybrid_model=version, interest_hybrid__isnull=False)
+            .annotate(
+                neg_fit=MaxInnerProduct("interest_hybrid", target), distance=CosineDistance("interest_vector", vector)
+            )
+            .order_by("neg_fit")
+        )
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+            cur.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)",
+                [str(int(ef_search or max(ad_settings.HNSW_EF_SEARCH, k)))],
+            )
+            rows = list(qs.select_related("user")[:k])
+        if rows:
+            rows.sort(key=lambda s: s.neg_fit)
+            return [AudienceMember(s, float(s.distance)) for s in rows]
     qs = qs.annotate(distance=CosineDistance("interest_vector", vector)).order_by("distance")
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
@@ -96,7 +121,31 @@ def campaign_audience(
     vector = target_vector(campaign, encoder=encoder)
     if vector is None:
         return []
-    return nearest_shoppers(vector, k=k, active_within_days=active_within_days, registered_only=registered_only)
+    return nearest_shoppers(
+        vector,
+        k=k,
+        active_within_days=active_within_days,
+        registered_only=registered_only,
+        hybrid=hybrid_target(campaign, vector),
+    )
+
+
+def hybrid_target(campaign: Campaign, vector) -> tuple[str, np.ndarray] | None:
+    """The campaign in the active interest model's space: its target and its promoted products' factors."""
+    from adengine.services.interest_model import active_model
+
+    model = active_model()
+    if model is None:
+        return None
+    k = model.rank
+    rows = ProductVector.objects.filter(
+        product_id__in=campaign.promoted_products.values("pk"), hybrid_model=model.version, factors__isnull=False
+    ).values_list("factors", "popularity")
+    got = [(np.asarray(f, np.float32)[:k], float(p)) for f, p in rows]
+    factors = np.mean([f for f, _ in got], axis=0).reshape(1, -1) if got else np.zeros((1, k), np.float32)
+    pop = np.array([np.mean([p for _, p in got]) if got else 0.0], np.float32)
+    content = np.asarray(vector, np.float32).reshape(1, -1)
+    return model.version, model.vectors.product_vectors(content, factors, pop)[0]
 
 
 def why_in_audience(shopper: Shopper, vector, *, limit: int = 3) -> list[tuple[str, str, float]]:

@@ -12,11 +12,12 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from adengine.models import BehaviourEvent, InterestModel, ProductVector, Shopper
+from adengine.selectors.audience import campaign_audience, hybrid_target, target_vector
 from adengine.selectors.vectors import best_products_for
 from adengine.services.interest_model import train_interest_model
 from adengine.services.interests import refresh_interests
 from fixtures.demo_data import generate
-from tests.factories import ProductFactory
+from tests.factories import CampaignFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +125,26 @@ def test_eval_with_products_but_no_orders_is_a_clear_error(encoder):
 def test_bad_arguments_are_clear_errors(encoder):
     with pytest.raises(CommandError, match="--test-share"):
         call_command("adengine_eval_interests", "--test-share", "1.5")
+
+
+def test_audiences_and_decisions_read_the_hybrid_model(imported):
+    # given a trained model and every shopper's vectors
+    train_interest_model()
+    refresh_interests()
+    model = InterestModel.objects.get(is_active=True)
+    promoted = list(ProductVector.objects.order_by("-popularity").values_list("product_id", flat=True)[:2])
+    campaign = CampaignFactory(products=promoted, keywords=["coffee"])
+    # when its audience is chosen
+    audience = campaign_audience(campaign, k=8)
+    # then the shoppers are ranked by the hybrid model's fit to the campaign
+    version, target = hybrid_target(campaign, target_vector(campaign))
+    assert version == model.version
+    fits = [float(np.asarray(m.shopper.interest_hybrid) @ target) for m in audience]
+    assert len(audience) == 8 and fits == sorted(fits, reverse=True)
+    best = Shopper.objects.filter(interest_hybrid_model=version).exclude(interest_hybrid=None)
+    assert fits[0] == pytest.approx(max(float(np.asarray(s.interest_hybrid) @ target) for s in best), rel=1e-4)
+    # and the decision engine's snapshot places campaigns in the same space
+    from adengine.serving import index
+
+    snap = index.build()
+    assert snap.hybrid_version == model.version and snap.hybrid_targets.shape[1] == len(target)
