@@ -211,9 +211,9 @@ def evaluate(
         return protocol.summarise(m, n_items=n_items, seed=seed), m["hit"]
 
     blend, hits = measure(hybrid.blend_scores(parts, choice.weights, spread))
-    components = {}
+    components, component_hits = {}, {}
     for name in parts.users:
-        components[name], _ = measure(parts.scores(name))
+        components[name], component_hits[name] = measure(parts.scores(name))
     base_figures = {name: measure(s)[0] for name, s in interest_fit.baselines(inputs, sp, seed=seed).items()}
     notes = list(dict.fromkeys(choice.notes + fitted.notes))
     return {
@@ -239,4 +239,5 @@ def evaluate(
         "catalog": n_items,
         "notes": notes,
         "_hits": {c.user: float(h) for c, h in zip(cases, hits, strict=True)},
+        "_content_hits": {c.user: float(h) for c, h in zip(cases, component_hits["content"], strict=True)},
     }

@@ -1,4 +1,4 @@
-"""python manage.py adengine_finetune_encoder [--activate] [--json] ..."""
+"""python manage.py adengine_finetune_encoder [--activate [--force]] [--json] ..."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from adengine.ml import finetune
+from adengine.ml import finetune, protocol
 from adengine.ml.encoder import Encoder, EncoderLoadError, get_encoder
-from adengine.selectors.evaluation import catalog_vectors, evaluate
+from adengine.selectors.evaluation import base_params, catalog_vectors, evaluate
 from adengine.services import encoders
+
+FIGURES = ("hr10", "ndcg10", "hr10_popularity", "hr10_random", "users")
 
 
 class Command(BaseCommand):
     help = (
-        "Fine-tune the encoder on pairs mined from the shop's behaviour (earlier behaviour -> next "
-        "purchase; co-purchased products) with a contrastive loss on the CPU, save a versioned model "
-        "folder, and evaluate before and after on held-out shoppers. Switches to it only with --activate."
+        "Fine-tune the encoder on pairs mined from the training shoppers' behaviour before the evaluation "
+        "cut-off (earlier behaviour -> next purchase; co-purchased products; popular products not bought as "
+        "hard negatives) with a contrastive loss on the CPU, save a versioned model folder, and evaluate "
+        "before and after on the protocol's test shoppers with the blend's weights fixed. Switches to it "
+        "only with --activate, and only when the gain is significant (or --force)."
     )
 
     def add_arguments(self, parser):
@@ -25,33 +29,56 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--max-pairs", type=int, default=1024, help="Cap on training pairs (CPU time).")
         parser.add_argument("--trainable-layers", type=int, default=4, help="Top transformer layers trained.")
-        parser.add_argument("--lr", type=float, default=3e-5)
-        parser.add_argument("--held-out", type=float, default=0.2, help="Share of shoppers kept for evaluation.")
+        parser.add_argument("--lr", type=float, default=3e-5, help="Peak learning rate (after the warm-up).")
+        parser.add_argument("--test-share", type=float, default=0.25, help="The protocol's share of test shoppers.")
+        parser.add_argument("--no-hard-negatives", action="store_true", help="In-batch negatives only.")
+        parser.add_argument("--no-co-purchase", action="store_true", help="Next-purchase pairs only.")
         parser.add_argument("--max-eval-users", type=int, default=None)
+        parser.add_argument("--alpha", type=float, default=0.05, help="Significance level for --activate.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--activate",
             action="store_true",
-            help="Switch to the new model and re-embed, if it is not worse on the held-out shoppers.",
+            help="Switch to the new model and re-embed, if the blend's gain on the test shoppers is significant.",
         )
-        parser.add_argument("--force", action="store_true", help="With --activate: switch even if it is worse.")
+        parser.add_argument("--force", action="store_true", help="With --activate: switch whatever the figures say.")
         parser.add_argument("--json", action="store_true", help="Last line: one JSON object.")
 
     def handle(self, *args, **o):
         quiet = o["verbosity"] < 1
         try:
             base = get_encoder()
-        except EncoderLoadError as exc:
+            mined = finetune.mine_pairs(
+                test_share=o["test_share"],
+                seed=o["seed"],
+                max_pairs=o["max_pairs"],
+                hard_negatives=not o["no_hard_negatives"],
+                co_purchase=not o["no_co_purchase"],
+            )
+        except (EncoderLoadError, protocol.ProtocolError) as exc:
             raise CommandError(str(exc)) from exc
-        pairs, held = finetune.mine_pairs(held_out_fraction=o["held_out"], seed=o["seed"], max_pairs=o["max_pairs"])
-        if len(pairs) < 2:
+        batches = finetune.plan_batches(mined.pairs, batch_size=o["batch_size"], epochs=o["epochs"], seed=o["seed"])
+        if not batches:
             raise CommandError("fewer than 2 training pairs: the shop needs purchases with behaviour before them")
-        if not held:
-            raise CommandError("no held-out shoppers: raise --held-out")
-        self.stdout.write(f"{len(pairs)} training pairs; {len(held)} held-out shoppers")
-        kwargs = {"shopper_ids": held, "max_users": o["max_eval_users"], "seed": o["seed"]}
+        info = mined.summary()
+        self.stdout.write(
+            f"{info['pairs']} training pairs ({info['with_negative']} with a hard negative) from "
+            f"{info['training_shoppers']} training shoppers before the cut-off {info['cutoff']}; "
+            f"{info['test_shoppers']} test shoppers never trained on; {len(batches)} batches"
+        )
+        kwargs = {
+            "shopper_ids": mined.test_shoppers,
+            "max_users": o["max_eval_users"],
+            "seed": o["seed"],
+            "test_share": o["test_share"],
+        }
         try:
             before = evaluate(encoder=base, in_memory=catalog_vectors(base), **kwargs)
+            weights = before["weights"]
+            if before["params"] != base_params().as_dict():
+                # given weights run with the base settings: measure the base encoder under them too,
+                # so that before and after differ only in the encoder
+                before = evaluate(encoder=base, in_memory=catalog_vectors(base), weights=weights, **kwargs)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         version, folder = finetune.new_version_dir()
@@ -62,13 +89,10 @@ class Command(BaseCommand):
             passage_prefix=base.passage_prefix,
             batch_size=base.batch_size,
         )
-        steps = sum(1 for _ in finetune._batches(pairs, o["batch_size"])) * o["epochs"]
-        with tqdm(total=steps, desc="fine-tuning", unit=" steps", disable=quiet, file=self.stderr._out) as bar:
+        with tqdm(total=len(batches), desc="fine-tuning", unit=" steps", disable=quiet, file=self.stderr._out) as bar:
             stats = finetune.train(
                 encoder=candidate,
-                pairs=pairs,
-                epochs=o["epochs"],
-                batch_size=o["batch_size"],
+                batches=batches,
                 lr=o["lr"],
                 trainable_layers=o["trainable_layers"],
                 seed=o["seed"],
@@ -76,31 +100,53 @@ class Command(BaseCommand):
             )
         candidate.model.max_seq_length = base.model.max_seq_length
         candidate.model.save(str(folder))
-        after = evaluate(encoder=candidate, in_memory=catalog_vectors(candidate), **kwargs)
+        after = evaluate(encoder=candidate, in_memory=catalog_vectors(candidate), weights=weights, **kwargs)
+        significance = finetune.compare(before, after, alpha=o["alpha"], seed=o["seed"])
         metrics = {
-            "before": {k: before[k] for k in ("hr10", "ndcg10", "hr10_popularity", "hr10_random", "users")},
-            "after": {k: after[k] for k in ("hr10", "ndcg10", "hr10_popularity", "hr10_random", "users")},
-            "training": stats,
+            "before": _figures(before),
+            "after": _figures(after),
+            "training": {**stats, "mined": info},
+            "significance": significance,
         }
         encoders.register(version=version, path=str(folder), base=base.version, metrics=metrics)
         self.stdout.write(f"saved {version} to {folder}")
-        self.stdout.write(
-            f"held-out HR@10 {before['hr10']:.3f} -> {after['hr10']:.3f}; "
-            f"NDCG@10 {before['ndcg10']:.3f} -> {after['ndcg10']:.3f}"
-        )
-        worse = (after["hr10"], after["ndcg10"]) < (before["hr10"], before["ndcg10"])
-        if o["activate"] and worse and not o["force"]:
-            self.stdout.write(
-                "not switched: the new model is worse on the held-out shoppers (--force to switch anyway)"
-            )
-        elif o["activate"]:
+        self._report(before, after, significance)
+        activated = False
+        if o["activate"] and (significance["significant"] or o["force"]):
             encoders.set_active(version=version)
             result = encoders.reembed_all()
+            activated = True
+            why = "" if significance["significant"] else " (--force: the gain is not significant)"
             self.stdout.write(
-                f"switched to {version}; re-embedded {result['products']} products and {result['refreshed']} shoppers"
+                f"switched to {version}{why}; re-embedded {result['products']} products and "
+                f"{result['refreshed']} shoppers"
+            )
+        elif o["activate"]:
+            blend = significance["blend"]
+            self.stdout.write(
+                f"not switched: the blend's gain is not significant (diff {blend['diff']:+.3f}, paired bootstrap "
+                f"p={blend['p_bootstrap']:.3f} >= {o['alpha']}); --force to switch anyway"
             )
         else:
             self.stdout.write(f"not switched; to use it: manage.py adengine_encoder --activate {version}")
-        metrics["activated"] = bool(o["activate"] and (o["force"] or not worse))
         if o["json"]:
-            self.stdout.write(json.dumps({"version": version, **metrics}, sort_keys=True))
+            self.stdout.write(json.dumps({"version": version, **metrics, "activated": activated}, sort_keys=True))
+
+    def _report(self, before: dict, after: dict, significance: dict) -> None:
+        rows = (("content", before["components"]["content"], after["components"]["content"]), ("blend", before, after))
+        self.stdout.write(f"{before['users']} test shoppers; blend weights {before['weights']}")
+        for name, b, a in rows:
+            cmp = significance[name]
+            self.stdout.write(
+                f"{name:8} HR@10 {b['hr10']:.3f} -> {a['hr10']:.3f}; NDCG@10 {b['ndcg10']:.3f} -> {a['ndcg10']:.3f}; "
+                f"hits {cmp['wins']} won / {cmp['losses']} lost; paired bootstrap p={cmp['p_bootstrap']:.3f}, "
+                f"sign test p={cmp['p_sign']:.3f}"
+            )
+
+
+def _figures(result: dict) -> dict:
+    return {
+        **{k: result[k] for k in FIGURES},
+        "content": {k: result["components"]["content"][k] for k in ("hr10", "ndcg10")},
+        "weights": result["weights"],
+    }
