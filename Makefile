@@ -45,6 +45,7 @@ lint: install
 
 bench: install  # needs the demo data: run `make demo` once first
 	$(PY) -m shop.embedded run -- $(PY) bench/interests.py
+	$(PY) bench/interest_model.py
 	$(PY) -m shop.embedded run -- $(PY) bench/copywriter.py
 	$(PY) -m shop.embedded run -- $(PY) bench/ann_search.py --n 100000 --n 1000000
 	$(PY) -m shop.embedded run -- $(PY) bench/serving.py

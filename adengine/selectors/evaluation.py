@@ -132,8 +132,8 @@ def build_inputs(*, encoder: Encoder, in_memory: dict | None = None) -> tuple[in
     else:
         vectors = dict(in_memory)
     loaded = load_log()
-    if not loaded.catalog:
-        raise ValueError("the catalog is empty: nothing to rank")
+    if len(loaded.catalog) < 2:
+        raise ValueError(f"the catalog has {len(loaded.catalog)} product(s): ranking needs at least 2")
     dims = len(next(iter(vectors.values())))
     item_content = np.zeros((len(loaded.catalog), dims), np.float32)
     for i, pk in enumerate(loaded.catalog):

@@ -111,8 +111,17 @@ def test_too_little_behaviour_gives_content_only_and_says_why(encoder):
 
 
 def test_eval_without_data_is_a_clear_error(encoder):
-    with pytest.raises(CommandError, match="no product vectors|catalog is empty|nothing to evaluate"):
+    with pytest.raises(CommandError, match="no product vectors|catalog has 0|nothing to evaluate"):
         call_command("adengine_eval_interests")
+
+
+def test_a_one_product_catalog_is_a_clear_error(encoder):
+    ProductFactory()
+    call_command("adengine_embed", "--products", verbosity=0)
+    with pytest.raises(CommandError, match="ranking needs at least 2"):
+        call_command("adengine_eval_interests")
+    with pytest.raises(CommandError, match="not trained: the catalog has 1 product"):
+        call_command("adengine_train_interests")
 
 
 def test_eval_with_products_but_no_orders_is_a_clear_error(encoder):
