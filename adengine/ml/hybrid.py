@@ -49,7 +49,9 @@ class Params:
 
     ``method`` 'als': implicit's alternating least squares (``factors``, ``regularization``,
     ``alpha``, ``iterations``); 'ease': the closed-form item-item model EASE (Steck, 2019) with
-    L2 weight ``regularization``, stored as its rank-``factors`` factorisation.
+    L2 weight ``regularization``, stored as its rank-``factors`` factorisation. ``session_hours``
+    > 0 trains on sessions rather than whole histories (what is viewed and bought together in one
+    visit), a choice the settings search makes per shop.
     """
 
     factors: int = 32
@@ -58,6 +60,7 @@ class Params:
     iterations: int = 15
     half_life_days: float = 14.0
     method: str = "als"
+    session_hours: float = 0.0  # > 0: train on sessions (a gap this long starts a new one) instead of whole histories
 
     def as_dict(self) -> dict:
         return {
@@ -67,7 +70,20 @@ class Params:
             "iterations": self.iterations,
             "half_life_days": self.half_life_days,
             "method": self.method,
+            "session_hours": self.session_hours,
         }
+
+
+def sessions(users: np.ndarray, times: np.ndarray, gap_hours: float) -> np.ndarray:
+    """Session number of each event: a new one per shopper, and after a gap of ``gap_hours`` or more."""
+    if not len(users):
+        return np.zeros(0, np.int64)
+    order = np.lexsort((times, users))
+    new = np.ones(len(users), bool)
+    new[1:] = (users[order][1:] != users[order][:-1]) | (np.diff(times[order]) >= gap_hours * 3600.0)
+    out = np.empty(len(users), np.int64)
+    out[order] = np.cumsum(new) - 1
+    return out
 
 
 def decay(ages_days: np.ndarray, half_life_days: float) -> np.ndarray:

@@ -79,8 +79,11 @@ def fit(inputs: Inputs, train: np.ndarray, cutoff: float, params: Params, *, see
             f"(needs at least {MIN_COLLAB_USERS} shoppers and 3 products)"
         )
     else:
+        rows = user_idx
+        if params.session_hours > 0:
+            rows = hybrid.sessions(lg.user[idx], lg.time[idx], params.session_hours)
         matrix = hybrid.interaction_matrix(
-            user_idx, lg.item[idx], inputs.kind_weights[lg.kind[idx]], (len(users), lg.n_items)
+            rows, lg.item[idx], inputs.kind_weights[lg.kind[idx]], (int(rows.max()) + 1, lg.n_items)
         )
         if params.method == "ease":
             fold, factors = hybrid.fit_ease(matrix, params)
@@ -146,9 +149,10 @@ class Choice:
 def params_grid(n_items: int, n_events: int, base: Params, *, ease_unit: float | None = None) -> list[Params]:
     """Candidate settings, fewer for large logs (each ALS setting costs one fit, each EASE one inverse).
 
-    ALS: 16-64 factors x confidence 2 or 10. EASE (catalogs whose active part fits ``EASE_MAX_ITEMS``):
-    regularisation 1, 4 or 16 times ``ease_unit`` (the mean diagonal of XᵀX), so the grid scales with
-    the shop's data. Each with the configured half-life and 60 days.
+    ALS: 16-64 factors x confidence 2 or 10, on whole histories. EASE (on the ``EASE_MAX_ITEMS`` most
+    active products): regularisation 1 or 4 times ``ease_unit`` (the mean diagonal of XᵀX), so the grid
+    scales with the shop's data, on whole histories or on 3-hour sessions. Each with the configured
+    half-life and 60 days.
     """
     factors = [f for f in (16, 32, 64) if f < max(4, n_items // 4)] or [8]
     if n_events > 2_000_000:
@@ -162,8 +166,15 @@ def params_grid(n_items: int, n_events: int, base: Params, *, ease_unit: float |
     ]
     if ease_unit is not None:
         out += [
-            Params(factors=hybrid.MAX_FACTORS, regularization=m * ease_unit, half_life_days=h, method="ease")
-            for m in (1.0, 4.0, 16.0)
+            Params(
+                factors=hybrid.MAX_FACTORS,
+                regularization=m * ease_unit,
+                half_life_days=h,
+                method="ease",
+                session_hours=s,
+            )
+            for m in (1.0, 4.0)
+            for s in (0.0, 3.0)
             for h in half_lives
         ]
     return out
@@ -216,7 +227,7 @@ def choose(
     fits: dict[tuple, Fitted] = {}
     notes: list[str] = []
     for p in grid:
-        key = (p.method, p.factors, p.alpha, p.regularization, p.iterations)
+        key = _fit_key(p)
         if key not in fits:
             fits[key] = fit(inputs, val.train, val.cutoff, p, seed=seed)
         f = fits[key]
@@ -234,7 +245,9 @@ def choose(
         notes.extend(n for n in f.notes if n not in notes)
     assert best is not None
     _, params, weights, spread, summary = best
-    f = fits[(params.method, params.factors, params.alpha, params.regularization, params.iterations)]
+    f = fits[
+        (params.method, params.factors, params.alpha, params.regularization, params.iterations, params.session_hours)
+    ]
     f = Fitted(
         f.cutoff, params, f.factors, f.gram, f.fold, f.factor_scale, _pop(inputs, val, params), f.content_mean, f.notes
     )
@@ -255,6 +268,11 @@ def choose(
         notes=notes,
         seconds=time.monotonic() - started,
     )
+
+
+def _fit_key(p: Params) -> tuple:
+    """What a fit depends on (the half-life only weights the fold-in and popularity)."""
+    return (p.method, p.factors, p.alpha, p.regularization, p.iterations, p.session_hours)
 
 
 def _pop(inputs: Inputs, val: Split, p: Params) -> np.ndarray:

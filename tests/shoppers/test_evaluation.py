@@ -40,6 +40,7 @@ def test_eval_reports_the_blend_its_parts_and_baselines_with_intervals(imported,
     # then the JSON keeps its keys and adds the new ones
     assert {"hr10", "ndcg10", "hr10_popularity", "hr10_random", "users"} <= set(result)
     assert {"hr10_ci_low", "hr10_ci_high", "components", "weights", "protocol", "mrr", "coverage"} <= set(result)
+    assert not [k for k in result if k.startswith("_")]
     assert result["users"] >= 10
     assert result["hr10_ci_low"] <= result["hr10"] <= result["hr10_ci_high"]
     assert 0 <= result["ndcg10"] <= result["hr10"] <= 1

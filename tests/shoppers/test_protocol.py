@@ -212,5 +212,13 @@ def test_ease_places_a_new_shopper_with_their_group_through_its_low_rank_form():
 def test_the_settings_search_tries_both_collaborative_methods_with_a_data_scaled_regularisation():
     grid = interest_fit.params_grid(1000, 50_000, Params(half_life_days=14.0), ease_unit=20.0)
     assert {p.method for p in grid} == {"als", "ease"}
-    assert sorted({p.regularization for p in grid if p.method == "ease"}) == [20.0, 80.0, 320.0]
+    assert sorted({p.regularization for p in grid if p.method == "ease"}) == [20.0, 80.0]
+    assert {p.session_hours for p in grid if p.method == "ease"} == {0.0, 3.0}
     assert {p.half_life_days for p in grid} == {14.0, 60.0}
+
+
+def test_sessions_split_on_the_shopper_and_on_long_gaps():
+    users = np.array([1, 1, 1, 2, 1])
+    times = np.array([0.0, 600.0, 20000.0, 10.0, 20100.0])
+    s = hybrid.sessions(users, times, gap_hours=3)
+    assert s[0] == s[1] and s[2] == s[4] and s[0] != s[2] and s[3] not in (s[0], s[2])

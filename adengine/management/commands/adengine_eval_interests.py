@@ -60,7 +60,8 @@ class Command(BaseCommand):
             )
         except (ValueError, EncoderLoadError) as exc:
             raise CommandError(str(exc)) from exc
-        result.pop("_hits", None)
+        for key in [k for k in result if k.startswith("_")]:  # per-shopper hits, for paired comparisons only
+            result.pop(key)
         p = result["protocol"]
         self.stdout.write(
             f"test shoppers: {result['users']}  catalog: {result['catalog']}  cut-off: {p['cutoff']}  "
