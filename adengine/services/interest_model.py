@@ -128,7 +128,7 @@ def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force
         switch, why = True, "switched by hand (--force)"
     elif blend is None:
         switch, why = False, "not switched: " + "; ".join(choice.notes)
-    elif live_figure is None or _objective(blend) > _objective(live_figure):
+    elif live_figure is None or interest_fit.objective(blend) > interest_fit.objective(live_figure):
         switch = True
         why = (
             f"switched: validation HR@10 {blend['hr10']:.3f} / NDCG@10 {blend['ndcg10']:.3f} against the live "
@@ -181,10 +181,6 @@ def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force
     result["seconds"] = round(time.monotonic() - started, 1)
     log.info("interest model: %s", {k: result[k] for k in ("version", "weights", "switched", "decision")})
     return result
-
-
-def _objective(summary: dict) -> float:
-    return summary["hr10"] + summary["ndcg10"]
 
 
 def _score_weights(inputs: interest_fit.Inputs, params: Params, weights: dict, *, seed: int) -> dict | None:
