@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import struct
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -234,8 +236,9 @@ def convert(target: Path, source: Path | None = None) -> Path:
     packed = read_packed(source)
     cfg = packed["config"]
     target = Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of its own: two processes converting at once never write into each other's files
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
     sp = packed["special"]
     BertConfig(
         vocab_size=cfg["vocab"],
@@ -313,8 +316,6 @@ def convert(target: Path, source: Path | None = None) -> Path:
         )
     )
     if target.exists():
-        import shutil
-
         shutil.rmtree(target)
-    tmp.rename(target)
+    tmp.rename(target)  # atomic: the folder appears complete or not at all
     return target

