@@ -10,8 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('adengine', '0008_audience_weights'),
-        ('shop', '0001_initial'),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+        migrations.swappable_dependency(settings.ADENGINE_PRODUCT_MODEL),
     ]
 
     operations = [
