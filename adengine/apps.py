@@ -17,3 +17,7 @@ class AdengineConfig(AppConfig):
         )
 
         signal_handlers.connect()
+        # adengine's periodic tasks in the host's Celery configuration before any beat reads it
+        from celery import current_app
+
+        signal_handlers.merge_beat_schedule(current_app)

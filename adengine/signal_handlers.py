@@ -125,13 +125,34 @@ def _enqueue_target(campaign_id: int) -> None:
     transaction.on_commit(enqueue)
 
 
-def add_beat_schedule(sender: object, **kwargs: Any) -> None:
-    """When beat starts, add adengine's periodic tasks (the host's own entries win)."""
+def merge_beat_schedule(app: Any) -> dict:
+    """Add adengine's periodic tasks to ``app.conf.beat_schedule`` (the host's own entries win); returns those added."""
     from adengine.tasks import beat_schedule
 
-    schedule = sender.app.conf.beat_schedule
-    for key, entry in beat_schedule().items():
-        schedule.setdefault(key, entry)
+    schedule = app.conf.beat_schedule
+    added = {key: entry for key, entry in beat_schedule().items() if key not in schedule}
+    schedule.update(added)
+    return added
+
+
+def add_beat_schedule(sender: Any, **kwargs: Any) -> None:
+    """When beat starts: make sure its running scheduler has adengine's tasks.
+
+    Beat builds its scheduler from ``beat_schedule`` before it sends ``beat_init`` (the banner reads
+    it), so entries only added to the configuration here would never run: they go into the live
+    scheduler too. (``AdengineConfig.ready`` adds them to the configuration earlier, which is what
+    schedulers that read it later, such as django-celery-beat's, see.)
+    """
+    merge_beat_schedule(sender.app)
+    scheduler = getattr(sender, "scheduler", None)
+    if scheduler is None:
+        return
+    from adengine.tasks import beat_schedule
+
+    missing = {key: entry for key, entry in beat_schedule().items() if key not in scheduler.schedule}
+    if missing:
+        scheduler.update_from_dict(missing)
+        log.info("adengine periodic tasks added to the running beat: %s", ", ".join(sorted(missing)))
 
 
 def connect() -> None:
