@@ -222,3 +222,12 @@ def test_sessions_split_on_the_shopper_and_on_long_gaps():
     times = np.array([0.0, 600.0, 20000.0, 10.0, 20100.0])
     s = hybrid.sessions(users, times, gap_hours=3)
     assert s[0] == s[1] and s[2] == s[4] and s[0] != s[2] and s[3] not in (s[0], s[2])
+
+
+def test_top_svd_matches_the_exact_leading_singular_values():
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(300, 40)) @ rng.normal(size=(40, 300)) + 0.01 * rng.normal(size=(300, 300))
+    u, s, vt = hybrid.top_svd(m, 20)
+    exact = np.linalg.svd(m, compute_uv=False)[:20]
+    assert np.allclose(s, exact, rtol=1e-2)
+    assert np.allclose(u.T @ u, np.eye(20), atol=1e-6)
