@@ -14,6 +14,7 @@ from adengine.models import (
     Advertiser,
     Campaign,
 )
+from adengine.presentation import spreadsheet_safe
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class CampaignAdmin(admin.ModelAdmin):
             writer.writerow([by, *METRICS])
             for r in rows:
                 d = r.as_dict()
-                writer.writerow([d["key"], *("" if d[m] is None else d[m] for m in METRICS)])
+                writer.writerow([spreadsheet_safe(d["key"]), *("" if d[m] is None else d[m] for m in METRICS)])
             return response
         labels = [r.key for r in rows]
         context = {

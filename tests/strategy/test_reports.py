@@ -64,3 +64,30 @@ def test_admin_report_page_chart_and_csv(client, reported):
     noisy = client.get(url, {"by": "creative", "format": "csv", "noise": "1"})
     assert "noise" in noisy["Content-Disposition"]
     assert client.get(url, {"by": "weather"}).status_code == 200  # a clear message, not a 500
+
+
+def test_csv_exports_never_hand_a_spreadsheet_a_formula(client, placement, make_campaign):
+    # given a headline written as a spreadsheet formula
+    campaign = make_campaign(headlines=0)
+    evil = CreativeFactory(campaign=campaign, text='=HYPERLINK("http://evil.example","x")')
+    log_traffic(evil, placement, served=10, clicks=1)
+    update_strategy(lag_seconds=0)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = reverse("admin:adengine_campaign_report", args=[campaign.pk])
+    for extra in ({}, {"noise": "1"}):
+        # when the report is exported, exact or with noise
+        body = client.get(url, {"by": "creative", "format": "csv", **extra}).content.decode()
+        cells = [row[0] for row in csv.reader(io.StringIO(body))][1:]
+        # then the cell is text, not a formula
+        assert cells and all(not c.startswith(("=", "+", "-", "@")) for c in cells), cells
+        assert any("HYPERLINK" in c for c in cells)
+
+
+def test_spreadsheet_safe_cells():
+    from adengine.presentation import spreadsheet_safe
+
+    assert spreadsheet_safe("=1+1") == "'=1+1"
+    assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert spreadsheet_safe("\tx") == "'\tx"
+    assert spreadsheet_safe("Trail season") == "Trail season"
+    assert spreadsheet_safe(12) == 12
