@@ -65,6 +65,30 @@ def check_settings(app_configs, **kwargs):
     return errors
 
 
+@register(Tags.security)
+def check_secret_key(app_configs, **kwargs):
+    """adengine.E008: with DEBUG off, SECRET_KEY must not be a public or weak key (it signs tracking links)."""
+    from django.conf import settings
+
+    if settings.DEBUG:
+        return []
+    key = str(getattr(settings, "SECRET_KEY", "") or "")
+    weak = (
+        not key or "insecure" in key.lower() or key.startswith("django-insecure-") or len(key) < 50 or len(set(key)) < 5
+    )
+    if not weak:
+        return []
+    return [
+        Error(
+            "SECRET_KEY is a public, example or weak key while DEBUG is off; adengine signs its click and "
+            "view links with it, so anyone could forge billed clicks.",
+            hint="Set a random key of at least 50 characters from the environment, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+            id="adengine.E008",
+        )
+    ]
+
+
 @register(Tags.database)
 def check_database(app_configs, databases=None, **kwargs):
     """adengine.E006: the database must be PostgreSQL with the pgvector extension available."""

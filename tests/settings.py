@@ -3,6 +3,8 @@
 from shop.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# tests run with DEBUG off, where adengine refuses the demo's public fallback key (adengine.E008)
+SECRET_KEY = "tests-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOP"
 ADENGINE = {
     **ADENGINE,  # noqa: F405
     "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly

@@ -47,3 +47,22 @@ def test_database_check_passes_on_postgresql_with_pgvector():
 
 def test_valid_configuration_has_no_adengine_errors():
     assert not [e for e in run_checks() if e.id.startswith("adengine.")]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["demo-only-insecure-secret-key-change-me-in-production", "django-insecure-abc", "short", "a" * 60],
+)
+def test_a_public_or_weak_secret_key_is_refused_when_debug_is_off(key):
+    with override_settings(DEBUG=False, SECRET_KEY=key):
+        errors = run_checks(tags=["security"])
+    err = next(e for e in errors if e.id == "adengine.E008")
+    assert "forge" in err.msg and "secrets.token_urlsafe" in err.hint
+
+
+def test_a_strong_secret_key_or_debug_passes():
+    strong = "k8Jz-2vQ_pX9wL4mN7bR1tY6uI3oE5aS0dF8gH2jK4lZ6xC9vB1nM3"
+    with override_settings(DEBUG=False, SECRET_KEY=strong):
+        assert "adengine.E008" not in _ids(run_checks(tags=["security"]))
+    with override_settings(DEBUG=True, SECRET_KEY="demo-only-insecure-secret-key-change-me-in-production"):
+        assert "adengine.E008" not in _ids(run_checks(tags=["security"]))

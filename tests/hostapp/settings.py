@@ -8,7 +8,7 @@ from shop import embedded
 
 embedded.ensure_services()
 
-SECRET_KEY = "hostapp-tests"
+SECRET_KEY = "hostapp-tests-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver"]
 INSTALLED_APPS = [
