@@ -101,6 +101,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "behaviour text) or 'blend' (normalised mix of both, INTEREST_BLEND_TEXT_WEIGHT).",
     ),
     "INTEREST_BLEND_TEXT_WEIGHT": (0.2, "Weight of the text vector in the 'blend' method."),
+    "LANDING_HOSTS": (
+        (),
+        "Hosts besides the shop's own (exact ALLOWED_HOSTS entries) that campaign landing pages may link to, "
+        "https only; anything else is refused when the campaign is saved and never redirected to.",
+    ),
     "INTEREST_TRAIN_INTERVAL_SECONDS": (
         86400,
         "How often beat retrains the hybrid interest model (content + collaborative + popularity): it fits "

@@ -17,6 +17,7 @@ from adengine.selectors.why import explain
 from adengine.services.shoppers import set_personalisation, shopper_for_request
 from adengine.services.tracking import impression_for, record
 from adengine.serving import tokens
+from adengine.validators import is_safe_landing
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def _refused(request: HttpRequest, message: str, status: int, landing: str = "") -> HttpResponse:
+    landing = landing if is_safe_landing(landing) else ""  # never an off-site link, whatever was stored
     return render(request, "adengine/refused.html", {"message": message, "landing": landing}, status=status)
 
 
@@ -64,7 +66,8 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, str(exc), exc.status)
     if result.event.status == AdEvent.Status.DUPLICATE:
         return _refused(request, "this ad link was already used", 409, landing=result.impression.landing_url)
-    return HttpResponseRedirect(result.impression.landing_url)
+    landing = result.impression.landing_url
+    return HttpResponseRedirect(landing if is_safe_landing(landing) else "/")
 
 
 def _impression(token: str, request: HttpRequest) -> Impression | HttpResponse:

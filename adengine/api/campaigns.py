@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 
 from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.stats import campaign_stats
+from adengine.validators import validate_landing_url
 
 from .lookups import product_by_pk
 from .permissions import IsAdvertiserUser, campaigns_for
@@ -24,15 +26,13 @@ class AdvertiserApiThrottle(ConfiguredThrottle):
 
 
 def validate_landing(value: str) -> str:
-    """A landing page is a path on this shop or an https URL: never javascript:, data: or protocol-relative."""
+    """A landing page is a path on this shop or an https URL on its hosts: never javascript:, // or /\\."""
     value = (value or "").strip()
-    if not value:
-        return value
-    if value.startswith("/") and not value.startswith("//"):
-        return value
-    if value.startswith("https://") and " " not in value:
-        return value
-    raise serializers.ValidationError("must be a path on the shop (/...) or an https:// URL.")
+    try:
+        validate_landing_url(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from exc
+    return value
 
 
 class ProductKeyField(serializers.Field):

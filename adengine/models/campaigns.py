@@ -11,6 +11,7 @@ from django.db import models
 from pgvector.django import VectorField
 
 from adengine.conf import product_model_name
+from adengine.validators import validate_landing_url
 
 from .events import VECTOR_DIMENSIONS
 
@@ -188,7 +189,9 @@ class Campaign(models.Model):
         "landing URL",
         max_length=500,
         blank=True,
-        help_text="Where a click goes when the ad shows no product (a path on the shop, or https URL).",
+        help_text="Where a click goes when the ad shows no product: a path on the shop, or an https URL on "
+        "the shop's hosts or ADENGINE['LANDING_HOSTS'].",
+        validators=[validate_landing_url],
     )
     placements = models.ManyToManyField(
         "adengine.Placement",

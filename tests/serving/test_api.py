@@ -123,6 +123,7 @@ def test_staff_see_all(api, two_advertisers):
     [
         ({"landing_url": "javascript:alert(1)"}, "landing_url"),
         ({"landing_url": "//evil.example/"}, "landing_url"),
+        ({"landing_url": "/\\evil.example"}, "landing_url"),
         ({"daily_budget": "500", "total_budget": "100"}, "daily_budget"),
         ({"bid": "-1"}, "bid"),
         ({"status": "flying"}, "status"),
