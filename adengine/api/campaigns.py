@@ -10,8 +10,8 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from adengine.api.base import AdengineAPIView, SafeRequestMixin
 from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.stats import campaign_stats
 from adengine.validators import validate_landing_url
@@ -138,7 +138,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         return campaign
 
 
-class CampaignListView(generics.ListCreateAPIView):
+class CampaignListView(SafeRequestMixin, generics.ListCreateAPIView):
     """Your campaigns; create one for an advertiser you manage."""
 
     permission_classes = [IsAdvertiserUser]
@@ -149,7 +149,7 @@ class CampaignListView(generics.ListCreateAPIView):
         return campaigns_for(self.request.user).select_related("advertiser").order_by("pk")
 
 
-class CampaignDetailView(generics.RetrieveUpdateAPIView):
+class CampaignDetailView(SafeRequestMixin, generics.RetrieveUpdateAPIView):
     """One of your campaigns: read it or change its status, budgets, bid, schedule or targeting."""
 
     permission_classes = [IsAdvertiserUser]
@@ -171,7 +171,7 @@ def _date(value: str | None, name: str) -> dt.datetime | None:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-class CampaignStatsView(APIView):
+class CampaignStatsView(AdengineAPIView):
     """Impressions, clicks, CTR, conversions, conversion rate, spend, revenue and ROAS, in total and by day."""
 
     permission_classes = [IsAdvertiserUser]

@@ -12,9 +12,9 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import APIView
 
 from adengine.adapters import get_adapter
+from adengine.api.base import AdengineAPIView
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent
 from adengine.presentation import decision_data
@@ -121,7 +121,7 @@ def _shopper(request, session: str | None):
     return shopper_for_request(request)
 
 
-class DecisionView(APIView):
+class DecisionView(AdengineAPIView):
     """Ads for one placement, with signed impression (view) and click URLs. Call the view URL when an ad is
     shown; open the click URL when it is tapped."""
 
@@ -162,7 +162,7 @@ class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(max_length=300, help_text="The token of an impression's view URL.")
 
 
-class ImpressionBeaconView(APIView):
+class ImpressionBeaconView(AdengineAPIView):
     """Report that an ad was shown (the token of its view URL). Counted once; replays get 409."""
 
     permission_classes = [AllowAny]
@@ -185,7 +185,7 @@ class ImpressionBeaconView(APIView):
         return Response({"status": result.event.status, "counted": result.counted}, status=code)
 
 
-class WhyView(APIView):
+class WhyView(AdengineAPIView):
     """Why an ad was shown (the token of its "Why this ad?" URL)."""
 
     permission_classes = [AllowAny]
@@ -205,7 +205,7 @@ class PersonalisationSerializer(serializers.Serializer):
     session = serializers.RegexField(r"^[A-Za-z0-9_-]{16,128}$", required=False)
 
 
-class PersonalisationView(APIView):
+class PersonalisationView(AdengineAPIView):
     """Read or set whether the calling shopper gets personalised ads."""
 
     permission_classes = [AllowAny]

@@ -9,8 +9,8 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
-from rest_framework.views import APIView
 
+from adengine.api.base import AdengineAPIView
 from adengine.models import BehaviourEvent, GenerationRequest
 from adengine.services.behaviour import record_event, schedule_refresh
 from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
@@ -35,7 +35,7 @@ class EventUserThrottle(UserRateThrottle):
     rate = "600/min"
 
 
-class EventsView(APIView):
+class EventsView(AdengineAPIView):
     """Record behaviour events for the calling shopper (session or authenticated user)."""
 
     permission_classes = [AllowAny]
@@ -79,7 +79,7 @@ class GenerateThrottle(UserRateThrottle):
     rate = "30/hour"
 
 
-class CampaignGenerateView(APIView):
+class CampaignGenerateView(AdengineAPIView):
     """Ask for generated copy for one of your campaigns; returns the request to poll."""
 
     permission_classes = [IsAdvertiserUser]
@@ -97,7 +97,7 @@ class CampaignGenerateView(APIView):
         return Response(GenerationRequestSerializer(req).data, status=status.HTTP_202_ACCEPTED)
 
 
-class GenerationRequestView(APIView):
+class GenerationRequestView(AdengineAPIView):
     """The status and progress of a copy request."""
 
     permission_classes = [IsAdvertiserUser]
@@ -111,7 +111,7 @@ class GenerationRequestView(APIView):
         return Response(GenerationRequestSerializer(req).data)
 
 
-class CreativeListView(APIView):
+class CreativeListView(AdengineAPIView):
     """Your assets (filter with ?campaign=, ?status=, ?language=), or add one written by a person."""
 
     permission_classes = [IsAdvertiserUser]
@@ -148,7 +148,7 @@ class CreativeListView(APIView):
         return Response(CreativeSerializer(asset).data, status=status.HTTP_201_CREATED)
 
 
-class CreativeReviewView(APIView):
+class CreativeReviewView(AdengineAPIView):
     """Approve or reject one of your assets (an asset that fails the rules cannot be approved)."""
 
     permission_classes = [IsAdvertiserUser]
