@@ -101,6 +101,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "behaviour text) or 'blend' (normalised mix of both, INTEREST_BLEND_TEXT_WEIGHT).",
     ),
     "INTEREST_BLEND_TEXT_WEIGHT": (0.2, "Weight of the text vector in the 'blend' method."),
+    "TRUSTED_PROXIES": (
+        0,
+        "How many reverse proxies in front of the site append to X-Forwarded-For (as DRF's NUM_PROXIES). 0: the "
+        "client is REMOTE_ADDR and X-Forwarded-For is ignored, so a client cannot pick its own address for "
+        "throttles and per-IP click limits.",
+    ),
     "LANDING_HOSTS": (
         (),
         "Hosts besides the shop's own (exact ALLOWED_HOSTS entries) that campaign landing pages may link to, "

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from adengine.models import AdEvent, Impression
+from adengine.net import client_ip
 from adengine.selectors.why import explain
 from adengine.services.shoppers import set_personalisation, shopper_for_request
 from adengine.services.tracking import impression_for, record
@@ -22,11 +23,6 @@ from adengine.validators import is_safe_landing
 log = logging.getLogger(__name__)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The client address: REMOTE_ADDR (put a proxy-aware middleware in front when behind a proxy)."""
-    return request.META.get("REMOTE_ADDR")
 
 
 def _refused(request: HttpRequest, message: str, status: int, landing: str = "") -> HttpResponse:

@@ -17,13 +17,13 @@ from adengine.adapters import get_adapter
 from adengine.api.base import AdengineAPIView
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent
+from adengine.net import client_ip
 from adengine.presentation import decision_data
 from adengine.selectors.why import explain
 from adengine.services.decisions import PageContext, UnknownPlacement, decide
 from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
 from adengine.services.tracking import impression_for, record
 from adengine.serving import tokens
-from adengine.views import client_ip
 
 from .lookups import product_by_pk
 
@@ -37,6 +37,9 @@ class ConfiguredThrottle(SimpleRateThrottle):
 
     def get_rate(self):
         return ad_settings.API_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request):
+        return client_ip(request) or ""  # never the client-written part of X-Forwarded-For
 
     def get_cache_key(self, request, view):
         ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)

@@ -12,6 +12,7 @@ from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 from adengine.api.base import AdengineAPIView
 from adengine.models import BehaviourEvent, GenerationRequest
+from adengine.net import client_ip
 from adengine.services.behaviour import record_event, schedule_refresh
 from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
 from adengine.services.shoppers import shopper_for_request
@@ -30,9 +31,15 @@ from .serializers import (
 class EventAnonThrottle(AnonRateThrottle):
     rate = "120/min"
 
+    def get_ident(self, request):
+        return client_ip(request) or ""  # never the client-written part of X-Forwarded-For
+
 
 class EventUserThrottle(UserRateThrottle):
     rate = "600/min"
+
+    def get_ident(self, request):
+        return client_ip(request) or ""
 
 
 class EventsView(AdengineAPIView):
