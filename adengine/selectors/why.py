@@ -15,11 +15,16 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
     adapter = get_adapter()
     lang = impression.language or ad_settings.LANGUAGES[0]
     ctx = impression.context or {}
-    page = {"page": ctx.get("page", ""), "category": ctx.get("category", ""), "query": ctx.get("query", "")}
+    own = viewer is not None and impression.shopper_id == viewer.pk
+    # the search that led to the ad is the shopper's own words: only they see it, never whoever holds the link
+    page = {
+        "page": ctx.get("page", ""),
+        "category": ctx.get("category", ""),
+        "query": ctx.get("query", "") if own else "",
+    }
     if impression.product_id is not None:
         product = adapter.products().filter(pk=impression.product_id).first()
         page["promoted_product"] = adapter.product_title(product, lang) if product is not None else ""
-    own = viewer is not None and impression.shopper_id == viewer.pk
     interests: list[dict] = []
     if own and impression.personalised and viewer.personalisation and viewer.interest_vector is not None:
         target = campaign.target_vector

@@ -10,7 +10,7 @@ from django.urls import reverse
 from adengine.models import BehaviourEvent, Shopper
 from shop.celery import app
 from tests.conftest import adengine_settings
-from tests.factories import CategoryFactory, CreativeFactory, ProductFactory, UserFactory
+from tests.factories import CategoryFactory, CreativeFactory, ProductFactory, ShopperFactory, UserFactory
 
 from .conftest import unit
 from .test_tracking import BROWSER
@@ -105,6 +105,23 @@ def test_why_page_shows_interests_only_to_the_shopper_who_saw_the_ad(client, pla
     # someone else with the same link sees the targeting but not those interests
     other = client_class_get(why_url)
     assert "Runners who go off-road" in other and "Trail runner X" not in other
+
+
+def test_why_shows_the_search_only_to_the_shopper_who_made_it(placement, make_campaign):
+    from adengine.models import Impression
+    from adengine.selectors.why import explain
+    from adengine.services.decisions import PageContext, decide
+
+    # given an ad shown to a shopper on their search results
+    make_campaign(keywords=["rain jacket"])
+    searcher, other = ShopperFactory(), ShopperFactory()
+    context = PageContext(page="search", query="rain jacket for my sister")
+    (ad,) = decide(placement_key=placement.key, shopper=searcher, context=context).ads
+    impression = Impression.objects.get(nonce=ad.nonce)
+    # then the searcher sees their search in "Why this ad?"; anyone else holding the link does not
+    assert explain(impression, viewer=searcher)["page_context"]["query"] == "rain jacket for my sister"
+    assert explain(impression, viewer=other)["page_context"]["query"] == ""
+    assert explain(impression, viewer=None)["page_context"]["query"] == ""
 
 
 def client_class_get(url):
