@@ -9,6 +9,7 @@ import re
 from django.db import DatabaseError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -221,10 +222,14 @@ class PersonalisationView(AdengineAPIView):
             return Response({"detail": "no session: send cookies, log in or pass session."}, status=400)
         return Response({"allowed": shopper.personalisation})
 
-    @extend_schema(request=PersonalisationSerializer, responses={200: dict})
+    @extend_schema(request=PersonalisationSerializer, responses={200: dict, 403: dict})
     def post(self, request):
         data = PersonalisationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if not data.validated_data.get("session"):
+            # the browser's session cookie names the shopper: another site must not be able to flip their consent
+            # (DRF checks CSRF for logged-in users only; an anonymous session needs it as much)
+            SessionAuthentication().enforce_csrf(request)
         shopper = _shopper(request, data.validated_data.get("session"))
         if shopper is None:
             return Response({"detail": "no session: send cookies, log in or pass session."}, status=400)

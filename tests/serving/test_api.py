@@ -163,3 +163,24 @@ def test_schema_lists_the_serving_endpoints(api):
     for path in ("/decisions/", "/impressions/", "/campaigns/{campaign_id}/stats/", "/personalisation/"):
         assert path in schema
     assert unit(0).shape == (384,)
+
+
+def test_an_anonymous_sessions_consent_cannot_be_switched_from_another_site(placement):
+    from django.test import Client
+
+    from adengine.models import Shopper
+
+    # given an anonymous visitor with a session (and a CSRF cookie from the storefront)
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/")
+    url = "/api/adengine/v1/personalisation/"
+    # when another site posts to the consent switch with the visitor's cookies but without the token
+    forged = browser.post(url, {"allowed": False}, content_type="application/json")
+    # then it is refused and nothing changes
+    assert forged.status_code == 403
+    assert not Shopper.objects.filter(personalisation=False).exists()
+    # and the shop's own page, which sends the token from its CSRF cookie, can switch it
+    token = "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6"  # a CSRF secret as Django stores it in the cookie
+    browser.cookies["csrftoken"] = token
+    ok = browser.post(url, {"allowed": False}, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 200 and ok.json() == {"allowed": False}
