@@ -86,6 +86,8 @@ def test_a_concurrent_run_steps_aside(catalog, encoder):
     try:
         other.execute("SELECT pg_advisory_lock(%s)", [_REFRESH_LOCK])
         assert refresh_interests(encoder=encoder)["skipped"] == "another refresh is running"
+        # released explicitly: a closed connection's locks go when its server process has ended, a moment later
+        other.execute("SELECT pg_advisory_unlock(%s)", [_REFRESH_LOCK])
     finally:
         other.close()
     assert refresh_interests(encoder=encoder)["refreshed"] == 1
