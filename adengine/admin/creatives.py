@@ -96,9 +96,25 @@ class CreativeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         """A person's asset goes through the same rules and ranking as a generated one."""
-        from adengine.services.creatives import CreativeRequestError, add_human_asset
+        from adengine.services.creatives import CreativeRequestError, add_human_asset, edit_asset
 
         if change:
+            if "text" in form.changed_data:
+                # new words run the rules again and go back to review: approved text is what is served
+                stored = type(obj).objects.get(pk=obj.pk)
+                try:
+                    edited = edit_asset(creative=stored, text=obj.text, user=request.user)
+                except CreativeRequestError as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+                    return
+                self.message_user(
+                    request,
+                    "The new text passed the rules and waits for review."
+                    if edited.passes_rules
+                    else "The new text fails the rules: " + "; ".join(edited.rejection_reasons),
+                    messages.INFO if edited.passes_rules else messages.WARNING,
+                )
+                return
             super().save_model(request, obj, form, change)
             return
         try:

@@ -155,8 +155,10 @@ def generate(
     return outcome
 
 
-def _dedupe_and_rank(campaign: Campaign, variants: list[Variant], *, threshold: float) -> None:
-    """Embed variants, mark near-duplicates (of each other or of stored assets), score the rest."""
+def _dedupe_and_rank(
+    campaign: Campaign, variants: list[Variant], *, threshold: float, exclude_pk: int | None = None
+) -> None:
+    """Embed variants, mark near-duplicates (of each other or of stored assets but ``exclude_pk``), score the rest."""
     texts = [v for v in variants if v.text]
     if not texts:
         return
@@ -167,6 +169,7 @@ def _dedupe_and_rank(campaign: Campaign, variants: list[Variant], *, threshold: 
         Creative.objects.filter(campaign=campaign)
         .exclude(embedding=None)
         .exclude(status=Creative.Status.REJECTED)
+        .exclude(pk=exclude_pk)
         .values_list("asset_type", "text", "embedding")
     )
     kept: list[tuple[str, str, np.ndarray]] = [(t, x, np.asarray(e, np.float32)) for t, x, e in existing]
@@ -327,8 +330,8 @@ def request_copy(
 
 
 @transaction.atomic
-def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text: str, user=None) -> Creative:
-    """A person's asset: the same rules, near-duplicate check and ranking as generated ones."""
+def _judged(*, campaign: Campaign, asset_type: str, language: str, text: str, exclude_pk: int | None = None) -> Variant:
+    """A person's text through the same rules, near-duplicate check and ranking as generated copy."""
     if asset_type not in Creative.AssetType.values:
         raise CreativeRequestError(f"asset_type must be one of {', '.join(Creative.AssetType.values)}")
     if language not in languages():
@@ -348,13 +351,22 @@ def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text:
     )
     variant = Variant(asset_type, text, verdicts)
     _dedupe_and_rank(
-        campaign, [variant], threshold=float(compliance.rules(ad_settings.COMPLIANCE)["NEAR_DUPLICATE_COSINE"])
+        campaign,
+        [variant],
+        threshold=float(compliance.rules(ad_settings.COMPLIANCE)["NEAR_DUPLICATE_COSINE"]),
+        exclude_pk=exclude_pk,
     )
+    return variant
+
+
+def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text: str, user=None) -> Creative:
+    """A person's asset: the same rules, near-duplicate check and ranking as generated ones."""
+    variant = _judged(campaign=campaign, asset_type=asset_type, language=language, text=text)
     return Creative.objects.create(
         campaign=campaign,
         asset_type=asset_type,
         language=language,
-        text=text,
+        text=variant.text,
         source=Creative.Source.HUMAN,
         rule_results=variant.rule_results,
         passes_rules=variant.passed,
@@ -365,6 +377,34 @@ def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text:
         score=variant.score,
         reviewed_by=None,
     )
+
+
+@transaction.atomic
+def edit_asset(*, creative: Creative, text: str, user=None) -> Creative:
+    """New words for an asset: the rules run again and it goes back to review (an approved asset is not served
+    with text nobody approved); a text that fails the rules leaves it rejected, with the reasons."""
+    variant = _judged(
+        campaign=creative.campaign,
+        asset_type=creative.asset_type,
+        language=creative.language,
+        text=text,
+        exclude_pk=creative.pk,
+    )
+    if variant.text == creative.text:
+        return creative
+    creative.text = variant.text
+    creative.rule_results = variant.rule_results
+    creative.passes_rules = variant.passed
+    creative.status = Creative.Status.DRAFT if variant.passed else Creative.Status.REJECTED
+    creative.embedding = variant.embedding
+    creative.audience_fit, creative.product_fit, creative.score = (
+        variant.audience_fit,
+        variant.product_fit,
+        variant.score,
+    )
+    creative.reviewed_by = None
+    creative.save()
+    return creative
 
 
 def review(*, creatives, approve: bool, user=None) -> int:

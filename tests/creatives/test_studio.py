@@ -143,3 +143,23 @@ def test_api_scopes_advertisers_to_their_own(campaign, client):
     assert client.get(f"/api/adengine/v1/generation-requests/{ok.json()['id']}/").status_code == 200
     client.logout()
     assert client.get("/api/adengine/v1/creatives/").status_code in (401, 403)
+
+
+def test_editing_an_approved_assets_text_runs_the_rules_and_returns_it_to_review(campaign, client):
+    # given an approved headline
+    asset = add_human_asset(campaign=campaign, asset_type="headline", language="en", text="Music All Day Long")
+    review(creatives=Creative.objects.filter(pk=asset.pk), approve=True)
+    admin = get_user_model().objects.create_superuser("editor", "e@example.com", "pw")
+    client.force_login(admin)
+    url = f"/admin/adengine/creative/{asset.pk}/change/"
+    form = {"campaign": campaign.pk, "asset_type": "headline", "language": "en", "status": "approved"}
+    # when its text is edited in the admin to a claim the rules forbid (status left on "approved")
+    client.post(url, {**form, "text": "The #1 Earbuds"})
+    asset.refresh_from_db()
+    # then the rules ran again: it is rejected with the reason, and never served as approved
+    assert asset.text == "The #1 Earbuds" and asset.status == "rejected" and not asset.passes_rules
+    assert "absolute_claims" in asset.rejection_reasons[0]
+    # and an acceptable new text goes back to review, not straight to approved
+    client.post(url, {**form, "text": "Sound That Lasts All Day"})
+    asset.refresh_from_db()
+    assert asset.passes_rules and asset.status == "draft" and asset.reviewed_by is None
