@@ -195,9 +195,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Most counted views and clicks per truncated IP per minute; beyond, events are logged but not billed.",
     ),
     "BOT_USER_AGENTS": (
-        r"bot\b|crawl|spider|slurp|bingpreview|facebookexternalhit|headlesschrome|phantomjs|python-requests|"
-        r"python-urllib|curl/|wget/|httpclient|okhttp|scrapy|go-http-client|java/|libwww",
-        "Regular expression (case-insensitive) of user agents whose views and clicks are logged but not billed.",
+        r"headlesschrome|phantomjs|lighthouse|puppeteer|playwright|selenium|webdriver|k6/|locust|jmeter|"
+        r"apachebench|\bab/|\bwrk\b|siege|gatling|vegeta|hey/|python-requests|python-urllib|python-httpx|"
+        r"aiohttp|axios|node-fetch|undici|postman|insomnia|curl/|wget/|httpie|scrapy|go-http-client|java/|libwww",
+        "Regular expression (case-insensitive) of user agents whose views and clicks are logged but not billed, "
+        "besides the crawlers crawlerdetect knows: headless browsers, load tools and scripting clients. App HTTP "
+        "clients (OkHttp, CFNetwork, Dart) count as people when the ad was served through the decision API.",
     ),
     "API_THROTTLE_RATES": (
         {"decisions": "1200/min", "tracking": "1200/min", "advertiser": "300/min"},

@@ -152,6 +152,7 @@ class DecisionView(AdengineAPIView):
                     product=product.pk if product is not None else None,
                     category=q["category"],
                     query=q["q"],
+                    client="api",
                 ),
                 n=q.get("n"),
                 language=q["language"] or None,

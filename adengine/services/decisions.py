@@ -45,6 +45,7 @@ class PageContext:
     product: object | None = None
     category: str = ""
     query: str = ""
+    client: str = ""  # "api": asked for through the decision API (an app), "": a storefront page
 
 
 @dataclass
@@ -414,6 +415,8 @@ def decide(
                 "explored": explored,
                 "house": bool(snap.house[ci]),
             }
+            if context.client:
+                ctx["client"] = context.client
             if params.experiment is not None:
                 ctx["experiment"], ctx["arm"] = params.experiment, params.arm
             job.rows.append(

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,9 +51,34 @@ def _bot_pattern(pattern: str) -> re.Pattern:
     return re.compile(pattern, re.IGNORECASE)
 
 
-def is_bot(user_agent: str) -> bool:
-    """A known bot or crawler, or no user agent at all."""
-    return not user_agent.strip() or bool(_bot_pattern(ad_settings.BOT_USER_AGENTS).search(user_agent))
+# HTTP clients that mobile apps use: a bot when they fetch a storefront ad, a person behind an app when the
+# ad came from the decision API (the app asked for it)
+APP_CLIENTS = re.compile(r"okhttp|cfnetwork|dart[/ ]|dart:io|alamofire|ktor-client|dalvik", re.IGNORECASE)
+_detectors = threading.local()
+
+
+def _crawler(user_agent: str) -> bool:
+    from crawlerdetect import CrawlerDetect
+
+    detector = getattr(_detectors, "value", None)
+    if detector is None:
+        detector = _detectors.value = CrawlerDetect()
+    return bool(detector.isCrawler(user_agent))
+
+
+def is_bot(user_agent: str, *, app: bool = False) -> bool:
+    """A bot, a crawler or a load tool, or no user agent at all; ``app``: the ad was served to an app via the API.
+
+    adengine's own list (``BOT_USER_AGENTS``: headless browsers, load tools, scripting clients) first, then the
+    maintained crawler list of ``crawlerdetect``; an app's HTTP client (OkHttp, CFNetwork, Dart) counts as a
+    person when the ad was served to an app.
+    """
+    user_agent = (user_agent or "").strip()
+    if not user_agent or _bot_pattern(ad_settings.BOT_USER_AGENTS).search(user_agent):
+        return True
+    if app and APP_CLIENTS.search(user_agent):
+        return False
+    return _crawler(user_agent)
 
 
 def _rate_limited(kind: str, ip: str | None, now: dt.datetime) -> bool:
@@ -117,7 +143,7 @@ def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackRe
         user_agent=(user_agent or "")[:200],
         occurred_at=now,
     )
-    if is_bot(user_agent or ""):
+    if is_bot(user_agent or "", app=(impression.context or {}).get("client") == "api"):
         event.status = AdEvent.Status.BOT
     elif _rate_limited(kind, ip, now):
         event.status = AdEvent.Status.RATE_LIMITED

@@ -173,3 +173,55 @@ def test_async_log_writes_impressions_with_propensities_off_the_request_path(cli
             time.sleep(0.05)
         assert Impression.objects.filter(nonce=other.nonce).exists()
     impression_log.stop()
+
+
+APP_UAS = ["okhttp/4.12.0", "MyShop/2.3 CFNetwork/1410.0.3 Darwin/22.6.0", "Dart/3.2 (dart:io)"]
+SCRIPTED = [
+    "python-httpx/0.27.0",
+    "Python/3.11 aiohttp/3.9.1",
+    "axios/1.6.2",
+    "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+    "undici",
+    "PostmanRuntime/7.36.0",
+    "Mozilla/5.0 (Linux; Android 11) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0 Mobile Safari/537.36 "
+    "Chrome-Lighthouse",
+]
+
+
+@pytest.mark.parametrize("ua", APP_UAS)
+def test_app_http_clients_count_as_people_for_ads_an_app_asked_for(ua):
+    from adengine.services.tracking import is_bot
+
+    assert not is_bot(ua, app=True)
+
+
+def test_an_app_http_client_on_a_storefront_ad_is_left_to_the_crawler_list():
+    from adengine.services.tracking import is_bot
+
+    assert is_bot("okhttp/4.12.0", app=False)  # crawlerdetect lists it: a script fetching a web page
+
+
+@pytest.mark.parametrize("ua", SCRIPTED)
+def test_scripting_clients_and_load_tools_are_bots_even_for_api_ads(ua):
+    from adengine.services.tracking import is_bot
+
+    assert is_bot(ua, app=True) and is_bot(ua, app=False)
+
+
+def test_browsers_are_people():
+    from adengine.services.tracking import is_bot
+
+    assert not is_bot(BROWSER) and not is_bot(BROWSER, app=True)
+
+
+def test_an_android_apps_click_on_an_api_ad_is_billed(client, placement, make_campaign):
+    # given an ad the app asked for through the decision API
+    make_campaign()
+    data = client.get("/api/adengine/v1/decisions/", {"placement": placement.key, "session": "a" * 24}).json()
+    click_url = data["ads"][0]["click_url"].replace("http://testserver", "")
+    # when the app opens its click URL with OkHttp
+    resp = client.get(click_url, HTTP_USER_AGENT="okhttp/4.12.0", REMOTE_ADDR="203.0.113.40")
+    # then the click is counted and billed
+    assert resp.status_code == 302
+    event = AdEvent.objects.get(kind="click")
+    assert event.status == "accepted" and event.charge == Decimal("1.00")
