@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from adengine.adapters import get_adapter
-from adengine.api.base import AdengineAPIView
+from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent
 from adengine.net import client_ip
@@ -31,16 +31,13 @@ from .lookups import product_by_pk
 log = logging.getLogger(__name__)
 
 
-class ConfiguredThrottle(SimpleRateThrottle):
+class ConfiguredThrottle(ClientIPThrottleMixin, SimpleRateThrottle):
     """Per user (authenticated) or per IP, at the rate named in ADENGINE['API_THROTTLE_RATES']."""
 
     scope = ""
 
     def get_rate(self):
         return ad_settings.API_THROTTLE_RATES.get(self.scope)
-
-    def get_ident(self, request):
-        return client_ip(request) or ""  # never the client-written part of X-Forwarded-For
 
     def get_cache_key(self, request, view):
         ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)

@@ -10,9 +10,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-from adengine.api.base import AdengineAPIView
+from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin
 from adengine.models import BehaviourEvent, GenerationRequest
-from adengine.net import client_ip
 from adengine.services.behaviour import record_event, schedule_refresh
 from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
 from adengine.services.shoppers import shopper_for_request
@@ -28,18 +27,12 @@ from .serializers import (
 )
 
 
-class EventAnonThrottle(AnonRateThrottle):
+class EventAnonThrottle(ClientIPThrottleMixin, AnonRateThrottle):
     rate = "120/min"
 
-    def get_ident(self, request):
-        return client_ip(request) or ""  # never the client-written part of X-Forwarded-For
 
-
-class EventUserThrottle(UserRateThrottle):
+class EventUserThrottle(ClientIPThrottleMixin, UserRateThrottle):
     rate = "600/min"
-
-    def get_ident(self, request):
-        return client_ip(request) or ""
 
 
 class EventsView(AdengineAPIView):

@@ -7,6 +7,7 @@ shoppers) and the scheduled training (fit before a validation cut-off, choose, r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -66,9 +67,6 @@ def fit(inputs: Inputs, train: np.ndarray, cutoff: float, params: Params, *, see
     lg = inputs.log
     idx = np.flatnonzero(train & (lg.item >= 0))
     notes: list[str] = []
-    pop_counts = np.bincount(
-        lg.item[idx], weights=_weights(inputs, idx, cutoff, params.half_life_days), minlength=lg.n_items
-    )
     users, user_idx = np.unique(lg.user[idx], return_inverse=True)
     factors = gram = fold = None
     scale = 1.0
@@ -94,7 +92,7 @@ def fit(inputs: Inputs, train: np.ndarray, cutoff: float, params: Params, *, see
         scale = float(norms.max()) if len(norms) and norms.max() > 0 else 1.0
     has = np.linalg.norm(inputs.item_content, axis=1) > 1e-9
     mean = inputs.item_content[has].mean(axis=0) if has.any() else np.zeros(inputs.item_content.shape[1], np.float32)
-    pop = hybrid.popularity(pop_counts)
+    pop = _popularity(inputs, train, cutoff, params.half_life_days)
     return Fitted(cutoff, params, factors, gram, fold, scale, pop, mean.astype(np.float32), notes)
 
 
@@ -234,34 +232,24 @@ def choose(
         key = _fit_key(p)
         if key not in fits:
             fits[key] = fit(inputs, val.train, val.cutoff, p, seed=seed)
-        f = fits[key]
-        f = Fitted(
-            f.cutoff, p, f.factors, f.gram, f.fold, f.factor_scale, _pop(inputs, val, p), f.content_mean, f.notes
-        )
+        f = _with_params(fits[key], inputs, val, p)
         pr = parts(inputs, f, val.cases, content=content)
         spread = hybrid.spreads(pr, seed=seed)
         names = [n for n in hybrid.COMPONENTS if n in pr.users]
         for w in hybrid.weight_grid(names, step):
-            scores = protocol.ranked(hybrid.blend_scores(pr, w, spread), val.cases, include_bought=include_bought)
-            s = protocol.summarise(protocol.case_metrics(scores, val.cases, mask=mask), n_items=inputs.log.n_items)
+            s, _ = protocol.measure(
+                hybrid.blend_scores(pr, w, spread), val.cases, include_bought=include_bought, mask=mask
+            )
             if best is None or objective(s) > best[0] + 1e-12:
                 best = (objective(s), p, w, spread, s)
         notes.extend(n for n in f.notes if n not in notes)
     assert best is not None
     _, params, weights, spread, summary = best
-    f = fits[
-        (params.method, params.factors, params.alpha, params.regularization, params.iterations, params.session_hours)
-    ]
-    f = Fitted(
-        f.cutoff, params, f.factors, f.gram, f.fold, f.factor_scale, _pop(inputs, val, params), f.content_mean, f.notes
-    )
-    pr = parts(inputs, f, val.cases, content=content)
+    pr = parts(inputs, _with_params(fits[_fit_key(params)], inputs, val, params), val.cases, content=content)
     validation = {"blend": summary}
     for name in pr.users:
-        one = {n: float(n == name) for n in pr.users}
-        scores = protocol.ranked(hybrid.blend_scores(pr, one, spread), val.cases, include_bought=include_bought)
-        validation[name] = protocol.summarise(
-            protocol.case_metrics(scores, val.cases, mask=mask), n_items=inputs.log.n_items
+        validation[name], _ = protocol.measure(
+            pr.scores(name) / spread[name], val.cases, include_bought=include_bought, mask=mask
         )
     return Choice(
         params=params,
@@ -279,13 +267,26 @@ def _fit_key(p: Params) -> tuple:
     return (p.method, p.factors, p.alpha, p.regularization, p.iterations, p.session_hours)
 
 
-def _pop(inputs: Inputs, val: Split, p: Params) -> np.ndarray:
+def _popularity(inputs: Inputs, train: np.ndarray, cutoff: float, half_life: float) -> np.ndarray:
+    """Each product's recency-weighted popularity from the events selected by ``train``, as of ``cutoff``."""
     lg = inputs.log
-    idx = np.flatnonzero(val.train & (lg.item >= 0))
-    counts = np.bincount(
-        lg.item[idx], weights=_weights(inputs, idx, val.cutoff, p.half_life_days), minlength=lg.n_items
-    )
+    idx = np.flatnonzero(train & (lg.item >= 0))
+    counts = np.bincount(lg.item[idx], weights=_weights(inputs, idx, cutoff, half_life), minlength=lg.n_items)
     return hybrid.popularity(counts)
+
+
+def _with_params(f: Fitted, inputs: Inputs, val: Split, p: Params) -> Fitted:
+    """A fit reused for settings that differ only in what a fit does not depend on (the half-life)."""
+    return dataclasses.replace(f, params=p, popularity=_popularity(inputs, val.train, val.cutoff, p.half_life_days))
+
+
+def score(inputs: Inputs, val: Split, params: Params, weights: dict, *, seed: int = 0) -> dict:
+    """The validation figures of fixed settings and weights (a live model's) on a split ``choose`` would make."""
+    pr = parts(inputs, fit(inputs, val.train, val.cutoff, params, seed=seed), val.cases)
+    summary, _ = protocol.measure(
+        hybrid.blend_scores(pr, weights, hybrid.spreads(pr, seed=seed)), val.cases, include_bought=False
+    )
+    return summary
 
 
 def _content_only(note: str, started: float) -> Choice:

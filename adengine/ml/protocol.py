@@ -192,6 +192,14 @@ def case_metrics(scores: np.ndarray, cases: list[Case], *, k: int = 10, mask: np
     }
 
 
+def measure(
+    scores: np.ndarray, cases: list[Case], *, include_bought: bool, mask: np.ndarray | None = None, seed: int = 0
+) -> tuple[dict, np.ndarray]:
+    """The protocol's figures for (cases x items) scores, and each case's hit: bought products excluded unless kept."""
+    m = case_metrics(ranked(scores, cases, include_bought=include_bought), cases, mask=mask)
+    return summarise(m, n_items=scores.shape[1], seed=seed), m["hit"]
+
+
 def bootstrap_ci(values: np.ndarray, *, seed: int = 0, n: int = 1000) -> tuple[float, float]:
     """95 % percentile bootstrap interval of the mean."""
     values = np.asarray(values, dtype=np.float64)

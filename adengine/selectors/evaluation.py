@@ -207,8 +207,7 @@ def evaluate(
     n_items = inputs.log.n_items
 
     def measure(scores: np.ndarray) -> tuple[dict, np.ndarray]:
-        m = protocol.case_metrics(protocol.ranked(scores, cases, include_bought=include_bought), cases, mask=mask)
-        return protocol.summarise(m, n_items=n_items, seed=seed), m["hit"]
+        return protocol.measure(scores, cases, include_bought=include_bought, mask=mask, seed=seed)
 
     blend, hits = measure(hybrid.blend_scores(parts, choice.weights, spread))
     components, component_hits = {}, {}

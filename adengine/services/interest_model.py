@@ -31,7 +31,7 @@ from adengine.selectors import evaluation
 from adengine.selectors.shoppers import recent_events
 
 log = logging.getLogger(__name__)
-DAY = 86400.0
+DAY = interest_fit.DAY
 
 
 @dataclass
@@ -186,16 +186,12 @@ def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force
 def _score_weights(inputs: interest_fit.Inputs, params: Params, weights: dict, *, seed: int) -> dict | None:
     """The validation figure of fixed settings and weights (the live model's) on the same split ``choose`` uses."""
     try:
-        val = protocol.split(inputs.log, test_share=0.25)
+        val = protocol.split(inputs.log)
     except protocol.ProtocolError:
         return None
     if len(val.cases) < interest_fit.MIN_VALIDATION_CASES:
         return None
-    fitted = interest_fit.fit(inputs, val.train, val.cutoff, params, seed=seed)
-    pr = interest_fit.parts(inputs, fitted, val.cases)
-    spread = hybrid.spreads(pr, seed=seed)
-    scores = protocol.ranked(hybrid.blend_scores(pr, weights, spread), val.cases, include_bought=False)
-    return protocol.summarise(protocol.case_metrics(scores, val.cases), n_items=inputs.log.n_items)
+    return interest_fit.score(inputs, val, params, weights, seed=seed)
 
 
 @transaction.atomic
@@ -283,20 +279,3 @@ def refresh_hybrids(*, shopper_ids: list[int] | None = None, batch_size: int = 1
         Shopper.objects.bulk_update(changed, ["interest_hybrid", "interest_hybrid_model"], batch_size=500)
         done += len(changed)
     return done
-
-
-def current_figures() -> dict | None:
-    """The active model's weights and figures, for the admin and the API."""
-    m = InterestModel.objects.filter(is_active=True).first()
-    if m is None:
-        return None
-    return {
-        "version": m.version,
-        "weights": m.weights,
-        "params": m.params,
-        "metrics": m.metrics,
-        "notes": m.notes,
-        "decision": m.decision,
-        "created_at": m.created_at,
-        "dims": int(ad_settings.VECTOR_DIMENSIONS),
-    }
