@@ -192,7 +192,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "TRACKING_WHY_MAX_AGE": (30 * 86400, "Seconds a 'Why this ad?' link stays valid."),
     "TRACKING_RATE_LIMITS": (
         {"view": 120, "click": 10},
-        "Most counted views and clicks per truncated IP per minute; beyond, events are logged but not billed.",
+        "Most views and clicks per truncated IP in a sliding minute, counted atomically (replays count too); "
+        "beyond, events are logged but neither counted nor billed.",
     ),
     "BOT_USER_AGENTS": (
         r"headlesschrome|phantomjs|lighthouse|puppeteer|playwright|selenium|webdriver|k6/|locust|jmeter|"

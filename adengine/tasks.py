@@ -63,7 +63,9 @@ def beat_schedule() -> dict:
 def update_strategy() -> dict:
     """Learn from the log since the last run (incremental, idempotent)."""
     from adengine.services.strategy import update_strategy as run
+    from adengine.services.tracking import purge_rate_counters
 
+    purge_rate_counters()
     return run()
 
 

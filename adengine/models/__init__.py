@@ -6,7 +6,7 @@ from .creatives import Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
 from .experiments import Experiment
 from .strategy import HourlyStats, StrategyState
-from .tracking import AdEvent, Conversion, Impression
+from .tracking import AdEvent, Conversion, Impression, RateCounter
 
 __all__ = [
     "AdEvent",
@@ -24,6 +24,7 @@ __all__ = [
     "InterestModel",
     "Placement",
     "ProductVector",
+    "RateCounter",
     "Shopper",
     "StrategyState",
 ]

@@ -183,3 +183,22 @@ class Conversion(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_key} -> campaign {self.campaign_id}"
+
+
+class RateCounter(models.Model):
+    """Events per client network and minute, counted atomically (one upsert per event) for the per-IP limits.
+
+    An UNLOGGED table: a crash resets the counters (a minute of flood protection), never the billing.
+    """
+
+    key = models.CharField("key", max_length=64, help_text="Event kind and truncated IP.")
+    minute = models.DateTimeField("minute", help_text="Start of the minute counted.")
+    count = models.PositiveIntegerField("count", default=0, help_text="Events from the key in that minute.")
+
+    class Meta:
+        verbose_name = "rate counter"
+        constraints = [models.UniqueConstraint(fields=["key", "minute"], name="adengine_ratecounter_once")]
+        indexes = [models.Index(fields=["minute"], name="adengine_ratecounter_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.key} at {self.minute:%H:%M}: {self.count}"

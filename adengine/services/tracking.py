@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
-from adengine.models import AdEvent, Campaign, Impression
+from adengine.models import AdEvent, Campaign, Impression, RateCounter, Shopper
 from adengine.serving import tokens
 
 from .budgets import charge
@@ -82,13 +82,37 @@ def is_bot(user_agent: str, *, app: bool = False) -> bool:
 
 
 def _rate_limited(kind: str, ip: str | None, now: dt.datetime) -> bool:
+    """Whether this event is over its network's per-minute limit; counts it (one atomic upsert per event).
+
+    A sliding minute estimated from two fixed ones (the previous minute's count weighted by how much of it
+    still falls in the last 60 seconds, as Cloudflare's limiter does): concurrent events from one network
+    each get their own count, so at most ``limit`` of them pass in any minute, whatever the concurrency.
+    Every non-bot event counts towards the limit, replays and refused ones included: a flood stays refused
+    while it lasts.
+    """
     limit = int(ad_settings.TRACKING_RATE_LIMITS.get(kind, 0) or 0)
     if not ip or limit <= 0:
         return False
-    recent = AdEvent.objects.filter(
-        ip=ip, kind=kind, status__in=AdEvent.COUNTED, occurred_at__gte=now - dt.timedelta(minutes=1)
-    ).count()
-    return recent >= limit
+    minute = now.replace(second=0, microsecond=0)
+    key = f"{kind}:{ip}"
+    table = RateCounter._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH up AS (INSERT INTO {table} (key, minute, count) VALUES (%s, %s, 1) "
+            f"ON CONFLICT (key, minute) DO UPDATE SET count = {table}.count + 1 RETURNING count) "
+            f"SELECT (SELECT count FROM up), COALESCE((SELECT count FROM {table} WHERE key = %s AND minute = %s), 0)",
+            [key, minute, key, minute - dt.timedelta(minutes=1)],
+        )
+        current, previous = cur.fetchone()
+    elapsed = (now - minute).total_seconds() / 60
+    return previous * (1 - elapsed) + current > limit
+
+
+def purge_rate_counters(*, now: dt.datetime | None = None) -> int:
+    """Drop counters of minutes that no longer matter (the strategy job runs it); returns rows deleted."""
+    now = now or timezone.now()
+    deleted, _ = RateCounter.objects.filter(minute__lt=now - dt.timedelta(minutes=2)).delete()
+    return deleted
 
 
 def _price(impression: Impression, kind: str) -> Decimal:
@@ -128,6 +152,16 @@ def find_impression(nonce, *, related: tuple[str, ...] = ()) -> Impression:
 def impression_for(kind: str, token: str, *, related: tuple[str, ...] = ()) -> Impression:
     """The impression a token names, if valid for ``kind``; TokenError (400, 404, 410) otherwise."""
     return find_impression(tokens.read(kind, token).nonce, related=related)
+
+
+def claim_impression(*, impression: Impression, shopper: Shopper | None) -> bool:
+    """Give an anonymous impression to the shopper who clicked it (only if it has none); True if claimed."""
+    if shopper is None or impression.shopper_id is not None:
+        return False
+    claimed = Impression.objects.filter(pk=impression.pk, shopper__isnull=True).update(shopper=shopper)
+    if claimed:
+        impression.shopper = shopper
+    return bool(claimed)
 
 
 def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackResult:

@@ -21,7 +21,10 @@ def adengine_track(context: dict[str, Any], kind: str, product: Any = None, quer
         from adengine.models import BehaviourEvent
         from adengine.services.behaviour import record_event
         from adengine.services.shoppers import shopper_for_request
+        from adengine.services.tracking import is_bot
 
+        if is_bot(request.headers.get("User-Agent", "")):
+            return ""  # crawlers' page views are nobody's interests (and create no shopper or session)
         shopper = shopper_for_request(request)
         if shopper is not None:
             record_event(
@@ -90,7 +93,8 @@ def ad_slot(
         from adengine.services.decisions import PageContext, UnknownPlacement, decide
         from adengine.services.shoppers import shopper_for_request
 
-        shopper = shopper_for_request(request) if request is not None else None
+        # an existing shopper only: a page view alone creates no shopper or session row (bots, one-page visits)
+        shopper = shopper_for_request(request, create=False) if request is not None else None
         page_category, product_category = _category_key(product, category)
         try:
             decision = decide(

@@ -90,3 +90,35 @@ def test_charge_refuses_what_the_daily_budget_cannot_pay(make_campaign):
     assert not charge(campaign_id=campaign.pk, amount=Decimal(3))  # 6 > 5 today: nothing charged at all
     assert charge(campaign_id=campaign.pk, amount=Decimal(2))
     assert Campaign.objects.get(pk=campaign.pk).spent == Decimal(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_clicks_from_one_network_respect_the_per_ip_limit(placement, make_campaign):
+    """The per-IP limit was a count-then-insert: 13 and 21 clicks were counted against 10 under concurrency."""
+    from tests.conftest import adengine_settings
+
+    limit, clicks = 5, 24
+    make_campaign(bid=Decimal("0.10"), total_budget=Decimal(1000))
+    urls = []
+    for _ in range(clicks):
+        (ad,) = decide(placement_key=placement.key, shopper=None).ads
+        urls.append(tokens.urls(ad.nonce)["click_url"])
+    barrier = threading.Barrier(8)
+
+    def click(i: int) -> int:
+        try:
+            if i < 8:
+                barrier.wait()
+            return Client().get(urls[i], HTTP_USER_AGENT=BROWSER, REMOTE_ADDR=f"192.0.2.{i}").status_code
+        finally:
+            connection.close()
+
+    # when 24 different ads are clicked at once from one /24 network
+    with adengine_settings(TRACKING_RATE_LIMITS={"view": 100, "click": limit}):
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(click, range(clicks)))
+    # then each got an answer, and exactly `limit` were counted and billed
+    assert codes == [302] * clicks
+    assert AdEvent.objects.filter(kind="click", status="accepted").count() == limit
+    assert AdEvent.objects.filter(kind="click", status="rate_limited").count() == clicks - limit
+    assert Campaign.objects.get().spent == Decimal("0.10") * limit

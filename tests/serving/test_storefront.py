@@ -144,3 +144,54 @@ def test_turning_personalisation_off_from_the_why_page(client, placement, make_c
     resp = client.post(reverse("adengine:personalisation"), {"allowed": "on", "next": "https://evil.example/"})
     assert resp["Location"] == "/"
     assert client.post(reverse("adengine:personalisation"), {"allowed": "perhaps"}).status_code == 400
+
+
+CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.mark.parametrize("ua", [CRAWLER, "", BROWSER])
+def test_page_views_alone_create_no_shopper_or_session(ua, placement, make_campaign):
+    """Every cookie-less request, bots included, used to create a shopper row and a session row."""
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    from adengine.models import Impression
+
+    product = ProductFactory()
+    make_campaign(product=product)
+    visitor = Client(headers={"User-Agent": ua})
+    # when a cookie-less client loads the home page with an ad, and the ad API answers it
+    page = visitor.get(reverse("shop:home"))
+    api = visitor.get("/api/adengine/v1/decisions/", {"placement": placement.key})
+    assert page.status_code == 200 and "Sponsored" in page.content.decode() and api.status_code == 200
+    # then the ads were served and logged, to nobody in particular, and no row was created for the visitor
+    assert Impression.objects.filter(shopper__isnull=True).count() == 2
+    assert not Shopper.objects.exists() and not Session.objects.exists()
+    assert "sessionid" not in page.cookies
+    # and a crawler's product page view is not behaviour: still nothing, where a browser's creates one shopper
+    visitor.get(product.get_absolute_url())
+    assert Shopper.objects.count() == (1 if ua == BROWSER else 0)
+    assert BehaviourEvent.objects.count() == (1 if ua == BROWSER else 0)
+
+
+def test_a_click_gives_the_visitor_a_shopper_who_owns_the_ad(placement, make_campaign):
+    from django.test import Client
+
+    from adengine.models import Impression
+
+    make_campaign()
+    visitor = Client(headers={"User-Agent": BROWSER})
+    html = visitor.get(reverse("shop:home")).content.decode()
+    assert not Shopper.objects.exists()
+    # when the visitor clicks the ad
+    click_url = html.split('class="adengine-link" href="')[1].split('"')[0]
+    assert visitor.get(click_url).status_code == 302
+    # then the click created their shopper (and session), and the impression is theirs
+    shopper = Shopper.objects.get()
+    assert Impression.objects.get().shopper == shopper
+    assert "sessionid" in visitor.cookies
+    # and a bot's click claims nothing
+    bot = Client(headers={"User-Agent": CRAWLER})
+    html = bot.get(reverse("shop:home")).content.decode()
+    bot.get(html.split('class="adengine-link" href="')[1].split('"')[0])
+    assert Shopper.objects.count() == 1 and Impression.objects.filter(shopper__isnull=True).count() == 1

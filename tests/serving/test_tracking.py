@@ -225,3 +225,32 @@ def test_an_android_apps_click_on_an_api_ad_is_billed(client, placement, make_ca
     assert resp.status_code == 302
     event = AdEvent.objects.get(kind="click")
     assert event.status == "accepted" and event.charge == Decimal("1.00")
+
+
+def test_the_per_ip_limit_is_a_sliding_minute(client, placement, make_campaign):
+    """Events of the previous minute still count, weighted by how much of it is within the last 60 s."""
+    import datetime as dt
+    import time
+
+    from django.utils import timezone
+
+    from adengine.models import RateCounter
+    from adengine.services.tracking import purge_rate_counters
+
+    make_campaign()
+    while timezone.now().second >= 57:  # the click must fall in the same minute as the counters below
+        time.sleep(0.5)
+    minute = timezone.now().replace(second=0, microsecond=0)
+    # given a network that clicked 3 times (its limit) in the minute before this one, and an old counter
+    RateCounter.objects.create(key="click:203.0.113.0", minute=minute - dt.timedelta(minutes=1), count=3)
+    RateCounter.objects.create(key="click:203.0.113.0", minute=minute - dt.timedelta(minutes=5), count=50)
+    with adengine_settings(TRACKING_RATE_LIMITS={"view": 100, "click": 3}):
+        (ad,) = decide(placement_key=placement.key, shopper=None).ads
+        click(client, tokens.urls(ad.nonce)["click_url"])
+    # then a click early in this minute is still over the limit (unless the clock just turned 59 s)
+    elapsed = (timezone.now() - minute).total_seconds() / 60
+    expected = "rate_limited" if 3 * (1 - elapsed) + 1 > 3 else "accepted"
+    assert AdEvent.objects.get().status == expected
+    # and the strategy job's housekeeping drops the counters that no longer matter
+    assert purge_rate_counters() == 1
+    assert not RateCounter.objects.filter(minute__lt=minute - dt.timedelta(minutes=1)).exists()
