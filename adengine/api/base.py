@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework.exceptions import ParseError
+from rest_framework.schemas.inspectors import DefaultSchema
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 _FORBIDDEN = {chr(c) for c in range(32)} - {"\t", "\n", "\r"}
@@ -32,8 +36,48 @@ def check_request_text(request) -> None:
             raise ParseError("the Basic credentials contain a NUL or another control character.")
 
 
+class SpectacularSchema(DefaultSchema):
+    """drf-spectacular's inspector for adengine's views whatever the host's ``DEFAULT_SCHEMA_CLASS``.
+
+    A host that sets none (DRF's default is the legacy CoreAPI inspector) would otherwise get a 500 from
+    adengine's schema endpoint; a host's own subclass of drf-spectacular's ``AutoSchema`` is kept.
+    """
+
+    def __get__(self, instance, owner):
+        result = super(DefaultSchema, self).__get__(instance, owner)
+        if not isinstance(result, DefaultSchema):
+            return result  # set on the view instance
+        inspector = _inspector_class()()
+        inspector.view = instance
+        return inspector
+
+
+def extend_schema(**kwargs):
+    """drf-spectacular's ``extend_schema`` for a view method, built on drf-spectacular's inspector.
+
+    drf-spectacular builds a method's schema class on the host's ``DEFAULT_SCHEMA_CLASS``; when the host set
+    none, that is DRF's legacy inspector and the schema endpoint fails. Naming the base on the method first
+    (drf-spectacular's own convention, ``kwargs["schema"]``) makes it independent of the host's setting.
+    """
+    decorate = spectacular_extend_schema(**kwargs)
+
+    def decorator(f):
+        if not isinstance(getattr(f, "kwargs", {}).get("schema"), type):
+            f.kwargs = {**getattr(f, "kwargs", {}), "schema": _inspector_class()}
+        return decorate(f)
+
+    return decorator
+
+
+def _inspector_class() -> type[AutoSchema]:
+    configured = api_settings.DEFAULT_SCHEMA_CLASS
+    return configured if isinstance(configured, type) and issubclass(configured, AutoSchema) else AutoSchema
+
+
 class SafeRequestMixin:
     """For any DRF view: bad bytes are refused before authentication touches the database."""
+
+    schema = SpectacularSchema()
 
     def initial(self, request, *args, **kwargs):
         check_request_text(request)

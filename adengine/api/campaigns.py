@@ -7,11 +7,11 @@ import datetime as dt
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from adengine.api.base import AdengineAPIView, SafeRequestMixin
+from adengine.api.base import AdengineAPIView, SafeRequestMixin, extend_schema
 from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.stats import campaign_stats
 from adengine.validators import validate_landing_url

@@ -7,7 +7,6 @@ import logging
 import re
 
 from django.db import DatabaseError
-from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -15,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from adengine.adapters import get_adapter
-from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin
+from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin, extend_schema
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent
 from adengine.net import client_ip

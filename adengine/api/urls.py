@@ -28,9 +28,10 @@ urlpatterns = [
     path(
         "schema/",
         SpectacularAPIView.as_view(
-            custom_settings={"TITLE": "adengine API", "VERSION": "1", "SCHEMA_PATH_PREFIX": "/api/adengine/v1"}
+            custom_settings={"TITLE": "adengine API", "VERSION": "1", "SCHEMA_PATH_PREFIX": "/api/adengine/v1"},
+            schema=None,  # the schema and docs views are not API operations (and use the host's schema class)
         ),
         name="schema",
     ),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="adengine-api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="adengine-api:schema", schema=None), name="docs"),
 ]

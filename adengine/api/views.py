@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin
+from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin, extend_schema
 from adengine.models import BehaviourEvent, GenerationRequest
 from adengine.services.behaviour import record_event, schedule_refresh
 from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
