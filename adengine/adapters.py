@@ -231,12 +231,23 @@ class ShopAdapter:
         return self.find_products([external_id]).get(external_id)
 
     def find_products(self, external_ids: Collection[str]) -> dict[str, Any]:
-        """Products by import key (``sku``, else the primary key), in one query; unknown keys are left out."""
+        """Products by the shop's own key (``product_key_fields``: SKU, UPC, code) or by primary key, in at most
+        one query per field; unknown keys are left out."""
         if _overrides(self, "find_product"):
             return {i: p for i in external_ids if (p := self.find_product(i)) is not None}
         model = self.product_model()
-        field = model._meta.get_field("sku") if any(f.name == "sku" for f in model._meta.fields) else model._meta.pk
-        return _find_by(model, field, external_ids)
+        names = {f.name: f for f in model._meta.fields}
+        found: dict[str, Any] = {}
+        for field in [names[n] for n in self.product_key_fields() if n in names] + [model._meta.pk]:
+            missing = [k for k in external_ids if k not in found]
+            if not missing:
+                break
+            found |= _find_by(model, field, missing)
+        return found
+
+    def product_key_fields(self) -> tuple[str, ...]:
+        """The product model's fields that hold the shop's own product key (tried before the primary key)."""
+        return ("sku", "upc", "code", "ean", "gtin")
 
     def import_customer(self, row: dict[str, Any]) -> tuple[Any, bool]:
         """Create or update a customer (Django's user) from a validated CSV row; returns (user, changed)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils.module_loading import import_string
@@ -116,3 +116,76 @@ def check_database(app_configs, databases=None, **kwargs):
                     )
                 )
     return errors
+
+
+# What the adapter must give for one real product and one real order; an empty answer names its method.
+PRODUCT_FIELDS = (
+    ("product_title", "the ad's product title and the encoder's text"),
+    ("product_url", "the ad's landing page"),
+    ("product_price", "the price shown in ads"),
+    ("product_category", "category targeting and page relevance"),
+)
+ORDER_FIELDS = (
+    ("order_key", "idempotent purchases and conversions"),
+    ("order_placed_at", "attribution to the last click before the order"),
+    ("order_lines", "purchases in the behaviour log and the revenue credited to ads"),
+    ("order_revenue", "the revenue credited to ads (ROAS)"),
+)
+
+
+def _adapter_answer(adapter, method: str, obj):
+    from adengine.conf import settings as ad_settings
+
+    if method == "product_title":
+        return adapter.product_title(obj, ad_settings.LANGUAGES[0])
+    return getattr(adapter, method)(obj)
+
+
+def _empty(value) -> bool:
+    return value is None or value == "" or (isinstance(value, (list, tuple)) and not value)
+
+
+@register()
+def check_adapter_mapping(app_configs, **kwargs):
+    """adengine.W001-W002: one real product and one real order mapped through the shop adapter.
+
+    The default adapter guesses common field names; a shop whose fields differ used to pass ``check`` and
+    then credit no revenue. Each field that comes back empty (or raises) is named with the adapter method to
+    override. Skipped while the database or the shop's tables are not there (before ``migrate``).
+    """
+    from datetime import datetime
+
+    from adengine.adapters import get_adapter
+
+    try:
+        adapter = get_adapter()
+        product = adapter.products().order_by("-pk").first()
+        order = adapter.order_model()._default_manager.order_by("-pk").first()
+    except Exception:  # no database yet, tables not migrated, a misconfiguration the E-checks report
+        return []
+    warnings = []
+    for obj, fields, what, wid in (
+        (product, PRODUCT_FIELDS, "product", "adengine.W001"),
+        (order, ORDER_FIELDS, "order", "adengine.W002"),
+    ):
+        if obj is None:
+            continue
+        for method, used_for in fields:
+            try:
+                value = _adapter_answer(adapter, method, obj)
+                problem = "is empty" if _empty(value) else ""
+                if method == "order_placed_at" and not problem and not isinstance(value, datetime):
+                    problem = f"is {type(value).__name__}, not a datetime"
+            except Exception as exc:  # the adapter's guess does not fit this model
+                problem = f"raised {type(exc).__name__}: {exc}"
+            if problem:
+                warnings.append(
+                    Warning(
+                        f"The shop adapter's {method}() for {what} {obj.pk!r} {problem}; adengine needs it for "
+                        f"{used_for}.",
+                        hint=f"Override {type(adapter).__name__}.{method}() in your ADENGINE['SHOP_ADAPTER'] "
+                        f"(a subclass of adengine.adapters.ShopAdapter) to read your {what} model's field.",
+                        id=wid,
+                    )
+                )
+    return warnings

@@ -16,7 +16,7 @@ from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.stats import campaign_stats
 from adengine.validators import validate_landing_url
 
-from .lookups import product_by_pk
+from .lookups import product_by_key
 from .permissions import IsAdvertiserUser, campaigns_for
 from .serving import ConfiguredThrottle
 
@@ -42,9 +42,9 @@ class ProductKeyField(serializers.Field):
         return str(value.pk)
 
     def to_internal_value(self, data):
-        product = product_by_pk(data)
+        product = product_by_key(data)
         if product is None:
-            raise serializers.ValidationError(f"no product with id {data!r}.")
+            raise serializers.ValidationError(f"no product with SKU or id {data!r}.")
         return product
 
 

@@ -7,10 +7,11 @@ from typing import Any
 from adengine.adapters import get_adapter
 
 
-def product_by_pk(value: Any) -> Any:
-    """The host's active product with this primary key (any key type), or None for a bad or unknown key."""
+def product_by_key(value: Any) -> Any:
+    """The host's active product with this key (its SKU or other shop key, else its primary key of any type),
+    or None for an unknown or malformed key."""
     adapter = get_adapter()
-    try:
-        return adapter.products().filter(pk=adapter.product_model()._meta.pk.to_python(value)).first()
-    except Exception:  # a malformed key for the host's key type (not a number, not a UUID ...)
+    found = adapter.find_product(str(value))
+    if found is None or not adapter.products().filter(pk=found.pk).exists():
         return None
+    return found

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from adengine.models import BehaviourEvent
 
-from .lookups import product_by_pk
+from .lookups import product_by_key
 
 MAX_BATCH = 100
 
@@ -48,9 +48,9 @@ class EventSerializer(serializers.Serializer):
         pk = attrs.get("product")
         if not pk:
             raise serializers.ValidationError({"product": f"a {kind} event needs a product."})
-        product = product_by_pk(pk)
+        product = product_by_key(pk)
         if product is None:
-            raise serializers.ValidationError({"product": f"no product with id {pk!r}."})
+            raise serializers.ValidationError({"product": f"no product with SKU or id {pk!r}."})
         attrs["product"] = product
         return attrs
 

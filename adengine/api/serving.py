@@ -25,7 +25,7 @@ from adengine.services.shoppers import get_or_create_anonymous, set_personalisat
 from adengine.services.tracking import impression_for, record
 from adengine.serving import tokens
 
-from .lookups import product_by_pk
+from .lookups import product_by_key
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,9 @@ class DecisionQuerySerializer(serializers.Serializer):
     )
 
     def validate_product(self, value):
-        product = product_by_pk(value)
+        product = product_by_key(value)
         if product is None:
-            raise serializers.ValidationError(f"no product with id {value!r}.")
+            raise serializers.ValidationError(f"no product with SKU or id {value!r}.")
         return product
 
 
@@ -106,9 +106,9 @@ def parse_decision_query(params) -> dict:
     out["session"] = session
     if "product" in params and "product" not in errors:
         value = params["product"]
-        product = product_by_pk(value)
+        product = product_by_key(value)
         if product is None:
-            errors["product"] = f"no product with id {value!r}."
+            errors["product"] = f"no product with SKU or id {value!r}."
         out["product"] = product
     if errors:
         raise serializers.ValidationError(errors)

@@ -49,6 +49,14 @@ def attribute_order(*, order: Any, shopper: Shopper | None = None) -> Conversion
         if shopper is None:
             return None
     placed_at = adapter.order_placed_at(order)
+    if not isinstance(placed_at, dt.datetime):  # the adapter's guess missed the shop's field (check: adengine.W002)
+        log.warning(
+            "order %s not attributed: %s.order_placed_at() gave %r, not a datetime",
+            key,
+            type(adapter).__name__,
+            placed_at,
+        )
+        return None
     click = last_click(shopper=shopper, before=placed_at)
     if click is None:
         return None

@@ -66,3 +66,36 @@ def test_a_strong_secret_key_or_debug_passes():
         assert "adengine.E008" not in _ids(run_checks(tags=["security"]))
     with override_settings(DEBUG=True, SECRET_KEY="demo-only-insecure-secret-key-change-me-in-production"):
         assert "adengine.E008" not in _ids(run_checks(tags=["security"]))
+
+
+def _mismatched():
+    """An adapter for a shop whose fields the default guesses miss: no `price`, orders dated by `ordered`."""
+    from adengine.adapters import ShopAdapter
+
+    class Mismatched(ShopAdapter):
+        def product_price(self, product):
+            return getattr(product, "cost", None)
+
+        def order_placed_at(self, order):
+            return getattr(order, "ordered", None)
+
+    return Mismatched
+
+
+@pytest.mark.django_db
+def test_the_adapter_check_names_each_field_that_maps_to_nothing(monkeypatch):
+    from adengine import adapters
+    from tests.factories import OrderLineFactory
+
+    OrderLineFactory()
+    # given the demo shop's own adapter: one real product and order map cleanly
+    assert not {"adengine.W001", "adengine.W002"} & _ids(run_checks())
+    # when the adapter misses a product field and an order field
+    monkeypatch.setattr(adapters, "get_adapter", lambda: _mismatched()())
+    warnings = [e for e in run_checks() if e.id in {"adengine.W001", "adengine.W002"}]
+    # then each is named, with the method to override
+    by_id = {w.id: w for w in warnings}
+    assert len(warnings) == 2
+    product = by_id["adengine.W001"]
+    assert "product_price()" in product.msg and "Mismatched.product_price()" in product.hint
+    assert "order_placed_at()" in by_id["adengine.W002"].msg and "is empty" in by_id["adengine.W002"].msg

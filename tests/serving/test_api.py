@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 from rest_framework.test import APIClient
 
-from adengine.models import AdEvent, Campaign, Impression
+from adengine.models import AdEvent, BehaviourEvent, Campaign, Impression
 from tests.factories import AdvertiserFactory, CampaignFactory, PlacementFactory, ProductFactory, UserFactory
 
 from .conftest import unit
@@ -41,6 +41,21 @@ def test_decision_for_an_app_with_signed_urls(api, placement, make_campaign):
     # the same app session is the same shopper
     api.get(f"{API}/decisions/", {"placement": "home-hero", "session": "app-session-0123456789"})
     assert Impression.objects.values("shopper").distinct().count() == 1
+
+
+def test_apps_name_products_by_the_shops_own_key(api, placement, make_campaign):
+    """Apps know SKUs, not primary keys: the decision and events APIs take either."""
+    product = ProductFactory(sku="COF-001")
+    make_campaign(product=product)
+    by_sku = api.get(f"{API}/decisions/", {"placement": "home-hero", "product": "COF-001", "page": "product"})
+    by_pk = api.get(f"{API}/decisions/", {"placement": "home-hero", "product": str(product.pk), "page": "product"})
+    assert by_sku.status_code == 200 and by_pk.status_code == 200
+    assert Impression.objects.filter(context__product=str(product.pk)).count() == 2
+    resp = api.post(f"{API}/events/", {"events": [{"kind": "view", "product": "COF-001"}]}, format="json")
+    assert resp.status_code == 201 and resp.json()["recorded"] == 1, resp.content
+    assert BehaviourEvent.objects.get().product_id == product.pk
+    unknown = api.get(f"{API}/decisions/", {"placement": "home-hero", "product": "COF-999"})
+    assert unknown.status_code == 400 and "no product with SKU or id 'COF-999'" in str(unknown.json()["product"])
 
 
 @pytest.mark.parametrize(
