@@ -6,14 +6,14 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from adengine.api.base import AdengineAPIView, SafeRequestMixin, extend_schema
+from adengine.clock import day_start
 from adengine.models import Advertiser, Campaign, Placement
-from adengine.selectors.stats import campaign_stats
+from adengine.selectors.performance import Figures, figures
 from adengine.validators import validate_landing_url
 
 from .lookups import product_by_key
@@ -168,7 +168,7 @@ def _date(value: str | None, name: str) -> dt.datetime | None:
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise serializers.ValidationError({name: "a date, YYYY-MM-DD."}) from None
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    return day_start(day)
 
 
 class CampaignStatsView(AdengineAPIView):
@@ -190,14 +190,14 @@ class CampaignStatsView(AdengineAPIView):
         until = _date(request.query_params.get("until"), "until")
         if since and until and until <= since:
             return Response({"until": "must be after since."}, status=status.HTTP_400_BAD_REQUEST)
-        total = campaign_stats([campaign.pk], since=since, until=until)[campaign.pk]
-        days = campaign_stats([campaign.pk], since=since, until=until, by_day=True).get(campaign.pk, [])
+        total = figures([campaign.pk], by=(), since=since, until=until).get((), Figures())
+        days = figures([campaign.pk], by=("day",), since=since, until=until)
         return Response(
             {
                 "campaign": campaign.pk,
                 "spent_total": str(campaign.spent),
                 "total_budget": str(campaign.total_budget),
-                "totals": total,
-                "by_day": days,
+                "totals": total.as_dict(),
+                "by_day": [{"day": day.isoformat(), **f.as_dict()} for (day,), f in sorted(days.items())],
             }
         )

@@ -30,7 +30,7 @@ class StrategyState(models.Model):
 class HourlyStats(models.Model):
     """Counts per hour, campaign, asset and placement, added up by the strategy update (reports read these)."""
 
-    hour = models.DateTimeField("hour", help_text="Start of the hour (UTC).")
+    hour = models.DateTimeField("hour", help_text="Start of the hour (shop time).")
     campaign = models.ForeignKey(
         Campaign, models.CASCADE, related_name="hourly_stats", verbose_name="campaign", help_text="Whose ads."
     )
@@ -45,6 +45,9 @@ class HourlyStats(models.Model):
     )
     placement = models.ForeignKey(
         Placement, models.CASCADE, related_name="hourly_stats", verbose_name="placement", help_text="Where."
+    )
+    arm = models.CharField(
+        "experiment arm", max_length=80, blank=True, default="", help_text="'<experiment id>:<arm>', or '' outside one."
     )
     impressions = models.PositiveIntegerField("impressions", default=0, help_text="Ads served.")
     views = models.PositiveIntegerField("views", default=0, help_text="Counted view beacons.")
@@ -62,8 +65,8 @@ class HourlyStats(models.Model):
         verbose_name_plural = "hourly statistics"
         constraints = [
             models.UniqueConstraint(
-                fields=["hour", "campaign", "creative", "placement"],
-                name="adengine_hourlystats_unique",
+                fields=["hour", "campaign", "creative", "placement", "arm"],
+                name="adengine_hourlystats_unique_arm",
                 nulls_distinct=False,
             )
         ]

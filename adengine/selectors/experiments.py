@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Count, Q
-
-from adengine.models import AdEvent, Conversion, Experiment, Impression
+from adengine.models import Experiment
+from adengine.selectors.performance import figures
 
 
 def z_test(clicks_a: int, n_a: int, clicks_b: int, n_b: int) -> tuple[float | None, float | None]:
@@ -24,22 +23,11 @@ def z_test(clicks_a: int, n_a: int, clicks_b: int, n_b: int) -> tuple[float | No
 def experiment_report(experiment: Experiment) -> list[dict]:
     """Per arm (and holdout): impressions, clicks, CTR, conversions, conversion rate; z and p against the
     first arm's CTR, and whether the difference is significant at 5 %."""
-    base = Impression.objects.filter(context__experiment=experiment.pk)
-    impressions = dict(base.values_list("context__arm").annotate(n=Count("id")).values_list("context__arm", "n"))
-    clicks = dict(
-        AdEvent.objects.filter(
-            impression__context__experiment=experiment.pk, kind=AdEvent.Kind.CLICK, status__in=AdEvent.COUNTED
-        )
-        .values_list("impression__context__arm")
-        .annotate(n=Count("id"))
-        .values_list("impression__context__arm", "n")
-    )
-    conversions = dict(
-        Conversion.objects.filter(Q(impression__context__experiment=experiment.pk))
-        .values_list("impression__context__arm")
-        .annotate(n=Count("id"))
-        .values_list("impression__context__arm", "n")
-    )
+    prefix = f"{experiment.pk}:"
+    by_arm = {arm.removeprefix(prefix): f for (arm,), f in figures(None, by=("arm",)).items() if arm.startswith(prefix)}
+    impressions = {a: f.impressions for a, f in by_arm.items()}
+    clicks = {a: f.clicks for a, f in by_arm.items()}
+    conversions = {a: f.conversions for a, f in by_arm.items()}
     names = [a["name"] for a in experiment.arms] + (["holdout"] if experiment.holdout > 0 else [])
     control = names[0]
     rows = []

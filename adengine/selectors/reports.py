@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.db.models.functions import TruncDate
 
-from adengine.models import Campaign, HourlyStats, Impression
+from adengine.clock import day_start
+from adengine.models import Campaign, Creative, Impression, Placement
+from adengine.selectors.performance import Figures, figures
 
-BREAKDOWNS = {"day": "day", "placement": "placement__key", "creative": "creative__text"}
+BREAKDOWNS = {"day": "day", "placement": "placement_id", "creative": "creative_id"}
 METRICS = ("impressions", "views", "clicks", "ctr", "conversions", "conversion_rate", "spend", "revenue", "roas",
            "ecpm", "reach")  # fmt: skip
 
@@ -39,19 +42,11 @@ class Rates:
 
 
 @dataclass
-class ReportRow(Rates):
-    key: str
-    impressions: float
-    views: float
-    clicks: float
-    conversions: float
-    spend: float
-    revenue: float
-    reach: float
+class ReportRow(Figures):
+    """One line of a report: what it is about (a day, a placement, a headline), its figures and unique reach."""
 
-    @property
-    def ecpm(self) -> float | None:
-        return 1000.0 * self.spend / self.impressions if self.impressions else None
+    key: str = ""
+    reach: int = 0
 
     def as_dict(self) -> dict:
         return {"key": self.key, **{m: getattr(self, m) for m in METRICS}}
@@ -60,51 +55,32 @@ class ReportRow(Rates):
 def campaign_report(
     campaign: Campaign, *, by: str = "day", since: dt.date | None = None, until: dt.date | None = None
 ) -> list[ReportRow]:
-    """One row per day, placement or headline (as ``by`` says), from the strategy update's hourly roll-up;
-    reach (distinct shoppers) is counted on the impression log."""
+    """One row per day, placement or headline (as ``by`` says) of the shop's days from ``since`` to before
+    ``until``, from ``selectors.performance`` (the hourly roll-up and the live tail, as every other view of
+    performance); reach (distinct shoppers) is counted on the impression log."""
     if by not in BREAKDOWNS:
         raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
-    stats = HourlyStats.objects.filter(campaign=campaign)
+    start, end = (day_start(d) if d else None for d in (since, until))
+    found = figures([campaign.pk], by=(by,), since=start, until=end)
     imps = Impression.objects.filter(campaign=campaign)
-    if since:
-        stats = stats.filter(hour__date__gte=since)
-        imps = imps.filter(served_at__date__gte=since)
-    if until:
-        stats = stats.filter(hour__date__lt=until)
-        imps = imps.filter(served_at__date__lt=until)
+    if start:
+        imps = imps.filter(served_at__gte=start)
+    if end:
+        imps = imps.filter(served_at__lt=end)
     if by == "day":
-        stats = stats.annotate(day=TruncDate("hour"))
         imps = imps.annotate(day=TruncDate("served_at"))
     field = BREAKDOWNS[by]
-    imp_field = {"day": "day", "placement": "placement__key", "creative": "creative__text"}[by]
-    reach = dict(imps.values(imp_field).annotate(n=Count("shopper", distinct=True)).values_list(imp_field, "n"))
+    reach = dict(imps.values(field).annotate(n=Count("shopper", distinct=True)).values_list(field, "n"))
+    names: dict = {}
+    if by == "placement":
+        names = dict(Placement.objects.filter(pk__in=[k for (k,) in found]).values_list("pk", "key"))
+    elif by == "creative":
+        names = dict(Creative.objects.filter(pk__in=[k for (k,) in found]).values_list("pk", "text"))
     rows = []
-    for r in (
-        stats.values(field)
-        .annotate(
-            i=Sum("impressions"),
-            v=Sum("views"),
-            c=Sum("clicks"),
-            cv=Sum("conversions"),
-            s=Sum("spend"),
-            rv=Sum("revenue"),
-        )
-        .order_by(field)
-    ):
-        key = r[field]
-        rows.append(
-            ReportRow(
-                key=key.isoformat() if hasattr(key, "isoformat") else str(key or "(none)"),
-                impressions=r["i"] or 0,
-                views=r["v"] or 0,
-                clicks=r["c"] or 0,
-                conversions=r["cv"] or 0,
-                spend=float(r["s"] or 0),
-                revenue=float(r["rv"] or 0),
-                reach=reach.get(key, 0),
-            )
-        )
-    return rows
+    for (key,), f in found.items():
+        label = key.isoformat() if by == "day" else str(names.get(key) or "(none)")
+        rows.append(ReportRow(**vars(f), key=label, reach=reach.get(key, 0)))
+    return sorted(rows, key=lambda r: r.key)
 
 
 def with_laplace_noise(rows: list[ReportRow], *, epsilon: float, seed: int | None = None) -> list[ReportRow]:
@@ -117,23 +93,29 @@ def with_laplace_noise(rows: list[ReportRow], *, epsilon: float, seed: int | Non
     rng = np.random.default_rng(seed)
     scale = 1.0 / epsilon
 
-    def noisy(x: float) -> float:
-        return float(max(0, round(x + rng.laplace(0.0, scale))))
+    def noisy(x: float, most: float | None = None) -> int:
+        value = max(0, round(x + rng.laplace(0.0, scale)))
+        return int(value if most is None else min(value, most))
+
+    def scaled(money: Decimal, factor: float) -> Decimal:
+        return Decimal(str(round(float(money) * factor, 2)))
 
     out = []
     for r in rows:
-        clicks = noisy(r.clicks)
-        conversions = noisy(r.conversions)
+        # post-processing keeps the privacy guarantee: no row says more clicks than impressions, or less than 0
+        impressions = noisy(r.impressions)
+        clicks = noisy(r.clicks, impressions)
+        conversions = noisy(r.conversions, clicks)
         out.append(
             ReportRow(
                 key=r.key,
-                impressions=noisy(r.impressions),
-                views=noisy(r.views),
+                impressions=impressions,
+                views=noisy(r.views, impressions),
                 clicks=clicks,
                 conversions=conversions,
-                spend=round(r.spend * (clicks / r.clicks), 2) if r.clicks else r.spend,
-                revenue=round(r.revenue * (conversions / r.conversions), 2) if r.conversions else 0.0,
-                reach=noisy(r.reach),
+                spend=scaled(r.spend, clicks / r.clicks) if r.clicks else r.spend,
+                revenue=scaled(r.revenue, conversions / r.conversions) if r.conversions else Decimal(0),
+                reach=noisy(r.reach, impressions),
             )
         )
     return out

@@ -16,11 +16,13 @@ from decimal import Decimal
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent, Campaign, Conversion, Creative, HourlyStats, Impression, StrategyState
+from adengine.selectors.performance import arm_sql
 from adengine.services.decisions import CLOSE_RELEVANCE
 from adengine.serving.learning import posteriors
 from adengine.serving.policy import prior_from_scores
@@ -28,6 +30,8 @@ from adengine.serving.policy import prior_from_scores
 log = logging.getLogger(__name__)
 
 COUNTERS = ("impressions", "views", "clicks", "conversions", "spend", "revenue")
+# the experiment arm of an impression (joined as its own table in the three log queries), as performance reads it
+ARM = RawSQL(arm_sql(Impression._meta.db_table), [])
 
 
 def _new_range(model, state_id: int, time_field: str, cutoff: dt.datetime) -> tuple[int, int | None]:
@@ -42,15 +46,15 @@ def _upsert_hourly(rows: dict[tuple, dict]) -> None:
     for start in range(0, len(items), 500):
         batch = items[start : start + 500]
         values, params = [], []
-        for (hour, campaign, creative, placement), c in batch:
-            values.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
-            params += [hour, campaign, creative, placement, c["impressions"], c["views"], c["clicks"],
+        for (hour, campaign, creative, placement, arm), c in batch:
+            values.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+            params += [hour, campaign, creative, placement, arm, c["impressions"], c["views"], c["clicks"],
                        c["conversions"], c["spend"], c["revenue"]]  # fmt: skip
         with connection.cursor() as cur:
             cur.execute(
-                f"INSERT INTO {table} (hour, campaign_id, creative_id, placement_id, impressions, views, clicks, "
+                f"INSERT INTO {table} (hour, campaign_id, creative_id, placement_id, arm, impressions, views, clicks, "
                 f"conversions, spend, revenue) VALUES {', '.join(values)} "
-                "ON CONFLICT (hour, campaign_id, creative_id, placement_id) DO UPDATE SET "
+                "ON CONFLICT (hour, campaign_id, creative_id, placement_id, arm) DO UPDATE SET "
                 + ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in COUNTERS),
                 params,
             )
@@ -140,26 +144,26 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
     if imp_hi is not None:
         for r in (
             Impression.objects.filter(pk__gt=imp_lo, pk__lte=imp_hi)
-            .annotate(h=TruncHour("served_at"))
-            .values("h", "campaign_id", "creative_id", "placement_id")
+            .annotate(h=TruncHour("served_at"), arm=ARM)
+            .values("h", "campaign_id", "creative_id", "placement_id", "arm")
             .annotate(n=Count("id"))
         ):
-            hourly[(r["h"], r["campaign_id"], r["creative_id"], r["placement_id"])]["impressions"] += r["n"]
+            hourly[(r["h"], r["campaign_id"], r["creative_id"], r["placement_id"], r["arm"])]["impressions"] += r["n"]
             if r["creative_id"]:
                 served[r["creative_id"]] += r["n"]
             counts["impressions"] += r["n"]
     if ev_hi is not None:
         for r in (
             AdEvent.objects.filter(pk__gt=ev_lo, pk__lte=ev_hi)
-            .annotate(h=TruncHour("occurred_at"))
-            .values("h", "campaign_id", "impression__creative_id", "impression__placement_id")
+            .annotate(h=TruncHour("occurred_at"), arm=ARM)
+            .values("h", "campaign_id", "impression__creative_id", "impression__placement_id", "arm")
             .annotate(
                 views=Count("id", filter=Q(kind=AdEvent.Kind.VIEW, status__in=AdEvent.COUNTED)),
                 clicks=Count("id", filter=Q(kind=AdEvent.Kind.CLICK, status__in=AdEvent.COUNTED)),
                 spend=Sum("charge"),
             )
         ):
-            key = (r["h"], r["campaign_id"], r["impression__creative_id"], r["impression__placement_id"])
+            key = (r["h"], r["campaign_id"], r["impression__creative_id"], r["impression__placement_id"], r["arm"])
             hourly[key]["views"] += r["views"]
             hourly[key]["clicks"] += r["clicks"]
             hourly[key]["spend"] += r["spend"] or Decimal(0)
@@ -171,11 +175,11 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
     if conv_hi is not None:
         for r in (
             Conversion.objects.filter(pk__gt=conv_lo, pk__lte=conv_hi)
-            .annotate(h=TruncHour("ordered_at"))
-            .values("h", "campaign_id", "impression__creative_id", "impression__placement_id")
+            .annotate(h=TruncHour("ordered_at"), arm=ARM)
+            .values("h", "campaign_id", "impression__creative_id", "impression__placement_id", "arm")
             .annotate(n=Count("id"), revenue=Sum("revenue"))
         ):
-            key = (r["h"], r["campaign_id"], r["impression__creative_id"], r["impression__placement_id"])
+            key = (r["h"], r["campaign_id"], r["impression__creative_id"], r["impression__placement_id"], r["arm"])
             hourly[key]["conversions"] += r["n"]
             hourly[key]["revenue"] += r["revenue"] or Decimal(0)
             camp_conv[r["campaign_id"]] += r["n"]
@@ -187,7 +191,7 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
         Creative.objects.filter(pk=cid).update(
             served=F("served") + served.get(cid, 0), clicked=F("clicked") + clicked.get(cid, 0)
         )
-    touched = set(camp_clicks) | set(camp_conv) | {c for (_, c, _, _) in hourly}
+    touched = set(camp_clicks) | set(camp_conv) | {key[1] for key in hourly}
     for cid in touched:
         Campaign.objects.filter(pk=cid).update(
             clicked=F("clicked") + camp_clicks.get(cid, 0),

@@ -22,7 +22,7 @@ def test_admin_pages_render_with_results(admin_client, placement, make_campaign)
     campaign = make_campaign()
     decide(placement_key=placement.key, shopper=None)
     page = admin_client.get(reverse("admin:adengine_campaign_changelist")).content.decode()
-    assert "1 · 0 · 0.0% · 0 · –" in page  # one impression, no clicks yet
+    assert "1 · 0 · 0.00% · 0 · –" in page  # one impression, no clicks yet
     assert admin_client.get(reverse("admin:adengine_campaign_change", args=[campaign.pk])).status_code == 200
     for name in ("placement", "impression", "adevent", "conversion", "strategystate", "hourlystats"):
         assert admin_client.get(reverse(f"admin:adengine_{name}_changelist")).status_code == 200

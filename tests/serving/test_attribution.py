@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from adengine.models import AdEvent, Conversion, Shopper
-from adengine.selectors.stats import campaign_stats
+from adengine.selectors.performance import totals
 from adengine.services.decisions import decide
 from adengine.services.shoppers import get_or_create_for_user
 from adengine.serving import tokens
@@ -50,7 +50,7 @@ def test_order_is_attributed_to_the_last_click(client, placement, make_campaign,
     assert conversion.campaign_id == b.pk and conversion.revenue == Decimal("198.00")
     assert conversion.click.impression.nonce == second.nonce
     # and the campaigns' statistics show it
-    stats = campaign_stats([a.pk, b.pk])
+    stats = {pk: f.as_dict() for pk, f in totals([a.pk, b.pk]).items()}
     assert stats[b.pk]["conversions"] == 1 and stats[b.pk]["clicks"] == 1 and stats[b.pk]["impressions"] == 1
     assert stats[b.pk]["spend"] == 1.0 and stats[b.pk]["revenue"] == 198.0 and stats[b.pk]["roas"] == 198.0
     assert stats[b.pk]["ctr"] == 1.0 and stats[b.pk]["conversion_rate"] == 1.0

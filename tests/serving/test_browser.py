@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from adengine.selectors.stats import campaign_stats
+from adengine.selectors.performance import totals
 from tests.factories import ProductFactory
 
 # A desktop Chrome user agent: Chromium's own says "HeadlessChrome", which adengine counts as a bot.
@@ -59,6 +59,6 @@ def test_shopper_sees_clicks_and_lands(browser, live_server, placement, make_cam
     # then they are on the product page
     assert browser.find_element(By.TAG_NAME, "h1").text == "Kestrel Trail 3"
     # and the campaign's statistics count the view and the billed click
-    stats = campaign_stats([campaign.pk])[campaign.pk]
+    stats = totals([campaign.pk])[campaign.pk].as_dict()
     assert stats["impressions"] == 1 and stats["clicks"] == 1 and stats["spend"] == 1.0
     assert stats["views"] == 1  # the beacon image was loaded by the browser
