@@ -7,9 +7,18 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
+from adengine import clock
 from adengine.models import Campaign, CampaignDay
+
+
+def daily_plan(daily_budget, now: dt.datetime | None = None):
+    """What a daily budget may have spent by ``now``: its share of the shop's day gone plus ``PACING_SLACK``
+    (so a campaign is never starved early in the day), at most the whole budget. Works on a number or a numpy
+    array; serving refuses a campaign ahead of it, and the strategy slows one down that is."""
+    from adengine.conf import settings as ad_settings
+
+    return daily_budget * min(1.0, clock.day_share(now) + float(ad_settings.PACING_SLACK))
 
 
 class _OverDaily(Exception):
@@ -24,7 +33,7 @@ def charge(*, campaign_id: int, amount: Decimal, day: dt.date | None = None) -> 
     """
     if amount <= 0:
         return True
-    day = day or timezone.localdate()
+    day = day or clock.today()
     try:
         with transaction.atomic():
             charged = Campaign.objects.filter(pk=campaign_id, spent__lte=F("total_budget") - amount).update(

@@ -19,8 +19,10 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from adengine import clock
 from adengine.conf import settings as ad_settings
 from adengine.models import Impression, Shopper
+from adengine.services.budgets import daily_plan
 from adengine.serving import index as serving_index
 from adengine.serving.experiments import Params, params_for
 from adengine.serving.index import CampaignEntry, PlacementEntry, ProductCard, Snapshot, words
@@ -135,9 +137,7 @@ def _eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang
     ok &= ~(snap.ends_at <= now)
     sponsored = ~snap.house
     ok &= ~sponsored | (snap.spent + snap.unit_price <= snap.total_budget + 1e-9)
-    local = timezone.localtime()
-    day_share = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 86400.0
-    plan = snap.daily_budget * min(1.0, day_share + float(ad_settings.PACING_SLACK))
+    plan = daily_plan(snap.daily_budget)
     paced = np.isnan(snap.daily_budget) | (snap.spent_today + snap.unit_price <= plan + 1e-9)
     ok &= ~sponsored | paced
     none = np.zeros(len(snap.campaigns), bool)
@@ -155,13 +155,13 @@ class _SeenToday:
         self.entries: dict[int, tuple[object, float, dict[int, int]]] = {}
 
     def get(self, shopper_id: int) -> dict[int, int]:
-        today = timezone.localdate()
+        today = clock.today()
         now = time.monotonic()
         with self.lock:
             entry = self.entries.get(shopper_id)
         if entry is not None and entry[0] == today and now - entry[1] < float(ad_settings.SERVING_CAP_CACHE_SECONDS):
             return entry[2]
-        midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = clock.midnight()
         with connection.cursor() as cur:
             cur.execute(
                 f"SELECT campaign_id, count(*) FROM {Impression._meta.db_table} "

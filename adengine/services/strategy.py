@@ -20,9 +20,11 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from adengine import clock
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent, Campaign, Conversion, Creative, HourlyStats, Impression, StrategyState
 from adengine.selectors.performance import arm_sql
+from adengine.services.budgets import daily_plan
 from adengine.services.decisions import CLOSE_RELEVANCE
 from adengine.serving.learning import posteriors
 from adengine.serving.policy import prior_from_scores
@@ -249,9 +251,7 @@ def shift_delivery(now: dt.datetime) -> dict[str, int]:
     the campaign's (clipped to 0.5..1.5; at least STRATEGY_MIN_CLICKS clicks). Serving multiplies by all."""
     from adengine.models import CampaignDay
 
-    local = timezone.localtime(now)
-    share = max((local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 86400, 1e-3)
-    today = dict(CampaignDay.objects.filter(day=local.date()).values_list("campaign_id", "spent"))
+    today = dict(CampaignDay.objects.filter(day=clock.today(now)).values_list("campaign_id", "spent"))
     min_clicks = int(ad_settings.STRATEGY_MIN_CLICKS)
     week = HourlyStats.objects.filter(hour__gte=now - dt.timedelta(days=7))
     per_placement: dict[int, dict[str, tuple]] = defaultdict(dict)
@@ -264,7 +264,7 @@ def shift_delivery(now: dt.datetime) -> dict[str, int]:
     for c in Campaign.objects.filter(status=Campaign.Status.ACTIVE, tier=Campaign.Tier.SPONSORED):
         rate = 1.0
         if c.daily_budget:
-            plan = float(c.daily_budget) * share
+            plan = float(daily_plan(float(c.daily_budget), now))
             spent = float(today.get(c.pk, 0))
             if spent > plan > 0:
                 rate = max(0.2, plan / spent)
