@@ -156,5 +156,5 @@ def test_delivery_shifts_toward_the_better_placement_and_paces_an_overspender(ma
     index.invalidate()
     snap = index.current()
     i = snap.index_of[campaign.pk]
-    assert snap.delivery_weight[top.pk][i] == pytest.approx(0.25 * campaign.placement_weights["top"])
+    assert snap.delivery_weight[top.pk][i] == pytest.approx(campaign.pacing_rate * campaign.placement_weights["top"])
     assert snap.audience_close[i] == pytest.approx(campaign.audience_weights["close"])
