@@ -137,7 +137,7 @@ def _adapter_answer(adapter, method: str, obj):
     from adengine.conf import settings as ad_settings
 
     if method == "product_title":
-        return adapter.product_title(obj, ad_settings.LANGUAGES[0])
+        return adapter.product_title(obj, ad_settings.default_language)
     return getattr(adapter, method)(obj)
 
 

@@ -258,6 +258,11 @@ class Settings:
             raise ImproperlyConfigured("settings.ADENGINE must be a dict of adengine's settings.")
         return value
 
+    @property
+    def default_language(self) -> str:
+        """The shop's first language (``LANGUAGES[0]``): copy falls back to it, product text is read in it."""
+        return list(self.LANGUAGES)[0]
+
     def unknown_keys(self) -> list[str]:
         """Keys of settings.ADENGINE that adengine does not know."""
         return sorted(set(self.user_settings) - set(DEFAULTS))

@@ -16,6 +16,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from adengine.text import CJK, contact_details
+
 DEFAULT_RULES: dict = {
     "MAX_LENGTH": {
         "en": {"headline": 30, "description": 90},
@@ -69,11 +71,7 @@ DEFAULT_RULES: dict = {
     "PROMPT_ECHO_MIN_CHARS": 32,
 }
 
-_URL = re.compile(r"(https?://|www\.)\S+|\b[\w-]+\.(com|cn|net|org|io|shop|top|xyz)\b", re.I)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_PHONE = re.compile(r"(?<!\d)(\+?\d[\d\s-]{6,}\d)(?!\d)")
 _HTML = re.compile(r"<[^>]+>|&[a-z]+;|&#\d+;", re.I)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ def display_length(text: str) -> int:
 
 
 def _contains_term(text: str, term: str, language: str) -> bool:
-    if language == "zh" or _CJK.search(term) or not term[:1].isalnum():
+    if language == "zh" or CJK.search(term) or not term[:1].isalnum():
         return term.lower() in text.lower()
     return re.search(rf"(?<![\w]){re.escape(term)}(?![\w])", text, re.I) is not None
 
@@ -139,10 +137,10 @@ def check(
     minimum = r["MIN_LENGTH"][asset_type]
     out.append(Verdict("min_length", n >= minimum, f"only {n} characters" if n < minimum else ""))
     if language == "zh":
-        ok = _CJK.search(text) is not None
+        ok = CJK.search(text) is not None
         out.append(Verdict("language", ok, "" if ok else "no Chinese characters in a zh asset"))
     else:
-        ok = _CJK.search(text) is None and re.search(r"[A-Za-z]", text) is not None
+        ok = CJK.search(text) is None and re.search(r"[A-Za-z]", text) is not None
         out.append(Verdict("language", ok, "" if ok else f"not {language} text"))
     if r["REQUIRE_KEYWORD_OR_PRODUCT"] and asset_type == "description":
         terms = [t for t in list(keywords) + list(product_names) if t and t.strip()]
@@ -164,13 +162,7 @@ def check(
             "absolute_claims", not absolute, f"absolute or superlative claim: {', '.join(absolute)}" if absolute else ""
         )
     )
-    contact = []
-    if _URL.search(text):
-        contact.append("a URL")
-    if _EMAIL.search(text):
-        contact.append("an e-mail address")
-    if _PHONE.search(text):
-        contact.append("a phone number")
+    contact = contact_details(text)
     out.append(Verdict("contact_details", not contact, f"contains {', '.join(contact)}" if contact else ""))
     out.append(Verdict("html", not _HTML.search(text), "contains HTML" if _HTML.search(text) else ""))
     blocked = [w for w in r["BLOCKLIST"] if w.lower() in text.lower()]

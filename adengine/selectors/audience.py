@@ -151,7 +151,7 @@ def hybrid_target(campaign: Campaign, vector) -> tuple[str, np.ndarray] | None:
 def why_in_audience(shopper: Shopper, vector, *, limit: int = 3) -> list[tuple[str, str, float]]:
     """The shopper's behaviour closest to the target: (kind, product or query, similarity), best first."""
     adapter = get_adapter()
-    lang = ad_settings.LANGUAGES[0]
+    lang = ad_settings.default_language
     events = list(
         BehaviourEvent.objects.filter(shopper=shopper).order_by("-occurred_at")[: ad_settings.PROFILE_MAX_EVENTS]
     )
@@ -178,7 +178,7 @@ def top_interests(shopper: Shopper, *, products: int = 5, categories: int = 3) -
     if shopper.interest_vector is None:
         return {"products": [], "categories": []}
     adapter = get_adapter()
-    lang = ad_settings.LANGUAGES[0]
+    lang = ad_settings.default_language
     near = best_products_for(shopper, k=20)
     objs = {p.pk: p for p in adapter.products().filter(pk__in=[pk for pk, _ in near])}
     cat_score: dict[str, float] = {}

@@ -13,7 +13,7 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
 
     campaign = impression.campaign
     adapter = get_adapter()
-    lang = impression.language or ad_settings.LANGUAGES[0]
+    lang = impression.language or ad_settings.default_language
     ctx = impression.context or {}
     own = viewer is not None and impression.shopper_id == viewer.pk
     # the search that led to the ad is the shopper's own words: only they see it, never whoever holds the link

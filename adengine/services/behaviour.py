@@ -17,13 +17,11 @@ from django.utils import timezone
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.models import BehaviourEvent, Shopper
+from adengine.text import without_contact_details
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 200
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{6,}\d(?!\w)")
-_URL = re.compile(r"https?://\S+|www\.\S+", re.I)
 _SPACE = re.compile(r"\s+")
 
 
@@ -33,10 +31,7 @@ class InvalidEvent(ValueError):
 
 def scrub_query(text: str) -> str:
     """A search query without e-mail addresses, phone numbers or URLs, whitespace collapsed."""
-    text = _EMAIL.sub(" ", text or "")
-    text = _URL.sub(" ", text)
-    text = _PHONE.sub(" ", text)
-    return _SPACE.sub(" ", text).strip()[:MAX_QUERY_CHARS]
+    return _SPACE.sub(" ", without_contact_details(text or "")).strip()[:MAX_QUERY_CHARS]
 
 
 def _touch(shopper_id: int, when: dt.datetime) -> None:

@@ -18,6 +18,7 @@ from adengine.ml import compliance, prompts
 from adengine.ml.copywriter import CopywriterError, get_copywriter
 from adengine.ml.encoder import get_encoder
 from adengine.models import Campaign, Creative, GenerationRequest, ProductVector
+from adengine.text import has_cjk
 
 log = logging.getLogger(__name__)
 MAX_VARIANTS = 32
@@ -72,8 +73,8 @@ def languages() -> list[str]:
 
 
 def _in_language(text: str, language: str) -> bool:
-    has_cjk = any("\u3400" <= ch <= "\u9fff" for ch in text)
-    return has_cjk if language == "zh" else not has_cjk
+    cjk = has_cjk(text)
+    return cjk if language == "zh" else not cjk
 
 
 def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], list[str]]:

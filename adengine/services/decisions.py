@@ -318,7 +318,7 @@ def decide(
     if not ad_settings.SERVING_ENABLED or not placement.is_active or not snap.campaigns:
         return decision
     n = placement.max_ads if n is None else max(0, min(int(n), placement.max_ads))
-    default_lang = list(ad_settings.LANGUAGES)[0]
+    default_lang = ad_settings.default_language
     lang = _language(snap, language)
     experiment = snap.experiment_for(placement.id)
     params = params_for(experiment, f"s{shopper.pk}" if shopper is not None and shopper.pk is not None else None)

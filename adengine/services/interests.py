@@ -51,7 +51,7 @@ def to_profile_events(events: Iterable[BehaviourEvent], labels: dict) -> list[pr
 def product_labels(product_ids: Iterable) -> dict:
     """Short, personal-data-free label of each product: title · brand · category (default language)."""
     adapter = get_adapter()
-    lang = ad_settings.LANGUAGES[0]
+    lang = ad_settings.default_language
     ids = {pk for pk in product_ids if pk is not None}
     out = {}
     for p in adapter.products().filter(pk__in=ids):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.models import Campaign, CampaignDay, Creative, Experiment, InterestModel, Placement, ProductVector
+from adengine.text import CJK
 
 from .experiments import ExperimentEntry
 from .policy import prior_from_scores
@@ -32,12 +33,11 @@ from .policy import prior_from_scores
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def words(text: str) -> list[str]:
     """Casefolded word tokens of Latin-script text (CJK runs are matched as substrings instead)."""
-    return [w for w in _WORD.findall(text.casefold()) if not _CJK.search(w)]
+    return [w for w in _WORD.findall(text.casefold()) if not CJK.search(w)]
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def build(version: tuple | None = None) -> Snapshot:
             by_category[key].add(i)
         for kw in c.keywords:
             kw = kw.casefold().strip()
-            if _CJK.search(kw):
+            if CJK.search(kw):
                 cjk_keywords[kw].add(i)
             for w in words(kw):
                 by_word[w].add(i)
@@ -433,7 +433,7 @@ def _derive(snap: Snapshot) -> None:
         for ci, (s, e) in arms.spans.items():
             best[ci] = means[s:e].max()
         snap.best_mean[lang] = best
-    default = list(ad_settings.LANGUAGES)[0]
+    default = ad_settings.default_language
     for lang, best in snap.best_mean.items():
         fallback = snap.best_mean.get(default, best)
         snap.value_mean[lang] = snap.value_per_click * np.where(best > 0, best, fallback)

@@ -1,0 +1,39 @@
+"""Small text facts shared by the copy rules, the search log and the candidate index: the script a text is in, and
+the contact details (web addresses, e-mail addresses, phone numbers) that neither ad copy nor a logged search may
+carry."""
+
+from __future__ import annotations
+
+import re
+
+# CJK unified ideographs (with extension A) and the compatibility ideographs
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def has_cjk(text: str) -> bool:
+    """Whether the text has a Chinese (CJK) character."""
+    return CJK.search(text) is not None
+
+
+URL = re.compile(r"(https?://|www\.)\S+|\b[\w-]+\.(com|cn|net|org|io|shop|top|xyz)\b", re.I)
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{6,}\d(?!\w)")
+
+
+def contact_details(text: str) -> list[str]:
+    """What kinds of contact detail the text carries: 'a URL', 'an e-mail address', 'a phone number'."""
+    found = []
+    if URL.search(text):
+        found.append("a URL")
+    if EMAIL.search(text):
+        found.append("an e-mail address")
+    if PHONE.search(text):
+        found.append("a phone number")
+    return found
+
+
+def without_contact_details(text: str) -> str:
+    """The text with every e-mail address, web address and phone number blanked out."""
+    for pattern in (EMAIL, URL, PHONE):
+        text = pattern.sub(" ", text)
+    return text
