@@ -18,6 +18,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
 from django.db import models, transaction
 
 from adengine.conf import get_order_model, get_product_model
@@ -369,3 +370,11 @@ def get_adapter() -> ShopAdapter:
     """The configured shop adapter instance (ADENGINE["SHOP_ADAPTER"])."""
     cls = ad_settings.SHOP_ADAPTER
     return cls()
+
+
+def _forget_adapter(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"ADENGINE", "ADENGINE_PRODUCT_MODEL", "ADENGINE_ORDER_MODEL"}:
+        get_adapter.cache_clear()
+
+
+setting_changed.connect(_forget_adapter)  # adapters reads conf; conf need not know adapters

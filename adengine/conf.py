@@ -292,9 +292,6 @@ class Settings:
     def reload(self) -> None:
         """Forget cached values (called when settings change in tests)."""
         self._cache.clear()
-        from adengine import adapters
-
-        adapters.get_adapter.cache_clear()
 
 
 settings = Settings()
