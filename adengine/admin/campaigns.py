@@ -200,7 +200,8 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def audience_view(self, request, pk: int):
         """The campaign's nearest shoppers and the behaviour that put each one there."""
-        from adengine.selectors.audience import campaign_audience, target_vector, why_in_audience
+        from adengine.selectors.audience import campaign_audience, why_in_audience
+        from adengine.services.campaigns import campaign_target
 
         campaign = get_object_or_404(Campaign, pk=pk)
         days = request.GET.get("active_days")
@@ -212,8 +213,8 @@ class CampaignAdmin(admin.ModelAdmin):
             messages.error(request, "k and active_days must be numbers; showing the defaults.")
         rows, error = [], ""
         try:
-            vector = target_vector(campaign)
-            members = campaign_audience(campaign, k=k, active_within_days=active_days) if vector is not None else []
+            vector = campaign_target(campaign)  # computed once (and stored) when its inputs changed
+            members = campaign_audience(campaign, vector, k=k, active_within_days=active_days)
             rows = [(m, why_in_audience(m.shopper, vector)) for m in members]
             if vector is None:
                 error = "Give the campaign a description, keywords or promoted products to find its audience."

@@ -22,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 LABELS = {"purchase": "bought", "cart": "carted", "view": "viewed", "search": "searched"}
 
 
@@ -90,3 +92,18 @@ def product_weights(
             continue
         out[e.product_id] += event_weight(e.kind, e.occurred_at, now, weights=weights, half_life_days=half_life_days)
     return dict(out)
+
+
+def compose_target(product_vectors, text_vector) -> np.ndarray | None:
+    """A campaign's target: the unit mean of its promoted products' vectors plus the unit vector of its words,
+    normalised (None when it has neither)."""
+    parts = []
+    if len(product_vectors):
+        mean = np.mean(np.asarray(product_vectors, np.float32), axis=0)
+        parts.append(mean / max(float(np.linalg.norm(mean)), 1e-9))
+    if text_vector is not None:
+        parts.append(np.asarray(text_vector, np.float32))
+    if not parts:
+        return None
+    total = np.sum(parts, axis=0)
+    return total / max(float(np.linalg.norm(total)), 1e-9)

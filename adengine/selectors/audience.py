@@ -19,7 +19,6 @@ from pgvector.django import CosineDistance, MaxInnerProduct
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.ml import profile
-from adengine.ml.encoder import Encoder, get_encoder
 from adengine.models import BehaviourEvent, Campaign, ProductVector, Shopper
 
 
@@ -27,26 +26,6 @@ def target_text(campaign: Campaign) -> str:
     """What is embedded of the campaign's words: description and keywords."""
     parts = [campaign.description.strip(), ", ".join(k.strip() for k in campaign.keywords if k.strip())]
     return ". ".join(p for p in parts if p)
-
-
-def target_vector(campaign: Campaign, *, encoder: Encoder | None = None) -> np.ndarray | None:
-    """The campaign's target vector (None when it has no description, keywords or products)."""
-    parts = []
-    product_ids = list(campaign.promoted_products.values_list("pk", flat=True))
-    vecs = [
-        np.asarray(v, np.float32)
-        for v in ProductVector.objects.filter(product_id__in=product_ids).values_list("embedding", flat=True)
-    ]
-    if vecs:
-        mean = np.mean(vecs, axis=0)
-        parts.append(mean / max(float(np.linalg.norm(mean)), 1e-9))
-    text = target_text(campaign)
-    if text:
-        parts.append((encoder or get_encoder()).encode_passages([text])[0])
-    if not parts:
-        return None
-    total = np.sum(parts, axis=0)
-    return total / max(float(np.linalg.norm(total)), 1e-9)
 
 
 @dataclass
@@ -111,14 +90,14 @@ def nearest_shoppers(
 
 def campaign_audience(
     campaign: Campaign,
+    vector: np.ndarray | None,
     *,
     k: int = 100,
     active_within_days: float | None = None,
     registered_only: bool = False,
-    encoder: Encoder | None = None,
 ) -> list[AudienceMember]:
-    """The campaign's audience: its nearest consenting shoppers."""
-    vector = target_vector(campaign, encoder=encoder)
+    """The campaign's audience: the consenting shoppers nearest its target ``vector`` (services.campaigns.
+    campaign_target gives it; none without one)."""
     if vector is None:
         return []
     return nearest_shoppers(

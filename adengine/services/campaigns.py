@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import logging
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from adengine.ml.encoder import get_encoder
+from adengine.ml.encoder import Encoder, get_encoder
+from adengine.ml.profile import compose_target
 from adengine.models import Advertiser, Campaign, Creative, Placement, ProductVector
-from adengine.selectors.audience import target_text, target_vector
+from adengine.selectors.audience import target_text
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,24 @@ def target_tag(campaign: Campaign, encoder_version: str) -> str:
     embedded = ProductVector.objects.filter(product_id__in=products).count()
     digest = hashlib.sha1(f"{target_text(campaign)}|{products}|{embedded}".encode()).hexdigest()[:12]
     return f"{encoder_version[:60]}:{digest}"
+
+
+def target_vector(campaign: Campaign, *, encoder: Encoder) -> np.ndarray | None:
+    """The campaign's target vector from its promoted products' vectors and its words (None with neither)."""
+    product_ids = list(campaign.promoted_products.values_list("pk", flat=True))
+    vecs = [
+        np.asarray(v, np.float32)
+        for v in ProductVector.objects.filter(product_id__in=product_ids).values_list("embedding", flat=True)
+    ]
+    text = target_text(campaign)
+    return compose_target(vecs, encoder.encode_passages([text])[0] if text else None)
+
+
+def campaign_target(campaign: Campaign) -> np.ndarray | None:
+    """The campaign's stored target vector, computed first when its words, products or the encoder changed."""
+    refresh_targets(campaign_ids=[campaign.pk])
+    stored = Campaign.objects.values_list("target_vector", flat=True).get(pk=campaign.pk)
+    return None if stored is None else np.asarray(stored, np.float32)
 
 
 def refresh_targets(*, campaign_ids: list[int] | None = None, force: bool = False) -> int:

@@ -191,8 +191,9 @@ def _dedupe_and_rank(
 def fit_targets(campaign: Campaign) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The campaign audience's interest centroid and its promoted products' vectors."""
     from adengine.selectors.audience import campaign_audience
+    from adengine.services.campaigns import campaign_target
 
-    audience = campaign_audience(campaign, k=int(ad_settings.CREATIVE_AUDIENCE_SIZE))
+    audience = campaign_audience(campaign, campaign_target(campaign), k=int(ad_settings.CREATIVE_AUDIENCE_SIZE))
     centroid = None
     if audience:
         vecs = np.stack([np.asarray(m.shopper.interest_vector, np.float32) for m in audience])

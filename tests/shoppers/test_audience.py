@@ -9,12 +9,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from adengine.models import Advertiser, Campaign, Shopper
-from adengine.selectors.audience import (
-    campaign_audience,
-    target_vector,
-    top_interests,
-    why_in_audience,
-)
+from adengine.selectors.audience import campaign_audience, top_interests, why_in_audience
+from adengine.services.campaigns import campaign_target
 from adengine.services.interests import refresh_interests
 from tests.factories import CategoryFactory, EventFactory, ProductFactory, ShopperFactory
 
@@ -47,13 +43,13 @@ def world(encoder):
 
 
 def test_runners_come_first(world):
-    audience = campaign_audience(world["campaign"], k=6)
+    audience = campaign_audience(world["campaign"], campaign_target(world["campaign"]), k=6)
     assert {m.shopper.pk for m in audience} == {s.pk for s in world["runners"]}
     assert [m.distance for m in audience] == sorted(m.distance for m in audience)
 
 
 def test_filters_still_return_k(world):
-    audience = campaign_audience(world["campaign"], k=5, active_within_days=30)
+    audience = campaign_audience(world["campaign"], campaign_target(world["campaign"]), k=5, active_within_days=30)
     assert len(audience) == 5  # 3 active runners and then the 2 nearest active cooks
     assert all(m.shopper.last_event_at > timezone.now() - dt.timedelta(days=30) for m in audience)
 
@@ -61,12 +57,14 @@ def test_filters_still_return_k(world):
 def test_no_consent_never_in_an_audience(world):
     out = world["runners"][0]
     Shopper.objects.filter(pk=out.pk).update(personalisation=False)
-    assert out.pk not in {m.shopper.pk for m in campaign_audience(world["campaign"], k=12)}
+    assert out.pk not in {
+        m.shopper.pk for m in campaign_audience(world["campaign"], campaign_target(world["campaign"]), k=12)
+    }
 
 
 def test_why_and_top_interests_in_words(world):
     runner = Shopper.objects.get(pk=world["runners"][0].pk)
-    why = why_in_audience(runner, target_vector(world["campaign"]))
+    why = why_in_audience(runner, campaign_target(world["campaign"]))
     assert why[0][:2] == ("viewed", "Trail running shoe")
     interests = top_interests(runner)
     assert interests["products"][0][0] == "Trail running shoe"

@@ -12,8 +12,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from adengine.models import BehaviourEvent, InterestModel, ProductVector, Shopper
-from adengine.selectors.audience import campaign_audience, hybrid_target, target_vector
+from adengine.selectors.audience import campaign_audience, hybrid_target
 from adengine.selectors.vectors import best_products_for
+from adengine.services.campaigns import campaign_target
 from adengine.services.interest_model import train_interest_model
 from adengine.services.interests import refresh_interests
 from fixtures.demo_data import generate
@@ -145,9 +146,9 @@ def test_audiences_and_decisions_read_the_hybrid_model(imported):
     promoted = list(ProductVector.objects.order_by("-popularity").values_list("product_id", flat=True)[:2])
     campaign = CampaignFactory(products=promoted, keywords=["coffee"])
     # when its audience is chosen
-    audience = campaign_audience(campaign, k=8)
+    audience = campaign_audience(campaign, campaign_target(campaign), k=8)
     # then the shoppers are ranked by the hybrid model's fit to the campaign
-    version, target = hybrid_target(campaign, target_vector(campaign))
+    version, target = hybrid_target(campaign, campaign_target(campaign))
     assert version == model.version
     fits = [float(np.asarray(m.shopper.interest_hybrid) @ target) for m in audience]
     assert len(audience) == 8 and fits == sorted(fits, reverse=True)
