@@ -60,6 +60,9 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         )
     except tokens.TokenError as exc:
         return _refused(request, str(exc), exc.status)
+    except DatabaseError:
+        log.exception("click not recorded")
+        return _refused(request, "ads are unavailable right now; please try again", 503)
     if result.event.status == AdEvent.Status.DUPLICATE:
         return _refused(request, "this ad link was already used", 409, landing=result.impression.landing_url)
     landing = result.impression.landing_url
