@@ -3,13 +3,11 @@ are refused (``ALLOW_CONNECTIONS false``); batches are kept and retried, and wri
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 
 import pytest
-from django.db import connection
 
 from adengine.models import Impression
 from adengine.services.decisions import decide
@@ -18,6 +16,8 @@ from adengine.serving import log as impression_log_module
 from adengine.serving import tokens
 from adengine.serving.log import impression_log
 from tests.conftest import adengine_settings
+
+from .outage import database_outage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,29 +28,6 @@ def wait_for(condition, timeout: float = 30, what: str = "") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def database_outage():
-    """Every other connection to the test database is terminated and no new one is admitted until the end
-    (this test's own connection stays: it checks the table and ends the outage)."""
-    import psycopg
-
-    name = connection.settings_dict["NAME"]
-    params = {**connection.get_connection_params(), "dbname": "postgres", "autocommit": True}
-    params.pop("cursor_factory", None)
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        mine = cur.fetchone()[0]
-    with psycopg.connect(**params) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s", [name, mine]
-        )
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
 
 
 @pytest.fixture
