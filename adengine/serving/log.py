@@ -30,10 +30,18 @@ import signal
 import threading
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 
 from adengine.conf import settings as ad_settings
 from adengine.models import Impression
@@ -87,7 +95,8 @@ def insert_sql(n: int) -> str:
 
 
 def _insert(rows: list[list]) -> None:
-    with connection.cursor() as cur:
+    # in a caller's transaction (sync mode) a savepoint, so that a refused row leaves the transaction usable
+    with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cur:
         cur.execute(insert_sql(len(rows)), [value for row in rows for value in row])
 
 
