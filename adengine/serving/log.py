@@ -30,7 +30,6 @@ import signal
 import threading
 import time
 from collections import deque
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +39,6 @@ from django.db import (
     OperationalError,
     close_old_connections,
     connection,
-    transaction,
 )
 
 from adengine.conf import settings as ad_settings
@@ -67,6 +65,13 @@ stats: dict[str, object] = {
     "last_error": "",
 }
 """This process's impression log counters (for a health check or the admin)."""
+_stats_lock = threading.Lock()
+
+
+def _count(key: str, n: int = 1) -> int:
+    with _stats_lock:
+        stats[key] = int(stats[key]) + n
+        return stats[key]
 
 
 @dataclass
@@ -95,8 +100,7 @@ def insert_sql(n: int) -> str:
 
 
 def _insert(rows: list[list]) -> None:
-    # in a caller's transaction (sync mode) a savepoint, so that a refused row leaves the transaction usable
-    with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cur:
+    with connection.cursor() as cur:
         cur.execute(insert_sql(len(rows)), [value for row in rows for value in row])
 
 
@@ -181,13 +185,15 @@ class ImpressionLog:
         except TRANSIENT:
             raise
         except DatabaseError:
+            if connection.in_atomic_block:  # sync mode inside the caller's transaction: theirs to handle
+                raise
             if len(rows) == 1:
                 self._drop(1, "refused by the database", exc_info=True)
                 return
             for row in rows:  # find the bad row: the others are written
                 self._insert_chunk([row])
             return
-        stats["written"] = int(stats["written"]) + len(rows)
+        _count("written", len(rows))
 
     def _queue(self, rows: list[list]) -> None:
         with self._lock:
@@ -226,7 +232,7 @@ class ImpressionLog:
                 with self._lock:  # kept, in order, for the next attempt
                     self._ready.extendleft(reversed(chunk))
                     stats["pending"] = self._waiting()
-                stats["retries"] = int(stats["retries"]) + 1
+                _count("retries")
                 stats["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
                 _discard_connection()
                 return written, exc
@@ -247,16 +253,16 @@ class ImpressionLog:
             excess -= n
             dropped += n
         if dropped:
-            stats["dropped"] = int(stats["dropped"]) + dropped
+            _count("dropped", dropped)
             self._dropped_unlogged += dropped  # logged by the writer thread, not once per request
 
     def _drop(self, n: int, why: str, exc_info: bool = False) -> None:
-        stats["dropped"] = int(stats["dropped"]) + n
+        total = _count("dropped", n)
         log.error(
             "impression log: %d impression(s) dropped (%s); %d dropped in all by this process",
             n,
             why,
-            stats["dropped"],
+            total,
             exc_info=exc_info,
         )
 
@@ -346,7 +352,8 @@ class ImpressionLog:
                 lost = self._waiting()
                 self._pending, self._ready = [], deque()
             why = stats["last_error"] if error is None else error
-            self._drop(lost, f"not written within SERVING_LOG_SHUTDOWN_SECONDS of shutdown; last error: {why}")
+            if lost:
+                self._drop(lost, f"not written within SERVING_LOG_SHUTDOWN_SECONDS of shutdown; last error: {why}")
         return False
 
     def _at_exit(self) -> None:

@@ -15,5 +15,6 @@ ADENGINE = {
     "SERVING_LOG_MODE": "async",
     "SERVING_LOG_FLUSH_SECONDS": float(os.environ.get("ADENGINE_TEST_FLUSH_SECONDS", 3600)),
     "SERVING_LOG_BATCH": 1_000_000,
+    "SERVING_LOG_SHUTDOWN_SECONDS": float(os.environ.get("ADENGINE_TEST_SHUTDOWN_SECONDS", 10)),
     "API_THROTTLE_RATES": {"decisions": "100000/min", "tracking": "100000/min", "advertiser": "100000/min"},
 }
