@@ -21,3 +21,10 @@ class AdengineConfig(AppConfig):
         from celery import current_app
 
         signal_handlers.merge_beat_schedule(current_app)
+        # the impression log writes what is pending when the process is told to stop (SIGTERM, uWSGI's atexit)
+        from .conf import settings as ad_settings
+
+        if ad_settings.SERVING_LOG_SIGNALS:
+            from .serving.log import install_shutdown_hooks
+
+            install_shutdown_hooks()

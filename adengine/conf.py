@@ -156,6 +156,26 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SERVING_LOG_FLUSH_SECONDS": (0.05, "Async impression log: longest wait before a batch is written."),
     "SERVING_LOG_BATCH": (200, "Async impression log: write as soon as this many impressions wait."),
+    "SERVING_LOG_MAX_PENDING": (
+        100_000,
+        "Async impression log: most impressions a process keeps while the database is unavailable; the oldest "
+        "beyond are dropped (counted and logged at ERROR).",
+    ),
+    "SERVING_LOG_RETRY_MAX_SECONDS": (
+        5.0,
+        "Async impression log: longest wait between attempts to write a batch the database refused "
+        "(the wait doubles from 0.1 s).",
+    ),
+    "SERVING_LOG_SHUTDOWN_SECONDS": (
+        10.0,
+        "Async impression log: how long a stopping process (SIGTERM, exit) keeps trying to write what is "
+        "pending before it counts the rest as dropped.",
+    ),
+    "SERVING_LOG_SIGNALS": (
+        True,
+        "Install a SIGTERM handler (in the main thread, chained to the one already there) that writes the "
+        "pending impressions before the process stops; False leaves signals alone (atexit still drains).",
+    ),
     "SERVING_CAP_CACHE_SECONDS": (
         30,
         "A process re-reads a shopper's impressions of today (for frequency caps) at most this often; between "

@@ -10,7 +10,7 @@ from adengine.serving import tokens
 
 def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
     """A chosen ad as plain data; ``build_uri`` (request.build_absolute_uri) makes the URLs absolute."""
-    urls = tokens.urls(ad.nonce)
+    urls = tokens.urls(ad.nonce, ad.row or None)
     if build_uri is not None:
         urls = {k: build_uri(v) for k, v in urls.items()}
     product = ad.product

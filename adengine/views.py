@@ -8,6 +8,7 @@ import logging
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -22,12 +23,15 @@ from adengine.validators import is_safe_landing
 
 log = logging.getLogger(__name__)
 
+UNAVAILABLE = "ads are unavailable right now; please try again"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
 def _refused(request: HttpRequest, message: str, status: int, landing: str = "") -> HttpResponse:
     landing = landing if is_safe_landing(landing) else ""  # never an off-site link, whatever was stored
-    return render(request, "adengine/refused.html", {"message": message, "landing": landing}, status=status)
+    # without the request: the host's context processors may need the database, which may be what failed
+    html = render_to_string("adengine/refused.html", {"message": message, "landing": landing})
+    return HttpResponse(html, status=status)
 
 
 @never_cache
@@ -60,6 +64,9 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         )
     except tokens.TokenError as exc:
         return _refused(request, str(exc), exc.status)
+    except DatabaseError:
+        log.exception("click not recorded")
+        return _refused(request, UNAVAILABLE, 503)
     if result.event.status == AdEvent.Status.DUPLICATE:
         return _refused(request, "this ad link was already used", 409, landing=result.impression.landing_url)
     if result.counted and result.impression.shopper_id is None:
@@ -75,6 +82,9 @@ def _impression(token: str, request: HttpRequest) -> Impression | HttpResponse:
         return impression_for("why", token, related=("campaign__advertiser",))
     except tokens.TokenError as exc:
         return _refused(request, str(exc), exc.status)
+    except DatabaseError:
+        log.exception("why page not shown")
+        return _refused(request, UNAVAILABLE, 503)
 
 
 @never_cache

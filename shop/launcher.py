@@ -1,8 +1,9 @@
 """``make demo``: the whole demo on embedded services, in one process tree.
 
 Starts PostgreSQL+pgvector and Redis (unless DATABASE_URL / CELERY_BROKER_URL are set), migrates,
-generates and imports the demo data (first start only), creates the demo accounts, starts a Celery
-worker, Celery beat and the web server on 127.0.0.1:8000, asks the worker to embed the catalog and
+generates and imports the demo data (first start only), creates the demo accounts, loads the demo
+campaigns and simulates a few days of traffic (first start only, before anything serves shoppers),
+starts a Celery worker, Celery beat and the web server on 127.0.0.1:8000, asks the worker to embed the catalog and
 compute every shopper's interest vector, prints the URLs and waits for Ctrl-C.
 """
 
@@ -63,6 +64,27 @@ def _accounts() -> None:
     _manage("shell", "-c", code)
 
 
+def _campaigns_and_simulation() -> None:
+    """First start: the demo campaigns, then a few simulated days -- before any web process serves a shopper.
+
+    The simulation refuses a database with live traffic (it would bill the live campaigns and re-date beside
+    them), so it runs while nothing else does. It serves the campaigns' human-written copy (approved when
+    loaded); the worker writes the generated copy once it starts.
+    """
+    marker = embedded.DATA_DIR / "demo-campaigns-loaded"
+    if not marker.exists():
+        # demo advertisers and campaigns; --generate-copy queues their copy (Gemma, in en and zh) for the worker
+        _manage("adengine_load_campaigns", str(ROOT / "fixtures" / "demo_campaigns.json"), "--generate-copy")
+        marker.write_text("ok\n")
+    marker = embedded.DATA_DIR / "demo-simulated"
+    if not marker.exists():
+        # a few simulated days, so the admin's reports and the strategy have data to show on first start
+        if _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0:
+            marker.write_text("ok\n")
+        else:
+            print("the simulation did not run (see above); the demo starts without simulated days", file=sys.stderr)
+
+
 def _enqueue_initial_work() -> None:
     code = (
         "from adengine.tasks import embed_products, refresh_interests, train_interest_model\n"
@@ -70,16 +92,6 @@ def _enqueue_initial_work() -> None:
         "print('queued: embed the catalog, train the interest model, compute interest vectors (worker log)')\n"
     )
     _manage("shell", "-c", code)
-    marker = embedded.DATA_DIR / "demo-campaigns-loaded"
-    if not marker.exists():
-        # demo advertisers and campaigns; the worker writes their copy (Gemma, in en and zh)
-        _manage("adengine_load_campaigns", str(ROOT / "fixtures" / "demo_campaigns.json"), "--generate-copy")
-        marker.write_text("ok\n")
-    marker = embedded.DATA_DIR / "demo-simulated"
-    if not marker.exists():
-        # a few simulated days, so the admin's reports and the strategy have data to show on first start
-        _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3")
-        marker.write_text("ok\n")
 
 
 def _wait_for_http(url: str, timeout: float = 60) -> bool:
@@ -111,6 +123,7 @@ def demo() -> int:
         _manage("check")
         _load_demo_data()
         _accounts()
+        _campaigns_and_simulation()  # before the web server: the simulation never runs beside live traffic
         celery = [sys.executable, "-m", "celery", "-A", "shop"]
         procs.append(
             subprocess.Popen(

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 
+from django.db import DatabaseError
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema as spectacular_extend_schema
+from rest_framework import status
 from rest_framework.exceptions import ParseError
+from rest_framework.response import Response
 from rest_framework.schemas.inspectors import DefaultSchema
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
 
 _FORBIDDEN = {chr(c) for c in range(32)} - {"\t", "\n", "\r"}
 
@@ -85,7 +91,15 @@ class SafeRequestMixin:
 
 
 class AdengineAPIView(SafeRequestMixin, APIView):
-    """Base of adengine's API views."""
+    """Base of adengine's API views: a database outage is a 503 with a message, never a 500."""
+
+    unavailable_message = "adengine is unavailable right now; try again shortly."
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DatabaseError):  # also from authentication, before the handler runs
+            log.error("%s failed: database unavailable: %s", type(self).__name__, exc)
+            return Response({"detail": self.unavailable_message}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return super().handle_exception(exc)
 
 
 class ClientIPThrottleMixin:

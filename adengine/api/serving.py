@@ -6,7 +6,6 @@ import hashlib
 import logging
 import re
 
-from django.db import DatabaseError
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -133,11 +132,7 @@ class DecisionView(AdengineAPIView):
     permission_classes = [AllowAny]
     throttle_classes = [DecisionThrottle]
 
-    def handle_exception(self, exc):
-        if isinstance(exc, DatabaseError):  # also from authentication, before get() runs
-            log.error("decision failed: database unavailable: %s", exc)
-            return Response({"detail": "ads are unavailable right now."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return super().handle_exception(exc)
+    unavailable_message = "ads are unavailable right now."
 
     @extend_schema(parameters=[DecisionQuerySerializer], responses={200: dict, 404: dict, 503: dict})
     def get(self, request):

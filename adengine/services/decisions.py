@@ -65,6 +65,7 @@ class Ad:
     position: int
     house: bool
     landing_url: str
+    row: tuple = ()  # the impression's key fields, signed into its URLs (adengine.serving.tokens.ROW_FIELDS)
 
 
 @dataclass
@@ -440,6 +441,16 @@ def decide(
                     position=position,
                     house=bool(snap.house[ci]),
                     landing_url=landing,
+                    row=(
+                        placement.id,
+                        campaign.id,
+                        int(arms.creative_ids[j]),
+                        description[0],
+                        product.pk if product else None,
+                        shopper.pk if shopper is not None else None,
+                        lg,
+                        position,
+                    ),  # fmt: skip
                 )
             )
     impression_log.write([job for _, job, _ in slates])

@@ -6,6 +6,11 @@ draws; the truth places real orders for some clicks (attributed by the order sig
 the strategy update learns. Half the shoppers (by a stable hash) are served uniformly at random among the
 same eligible ads, through an experiment arm with full exploration, so the two can be compared day by day.
 Each simulated day's rows are moved back to their simulated date, so reports show the curve.
+
+It never touches live data: it refuses a database with live traffic (any impression not made by a
+simulation: a shop serving real shoppers, whose campaigns it would bill and whose experiment it would split)
+unless ``force`` is given, and even then it re-dates only its own rows (its experiment's impressions of its
+shoppers, their events and conversions) and moves only its own spend out of today's budgets.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db.models import Count, F, Q, Sum
+from django.db import transaction
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -79,18 +85,51 @@ def _experiment() -> Experiment:
     return exp
 
 
-def _move_to(day: dt.date, marks: dict[str, int], today: dt.date) -> None:
-    """Move the rows written since ``marks`` (and today's spend) to the simulated ``day``."""
+class LiveTraffic(ValueError):
+    """The database serves real shoppers: the simulation would bill their campaigns and re-date beside them."""
+
+
+def live_traffic(exp: Experiment | None = None) -> tuple[int, dt.datetime | None]:
+    """How many impressions were not made by the simulation, and when the last one was served."""
+    exp = exp or Experiment.objects.filter(name=EXPERIMENT).first()
+    qs = Impression.objects.all()
+    if exp is not None:
+        qs = qs.exclude(context__experiment=exp.pk)
+    found = qs.aggregate(n=Count("id"), last=Max("served_at"))
+    return found["n"], found["last"]
+
+
+def check_no_live_traffic() -> None:
+    """LiveTraffic if the database has impressions that no simulation made."""
+    n, last = live_traffic()
+    if n:
+        raise LiveTraffic(
+            f"this database has live traffic ({n} impression(s) not made by a simulation, the last at "
+            f"{timezone.localtime(last):%Y-%m-%d %H:%M %Z}): a simulation would bill its campaigns, split its "
+            "serving and write rows beside it. Run it on a copy of the database (or a fresh demo), or pass "
+            "--force to run it here anyway."
+        )
+
+
+@transaction.atomic
+def _move_to(day: dt.date, marks: dict[str, int], today: dt.date, exp: Experiment, shopper_ids: list[int]) -> None:
+    """Move the simulation's rows written since ``marks`` (and its spend of today) to the simulated ``day``."""
     delta = timezone.localdate() - day
     shift = dt.timedelta(days=delta.days)
-    Impression.objects.filter(pk__gt=marks["impression"]).update(served_at=F("served_at") - shift)
-    AdEvent.objects.filter(pk__gt=marks["event"]).update(occurred_at=F("occurred_at") - shift)
-    Conversion.objects.filter(pk__gt=marks["conversion"]).update(
+    mine = Q(context__experiment=exp.pk, shopper_id__in=shopper_ids)
+    impressions = Impression.objects.filter(mine, pk__gt=marks["impression"])
+    events = AdEvent.objects.filter(pk__gt=marks["event"], impression__in=impressions)
+    spend = list(events.filter(charge__gt=0).values("campaign_id").annotate(total=Sum("charge")))
+    for row in spend:  # the simulation's own spend moves; live spend of today stays where it is
+        CampaignDay.objects.filter(campaign_id=row["campaign_id"], day=today).update(spent=F("spent") - row["total"])
+        moved, _ = CampaignDay.objects.get_or_create(campaign_id=row["campaign_id"], day=day)
+        CampaignDay.objects.filter(pk=moved.pk).update(spent=F("spent") + row["total"])
+    CampaignDay.objects.filter(day=today, spent__lte=0, campaign_id__in=[r["campaign_id"] for r in spend]).delete()
+    Conversion.objects.filter(pk__gt=marks["conversion"], impression__in=impressions).update(
         ordered_at=F("ordered_at") - shift, created_at=F("created_at") - shift
     )
-    for row in CampaignDay.objects.filter(day=today):
-        CampaignDay.objects.update_or_create(campaign_id=row.campaign_id, day=day, defaults={"spent": row.spent})
-        row.delete()
+    events.update(occurred_at=F("occurred_at") - shift)
+    impressions.update(served_at=F("served_at") - shift)
 
 
 def _marks() -> dict[str, int]:
@@ -101,13 +140,25 @@ def _marks() -> dict[str, int]:
 
 
 def run(
-    *, truth: Truth, days: int, shoppers: int = 200, visits: int = 4, seed: int = 0, progress=None
+    *,
+    truth: Truth,
+    days: int,
+    shoppers: int = 200,
+    visits: int = 4,
+    seed: int = 0,
+    progress=None,
+    force: bool = False,
 ) -> list[DayResult]:
-    """Simulate ``days`` days ending yesterday; returns per day and arm the outcome."""
+    """Simulate ``days`` days ending yesterday; returns per day and arm the outcome.
+
+    Raises LiveTraffic on a database with live traffic unless ``force``.
+    """
     if days < 1:
         raise ValueError("days must be at least 1")
     if not Placement.objects.filter(key__in=PLACEMENT_FOR_PAGE.values()).exists():
         raise ValueError(f"no placements {', '.join(PLACEMENT_FOR_PAGE.values())}: load the demo campaigns first")
+    if not force:
+        check_no_live_traffic()
     rng = random.Random(seed)
     exp = _experiment()
     serving_index.invalidate()
@@ -131,14 +182,14 @@ def run(
                         continue
                     decision = decide(placement_key=key, shopper=shopper, context=context, product_category=category)
                     for ad in decision.ads:
-                        token = tokens.make(nonce=ad.nonce)
+                        token = tokens.make(nonce=ad.nonce, row=ad.row)
                         record(kind=AdEvent.Kind.VIEW, token=token, ip=ip, user_agent=BROWSER)
                         if rng.random() < truth.click_probability(shopper, ad):
                             result = record(kind=AdEvent.Kind.CLICK, token=token, ip=ip, user_agent=BROWSER)
                             if result.counted and rng.random() < truth.conversion_probability(shopper, ad):
                                 truth.place_order(shopper, ad, timezone.now())
             impression_log.flush()
-            _move_to(day, marks, today)
+            _move_to(day, marks, today, exp, [p.pk for p in people])
             update_strategy(lag_seconds=0)
             if progress:
                 progress(d + 1, days)

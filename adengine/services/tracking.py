@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import logging
 import re
 import threading
@@ -126,12 +127,14 @@ def _price(impression: Impression, kind: str) -> Decimal:
     return Decimal(0)
 
 
-def find_impression(nonce, *, related: tuple[str, ...] = ()) -> Impression:
+def find_impression(nonce, *, related: tuple[str, ...] = (), token: tokens.TokenData | None = None) -> Impression:
     """The impression with this nonce; TokenError 404 if none.
 
     With the asynchronous impression log an impression may not be written yet when its beacon arrives:
     this process's pending impressions are flushed, then the lookup is retried briefly (the writer of
-    another process flushes within SERVING_LOG_FLUSH_SECONDS).
+    another process flushes within SERVING_LOG_FLUSH_SECONDS). If it is still missing -- its writer is
+    waiting for the database, or its process died -- the row is restored from the signed fields of the
+    ``token`` (propensity unknown: NaN, ``context["restored"]``); the writer completes it if its row comes.
     """
     from adengine.serving.log import impression_log
 
@@ -144,14 +147,60 @@ def find_impression(nonce, *, related: tuple[str, ...] = ()) -> Impression:
             impression = qs.first()
             if impression is not None:
                 break
+    if impression is None and token is not None and token.row is not None and restore_impression(token):
+        impression = qs.first()
     if impression is None:
         raise tokens.TokenError("no such ad", 404)
     return impression
 
 
+def restore_impression(token: tokens.TokenData) -> bool:
+    """Write the impression a valid token names from the token's own signed fields; False if they name rows
+    that no longer exist. Its landing URL is looked up as the decision did (asset, product, campaign, "/")."""
+    from adengine.adapters import get_adapter
+    from adengine.conf import get_product_model
+    from adengine.models import Creative
+    from adengine.serving.log import COLUMNS, insert_sql
+
+    row = dict(token.row or {})
+    campaign = Campaign.objects.filter(pk=row["campaign_id"]).only("landing_url").first()
+    if campaign is None:
+        return False
+    landing = Creative.objects.filter(pk=row["creative_id"]).values_list("landing_url", flat=True).first() or ""
+    if not landing and row["product_id"] is not None:
+        product = get_product_model()._default_manager.filter(pk=row["product_id"]).first()
+        landing = get_adapter().product_url(product) if product is not None else ""
+    row |= {
+        "nonce": token.nonce,
+        "decision_id": token.nonce,  # the decision's id is not in the token; the nonce stands for it
+        "propensity": float("nan"),  # unknown: off-policy evaluation leaves these rows out
+        "predicted_ctr": 0.0,
+        "relevance": 0.0,
+        "value": 0.0,
+        "candidates": 0,
+        "personalised": False,
+        "policy": "restored",
+        "context": json.dumps({"restored": True}),
+        "landing_url": (landing or campaign.landing_url or "/")[:500],
+        "served_at": token.issued_at or timezone.now(),
+    }
+    sql = insert_sql(1).split(" ON CONFLICT")[0] + " ON CONFLICT (nonce) DO NOTHING"
+    try:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(sql, [row[c] for c in COLUMNS])
+    except IntegrityError:  # its placement, campaign, asset, product or shopper is gone
+        log.warning("impression %s not restored from its token: %s rows are gone", token.nonce, row)
+        return False
+    log.warning("impression %s was not written yet: restored from its signed token", token.nonce)
+    return True
+
+
 def impression_for(kind: str, token: str, *, related: tuple[str, ...] = ()) -> Impression:
     """The impression a token names, if valid for ``kind``; TokenError (400, 404, 410) otherwise."""
-    return find_impression(tokens.read(kind, token).nonce, related=related)
+    data = tokens.read(kind, token)
+    # views and clicks of an impression not written yet are honoured from the token; "Why this ad?" is not
+    # worth writing a row for
+    return find_impression(data.nonce, related=related, token=data if kind in ("view", "click") else None)
 
 
 def claim_impression(*, impression: Impression, shopper: Shopper | None) -> bool:

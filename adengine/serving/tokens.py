@@ -4,11 +4,18 @@ One token per impression names it by its one-time nonce (signed with Django's si
 adengine, timestamped); each URL checks it against its own lifetime (views 1 h, clicks 1 day, "Why this
 ad?" 30 days by default). The three URLs sit side by side in the same page, so separate signatures per
 purpose would protect nothing, and a decision signs once instead of three times.
+
+The token also carries, signed, the impression's key fields (placement, campaign, headline, description,
+product, shopper, language, position; ``ROW_FIELDS``): a click or view that arrives before its impression
+row is written (another process's writer still waiting for the database, say) is honoured from them
+(``adengine.services.tracking``). Nothing else in the request is trusted.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core import signing
@@ -27,14 +34,27 @@ class TokenError(ValueError):
         self.status = status
 
 
+ROW_FIELDS = (
+    "placement_id", "campaign_id", "creative_id", "description_id", "product_id", "shopper_id", "language",
+    "position",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TokenData:
     nonce: uuid.UUID
+    row: dict | None = None  # the signed ROW_FIELDS (None: a token of an older version, the nonce alone)
+    issued_at: dt.datetime | None = None
 
 
-def make(*, nonce: uuid.UUID) -> str:
-    """A signed, timestamped token naming one impression by its one-time nonce."""
-    return signing.dumps(nonce.hex, salt=SALT, compress=False)
+def make(*, nonce: uuid.UUID, row: Sequence | None = None) -> str:
+    """A signed, timestamped token naming one impression by its one-time nonce (and carrying its ROW_FIELDS)."""
+    if row is None:
+        return signing.dumps(nonce.hex, salt=SALT, compress=False)
+    if len(row) != len(ROW_FIELDS):
+        raise ValueError(f"row must have {len(ROW_FIELDS)} values: {', '.join(ROW_FIELDS)}")
+    values = [v if v is None or isinstance(v, int | str) else str(v) for v in row]  # a UUID product key as text
+    return signing.dumps([nonce.hex, *values], salt=SALT, compress=False)
 
 
 def max_age(kind: str) -> int:
@@ -56,8 +76,15 @@ def read(kind: str, token: str) -> TokenData:
     except signing.BadSignature:
         raise TokenError("this link is not valid", 400) from None
     try:
-        return TokenData(uuid.UUID(hex=value))
-    except (TypeError, ValueError, AttributeError):
+        if isinstance(value, str):
+            return TokenData(uuid.UUID(hex=value))
+        if not isinstance(value, list) or len(value) != 1 + len(ROW_FIELDS):
+            raise ValueError(value)
+        nonce = uuid.UUID(hex=value[0])
+        # the timestamp is part of what was signed: when the ad was served
+        issued = dt.datetime.fromtimestamp(signing.b62_decode(token.rsplit(":", 2)[-2]), tz=dt.UTC)
+        return TokenData(nonce, dict(zip(ROW_FIELDS, value[1:], strict=True)), issued)
+    except (TypeError, ValueError, AttributeError, IndexError):
         raise TokenError("this link is not valid", 400) from None
 
 
@@ -81,7 +108,7 @@ def _path_parts() -> dict[str, tuple[str, str]]:
     return parts
 
 
-def urls(nonce: uuid.UUID) -> dict[str, str]:
+def urls(nonce: uuid.UUID, row: Sequence | None = None) -> dict[str, str]:
     """The signed view, click and "Why this ad?" paths of one impression."""
-    token = make(nonce=nonce)
+    token = make(nonce=nonce, row=row)
     return {f"{kind}_url": f"{head}{token}{tail}" for kind, (head, tail) in _path_parts().items()}

@@ -177,3 +177,30 @@ def test_ads_serve_track_and_attribute_on_uuid_products(client, item, django_cap
     assert conversion.campaign == campaign and conversion.revenue == Decimal("90.00")
     campaign.refresh_from_db()
     assert campaign.spent == Decimal("0.40")
+
+
+def test_a_click_on_an_impression_never_written_is_restored_with_its_uuid_product(client, item):
+    """The click link's signed fields carry this host's UUID product key; the restored row lands on its page."""
+    import math
+    from decimal import Decimal
+
+    from adengine.models import Advertiser, Campaign, Creative, Impression, Placement
+
+    Placement.objects.create(key="item-side", name="Item page", format="product", max_ads=1)
+    campaign = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Hill Co"), name="Oolong", status="active", bid=Decimal("0.40")
+    )
+    campaign.promoted_products.set([item])
+    Creative.objects.create(
+        campaign=campaign, asset_type="headline", language="en", text="Roasted oolong", status="approved",
+        passes_rules=True,
+    )  # fmt: skip
+    html = client.get(f"/items/{item.pk}/", HTTP_USER_AGENT="Mozilla/5.0 Firefox/133.0").content.decode()
+    click_url = html.split('class="adengine-link" href="')[1].split('"')[0]
+    Impression.objects.all().delete()  # as if its process died before writing it
+    resp = client.get(click_url, HTTP_USER_AGENT="Mozilla/5.0 Firefox/133.0")
+    assert resp.status_code == 302 and resp["Location"] == f"/items/{item.pk}/"
+    restored = Impression.objects.get()
+    assert restored.product_id == item.pk and math.isnan(restored.propensity)
+    campaign.refresh_from_db()
+    assert campaign.spent == Decimal("0.40")

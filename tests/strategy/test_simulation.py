@@ -88,3 +88,58 @@ def test_the_experiment_page_draws_the_daily_curve(client, make_campaign):
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     page = client.get(reverse("admin:adengine_experiment_change", args=[exp.pk])).content.decode()
     assert "CTR by day and arm" in page and "<svg" in page
+
+
+class AnyAdTruth(TwoAdsTruth):
+    """For the command (SIMULATION_TRUTH names a class without arguments): a tenth of the ads are clicked."""
+
+    def __init__(self):
+        self.people = [ShopperFactory() for _ in range(10)]
+
+    def click_probability(self, shopper, ad):
+        return 0.1
+
+
+@pytest.fixture
+def live_click(make_campaign):
+    """The live site served an ad today and its click was billed (1.00 of the campaign's daily budget)."""
+    from adengine.services.decisions import decide
+    from adengine.services.tracking import record
+    from adengine.serving import tokens
+
+    for key in simulation.PLACEMENT_FOR_PAGE.values():
+        PlacementFactory(key=key, max_ads=1)
+    campaign = make_campaign(daily_budget=Decimal("50.00"))
+    (ad,) = decide(placement_key="home-hero", shopper=None).ads
+    browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    assert record(kind="click", token=tokens.make(nonce=ad.nonce, row=ad.row), ip="203.0.113.5", user_agent=browser)
+    return campaign, Impression.objects.get(nonce=ad.nonce)
+
+
+def test_the_simulation_refuses_a_database_with_live_traffic(live_click):
+    # when it is asked to run beside the live site's impressions
+    with adengine_settings(SIMULATION_TRUTH="tests.strategy.test_simulation.AnyAdTruth"):
+        with pytest.raises(CommandError, match=r"live traffic \(1 impression\(s\) not made by a simulation.*--force"):
+            call_command("adengine_simulate", "--days", "1", "--shoppers", "5")
+    # then it did nothing
+    assert Impression.objects.count() == 1 and not Experiment.objects.filter(name=simulation.EXPERIMENT).exists()
+
+
+def test_forced_the_simulation_leaves_live_rows_and_todays_live_spend_alone(live_click):
+    from adengine.models import CampaignDay
+
+    campaign, live = live_click
+    today = timezone.localdate()
+    # when it is forced to run on the live database
+    with adengine_settings(SIMULATION_TRUTH="tests.strategy.test_simulation.AnyAdTruth"):
+        call_command("adengine_simulate", "--days", "2", "--shoppers", "10", "--visits", "3", "--force")
+    # then it simulated (its own rows are dated in the past)...
+    exp = Experiment.objects.get(name=simulation.EXPERIMENT)
+    simulated = Impression.objects.filter(context__experiment=exp.pk)
+    assert simulated.exists() and not simulated.filter(served_at__date=today).exists()
+    # ...but the live impression keeps its time and today's live spend stays today's (no budget reset)
+    assert Impression.objects.get(pk=live.pk).served_at == live.served_at
+    assert CampaignDay.objects.get(campaign=campaign, day=today).spent == Decimal("1.00")
+    campaign.refresh_from_db()
+    past = sum(d.spent for d in CampaignDay.objects.filter(campaign=campaign, day__lt=today))
+    assert past > 0 and campaign.spent == Decimal("1.00") + past

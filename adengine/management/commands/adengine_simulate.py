@@ -24,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--visits", type=int, default=4, help="Page views per shopper per day.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", action="store_true", help="End with one JSON line.")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even though the database has live traffic (it bills the campaigns and splits their serving "
+            "while it runs): use a copy of the database instead.",
+        )
 
     def handle(self, *args, **o):
         if o["days"] < 1 or o["shoppers"] < 1 or o["visits"] < 1:
@@ -47,6 +53,7 @@ class Command(BaseCommand):
                 visits=o["visits"],
                 seed=o["seed"],
                 progress=progress,
+                force=o["force"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
