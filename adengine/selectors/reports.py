@@ -19,28 +19,6 @@ METRICS = ("impressions", "views", "clicks", "ctr", "conversions", "conversion_r
            "ecpm", "reach")  # fmt: skip
 
 
-class Rates:
-    """CTR, conversion rate and ROAS of anything with impressions, clicks, conversions, spend and revenue."""
-
-    impressions: float
-    clicks: float
-    conversions: float
-    spend: float
-    revenue: float
-
-    @property
-    def ctr(self) -> float | None:
-        return self.clicks / self.impressions if self.impressions else None
-
-    @property
-    def conversion_rate(self) -> float | None:
-        return self.conversions / self.clicks if self.clicks else None
-
-    @property
-    def roas(self) -> float | None:
-        return self.revenue / self.spend if self.spend else None
-
-
 @dataclass
 class ReportRow(Figures):
     """One line of a report: what it is about (a day, a placement, a headline), its figures and unique reach."""

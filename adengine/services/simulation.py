@@ -18,17 +18,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import transaction
 from django.db.models import Count, F, Max, Q, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from adengine import clock
 from adengine.models import AdEvent, CampaignDay, Conversion, Experiment, Impression, Placement, Shopper
-from adengine.selectors.reports import Rates
+from adengine.selectors.performance import Figures, figures
 from adengine.services.decisions import Ad, PageContext, decide, seen_today
 from adengine.services.strategy import update_strategy
 from adengine.services.tracking import record
@@ -59,14 +58,9 @@ class Truth(Protocol):
 
 
 @dataclass
-class DayResult(Rates):
-    day: str
-    arm: str
-    impressions: int
-    clicks: int
-    conversions: int
-    spend: float
-    revenue: float
+class DayResult(Figures):
+    day: str = ""
+    arm: str = ""
 
 
 def _experiment() -> Experiment:
@@ -166,7 +160,6 @@ def run(
     if not people:
         raise ValueError("no shoppers to simulate")
     today = timezone.localdate()
-    first_marks = _marks()
     try:
         for d in range(days):
             day = today - dt.timedelta(days=days - d)
@@ -197,41 +190,21 @@ def run(
         exp.status = Experiment.Status.STOPPED  # live serving is not split by the simulation's experiment
         exp.save(update_fields=["status", "updated_at"])
         serving_index.invalidate()
-    return results(exp, since_impression=first_marks["impression"])
+    return results(exp, since=today - dt.timedelta(days=days), until=today)
 
 
-def results(exp: Experiment, *, since_impression: int = 0) -> list[DayResult]:
-    """Per simulated day and arm: impressions, clicks, conversions, spend and revenue."""
-    base = Q(impression__context__experiment=exp.pk, impression_id__gt=since_impression)
-    out: dict[tuple, dict] = defaultdict(lambda: {"impressions": 0, "clicks": 0, "conversions": 0, "spend": 0.0,
-                                                  "revenue": 0.0})  # fmt: skip
-    for r in (
-        Impression.objects.filter(context__experiment=exp.pk, pk__gt=since_impression)
-        .annotate(day=TruncDate("served_at"))
-        .values("day", "context__arm")
-        .annotate(n=Count("id"))
-    ):
-        out[(r["day"], r["context__arm"])]["impressions"] += r["n"]
-    for r in (
-        AdEvent.objects.filter(base)
-        .annotate(day=TruncDate("impression__served_at"))
-        .values("day", "impression__context__arm")
-        .annotate(
-            clicks=Count("id", filter=Q(kind=AdEvent.Kind.CLICK, status__in=AdEvent.COUNTED)), spend=Sum("charge")
-        )
-    ):
-        row = out[(r["day"], r["impression__context__arm"])]
-        row["clicks"] += r["clicks"]
-        row["spend"] += float(r["spend"] or 0)
-    for r in (
-        Conversion.objects.filter(base)
-        .annotate(day=TruncDate("impression__served_at"))
-        .values("day", "impression__context__arm")
-        .annotate(n=Count("id"), revenue=Sum("revenue"))
-    ):
-        row = out[(r["day"], r["impression__context__arm"])]
-        row["conversions"] += r["n"]
-        row["revenue"] += float(r["revenue"] or 0)
+def results(exp: Experiment, *, since: dt.date | None = None, until: dt.date | None = None) -> list[DayResult]:
+    """Per simulated day and arm of the experiment: impressions, clicks, conversions, spend and revenue, read
+    from ``selectors.performance`` like every report (a run repeated over the same days adds to them)."""
+    prefix = f"{exp.pk}:"
+    found = figures(
+        None,
+        by=("day", "arm"),
+        since=clock.day_start(since) if since else None,
+        until=clock.day_start(until) if until else None,
+    )
     return [
-        DayResult(day.isoformat(), arm, **values) for (day, arm), values in sorted(out.items(), key=lambda kv: kv[0])
+        DayResult(day=day.isoformat(), arm=arm.removeprefix(prefix), **vars(f))
+        for (day, arm), f in sorted(found.items())
+        if arm.startswith(prefix)
     ]

@@ -73,7 +73,7 @@ class Command(BaseCommand):
             revenue = sum(r.revenue for r in sel)
             totals[arm] = {
                 "ctr": clicks / imp if imp else 0.0,
-                "roas": revenue / spend if spend else 0.0,
+                "roas": float(revenue / spend) if spend else 0.0,
                 "impressions": imp,
                 "clicks": clicks,
             }
