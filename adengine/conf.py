@@ -127,6 +127,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "ACTIVE_SESSION_DAYS": (30, "An anonymous session counts as active this many days."),
     "HNSW_EF_SEARCH": (80, "hnsw.ef_search for nearest-neighbour queries (recall vs speed)."),
     # --- serving ---
+    "DECISION_BACKEND": (
+        "adengine.serving.engine.Engine",
+        "Dotted path of the decision backend (a subclass of adengine.serving.DecisionBackend); one instance per "
+        "process owns its caches.",
+    ),
     "SERVING_ENABLED": (True, "Kill switch: False makes every ad slot render nothing and the API return no ads."),
     "SERVING_INDEX_CHECK_SECONDS": (
         10,

@@ -83,9 +83,9 @@ def logged_in(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
 
 def serving_changed(sender: type, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
     """Campaigns, assets or placements changed: this process rebuilds its serving index on next use."""
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
-    index.invalidate()
+    get_backend().invalidate()
 
 
 def campaign_links_changed(sender: type, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
@@ -95,20 +95,20 @@ def campaign_links_changed(sender: type, instance: Any, action: str, reverse: bo
     from django.utils import timezone
 
     from adengine.models import Campaign
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
     if not reverse:
         Campaign.objects.filter(pk=instance.pk).update(updated_at=timezone.now())
         if sender is Campaign.promoted_products.through or action != "post_clear":
             _enqueue_target(instance.pk)
-    index.invalidate()
+    get_backend().invalidate()
 
 
 def campaign_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """A campaign's words may have changed: recompute its target vector in the worker."""
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
-    index.invalidate()
+    get_backend().invalidate()
     if not raw and not _suppressed.get():
         _enqueue_target(instance.pk)
 

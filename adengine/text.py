@@ -1,6 +1,6 @@
-"""Small text facts shared by the copy rules, the search log and the candidate index: the script a text is in, and
-the contact details (web addresses, e-mail addresses, phone numbers) that neither ad copy nor a logged search may
-carry."""
+"""Small text facts shared by the copy rules, the search log, the candidate index and the exports: the script a
+text is in, the contact details (web addresses, e-mail addresses, phone numbers) that neither ad copy nor a logged
+search may carry, and CSV cells a spreadsheet would run."""
 
 from __future__ import annotations
 
@@ -37,3 +37,13 @@ def without_contact_details(text: str) -> str:
     for pattern in (EMAIL, URL, PHONE):
         text = pattern.sub(" ", text)
     return text
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell that a spreadsheet will not run: text starting like a formula gets a leading quote (OWASP)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -205,11 +205,10 @@ def bench_decisions(n: int, seed: int) -> dict:
     import numpy as np
 
     from adengine.models import Shopper
-    from adengine.services.decisions import PageContext, decide
-    from adengine.serving import index
+    from adengine.serving import PageContext, decide, get_backend
 
     t = time.perf_counter()
-    snap = index.current()
+    snap = get_backend().snapshot()
     build_s = time.perf_counter() - t
     ids = np.array(Shopper.objects.filter(user__isnull=True).order_by("pk").values_list("pk", flat=True))
     rng = np.random.default_rng(seed)

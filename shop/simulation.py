@@ -57,7 +57,7 @@ class DemoTruth:
         return cust.cat_weights[cust.cats.index(ci)], ptype in cust.types.get(ci, set())
 
     def page(self, shopper, rng: random.Random):
-        from adengine.services.decisions import PageContext
+        from adengine.serving import PageContext
 
         cust = self._latent(shopper)
         page = rng.choices([p for p, _ in PAGES], [w for _, w in PAGES])[0]

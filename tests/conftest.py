@@ -8,14 +8,12 @@ from django.core.cache import cache
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    from adengine.services.decisions import seen_today
     from adengine.services.shoppers import recent_shoppers
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
     def forget():  # each test's rows are its own: no process cache may outlive them
         cache.clear()
-        index.invalidate()
-        seen_today.clear()
+        get_backend().reset()
         recent_shoppers.clear()
 
     forget()

@@ -15,7 +15,7 @@ from adengine.models import (
     Advertiser,
     Campaign,
 )
-from adengine.presentation import spreadsheet_safe
+from adengine.text import spreadsheet_safe
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,11 @@ from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin, extend_sch
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent
 from adengine.net import client_ip
-from adengine.presentation import decision_data
 from adengine.selectors.why import explain
-from adengine.services.decisions import PageContext, UnknownPlacement, decide
 from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
 from adengine.services.tracking import impression_for, record
-from adengine.serving import tokens
+from adengine.serving import PageContext, UnknownPlacement, decide, tokens
+from adengine.serving.presentation import decision_data
 
 from .lookups import product_by_key
 

@@ -28,11 +28,9 @@ from django.utils import timezone
 from adengine import clock
 from adengine.models import AdEvent, CampaignDay, Conversion, Experiment, Impression, Placement, Shopper
 from adengine.selectors.performance import Figures, figures
-from adengine.services.decisions import Ad, PageContext, decide, seen_today
 from adengine.services.strategy import update_strategy
 from adengine.services.tracking import record
-from adengine.serving import index as serving_index
-from adengine.serving import tokens
+from adengine.serving import Ad, PageContext, decide, get_backend, tokens
 from adengine.serving.log import impression_log
 
 log = logging.getLogger(__name__)
@@ -155,7 +153,7 @@ def run(
         check_no_live_traffic()
     rng = random.Random(seed)
     exp = _experiment()
-    serving_index.invalidate()
+    get_backend().invalidate()
     people = truth.shoppers(rng, shoppers)
     if not people:
         raise ValueError("no shoppers to simulate")
@@ -164,8 +162,7 @@ def run(
         for d in range(days):
             day = today - dt.timedelta(days=days - d)
             marks = _marks()
-            seen_today.clear()
-            serving_index.invalidate()
+            get_backend().reset()
             for i, shopper in enumerate(people):
                 ip = f"10.{(i // 256) % 256}.{i % 256}.1"
                 for _ in range(visits):
@@ -189,7 +186,7 @@ def run(
     finally:
         exp.status = Experiment.Status.STOPPED  # live serving is not split by the simulation's experiment
         exp.save(update_fields=["status", "updated_at"])
-        serving_index.invalidate()
+        get_backend().invalidate()
     return results(exp, since=today - dt.timedelta(days=days), until=today)
 
 

@@ -25,7 +25,7 @@ from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent, Campaign, Conversion, Creative, HourlyStats, Impression, StrategyState
 from adengine.selectors.performance import arm_sql
 from adengine.services.budgets import daily_plan
-from adengine.services.decisions import CLOSE_RELEVANCE
+from adengine.serving.context import CLOSE_RELEVANCE
 from adengine.serving.learning import posteriors
 from adengine.serving.policy import prior_from_scores
 

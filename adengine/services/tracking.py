@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 import logging
 import re
 import threading
@@ -160,36 +159,36 @@ def restore_impression(token: tokens.TokenData) -> bool:
     from adengine.adapters import get_adapter
     from adengine.conf import get_product_model
     from adengine.models import Creative
-    from adengine.serving.log import COLUMNS, insert_sql
+    from adengine.serving.rows import ImpressionRow, insert_sql
 
-    row = dict(token.row or {})
-    campaign = Campaign.objects.filter(pk=row["campaign_id"]).only("landing_url").first()
+    signed = dict(token.row or {})
+    campaign = Campaign.objects.filter(pk=signed["campaign_id"]).only("landing_url").first()
     if campaign is None:
         return False
-    landing = Creative.objects.filter(pk=row["creative_id"]).values_list("landing_url", flat=True).first() or ""
-    if not landing and row["product_id"] is not None:
-        product = get_product_model()._default_manager.filter(pk=row["product_id"]).first()
+    landing = Creative.objects.filter(pk=signed["creative_id"]).values_list("landing_url", flat=True).first() or ""
+    if not landing and signed["product_id"] is not None:
+        product = get_product_model()._default_manager.filter(pk=signed["product_id"]).first()
         landing = get_adapter().product_url(product) if product is not None else ""
-    row |= {
-        "nonce": token.nonce,
-        "decision_id": token.nonce,  # the decision's id is not in the token; the nonce stands for it
-        "propensity": float("nan"),  # unknown: off-policy evaluation leaves these rows out
-        "predicted_ctr": 0.0,
-        "relevance": 0.0,
-        "value": 0.0,
-        "candidates": 0,
-        "personalised": False,
-        "policy": "restored",
-        "context": json.dumps({"restored": True}),
-        "landing_url": (landing or campaign.landing_url or "/")[:500],
-        "served_at": token.issued_at or timezone.now(),
-    }
-    sql = insert_sql(1).split(" ON CONFLICT")[0] + " ON CONFLICT (nonce) DO NOTHING"
+    row = ImpressionRow(
+        **signed,
+        nonce=token.nonce,
+        decision_id=token.nonce,  # the decision's id is not in the token; the nonce stands for it
+        propensity=float("nan"),  # unknown: off-policy evaluation leaves these rows out
+        predicted_ctr=0.0,
+        relevance=0.0,
+        value=0.0,
+        candidates=0,
+        personalised=False,
+        policy="restored",
+        context={"restored": True},
+        landing_url=(landing or campaign.landing_url or "/")[:500],
+        served_at=token.issued_at or timezone.now(),
+    )
     try:
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(sql, [row[c] for c in COLUMNS])
+            cur.execute(insert_sql(1, complete_restored=False), row.values())
     except IntegrityError:  # its placement, campaign, asset, product or shopper is gone
-        log.warning("impression %s not restored from its token: %s rows are gone", token.nonce, row)
+        log.warning("impression %s not restored from its token: %s rows are gone", token.nonce, signed)
         return False
     log.warning("impression %s was not written yet: restored from its signed token", token.nonce)
     return True

@@ -42,19 +42,12 @@ from django.db import (
 )
 
 from adengine.conf import settings as ad_settings
-from adengine.models import Impression
 
 from .policy import propensities
+from .rows import ImpressionRow, insert_sql
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "nonce", "decision_id", "placement_id", "campaign_id", "creative_id", "description_id", "product_id",
-    "shopper_id", "language", "position", "propensity", "predicted_ctr", "relevance", "value", "candidates",
-    "personalised", "policy", "context", "landing_url", "served_at",
-)  # fmt: skip
-PROPENSITY = COLUMNS.index("propensity")
-_ROW = "(" + ", ".join("%s::jsonb" if c == "context" else "%s" for c in COLUMNS) + ")"
 CHUNK = 500
 
 stats: dict[str, object] = {
@@ -78,7 +71,7 @@ def _count(key: str, n: int = 1) -> int:
 class PendingSlate:
     """One slate's impression rows and what its propensities are estimated from."""
 
-    rows: list[list]
+    rows: list[ImpressionRow]
     alpha: np.ndarray
     beta: np.ndarray
     weight: np.ndarray
@@ -88,20 +81,9 @@ class PendingSlate:
     explored_p: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
-def insert_sql(n: int) -> str:
-    """INSERT of ``n`` rows; a row restored from its signed token earlier (propensity NaN) is completed."""
-    table = Impression._meta.db_table
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "nonce")
-    return (
-        f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES "
-        + ", ".join([_ROW] * n)
-        + f" ON CONFLICT (nonce) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN'"
-    )
-
-
-def _insert(rows: list[list]) -> None:
+def _insert(rows: list[ImpressionRow]) -> None:
     with connection.cursor() as cur:
-        cur.execute(insert_sql(len(rows)), [value for row in rows for value in row])
+        cur.execute(insert_sql(len(rows)), [value for row in rows for value in row.values()])
 
 
 TRANSIENT = (OperationalError, InterfaceError)
@@ -154,7 +136,7 @@ class ImpressionLog:
     def _waiting(self) -> int:
         return sum(len(s.rows) for s in self._pending) + len(self._ready)
 
-    def _prepare(self, slates: list[PendingSlate]) -> list[list]:
+    def _prepare(self, slates: list[PendingSlate]) -> list[ImpressionRow]:
         draws = int(ad_settings.SERVING_PROPENSITY_DRAWS)
         rows = []
         with self._write_lock:  # the generator is not thread-safe
@@ -170,15 +152,15 @@ class ImpressionLog:
                     draws=draws,
                 )
                 for row, value in zip(s.rows, p, strict=True):
-                    row[PROPENSITY] = float(value)
+                    row.propensity = float(value)
                     rows.append(row)
         return rows
 
-    def _insert_now(self, rows: list[list]) -> None:
+    def _insert_now(self, rows: list[ImpressionRow]) -> None:
         for start in range(0, len(rows), CHUNK):
             self._insert_chunk(rows[start : start + CHUNK])
 
-    def _insert_chunk(self, rows: list[list]) -> None:
+    def _insert_chunk(self, rows: list[ImpressionRow]) -> None:
         """Insert; a row the database refuses (not a lost connection) is dropped alone, counted and logged."""
         try:
             _insert(rows)
@@ -195,7 +177,7 @@ class ImpressionLog:
             return
         _count("written", len(rows))
 
-    def _queue(self, rows: list[list]) -> None:
+    def _queue(self, rows: list[ImpressionRow]) -> None:
         with self._lock:
             self._ready.extend(rows)
             self._trim()

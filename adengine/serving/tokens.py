@@ -22,6 +22,8 @@ from django.core import signing
 
 from adengine.conf import settings as ad_settings
 
+from .rows import ImpressionRow
+
 SALT = "adengine.impression"
 KINDS = ("view", "click", "why")
 
@@ -34,10 +36,7 @@ class TokenError(ValueError):
         self.status = status
 
 
-ROW_FIELDS = (
-    "placement_id", "campaign_id", "creative_id", "description_id", "product_id", "shopper_id", "language",
-    "position",
-)  # fmt: skip
+ROW_FIELDS = ImpressionRow.SIGNED
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,9 @@ def ad_slot(
         from django.template.loader import render_to_string
         from django.utils.translation import get_language
 
-        from adengine.presentation import ad_data
-        from adengine.services.decisions import PageContext, UnknownPlacement, decide
         from adengine.services.shoppers import shopper_for_request
+        from adengine.serving import PageContext, UnknownPlacement, decide
+        from adengine.serving.presentation import ad_data
 
         # an existing shopper only: a page view alone creates no shopper or session row (bots, one-page visits)
         shopper = shopper_for_request(request, create=False) if request is not None else None

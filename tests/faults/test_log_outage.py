@@ -10,10 +10,9 @@ import time
 import pytest
 
 from adengine.models import Impression
-from adengine.services.decisions import decide
 from adengine.services.tracking import restore_impression
+from adengine.serving import decide, tokens
 from adengine.serving import log as impression_log_module
-from adengine.serving import tokens
 from adengine.serving.log import impression_log
 from tests.conftest import adengine_settings
 

@@ -31,7 +31,7 @@ if marker != "-":
     signal.signal(signal.SIGTERM, host_handler)
 import django
 django.setup()
-from adengine.services.decisions import decide
+from adengine.serving import decide
 ads = [ad for _ in range(5) for ad in decide(placement_key="home-hero", shopper=None).ads]
 print(json.dumps([ad.nonce.hex for ad in ads]), flush=True)
 sys.stdin.readline()  # the test may take the database away first

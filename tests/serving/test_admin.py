@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from adengine.models import Campaign
-from adengine.services.decisions import decide
+from adengine.serving import decide
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -75,12 +75,12 @@ def test_bad_decision_requests(api, placement, params, status, field):
 
 
 def test_decision_answers_503_when_the_database_fails(api, placement, monkeypatch):
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
     def down():
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(index, "current", down)
+    monkeypatch.setattr(get_backend().index, "get", down)
     resp = api.get(f"{API}/decisions/", {"placement": "home-hero"})
     assert resp.status_code == 503 and "unavailable" in resp.json()["detail"]
 

@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from adengine.models import AdEvent, Conversion, Shopper
 from adengine.selectors.performance import totals
-from adengine.services.decisions import decide
 from adengine.services.shoppers import get_or_create_for_user
-from adengine.serving import tokens
+from adengine.serving import decide, tokens
 from tests.conftest import adengine_settings
 from tests.factories import OrderFactory, OrderLineFactory, ProductFactory, UserFactory
 

@@ -13,8 +13,7 @@ from django.utils import timezone
 
 from adengine.models import AdEvent, Campaign, CampaignDay
 from adengine.services.budgets import charge
-from adengine.services.decisions import decide
-from adengine.serving import tokens
+from adengine.serving import decide, tokens
 
 from .test_tracking import BROWSER
 

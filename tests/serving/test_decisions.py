@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from adengine.models import Campaign, CampaignDay, Impression
-from adengine.services.decisions import PageContext, UnknownPlacement, decide
+from adengine.serving import PageContext, UnknownPlacement, decide
 from tests.conftest import adengine_settings
 from tests.factories import PlacementFactory, ProductFactory
 
@@ -74,9 +75,9 @@ def test_pacing_holds_back_a_campaign_ahead_of_its_daily_plan(placement, make_ca
     assert decide(placement_key="home-hero", shopper=None).ads == []
     # and with the day's spend at zero it is
     CampaignDay.objects.filter(campaign=campaign).update(spent=0)
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
-    index.invalidate()
+    get_backend().invalidate()
     assert len(decide(placement_key="home-hero", shopper=None).ads) == 1
 
 
@@ -168,9 +169,9 @@ def test_house_ads_fill_only_what_sponsored_ads_leave(make_campaign):
     assert [a.house for a in ads] == [False, True]
     # a sponsored campaign that ran out of budget leaves both slots... to the house ad (once: one per campaign)
     Campaign.objects.filter(pk=sponsored.pk).update(spent=F_total())
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
-    index.invalidate()
+    get_backend().invalidate()
     assert [a.campaign_id for a in decide(placement_key="home-hero", shopper=None).ads] == [house.pk]
 
 
@@ -209,3 +210,39 @@ def test_a_visit_reads_the_shopper_once_and_consent_changes_apply_at_once(django
         set_personalisation(shopper=first, allowed=False)
         again = get_or_create_anonymous(anonymous_key="k" * 32)
         assert again is not first and again.personalisation is False
+
+
+def _fixed_backend():
+    """A shop's own decision backend (here: never any ads), named by ADENGINE["DECISION_BACKEND"]."""
+    from adengine.serving import DecisionBackend
+    from adengine.serving.engine import Decision
+    from adengine.serving.snapshot import PlacementEntry
+
+    class Nothing(DecisionBackend):
+        calls = 0
+
+        def decide(self, *, placement_key, shopper, **kwargs):
+            Nothing.calls += 1
+            return Decision(id=uuid.uuid4(), placement=PlacementEntry(0, placement_key, "text", 1, False, True),
+                            personalised=False)  # fmt: skip
+
+    return Nothing
+
+
+def test_the_decision_backend_is_a_setting(client, placement, make_campaign):
+    from django.urls import reverse
+
+    from adengine.serving import get_backend
+    from adengine.serving.engine import Engine
+    from tests.conftest import adengine_settings
+
+    make_campaign()
+    backend = _fixed_backend()
+    assert isinstance(get_backend(), Engine)
+    with adengine_settings(DECISION_BACKEND=backend):
+        # the storefront's slot and the API both ask the configured backend
+        assert "Sponsored" not in client.get(reverse("shop:home")).content.decode()
+        assert client.get("/api/adengine/v1/decisions/", {"placement": placement.key}).json()["ads"] == []
+        assert backend.calls == 2 and isinstance(get_backend(), backend)
+    # and the engine is back afterwards
+    assert isinstance(get_backend(), Engine) and len(decide(placement_key=placement.key, shopper=None).ads) == 1

@@ -6,8 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from adengine.models import Impression
-from adengine.services.decisions import decide
-from adengine.serving import tokens
+from adengine.serving import decide, tokens
 from adengine.validators import is_safe_landing, validate_landing_url
 from tests.conftest import adengine_settings
 

@@ -53,12 +53,12 @@ def test_unknown_placement_or_failure_renders_nothing(placement, make_campaign, 
     assert tpl.render(Context({"request": request})) == "<p>before</p><p>after</p>"
     assert "no placement 'nowhere'" in caplog.text
 
-    from adengine.services import decisions
+    from adengine.serving import get_backend
 
     def broken(**kwargs):
         raise RuntimeError("the ad engine is on fire")
 
-    monkeypatch.setattr(decisions, "decide", broken)
+    monkeypatch.setattr(get_backend(), "decide", broken)
     tpl = Template('{% load adengine %}<p>before</p>{% ad_slot "home-hero" %}<p>after</p>')
     assert tpl.render(Context({"request": request})) == "<p>before</p><p>after</p>"
     assert "the ad engine is on fire" in caplog.text
@@ -110,7 +110,7 @@ def test_why_page_shows_interests_only_to_the_shopper_who_saw_the_ad(client, pla
 def test_why_shows_the_search_only_to_the_shopper_who_made_it(placement, make_campaign):
     from adengine.models import Impression
     from adengine.selectors.why import explain
-    from adengine.services.decisions import PageContext, decide
+    from adengine.serving import PageContext, decide
 
     # given an ad shown to a shopper on their search results
     make_campaign(keywords=["rain jacket"])

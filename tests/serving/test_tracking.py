@@ -10,9 +10,8 @@ from django.core import signing
 from django.urls import reverse
 
 from adengine.models import AdEvent, Campaign, Impression
-from adengine.services.decisions import decide
 from adengine.services.tracking import truncate_ip
-from adengine.serving import tokens
+from adengine.serving import decide, tokens
 from tests.conftest import adengine_settings
 
 pytestmark = pytest.mark.django_db

@@ -155,7 +155,7 @@ def test_audiences_and_decisions_read_the_hybrid_model(imported):
     best = Shopper.objects.filter(interest_hybrid_model=version).exclude(interest_hybrid=None)
     assert fits[0] == pytest.approx(max(float(np.asarray(s.interest_hybrid) @ target) for s in best), rel=1e-4)
     # and the decision engine's snapshot places campaigns in the same space
-    from adengine.serving import index
+    from adengine.serving import builder
 
-    snap = index.build()
+    snap = builder.build()
     assert snap.hybrid_version == model.version and snap.hybrid_targets.shape[1] == len(target)

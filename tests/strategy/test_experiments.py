@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from adengine.models import Experiment, Impression
 from adengine.models.experiments import validate_arms
 from adengine.selectors.experiments import experiment_report, z_test
-from adengine.services.decisions import decide
+from adengine.serving import decide
 from adengine.serving.experiments import ExperimentEntry, assign, unit_hash
 from tests.factories import CreativeFactory, ShopperFactory
 

@@ -84,7 +84,7 @@ def test_csv_exports_never_hand_a_spreadsheet_a_formula(client, placement, make_
 
 
 def test_spreadsheet_safe_cells():
-    from adengine.presentation import spreadsheet_safe
+    from adengine.text import spreadsheet_safe
 
     assert spreadsheet_safe("=1+1") == "'=1+1"
     assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from adengine.models import Conversion, Experiment, HourlyStats, Impression
 from adengine.services import simulation
-from adengine.services.decisions import PageContext
+from adengine.serving import PageContext
 from tests.conftest import adengine_settings
 from tests.factories import OrderFactory, OrderLineFactory, PlacementFactory, ShopperFactory
 
@@ -103,9 +103,8 @@ class AnyAdTruth(TwoAdsTruth):
 @pytest.fixture
 def live_click(make_campaign):
     """The live site served an ad today and its click was billed (1.00 of the campaign's daily budget)."""
-    from adengine.services.decisions import decide
     from adengine.services.tracking import record
-    from adengine.serving import tokens
+    from adengine.serving import decide, tokens
 
     for key in simulation.PLACEMENT_FOR_PAGE.values():
         PlacementFactory(key=key, max_ads=1)

@@ -151,10 +151,10 @@ def test_delivery_shifts_toward_the_better_placement_and_paces_an_overspender(ma
 
     assert campaign.pacing_rate == pytest.approx(0.25 + float(ad_settings.PACING_SLACK))
     # serving reads both
-    from adengine.serving import index
+    from adengine.serving import get_backend
 
-    index.invalidate()
-    snap = index.current()
+    get_backend().invalidate()
+    snap = get_backend().snapshot()
     i = snap.index_of[campaign.pk]
     assert snap.delivery_weight[top.pk][i] == pytest.approx(campaign.pacing_rate * campaign.placement_weights["top"])
     assert snap.audience_close[i] == pytest.approx(campaign.audience_weights["close"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adengine.services.decisions import Ad, Decision
-from adengine.serving import tokens
+from . import tokens
+from .engine import Ad, Decision
 
 
 def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
@@ -55,13 +55,3 @@ def decision_data(decision: Decision, *, build_uri: Any = None) -> dict:
         "personalised": decision.personalised,
         "ads": ads,
     }
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A CSV cell that a spreadsheet will not run: text starting like a formula gets a leading quote (OWASP)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value

@@ -1,0 +1,64 @@
+"""The page a decision is for: what it shows (page type, product, category, search), its language, and how
+relevant each campaign is to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adengine.conf import settings as ad_settings
+
+from .snapshot import Snapshot, words
+
+CONTEXT_PRODUCT = 1.0  # relevance of a campaign promoting the product on the page
+CONTEXT_CATEGORY = 0.8  # ... targeting the page's category (or promoting a product in it)
+CONTEXT_QUERY = 0.9  # ... whose keywords the search query contains
+CLOSE_RELEVANCE = 0.75  # the campaign's "close" audience (adengine.services.strategy uses the same bound)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What the page shows: its type and the product, category or search query on it (not personal)."""
+
+    page: str = ""
+    product: object | None = None
+    category: str = ""
+    query: str = ""
+    client: str = ""  # "api": asked for through the decision API (an app), "": a storefront page
+
+
+def resolve_language(language: str | None) -> str:
+    """The shop language a request's language (``zh-CN``, ``en``) names, else the default language."""
+    langs = list(ad_settings.LANGUAGES)
+    if language:
+        lang = language.lower()
+        for known in langs:
+            if lang == known or lang.startswith(known + "-"):
+                return known
+    return langs[0]
+
+
+def page_relevance(snap: Snapshot, context: PageContext, product_category: str) -> np.ndarray:
+    """Per campaign: how well it fits the page (its product, category or search), 0 when it does not."""
+    rel = np.zeros(len(snap.campaigns))
+    if context.query:
+        query = context.query.casefold()
+        hits: set[int] = set()
+        for w in words(query):
+            hits |= snap.by_word.get(w, set())
+        for length in snap.cjk_lengths:  # CJK keywords: every substring of that length
+            for i in range(len(query) - length + 1):
+                hits |= snap.cjk_keywords.get(query[i : i + length], set())
+        if hits:
+            rel[list(hits)] = CONTEXT_QUERY
+    for key in {context.category, product_category} - {""}:
+        cats = snap.by_category.get(key)
+        if cats:
+            idx = list(cats)
+            rel[idx] = np.maximum(rel[idx], CONTEXT_CATEGORY)
+    if context.product is not None:
+        prods = snap.by_product.get(context.product)
+        if prods:
+            rel[list(prods)] = CONTEXT_PRODUCT
+    return rel

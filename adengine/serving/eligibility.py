@@ -1,0 +1,97 @@
+"""Which campaigns may be shown now: active, in budget after pacing, allowed in the placement, with copy in the
+language, and under the shopper's frequency caps."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from django.db import connection
+
+from adengine import clock
+from adengine.conf import settings as ad_settings
+from adengine.models import Impression, Shopper
+from adengine.services.budgets import daily_plan
+
+from .snapshot import PlacementEntry, Snapshot
+
+
+def eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang: str) -> np.ndarray:
+    """Active now, in budget after pacing, allowed in the placement, with copy in the language.
+
+    Depends on the clock and on spend only, so it is kept per placement and language for up to a second
+    (and until spend is re-read): a page view does not recompute it for every campaign.
+    """
+    key = (placement.id, lang)
+    now = time.time()
+    cached = snap.eligible_cache.get(key)
+    if cached is not None and cached[0] == snap.spend_at and now - cached[1] < 1.0:
+        return cached[2]
+    ok = snap.placement_mask[placement.id].copy()
+    ok &= ~(snap.starts_at > now)  # nan compares False: no start or end date
+    ok &= ~(snap.ends_at <= now)
+    sponsored = ~snap.house
+    ok &= ~sponsored | (snap.spent + snap.unit_price <= snap.total_budget + 1e-9)
+    plan = daily_plan(snap.daily_budget)
+    paced = np.isnan(snap.daily_budget) | (snap.spent_today + snap.unit_price <= plan + 1e-9)
+    ok &= ~sponsored | paced
+    none = np.zeros(len(snap.campaigns), bool)
+    ok &= snap.has_copy.get(lang, none) | snap.has_copy.get(default_lang, none)
+    ok.flags.writeable = False  # shared between requests
+    snap.eligible_cache[key] = (snap.spend_at, now, ok)
+    return ok
+
+
+class SeenToday:
+    """Per process: shopper -> impressions per campaign today, re-read from the log now and then."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: dict[int, tuple[object, float, dict[int, int]]] = {}
+
+    def get(self, shopper_id: int) -> dict[int, int]:
+        today = clock.today()
+        now = time.monotonic()
+        with self.lock:
+            entry = self.entries.get(shopper_id)
+        if entry is not None and entry[0] == today and now - entry[1] < float(ad_settings.SERVING_CAP_CACHE_SECONDS):
+            return entry[2]
+        midnight = clock.midnight()
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT campaign_id, count(*) FROM {Impression._meta.db_table} "
+                "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id",
+                [shopper_id, midnight],
+            )
+            seen = dict(cur.fetchall())
+        with self.lock:
+            if len(self.entries) > 100_000:
+                self.entries.clear()
+            self.entries[shopper_id] = (today, now, seen)
+        return seen
+
+    def add(self, shopper_id: int, campaign_ids: list[int]) -> None:
+        with self.lock:
+            entry = self.entries.get(shopper_id)
+            if entry is not None:
+                for cid in campaign_ids:
+                    entry[2][cid] = entry[2].get(cid, 0) + 1
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+def capped(snap: Snapshot, seen_today: SeenToday, shopper: Shopper | None, candidates: np.ndarray) -> np.ndarray:
+    """Which candidate campaigns the shopper has already seen today as often as their cap allows."""
+    capped = np.zeros(len(candidates), bool)
+    if shopper is None or shopper.pk is None or not np.any(snap.frequency_cap[candidates] > 0):
+        return capped
+    seen = seen_today.get(shopper.pk)
+    if seen:
+        for j, ci in enumerate(candidates):
+            cap = snap.frequency_cap[ci]
+            if cap > 0 and seen.get(snap.campaigns[ci].id, 0) >= cap:
+                capped[j] = True
+    return capped

@@ -1,0 +1,346 @@
+"""adengine's decision engine: which ads a shopper sees in a placement, logged with their propensities.
+
+One decision, top to bottom (``Engine.decide``):
+
+1. the page (``context``): its language, and each campaign's relevance to what it shows;
+2. who may be shown (``eligibility``): active, in budget after pacing (``services.budgets.daily_plan``), allowed
+   in the placement, with copy in the language; audience thresholds; frequency caps;
+3. the shopper's fit: their interest vector against each campaign's target (the hybrid interest space when both
+   have it), standardised, raises relevance;
+4. candidates: the best campaigns by expected value (bid x mean click rate x delivery shift x relevance factor)
+   from the in-memory candidate index (``index``: a ``snapshot`` built by ``builder``);
+5. the slate: Thompson sampling among the candidates' assets (``policy``), house ads to fill;
+6. the rows (``rows.ImpressionRow``) go to the impression log (``log``), which estimates their exact
+   propensities and writes them off the request path; the ads' URLs are signed (``tokens``).
+
+It never loads a model and never touches the broker. The engine owns its per-process caches (the candidate
+index, today's impressions per shopper); ``ADENGINE["DECISION_BACKEND"]`` may name another backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.utils import timezone
+
+from adengine.conf import settings as ad_settings
+from adengine.models import Shopper
+
+from .backends import DecisionBackend, UnknownPlacement
+from .context import CLOSE_RELEVANCE, PageContext, page_relevance, resolve_language
+from .eligibility import SeenToday, capped, eligible
+from .experiments import Params, params_for
+from .index import IndexHolder
+from .log import PendingSlate, impression_log
+from .policy import POLICY_NAME, relevance_factor, sample_slate
+from .rows import ImpressionRow
+from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
+
+
+@dataclass
+class Ad:
+    """One chosen ad, ready to render; ``nonce`` names its impression (and signs its URLs)."""
+
+    nonce: uuid.UUID
+    campaign_id: int
+    advertiser: str
+    campaign: str
+    headline: str
+    description: str
+    product: ProductCard | None
+    language: str
+    position: int
+    house: bool
+    landing_url: str
+    row: tuple = ()  # the impression's key fields, signed into its URLs (ImpressionRow.SIGNED)
+
+
+@dataclass
+class Decision:
+    """The ads for one placement view (possibly none)."""
+
+    id: uuid.UUID
+    placement: PlacementEntry
+    personalised: bool
+    ads: list[Ad] = field(default_factory=list)
+
+
+_local = threading.local()
+
+
+def _rng() -> np.random.Generator:
+    rng = getattr(_local, "rng", None)
+    if rng is None:
+        rng = _local.rng = np.random.default_rng()
+    return rng
+
+
+def _arms_for(
+    snap: Snapshot, campaigns: np.ndarray, lang: str, default_lang: str, params: Params
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per competing arm: its language, its index in that language's arrays, its campaign (sorted by campaign).
+
+    A campaign's arms are stored best-first by an optimistic index; the first SERVING_ASSETS_PER_CAMPAIGN
+    compete (in the page's language, else the default language).
+    """
+    per = params.per_campaign
+    allowed = params.creatives
+    langs: list[str] = []
+    idx: list[int] = []
+    group: list[int] = []
+    for ci in np.sort(campaigns).tolist():
+        for lg in (lang, default_lang):
+            arms = snap.arms.get(lg)
+            span = arms.spans.get(ci) if arms is not None else None
+            if span and allowed is not None:  # a creative-set arm: only its assets compete
+                picked = [j for j in range(*span) if int(arms.creative_ids[j]) in allowed][:per]
+                if picked:
+                    langs.extend([lg] * len(picked))
+                    idx.extend(picked)
+                    group.extend([ci] * len(picked))
+                    break
+            elif span:
+                end = min(span[1], span[0] + per)
+                langs.extend([lg] * (end - span[0]))
+                idx.extend(range(span[0], end))
+                group.extend([ci] * (end - span[0]))
+                break
+    return langs, np.array(idx, dtype=np.int64), np.array(group, dtype=np.int64)
+
+
+def _choose(
+    snap: Snapshot,
+    candidates: np.ndarray,
+    relevance: np.ndarray,
+    *,
+    lang: str,
+    default_lang: str,
+    n: int,
+    params: Params,
+    delivery: np.ndarray,
+) -> tuple[list[tuple], PendingSlate | None]:
+    """Thompson-sample a slate among the candidate campaigns' arms.
+
+    Returns [(campaign idx, language, arm, sampled CTR, value, explored)] and the slate's propensity job.
+    """
+    if n <= 0 or len(candidates) == 0:
+        return [], None
+    langs, idx, group = _arms_for(snap, candidates, lang, default_lang, params)
+    if not langs:
+        return [], None
+    alpha = np.empty(len(idx))
+    beta = np.empty(len(idx))
+    distinct = set(langs)
+    for lg in distinct:
+        mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(distinct) > 1 else slice(None)
+        alpha[mask] = snap.arms[lg].alpha[idx[mask]]
+        beta[mask] = snap.arms[lg].beta[idx[mask]]
+    weight = snap.value_per_click[group] * delivery[group] * relevance_factor(relevance[group], params.relevance_weight)
+    epsilon = params.epsilon
+    slate = sample_slate(_rng(), alpha=alpha, beta=beta, weight=weight, group=group, n=n, epsilon=epsilon)
+    job = PendingSlate(rows=[], alpha=alpha, beta=beta, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
+    return [
+        (int(group[a]), langs[a], int(idx[a]), float(ctr), float(v), slate.explored)
+        for a, ctr, v in zip(slate.arms, slate.sampled_ctr, slate.values, strict=True)
+    ], job
+
+
+def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the (up to) k largest values where mask is set."""
+    masked = np.where(mask, values, -np.inf)
+    if k < len(masked):
+        idx = np.argpartition(-masked, k - 1)[:k]
+    else:
+        idx = np.arange(len(masked))
+    return idx[np.isfinite(masked[idx])]
+
+
+def _product(
+    snap: Snapshot, campaign: CampaignEntry, context: PageContext, vector: np.ndarray | None
+) -> ProductCard | None:
+    if not campaign.products:
+        return None
+    if context.product is not None and context.product in campaign.products:
+        return snap.cards[context.product]
+    if vector is not None:
+        scored = [(float(snap.product_vectors[p] @ vector), p) for p in campaign.products if p in snap.product_vectors]
+        if scored:
+            return snap.cards[max(scored, key=lambda t: t[0])[1]]
+    return snap.cards[campaign.products[0]]
+
+
+class Engine(DecisionBackend):
+    """adengine's own decision backend (the default ``DECISION_BACKEND``), with this process's caches."""
+
+    def __init__(self) -> None:
+        self.index = IndexHolder()
+        self.seen_today = SeenToday()
+        self.log = impression_log
+
+    def invalidate(self) -> None:
+        self.index.invalidate()
+
+    def reset(self) -> None:
+        self.index.invalidate()
+        self.seen_today.clear()
+
+    def snapshot(self) -> Snapshot:
+        """The candidate index as this process sees it now (rebuilt or refreshed if due)."""
+        return self.index.get()
+
+    def decide(
+        self,
+        *,
+        placement_key: str,
+        shopper: Shopper | None,
+        context: PageContext | None = None,
+        n: int | None = None,
+        language: str | None = None,
+        product_category: str = "",
+    ) -> Decision:
+        """Choose and log the ads for one view of a placement. Raises UnknownPlacement for an unknown key."""
+        snap = self.index.get()
+        placement = snap.placements.get(placement_key)
+        if placement is None:
+            raise UnknownPlacement(placement_key)
+        context = context or PageContext()
+        personalised = bool(shopper is not None and shopper.personalisation and shopper.interest_vector is not None)
+        decision = Decision(id=uuid.uuid4(), placement=placement, personalised=personalised)
+        if not ad_settings.SERVING_ENABLED or not placement.is_active or not snap.campaigns:
+            return decision
+        n = placement.max_ads if n is None else max(0, min(int(n), placement.max_ads))
+        default_lang = ad_settings.default_language
+        lang = resolve_language(language)
+        experiment = snap.experiment_for(placement.id)
+        params = params_for(experiment, f"s{shopper.pk}" if shopper is not None and shopper.pk is not None else None)
+
+        ok = eligible(snap, placement, lang, default_lang)
+        relevance = page_relevance(snap, context, product_category)
+        similarity = snap.zeros
+        vector = None
+        if personalised:
+            vector = np.asarray(shopper.interest_vector, np.float32)
+            similarity = snap.targets @ vector
+            # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the
+            # hybrid model's (content + what shoppers buy together + popularity) when both sides have it
+            ok = ok & (snap.no_threshold | (similarity >= snap.min_similarity0))
+            fit = similarity
+            if (
+                snap.hybrid_targets is not None
+                and shopper.interest_hybrid is not None
+                and shopper.interest_hybrid_model == snap.hybrid_version
+            ):
+                fit = snap.hybrid_targets @ np.asarray(shopper.interest_hybrid, np.float32)
+            # interest relevance standardised over the campaigns that have a target
+            with_target = fit[snap.target_idx]
+            if len(with_target) > 1:
+                mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
+                interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
+                interest[snap.no_target_idx] = 0.5
+                relevance = np.maximum(relevance, interest)
+            else:
+                relevance = np.maximum(relevance, 0.5)
+        else:  # audience-restricted campaigns are personalised by definition: not for this shopper
+            ok = ok & snap.no_threshold
+            relevance = np.maximum(relevance, 0.5)
+
+        # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,
+        # so that the logged propensities are exact given the candidate set).
+        value_mean = snap.value_mean.get(lang)
+        if value_mean is None:
+            return decision
+        # the strategy's delivery shift: pacing, the placement's and the audience's relative return
+        delivery = snap.delivery_weight[placement.id] * np.where(
+            relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad
+        )
+        expected = value_mean * delivery * relevance_factor(relevance, params.relevance_weight)
+        k = params.candidates
+        # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
+        # by the next best, so the candidate set stays deterministic given the shopper's impressions today.
+        pool = _top(expected, ok, 2 * k + n)
+        pool = pool[~capped(snap, self.seen_today, shopper, pool)]
+        ranked = pool[np.argsort(-expected[pool], kind="stable")]
+        # the holdout of an experiment sees house ads only
+        sponsored = ranked[~snap.house[ranked]][:k] if not params.holdout else ranked[:0]
+        chosen, job = _choose(
+            snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n, params=params, delivery=delivery
+        )
+        slates = [(chosen, job, len(sponsored))] if chosen else []
+        if len(chosen) < n and placement.allow_house_ads:
+            house = ranked[snap.house[ranked]][:k]
+            if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
+                house_pool = _top(expected, ok & snap.house, k)
+                house = house_pool[~capped(snap, self.seen_today, shopper, house_pool)]
+            filled, house_job = _choose(
+                snap,
+                house,
+                relevance,
+                lang=lang,
+                default_lang=default_lang,
+                n=n - len(chosen),
+                params=params,
+                delivery=delivery,
+            )
+            if filled:
+                slates.append((filled, house_job, len(house)))
+        if not slates:
+            return decision
+
+        now = timezone.now()
+        ads: list[Ad] = []
+        for entries, job, n_candidates in slates:
+            for ci, lg, j, ctr, value, explored in entries:
+                position = len(ads)
+                campaign = snap.campaigns[ci]
+                arms = snap.arms[lg]
+                product = _product(snap, campaign, context, vector)
+                landing = arms.landing[j] or (product.url if product else "") or campaign.landing_url or "/"
+                description = snap.descriptions.get((ci, lg), (None, ""))
+                nonce = uuid.uuid4()
+                ctx = {
+                    "page": context.page,
+                    "product": None if context.product is None else str(context.product),
+                    "category": context.category or product_category,
+                    "query": context.query,
+                    "similarity": round(float(similarity[ci]), 5),
+                    "explored": explored,
+                    "house": bool(snap.house[ci]),
+                }
+                if context.client:
+                    ctx["client"] = context.client
+                if params.experiment is not None:
+                    ctx["experiment"], ctx["arm"] = params.experiment, params.arm
+                row = ImpressionRow(
+                    nonce=nonce, decision_id=decision.id, placement_id=placement.id, campaign_id=campaign.id,
+                    creative_id=int(arms.creative_ids[j]), description_id=description[0],
+                    product_id=product.pk if product else None,
+                    shopper_id=shopper.pk if shopper is not None else None, language=lg, position=position,
+                    propensity=None, predicted_ctr=ctr, relevance=float(relevance[ci]), value=value,
+                    candidates=n_candidates, personalised=personalised, policy=POLICY_NAME, context=ctx,
+                    landing_url=landing, served_at=now,
+                )  # fmt: skip
+                job.rows.append(row)
+                ads.append(
+                    Ad(
+                        nonce=nonce,
+                        campaign_id=campaign.id,
+                        advertiser=campaign.advertiser,
+                        campaign=campaign.name,
+                        headline=arms.texts[j],
+                        description=description[1],
+                        product=product,
+                        language=lg,
+                        position=position,
+                        house=bool(snap.house[ci]),
+                        landing_url=landing,
+                        row=row.signed(),
+                    )
+                )
+        self.log.write([job for _, job, _ in slates])
+        if shopper is not None and shopper.pk is not None:
+            self.seen_today.add(shopper.pk, [ad.campaign_id for ad in ads])
+        decision.ads = ads
+        return decision

@@ -1,0 +1,64 @@
+"""The impression row, typed: what a decision logs of each ad it shows, and the part of it signed into its URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field, fields
+
+from adengine.models import Impression
+
+
+@dataclass(slots=True)
+class ImpressionRow:
+    """One served ad, as the impression log writes it (the columns of ``adengine.Impression``)."""
+
+    nonce: uuid.UUID
+    decision_id: uuid.UUID
+    placement_id: int
+    campaign_id: int
+    creative_id: int | None
+    description_id: int | None
+    product_id: object | None
+    shopper_id: int | None
+    language: str
+    position: int
+    propensity: float | None  # estimated by the log writer (NaN: restored from a token, unknown)
+    predicted_ctr: float
+    relevance: float
+    value: float
+    candidates: int
+    personalised: bool
+    policy: str
+    context: dict = field(default_factory=dict)
+    landing_url: str = "/"
+    served_at: dt.datetime | None = None
+
+    # what a token signs, so a click that arrives before the row is written can be honoured from it
+    SIGNED = (
+        "placement_id", "campaign_id", "creative_id", "description_id", "product_id", "shopper_id", "language",
+        "position",
+    )  # fmt: skip
+
+    def signed(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.SIGNED)
+
+    def values(self) -> list:
+        """The column values in ``COLUMNS`` order (context as JSON text)."""
+        return [json.dumps(self.context) if name == "context" else getattr(self, name) for name in COLUMNS]
+
+
+COLUMNS = tuple(f.name for f in fields(ImpressionRow))
+_VALUES = "(" + ", ".join("%s::jsonb" if c == "context" else "%s" for c in COLUMNS) + ")"
+
+
+def insert_sql(n: int, *, complete_restored: bool = True) -> str:
+    """INSERT of ``n`` rows. ``complete_restored``: a row restored from its token earlier (propensity NaN) is
+    completed by the real one; otherwise an existing row is left as it is."""
+    table = Impression._meta.db_table
+    sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES " + ", ".join([_VALUES] * n)
+    if not complete_restored:
+        return sql + " ON CONFLICT (nonce) DO NOTHING"
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "nonce")
+    return sql + f" ON CONFLICT (nonce) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN'"
