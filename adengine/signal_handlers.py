@@ -36,14 +36,15 @@ def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -
     order_pk = instance.pk
 
     def record() -> None:
-        from adengine.services.attribution import attribute_order
+        from adengine.services.attribution import attribute_order, sync_conversion
         from adengine.services.behaviour import record_order
 
         try:
             order = sender._default_manager.filter(pk=order_pk).first()
             if order is not None:
-                record_order(order=order)
+                record_order(order=order)  # or withdrawn, when the order no longer counts
                 attribute_order(order=order)
+                sync_conversion(order=order)  # a cancellation or refund takes the credit back
         except Exception:
             log.exception("adengine could not record order %s as purchases", order_pk)
 

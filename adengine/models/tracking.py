@@ -174,9 +174,14 @@ class Conversion(models.Model):
         verbose_name="shopper",
         help_text="Who ordered; emptied on erasure.",
     )
-    revenue = models.DecimalField("revenue", max_digits=12, decimal_places=2, help_text="The order's revenue.")
+    revenue = models.DecimalField(
+        "revenue", max_digits=12, decimal_places=2, help_text="The order's revenue as credited now (0 once reversed)."
+    )
     ordered_at = models.DateTimeField("ordered", db_index=True, help_text="When the order was placed.")
     created_at = models.DateTimeField("recorded", auto_now_add=True, help_text="When it was attributed.")
+    reversed_at = models.DateTimeField(
+        "reversed", null=True, blank=True, help_text="When the order was cancelled or refunded (no longer credited)."
+    )
 
     class Meta:
         verbose_name = "conversion"

@@ -109,7 +109,7 @@ def _sources() -> str:
         UNION ALL
         SELECT {_hour("c.ordered_at")}, c.campaign_id, i.placement_id, i.creative_id, {arm}, 0, 0, 0, 1, 0, c.revenue
         FROM {conv} c JOIN {imp} i ON i.id = c.impression_id
-        WHERE c.id > (SELECT c FROM mark) AND {{campaigns_c}}
+        WHERE c.id > (SELECT c FROM mark) AND c.reversed_at IS NULL AND {{campaigns_c}}
               AND {window.format(h=_hour("c.ordered_at"))}
     """
 

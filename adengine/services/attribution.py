@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.models import AdEvent, Conversion, Shopper
+from adengine.models import AdEvent, Campaign, Conversion, HourlyStats, Shopper, StrategyState
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +78,51 @@ def attribute_order(*, order: Any, shopper: Shopper | None = None) -> Conversion
         return Conversion.objects.filter(order_key=key).first()
     log.info("order %s attributed to campaign %s", key, click.campaign_id)
     return conversion
+
+
+def sync_conversion(*, order: Any) -> Conversion | None:
+    """Keep an attributed order's credit in step with the order, idempotently: cancelled or refunded
+    (``order_is_countable`` false) -> reversed, its conversion and revenue taken back; revenue changed (a partial
+    refund) -> adjusted; reinstated -> credited again. Figures already rolled up by the strategy are corrected
+    in the same transaction, so every report moves at once. None when the order was never credited."""
+    adapter = get_adapter()
+    key = adapter.order_key(order)
+    with transaction.atomic():
+        conversion = Conversion.objects.select_for_update().select_related("impression").filter(order_key=key).first()
+        if conversion is None:
+            return None
+        countable = adapter.order_is_countable(order)
+        revenue = adapter.order_revenue(order) if countable else Decimal(0)
+        delta_conversions = int(countable) - int(conversion.reversed_at is None)
+        delta_revenue = revenue - conversion.revenue
+        if delta_conversions == 0 and delta_revenue == 0:
+            return conversion
+        _correct_rollup(conversion, delta_conversions, delta_revenue)
+        conversion.revenue = revenue
+        conversion.reversed_at = None if countable else timezone.now()
+        conversion.save(update_fields=["revenue", "reversed_at"])
+    log.info("order %s: credit of campaign %s %s", key, conversion.campaign_id, "adjusted" if countable else "reversed")
+    return conversion
+
+
+def _correct_rollup(conversion: Conversion, conversions: int, revenue: Decimal) -> None:
+    """Apply a change of a conversion to the strategy's hourly roll-up and campaign totals, if it was rolled up
+    (the strategy's watermark, locked, is past it); a conversion not rolled up yet is read as it is then."""
+    state = StrategyState.objects.select_for_update().filter(key="default").first()
+    if state is None or conversion.pk > state.conversion_id:
+        return
+    impression = conversion.impression
+    context = impression.context or {}
+    arm = f"{context['experiment']}:{context.get('arm', '')}" if "experiment" in context else ""
+    hour = timezone.localtime(conversion.ordered_at).replace(minute=0, second=0, microsecond=0)
+    from adengine.services.strategy import add_to_rollup
+
+    key = (hour, conversion.campaign_id, impression.creative_id, impression.placement_id, arm)
+    updated = HourlyStats.objects.filter(
+        hour=hour, campaign_id=key[1], creative_id=key[2], placement_id=key[3], arm=arm
+    ).update(conversions=F("conversions") + conversions, revenue=F("revenue") + revenue)
+    if not updated and conversions >= 0 and revenue >= 0:  # reinstated after the roll-up skipped it
+        add_to_rollup({key: {"conversions": conversions, "revenue": revenue}})
+    Campaign.objects.filter(pk=conversion.campaign_id).update(
+        converted=F("converted") + conversions, attributed_revenue=F("attributed_revenue") + revenue
+    )

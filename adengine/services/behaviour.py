@@ -97,9 +97,15 @@ def purchase_key(order_key: str, product_pk: object) -> str:
 
 
 def record_order(*, order: Any, shopper: Shopper | None = None) -> int:
-    """Record an order's lines as purchase events, once per line; returns how many were new."""
+    """Record an order's lines as purchase events, once per line; returns how many were new. An order that no
+    longer counts (cancelled, refunded) has its purchases withdrawn instead: they are not the shopper's taste."""
     adapter = get_adapter()
     if not adapter.order_is_countable(order):
+        withdrawn, _ = BehaviourEvent.objects.filter(
+            kind=BehaviourEvent.Kind.PURCHASE, dedupe_key__startswith=purchase_key(adapter.order_key(order), "")
+        ).delete()
+        if withdrawn:
+            schedule_refresh()
         return 0
     if shopper is None:
         customer = adapter.order_customer(order)

@@ -41,8 +41,9 @@ def _new_range(model, state_id: int, time_field: str, cutoff: dt.datetime) -> tu
     return state_id, top
 
 
-def _upsert_hourly(rows: dict[tuple, dict]) -> None:
-    """Add the counts to the hourly rows (created when missing) in one statement per batch."""
+def add_to_rollup(rows: dict[tuple, dict]) -> None:
+    """Add counts to the hourly rows, keyed (hour, campaign, creative, placement, arm), created when missing, in
+    one statement per batch; a row's missing counters add nothing (a correction may be negative)."""
     table = HourlyStats._meta.db_table
     items = list(rows.items())
     for start in range(0, len(items), 500):
@@ -50,8 +51,7 @@ def _upsert_hourly(rows: dict[tuple, dict]) -> None:
         values, params = [], []
         for (hour, campaign, creative, placement, arm), c in batch:
             values.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
-            params += [hour, campaign, creative, placement, arm, c["impressions"], c["views"], c["clicks"],
-                       c["conversions"], c["spend"], c["revenue"]]  # fmt: skip
+            params += [hour, campaign, creative, placement, arm, *(c.get(name, 0) for name in COUNTERS)]
         with connection.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {table} (hour, campaign_id, creative_id, placement_id, arm, impressions, views, clicks, "
@@ -176,7 +176,7 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
             counts["clicks"] += r["clicks"]
     if conv_hi is not None:
         for r in (
-            Conversion.objects.filter(pk__gt=conv_lo, pk__lte=conv_hi)
+            Conversion.objects.filter(pk__gt=conv_lo, pk__lte=conv_hi, reversed_at__isnull=True)
             .annotate(h=TruncHour("ordered_at"), arm=ARM)
             .values("h", "campaign_id", "impression__creative_id", "impression__placement_id", "arm")
             .annotate(n=Count("id"), revenue=Sum("revenue"))
@@ -187,7 +187,7 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
             camp_conv[r["campaign_id"]] += r["n"]
             camp_revenue[r["campaign_id"]] += r["revenue"] or Decimal(0)
             counts["conversions"] += r["n"]
-    _upsert_hourly(hourly)
+    add_to_rollup(hourly)
 
     for cid in set(served) | set(clicked):
         Creative.objects.filter(pk=cid).update(
@@ -284,7 +284,7 @@ def _audience_returns(since: dt.datetime) -> dict[int, dict[str, tuple]]:
     close = Q(impression__relevance__gte=CLOSE_RELEVANCE)
     out: dict[int, dict[str, tuple]] = defaultdict(dict)
     events = AdEvent.objects.filter(occurred_at__gte=since, impression__campaign__tier=Campaign.Tier.SPONSORED)
-    conversions = Conversion.objects.filter(ordered_at__gte=since)
+    conversions = Conversion.objects.filter(ordered_at__gte=since, reversed_at__isnull=True)
     for name, cond in (("close", close), ("broad", ~close)):
         money = dict(
             conversions.filter(cond)

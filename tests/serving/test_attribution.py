@@ -108,3 +108,53 @@ def test_guest_checkout_after_an_ad_click(client, placement, make_campaign, djan
     # then the order is credited to the campaign
     conversion = Conversion.objects.get()
     assert conversion.campaign == campaign and conversion.shopper == Shopper.objects.get(user=None)
+
+
+@pytest.mark.parametrize("rolled_up", [True, False])
+def test_a_cancelled_or_refunded_order_gives_its_credit_back(
+    client, placement, make_campaign, django_capture_on_commit_callbacks, rolled_up
+):
+    """Cancelled and refunded orders stayed credited. Now a status change reverses or adjusts the conversion,
+    in the roll-up too, and withdraws the purchases from the shopper's behaviour."""
+    from adengine.models import BehaviourEvent
+    from adengine.services.strategy import update_strategy
+
+    user = UserFactory()
+    shopper = get_or_create_for_user(user=user)
+    campaign = make_campaign()
+    serve_and_click(client, shopper)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = OrderFactory(customer=user)
+        line = OrderLineFactory(order=order, quantity=2, product=ProductFactory())
+        order.save()
+    assert totals([campaign.pk])[campaign.pk].revenue == Decimal("198.00")
+    if rolled_up:
+        update_strategy(lag_seconds=0)
+    # when the shop refunds one of the two items (the line changes), then cancels the order
+    with django_capture_on_commit_callbacks(execute=True):
+        line.quantity = 1
+        line.save()
+        order.save()
+    f = totals([campaign.pk])[campaign.pk]
+    assert (f.conversions, f.revenue) == (1, Decimal("99.00"))
+    with django_capture_on_commit_callbacks(execute=True):
+        order.status = "cancelled"
+        order.save()
+    # then the campaign is credited nothing, in every view, and the purchase is not the shopper's taste
+    conversion = Conversion.objects.get()
+    assert conversion.reversed_at is not None and conversion.revenue == 0
+    f = totals([campaign.pk])[campaign.pk]
+    assert (f.conversions, f.revenue, f.clicks) == (0, Decimal(0), 1)
+    update_strategy(lag_seconds=0)
+    f = totals([campaign.pk])[campaign.pk]
+    assert (f.conversions, f.revenue) == (0, Decimal(0))
+    campaign.refresh_from_db()
+    assert campaign.converted == 0 and campaign.attributed_revenue == 0
+    assert not BehaviourEvent.objects.filter(shopper=shopper, kind="purchase").exists()
+    # and reinstating the order credits it again, once
+    with django_capture_on_commit_callbacks(execute=True):
+        order.status = "placed"
+        order.save()
+    update_strategy(lag_seconds=0)
+    f = totals([campaign.pk])[campaign.pk]
+    assert (f.conversions, f.revenue) == (1, Decimal("99.00"))
