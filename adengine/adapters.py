@@ -52,6 +52,10 @@ class OrderImport:
     lines: list[OrderLineInfo]
 
 
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥", "JPY": "¥", "INR": "₹", "KRW": "₩", "HKD": "HK$",
+                    "TWD": "NT$", "SGD": "S$", "AUD": "A$", "CAD": "C$"}  # fmt: skip
+
+
 def _first_attr(obj: Any, names: list[str], default: Any = None) -> Any:
     for name in names:
         value = getattr(obj, name, None)
@@ -92,6 +96,20 @@ class ShopAdapter:
         """The product's category object (or key), or None."""
         return getattr(product, "category", None)
 
+    def product_categories(self, product: Any) -> list[Any]:
+        """Every category the product is in, its main one (``product_category``) first, then those of a
+        many-to-many ``categories`` field when the model has one (shops that file a product in several)."""
+        main = self.product_category(product)
+        found = [main] if main is not None else []
+        many = getattr(product, "categories", None)
+        if many is not None and hasattr(many, "all"):
+            found += [c for c in many.all() if c not in found]
+        return found
+
+    def category_keys(self, product: Any) -> tuple[str, ...]:
+        """The keys of every category of the product, main one first."""
+        return tuple(dict.fromkeys(self.category_key(c) for c in self.product_categories(product)))
+
     def category_key(self, category: Any) -> str:
         """A stable key for a category."""
         return str(_first_attr(category, ["slug", "pk"], category))
@@ -106,6 +124,21 @@ class ShopAdapter:
         """The product's unit price."""
         price = getattr(product, "price", None)
         return Decimal(price) if price is not None else None
+
+    def product_currency(self, product: Any) -> str:
+        """The ISO 4217 code of the product's price: its ``currency`` field, else ``ADENGINE["CURRENCY"]``."""
+        return str(getattr(product, "currency", "") or ad_settings.CURRENCY or "")
+
+    def format_price(self, price: Decimal | None, currency: str, language: str) -> str:
+        """A price as an ad shows it: the currency's symbol or code and the amount ("¥ 99.00", "€12.50", "12.50
+        CHF"); the amount alone without a currency. Override for your shop's own style."""
+        if price is None:
+            return ""
+        amount = f"{price:,.2f}"
+        symbol = CURRENCY_SYMBOLS.get(currency.upper())
+        if symbol:
+            return f"{symbol}{amount}"
+        return f"{amount} {currency.upper()}".strip()
 
     def product_stock(self, product: Any) -> int | None:
         """Units in stock, or None when the shop does not track stock."""

@@ -22,6 +22,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Dotted path of the class that knows the host shop's models (product text, price, URL, "
         "orders). Subclass adengine.adapters.ShopAdapter for a shop with other field names.",
     ),
+    "CURRENCY": (
+        "",
+        "ISO 4217 code of the shop's prices (e.g. 'CNY', 'EUR'), shown with every price in ads; a product's own "
+        "currency field wins. Empty: prices are shown as bare amounts.",
+    ),
     "LANGUAGES": (("en", "zh"), "Languages of product text and ad copy, first is the default."),
     "MODELS_DIR": (
         "~/.cache/adengine/models",

@@ -68,6 +68,36 @@ def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any)
     transaction.on_commit(enqueue)
 
 
+def product_offer_changed(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """A promoted product's price or availability changed: every serving process rebuilds its index (an
+    out-of-stock product is never advertised). Saves that change neither (most stock decrements) cost one
+    query."""
+    if raw or _suppressed.get():
+        return
+    try:
+        from django.utils import timezone
+
+        from adengine.adapters import get_adapter
+        from adengine.models import Campaign
+        from adengine.serving import get_backend
+
+        through = Campaign.promoted_products.through
+        product_fk = Campaign.promoted_products.field.m2m_reverse_field_name()
+        campaigns = list(through.objects.filter(**{product_fk: instance.pk}).values_list("campaign_id", flat=True))
+        if not campaigns:
+            return
+        adapter = get_adapter()
+        stock = adapter.product_stock(instance)
+        available = stock is None or stock > 0
+        backend = get_backend()
+        if backend.shows_product_as(instance.pk, price=adapter.product_price(instance), available=available):
+            return
+        Campaign.objects.filter(pk__in=campaigns).update(updated_at=timezone.now())  # other processes rebuild
+        backend.invalidate()
+    except Exception:
+        log.warning("could not check product %s against the serving index", instance.pk, exc_info=True)
+
+
 def logged_in(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
     """Carry an anonymous session's behaviour over to the user who just logged in."""
     from adengine.services.shoppers import SESSION_KEY, merge_anonymous_into_user
@@ -160,6 +190,7 @@ def connect() -> None:
     """Connect the handlers to the host's models."""
     post_save.connect(order_saved, sender=get_order_model(), dispatch_uid="adengine.order_saved")
     post_save.connect(product_saved, sender=get_product_model(), dispatch_uid="adengine.product_saved")
+    post_save.connect(product_offer_changed, sender=get_product_model(), dispatch_uid="adengine.product_offer")
     user_logged_in.connect(logged_in, dispatch_uid="adengine.logged_in")
     beat_init.connect(add_beat_schedule, dispatch_uid="adengine.beat_schedule")
     from adengine.models import Campaign, Creative, Experiment, Placement

@@ -137,6 +137,7 @@ ADENGINE_PRODUCT_MODEL = "shop.Product"
 ADENGINE_ORDER_MODEL = "shop.Order"
 ADENGINE = {
     "SHOP_ADAPTER": "adengine.adapters.ShopAdapter",
+    "CURRENCY": "CNY",  # the demo's prices are in yuan
     "MODELS_DIR": os.environ.get("ADENGINE_MODELS_DIR", str(BASE_DIR / ".data" / "models")),
     "SIMULATION_TRUTH": "shop.simulation.DemoTruth",  # the demo customers' latent interests, for adengine_simulate
 }

@@ -151,7 +151,7 @@ class DecisionView(AdengineAPIView):
                 ),
                 n=q.get("n"),
                 language=q["language"] or None,
-                product_category=adapter.category_key(adapter.product_category(product)) if product else "",
+                product_categories=adapter.category_keys(product) if product else (),
             )
         except UnknownPlacement:
             return Response({"detail": f"no placement {q['placement']!r}."}, status=status.HTTP_404_NOT_FOUND)

@@ -170,7 +170,12 @@ def run(
                     key = PLACEMENT_FOR_PAGE.get(context.page)
                     if key is None:
                         continue
-                    decision = decide(placement_key=key, shopper=shopper, context=context, product_category=category)
+                    decision = decide(
+                        placement_key=key,
+                        shopper=shopper,
+                        context=context,
+                        product_categories=(category,) if category else (),
+                    )
                     for ad in decision.ads:
                         token = tokens.make(nonce=ad.nonce, row=ad.row)
                         record(kind=AdEvent.Kind.VIEW, token=token, ip=ip, user_agent=BROWSER)

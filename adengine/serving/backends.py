@@ -38,10 +38,15 @@ class DecisionBackend:
         context: PageContext | None = None,
         n: int | None = None,
         language: str | None = None,
-        product_category: str = "",
+        product_categories: tuple[str, ...] = (),
     ) -> Decision:
         """The ads for one view of a placement (possibly none); UnknownPlacement for an unknown key."""
         raise NotImplementedError
+
+    def shows_product_as(self, product_pk: Any, *, price: Any, available: bool) -> bool:
+        """Whether this process already serves the promoted product with this price and availability (so a save
+        of it changes nothing for serving); False when in doubt."""
+        return False
 
     def invalidate(self) -> None:
         """Forget this process's caches: campaigns, assets or placements changed here."""

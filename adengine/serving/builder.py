@@ -78,13 +78,19 @@ def build(version: tuple | None = None) -> Snapshot:
     cards: dict[object, ProductCard] = {}
     if all_products:
         for p in adapter.products().filter(pk__in=all_products):
+            stock = adapter.product_stock(p)
+            if stock is not None and stock <= 0:
+                continue  # never advertise what cannot be bought
+            price, currency = adapter.product_price(p), adapter.product_currency(p)
             cards[p.pk] = ProductCard(
                 pk=p.pk,
                 url=adapter.product_url(p),
                 image_url=adapter.product_image_url(p),
-                price=adapter.product_price(p),
+                price=price,
                 titles={lang: adapter.product_title(p, lang) for lang in langs},
-                category=adapter.category_key(adapter.product_category(p)),
+                categories=adapter.category_keys(p),
+                currency=currency,
+                price_texts={lang: adapter.format_price(price, currency, lang) for lang in langs},
             )
     product_vectors = {
         pid: np.asarray(vec, np.float32)
@@ -142,7 +148,8 @@ def build(version: tuple | None = None) -> Snapshot:
                 has_target[i] = True
         for pid in products:
             by_product[pid].add(i)
-            by_category[cards[pid].category].add(i)
+            for key in cards[pid].categories:
+                by_category[key].add(i)
         for key in c.categories:
             by_category[key].add(i)
         for kw in c.keywords:

@@ -39,7 +39,7 @@ def resolve_language(language: str | None) -> str:
     return langs[0]
 
 
-def page_relevance(snap: Snapshot, context: PageContext, product_category: str) -> np.ndarray:
+def page_relevance(snap: Snapshot, context: PageContext, product_categories: tuple[str, ...] = ()) -> np.ndarray:
     """Per campaign: how well it fits the page (its product, category or search), 0 when it does not."""
     rel = np.zeros(len(snap.campaigns))
     if context.query:
@@ -52,7 +52,7 @@ def page_relevance(snap: Snapshot, context: PageContext, product_category: str) 
                 hits |= snap.cjk_keywords.get(query[i : i + length], set())
         if hits:
             rel[list(hits)] = CONTEXT_QUERY
-    for key in {context.category, product_category} - {""}:
+    for key in {context.category, *product_categories} - {""}:
         cats = snap.by_category.get(key)
         if cats:
             idx = list(cats)

@@ -187,6 +187,13 @@ class Engine(DecisionBackend):
         self.index.invalidate()
         self.seen_today.clear()
 
+    def shows_product_as(self, product_pk, *, price, available: bool) -> bool:
+        snap = self.index.snapshot
+        if snap is None or self.index.dirty:
+            return False
+        card = snap.cards.get(product_pk)
+        return card is None if not available else card is not None and card.price == price
+
     def snapshot(self) -> Snapshot:
         """The candidate index as this process sees it now (rebuilt or refreshed if due)."""
         return self.index.get()
@@ -199,7 +206,7 @@ class Engine(DecisionBackend):
         context: PageContext | None = None,
         n: int | None = None,
         language: str | None = None,
-        product_category: str = "",
+        product_categories: tuple[str, ...] = (),
     ) -> Decision:
         """Choose and log the ads for one view of a placement. Raises UnknownPlacement for an unknown key."""
         snap = self.index.get()
@@ -218,7 +225,7 @@ class Engine(DecisionBackend):
         params = params_for(experiment, f"s{shopper.pk}" if shopper is not None and shopper.pk is not None else None)
 
         ok = eligible(snap, placement, lang, default_lang)
-        relevance = page_relevance(snap, context, product_category)
+        relevance = page_relevance(snap, context, product_categories)
         similarity = snap.zeros
         vector = None
         if personalised:
@@ -303,7 +310,7 @@ class Engine(DecisionBackend):
                 ctx = {
                     "page": context.page,
                     "product": None if context.product is None else str(context.product),
-                    "category": context.category or product_category,
+                    "category": context.category or next(iter(product_categories), ""),
                     "query": context.query,
                     "similarity": round(float(similarity[ci]), 5),
                     "explored": explored,

@@ -26,6 +26,7 @@ def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
         "position": ad.position,
         "product": product,
         "product_title": product.title(ad.language) if product else "",
+        "price_text": product.price_text(ad.language) if product else "",
         **urls,
     }
 
@@ -43,10 +44,13 @@ def decision_data(decision: Decision, *, build_uri: Any = None) -> dict:
                 "id": str(product.pk),
                 "title": data["product_title"],
                 "price": None if product.price is None else str(product.price),
+                "currency": product.currency,
+                "price_text": data["price_text"],
                 "image_url": product.image_url,
             }
         )
         data.pop("product_title")
+        data.pop("price_text")
         ads.append(data)
     return {
         "decision_id": str(decision.id),

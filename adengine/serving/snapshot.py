@@ -39,7 +39,12 @@ class ProductCard:
     image_url: str
     price: Decimal | None
     titles: dict[str, str]
-    category: str
+    categories: tuple[str, ...]  # keys, main one first
+    currency: str = ""
+    price_texts: dict[str, str] = field(default_factory=dict)  # language -> the price as an ad shows it
+
+    def price_text(self, language: str) -> str:
+        return self.price_texts.get(language) or next(iter(self.price_texts.values()), "")
 
     def title(self, language: str) -> str:
         return self.titles.get(language) or next(iter(self.titles.values()), "")

@@ -65,14 +65,13 @@ def adengine_track_order(context: dict[str, Any], order: Any) -> str:
     return ""
 
 
-def _category_key(product: Any, category: Any) -> tuple[str, str]:
-    """(page category key, the product's category key) through the shop adapter."""
+def _category_keys(product: Any, category: Any) -> tuple[str, tuple[str, ...]]:
+    """(the page's category key, the keys of every category of the product) through the shop adapter."""
     from adengine.adapters import get_adapter
 
     adapter = get_adapter()
     page = adapter.category_key(category) if category is not None and not isinstance(category, str) else category or ""
-    of_product = adapter.category_key(adapter.product_category(product)) if product is not None else ""
-    return str(page), str(of_product)
+    return str(page), (adapter.category_keys(product) if product is not None else ())
 
 
 @register.simple_tag(takes_context=True)
@@ -95,7 +94,7 @@ def ad_slot(
 
         # an existing shopper only: a page view alone creates no shopper or session row (bots, one-page visits)
         shopper = shopper_for_request(request, create=False) if request is not None else None
-        page_category, product_category = _category_key(product, category)
+        page_category, product_categories = _category_keys(product, category)
         try:
             decision = decide(
                 placement_key=key,
@@ -107,7 +106,7 @@ def ad_slot(
                     query=query or "",
                 ),
                 language=get_language(),
-                product_category=product_category,
+                product_categories=product_categories,
             )
         except UnknownPlacement:
             log.warning("ad_slot: no placement %r; rendering nothing", key)

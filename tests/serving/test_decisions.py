@@ -246,3 +246,48 @@ def test_the_decision_backend_is_a_setting(client, placement, make_campaign):
         assert backend.calls == 2 and isinstance(get_backend(), backend)
     # and the engine is back afterwards
     assert isinstance(get_backend(), Engine) and len(decide(placement_key=placement.key, shopper=None).ads) == 1
+
+
+def test_out_of_stock_products_are_never_advertised_and_prices_show_their_currency(placement, make_campaign):
+    from tests.conftest import adengine_settings
+    from tests.factories import ProductFactory
+
+    shoes, socks = ProductFactory(stock=3, price=Decimal("99.00")), ProductFactory(stock=5)
+    campaign = make_campaign(product=shoes)
+    campaign.promoted_products.add(socks)
+    with adengine_settings(CURRENCY="CNY"):
+        cards = {
+            ad.product.pk: ad.product for _ in range(20) for ad in decide(placement_key="home-hero", shopper=None).ads
+        }
+        assert cards[shoes.pk].price_text("en") == "¥99.00"
+        # when the shoes sell out (a save of the product: every process is told through the campaign)
+        shoes.stock = 0
+        shoes.save()
+        shown = {ad.product.pk for _ in range(20) for ad in decide(placement_key="home-hero", shopper=None).ads}
+    # then only the socks are advertised
+    assert shown == {socks.pk}
+    # and back in stock, the shoes are again
+    shoes.stock = 2
+    shoes.save()
+    shown = {ad.product.pk for _ in range(40) for ad in decide(placement_key="home-hero", shopper=None).ads}
+    assert shoes.pk in shown
+
+
+def test_a_product_in_several_categories_matches_each(placement, make_campaign):
+    from adengine.serving import get_backend
+    from adengine.serving.context import CONTEXT_CATEGORY, page_relevance
+
+    campaign = make_campaign(categories=["trail"])
+    snap = get_backend().snapshot()
+    i = snap.index_of[campaign.pk]
+    # a product page whose product is filed under road and trail: the trail campaign fits it
+    assert page_relevance(snap, PageContext(page="product"), ("road", "trail"))[i] == CONTEXT_CATEGORY
+    assert page_relevance(snap, PageContext(page="product"), ("road",))[i] == 0
+    # and the default adapter reads every category of a product filed in several (a many-to-many `categories`)
+    from types import SimpleNamespace
+
+    from adengine.adapters import get_adapter
+
+    road, trail = SimpleNamespace(slug="road"), SimpleNamespace(slug="trail")
+    product = SimpleNamespace(category=road, categories=SimpleNamespace(all=lambda: [road, trail]))
+    assert get_adapter().category_keys(product) == ("road", "trail")
