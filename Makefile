@@ -34,10 +34,11 @@ test: install browser
 	$(PY) -m shop.embedded run -- $(MAKE) --no-print-directory test-main test-hostapp
 
 test-main:  # --ds: `shop.embedded run` exports shop.settings, which would win over pyproject's setting
-	$(PY) -m pytest tests --ignore=tests/hostapp -q --ds=tests.settings
+	$(PY) -m pytest tests --ignore=tests/hostapp --ignore=tests/thirdhost -q --ds=tests.settings
 
-test-hostapp:
+test-hostapp:  # two other shops, each with its own settings: the plugin is not written for the demo
 	$(PY) -m pytest tests/hostapp -q --ds=tests.hostapp.settings -p no:cacheprovider
+	$(PY) -m pytest tests/thirdhost -q --ds=tests.thirdhost.settings -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check adengine shop tests bench fixtures

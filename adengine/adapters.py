@@ -174,6 +174,17 @@ class ShopAdapter:
                 parts.append(piece)
         return "\n".join(parts)
 
+    # ---- carts --------------------------------------------------------------------------------
+    def cart_signals(self) -> list[tuple[Any, Any]]:
+        """``(signal, sender)`` pairs the shop sends when something goes into a cart, for shops whose cart
+        renders no template for ``{% adengine_track "cart" %}`` (an AJAX basket, a mobile app's API). Each is
+        connected at start-up and handed to ``cart_event``. None by default."""
+        return []
+
+    def cart_event(self, sender: Any, **kwargs: Any) -> tuple[Any, Any, int] | None:
+        """From one cart signal's arguments: ``(request or user, product, quantity)``, or None to ignore it."""
+        return None
+
     # ---- orders -------------------------------------------------------------------------------
     def order_model(self) -> type[models.Model]:
         """The order model class (ADENGINE_ORDER_MODEL)."""

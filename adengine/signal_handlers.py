@@ -98,6 +98,34 @@ def product_offer_changed(sender: type, instance: Any, raw: bool = False, **kwar
         log.warning("could not check product %s against the serving index", instance.pk, exc_info=True)
 
 
+def cart_changed(sender: Any, **kwargs: Any) -> None:
+    """One of the shop's own cart signals (``ShopAdapter.cart_signals``): a cart event for its shopper."""
+    try:
+        from adengine.adapters import get_adapter
+        from adengine.models import BehaviourEvent
+        from adengine.services.behaviour import record_event
+        from adengine.services.shoppers import get_or_create_for_user, shopper_for_request
+
+        event = get_adapter().cart_event(sender, **kwargs)
+        if event is None:
+            return
+        who, product, quantity = event
+        if hasattr(who, "session") or hasattr(who, "META"):  # a request: its user, or its anonymous session
+            shopper = shopper_for_request(who)
+        else:
+            shopper = get_or_create_for_user(user=who) if who is not None and who.is_authenticated else None
+        if shopper is not None and product is not None:
+            record_event(
+                shopper=shopper,
+                kind=BehaviourEvent.Kind.CART,
+                product=product,
+                quantity=max(int(quantity or 1), 1),
+                source=BehaviourEvent.Source.SIGNAL,
+            )
+    except Exception:  # the shop's cart never breaks because of adengine
+        log.exception("adengine could not record a cart event from %r", sender)
+
+
 def logged_in(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
     """Carry an anonymous session's behaviour over to the user who just logged in."""
     from adengine.services.shoppers import SESSION_KEY, merge_anonymous_into_user
@@ -192,6 +220,10 @@ def connect() -> None:
     post_save.connect(product_saved, sender=get_product_model(), dispatch_uid="adengine.product_saved")
     post_save.connect(product_offer_changed, sender=get_product_model(), dispatch_uid="adengine.product_offer")
     user_logged_in.connect(logged_in, dispatch_uid="adengine.logged_in")
+    from adengine.adapters import get_adapter
+
+    for n, (signal, cart_sender) in enumerate(get_adapter().cart_signals()):
+        signal.connect(cart_changed, sender=cart_sender, dispatch_uid=f"adengine.cart.{n}")
     beat_init.connect(add_beat_schedule, dispatch_uid="adengine.beat_schedule")
     from adengine.models import Campaign, Creative, Experiment, Placement
 

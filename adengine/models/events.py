@@ -142,6 +142,7 @@ class BehaviourEvent(models.Model):
         API = "api", "REST API"
         ORDER = "order", "order signal"
         IMPORT = "import", "CSV import"
+        SIGNAL = "signal", "the shop's own signal (a cart, say)"
 
     shopper = models.ForeignKey(
         Shopper,
