@@ -13,7 +13,13 @@ from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin
 from adengine.models import BehaviourEvent, GenerationRequest
 from adengine.services.behaviour import record_event, schedule_refresh
-from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
+from adengine.services.creatives import (
+    CreativeRequestError,
+    GenerationNotQueued,
+    add_human_asset,
+    request_copy,
+    review,
+)
 from adengine.services.shoppers import shopper_for_request
 
 from .permissions import IsAdvertiserUser, campaigns_for, creatives_for
@@ -23,6 +29,7 @@ from .serializers import (
     EventResultSerializer,
     GenerateRequestSerializer,
     GenerationRequestSerializer,
+    GenerationUnavailableSerializer,
     HumanCreativeSerializer,
 )
 
@@ -85,7 +92,10 @@ class CampaignGenerateView(AdengineAPIView):
     permission_classes = [IsAdvertiserUser]
     throttle_classes = [GenerateThrottle]
 
-    @extend_schema(request=GenerateRequestSerializer, responses={202: GenerationRequestSerializer})
+    @extend_schema(
+        request=GenerateRequestSerializer,
+        responses={202: GenerationRequestSerializer, 400: dict, 503: GenerationUnavailableSerializer},
+    )
     def post(self, request, campaign_id: int):
         campaign = get_object_or_404(campaigns_for(request.user), pk=campaign_id)
         data = GenerateRequestSerializer(data=request.data)
@@ -94,6 +104,15 @@ class CampaignGenerateView(AdengineAPIView):
             req = request_copy(campaign=campaign, user=request.user, **data.validated_data)
         except CreativeRequestError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except GenerationNotQueued as exc:  # the request is stored as failed, with the reason
+            return Response(
+                {
+                    "detail": f"copy generation is unavailable right now; try again later ({exc}).",
+                    "request": GenerationRequestSerializer(exc.request).data,
+                },
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "60"},
+            )
         return Response(GenerationRequestSerializer(req).data, status=status.HTTP_202_ACCEPTED)
 
 
