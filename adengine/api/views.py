@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -86,8 +87,9 @@ class GenerateThrottle(UserRateThrottle):
     rate = "30/hour"
 
 
+@method_decorator(transaction.non_atomic_requests, name="dispatch")  # queued at once, so a broker outage is a 503
 class CampaignGenerateView(AdengineAPIView):
-    """Ask for generated copy for one of your campaigns; returns the request to poll."""
+    """Ask for generated copy for one of your campaigns; returns the request to poll (503 while the broker is down)."""
 
     permission_classes = [IsAdvertiserUser]
     throttle_classes = [GenerateThrottle]

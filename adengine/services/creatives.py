@@ -401,7 +401,8 @@ def request_copy(
     """Validate and record a generation request, and queue it once committed.
 
     Raises GenerationNotQueued (the request is then stored as failed, with the reason) when the broker cannot be
-    reached within PUBLISH_RETRY_POLICY: at once when called outside a transaction, else when it commits.
+    reached within PUBLISH_RETRY_POLICY, when called outside a transaction; inside one, the request is queued
+    when it commits, and a failure then is logged and stored on the request.
     """
     if language not in languages():
         raise CreativeRequestError(f"unknown language {language!r}; known: {', '.join(languages())}")
@@ -416,7 +417,9 @@ def request_copy(
         requested_by=user if getattr(user, "is_authenticated", False) else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: queue_request(request))
+        # inside an outer transaction the failure comes at its commit, when the caller cannot answer any more:
+        # then it is logged (robust) and the row says why
+        transaction.on_commit(lambda: queue_request(request), robust=connection.in_atomic_block)
     return request
 
 

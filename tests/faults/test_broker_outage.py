@@ -60,3 +60,41 @@ def test_queued_work_survives_a_broker_restart_and_the_worker_resumes_after_an_o
         after = update_strategy.apply_async()
     worker.wait_for_line(_succeeded(after.id), timeout=90)
     assert worker.proc.poll() is None
+
+
+def test_the_admins_generate_action_says_the_broker_is_down(transactional_db, admin_client, broker):
+    # given two campaigns to write copy for, and the broker down
+    campaigns = [CampaignFactory(keywords=["wireless earbuds"], languages=["en"]) for _ in range(2)]
+    broker.stop()
+    # when the admin asks for copy
+    with use_broker(broker.url):
+        response = admin_client.post(
+            reverse("admin:adengine_campaign_changelist"),
+            {"action": "generate_copy", "_selected_action": [c.pk for c in campaigns]},
+            follow=True,
+        )
+    # then the page says so (no 500), the first request is stored as failed with the reason, no other is made
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Copy generation is unavailable right now" in text
+    (failed,) = GenerationRequest.objects.all()
+    assert failed.status == "failed" and failed.error.startswith("could not be queued")
+
+
+def test_a_copy_request_is_503_while_the_broker_is_down_even_with_atomic_requests(
+    transactional_db, admin_client, broker
+):
+    from django.db import connection
+
+    campaign = CampaignFactory(keywords=["wireless earbuds"], languages=["en"])
+    broker.stop()
+    connection.settings_dict["ATOMIC_REQUESTS"] = True  # a host that wraps every view in a transaction
+    try:
+        with use_broker(broker.url):
+            url = reverse("adengine-api:campaign-generate", args=[campaign.pk])
+            response = admin_client.post(url, {"language": "en", "n": 2}, content_type="application/json")
+    finally:
+        connection.settings_dict["ATOMIC_REQUESTS"] = False
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    assert "could not be queued" in response.json()["request"]["error"]
+    assert GenerationRequest.objects.get().status == "failed"
