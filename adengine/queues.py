@@ -79,7 +79,9 @@ def publish(task: Task, *, kwargs: dict) -> str:
     try:
         return task.apply_async(kwargs=kwargs, retry=True, retry_policy=dict(ad_settings.PUBLISH_RETRY_POLICY)).id
     except (OperationalError, OSError) as exc:
-        raise QueueUnavailable(f"the task queue (Celery broker) is unreachable: {exc}") from exc
+        # the broker's address stays in the log: the reason goes to API clients too
+        log.warning("could not send %s to the broker: %s", task.name, exc)
+        raise QueueUnavailable(f"the task queue (Celery broker) is unreachable ({type(exc).__name__})") from exc
 
 
 def _install_queues(app: Any) -> list[str]:

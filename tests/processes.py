@@ -109,15 +109,12 @@ def use_broker(url: str):
         app._pool, app.amqp._producer_pool = saved[1], saved[2]
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """DATABASE_URL with the name of the test database this session created (child processes must use it too)."""
     from django.db import connection
 
     parts = urlsplit(os.environ["DATABASE_URL"])
     return urlunsplit(parts._replace(path="/" + quote(connection.settings_dict["NAME"])))
-
-
-test_database_url.__test__ = False  # not a test, whatever its name says
 
 
 class CeleryProcess:
@@ -184,7 +181,7 @@ def celery_process(tmp_path, broker):
         environ = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": settings,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": child_database_url(),
             "CELERY_BROKER_URL": broker.url,
             "CELERY_RESULT_BACKEND": broker.url,
             **env,

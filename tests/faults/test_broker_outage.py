@@ -53,6 +53,7 @@ def test_queued_work_survives_a_broker_restart_and_the_worker_resumes_after_an_o
     assert "unavailable right now" in body["detail"] and body["request"]["status"] == "failed"
     failed = GenerationRequest.objects.get(campaign=campaign)
     assert failed.status == "failed" and "could not be queued" in failed.error and "broker" in failed.error
+    assert str(broker.sock) not in response.content.decode()  # the broker's address stays in the server's log
 
     # when the broker comes back, then the same worker process resumes: a task queued now runs
     broker.start()
