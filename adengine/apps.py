@@ -17,7 +17,8 @@ class AdengineConfig(AppConfig):
         )
 
         signal_handlers.connect()
-        # adengine's periodic tasks in the host's Celery configuration before any beat reads it
+        # adengine's queues, routes and periodic tasks in the host's Celery app, before a worker selects its
+        # queues and before beat reads its schedule (both start Django first)
         from celery import current_app
 
         signal_handlers.merge_beat_schedule(current_app)
@@ -28,3 +29,6 @@ class AdengineConfig(AppConfig):
             from .serving.log import install_shutdown_hooks
 
             install_shutdown_hooks()
+        from . import queues
+
+        queues.install(current_app)

@@ -189,3 +189,43 @@ def check_adapter_mapping(app_configs, **kwargs):
                     )
                 )
     return warnings
+
+
+@register()
+def check_queues(app_configs, **kwargs):
+    """adengine.E010: QUEUES, ROUTES and TASK_TIME_LIMITS fit together; W010: the visibility timeout is long enough."""
+    if conf.settings.unknown_keys():
+        return []  # E001 says so
+    problems = []
+    queues, routes, limits = conf.settings.QUEUES, conf.settings.ROUTES, conf.settings.TASK_TIME_LIMITS
+    for kind, name in queues.items():
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            problems.append(f"QUEUES[{kind!r}] = {name!r} is not a queue name (a non-empty string, or None)")
+    for task, kind in routes.items():
+        if kind not in queues:
+            problems.append(f"ROUTES[{task!r}] = {kind!r} is not a key of QUEUES ({', '.join(sorted(queues))})")
+    for kind, limit in limits.items():
+        if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
+            problems.append(f"TASK_TIME_LIMITS[{kind!r}] = {limit!r} is not a positive number of seconds (or None)")
+    errors = [
+        Error(p, hint="See the configuration reference in adengine's README.", id="adengine.E010") for p in problems
+    ]
+    if errors:
+        return errors
+    from celery import current_app
+
+    from adengine.queues import longest_time_limit
+
+    timeout = (current_app.conf.broker_transport_options or {}).get("visibility_timeout")
+    longest = longest_time_limit()
+    if timeout is not None and longest and float(timeout) <= longest:
+        errors.append(
+            Warning(
+                f"The broker's visibility_timeout ({timeout} s) is not longer than adengine's longest task time limit "
+                f"({longest} s): a task still running would be handed to a second worker.",
+                hint="Raise CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'] (or leave it unset: adengine sets "
+                "it), or lower ADENGINE['TASK_TIME_LIMITS'].",
+                id="adengine.W010",
+            )
+        )
+    return errors

@@ -238,6 +238,60 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Rates of the REST API per client (IP, or user when authenticated): decisions, tracking beacons, "
         "advertisers' campaign and stats endpoints.",
     ),
+    # --- queues and tasks ---
+    "QUEUES": (
+        {"interactive": "adengine.interactive", "batch": "adengine.batch", "strategy": "adengine.strategy"},
+        "Celery queue names of adengine's three kinds of work: 'interactive' (copy a person asked for and waits "
+        "on), 'batch' (embedding, interest refresh and training, re-embedding, campaign targets) and 'strategy' "
+        "(the strategy update and the sweeper of stuck copy requests). adengine declares them in the host's "
+        "Celery app, so a plain `celery worker` (no -Q) consumes them all; `-Q` gives each its own workers. A "
+        "name of None sends that kind to the app's default queue.",
+    ),
+    "ROUTES": (
+        {
+            "adengine.generate_creatives": "interactive",
+            "adengine.embed_products": "batch",
+            "adengine.refresh_interests": "batch",
+            "adengine.train_interest_model": "batch",
+            "adengine.reembed_all": "batch",
+            "adengine.refresh_campaign_targets": "batch",
+            "adengine.update_strategy": "strategy",
+            "adengine.sweep_generation_requests": "strategy",
+        },
+        "Which kind of queue (a key of QUEUES) each adengine task goes to. The host's own task_routes for the "
+        "same task names win.",
+    ),
+    "TASK_TIME_LIMITS": (
+        {"interactive": 900, "batch": 3000, "strategy": 600},
+        "Hard time limit in seconds of the tasks of each kind of queue (the soft limit, which lets a task record "
+        "why it stopped, is 90 % of it). The broker's visibility timeout must be longer than the longest: "
+        "adengine sets the Redis transport's visibility_timeout to the longest limit + 10 minutes unless "
+        "CELERY_BROKER_TRANSPORT_OPTIONS sets one (a shorter one is a system-check warning, adengine.W010).",
+    ),
+    "PUBLISH_RETRY_POLICY": (
+        {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        "How hard a web request tries to reach the broker when it queues copy generation (kombu's retry policy). "
+        "When the broker stays unreachable the request is marked failed with the reason and the API answers 503.",
+    ),
+    "GENERATION_HEARTBEAT_SECONDS": (
+        15,
+        "How often the worker writing a copy request records that it is alive (GenerationRequest.heartbeat_at).",
+    ),
+    "GENERATION_STALE_SECONDS": (
+        120,
+        "A running copy request without a heartbeat for this long has lost its worker: the sweeper queues it "
+        "again, or fails it after GENERATION_MAX_ATTEMPTS.",
+    ),
+    "GENERATION_QUEUED_SECONDS": (
+        1800,
+        "A copy request still queued this long after it was queued is queued again by the sweeper (its message "
+        "may have been lost with the broker's data), or failed after GENERATION_MAX_ATTEMPTS.",
+    ),
+    "GENERATION_MAX_ATTEMPTS": (
+        2,
+        "Most times a copy request is started, and most times it is queued; beyond, it fails with a message.",
+    ),
+    "SWEEP_INTERVAL_SECONDS": (60, "How often beat runs the sweeper of stuck copy requests."),
     "STRATEGY_INTERVAL_SECONDS": (300, "How often beat runs the strategy update."),
     "STRATEGY_LAG_SECONDS": (
         60,

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from adengine.conf import get_order_model, get_product_model
+from adengine.queues import merge_beat_schedule
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +183,6 @@ def _enqueue_target(campaign_id: int) -> None:
             log.warning("could not enqueue the target of campaign %s; beat will catch up", campaign_id, exc_info=True)
 
     transaction.on_commit(enqueue)
-
-
-def merge_beat_schedule(app: Any) -> dict:
-    """Add adengine's periodic tasks to ``app.conf.beat_schedule`` (the host's own entries win); returns those added."""
-    from adengine.tasks import beat_schedule
-
-    schedule = app.conf.beat_schedule
-    added = {key: entry for key, entry in beat_schedule().items() if key not in schedule}
-    schedule.update(added)
-    return added
 
 
 def add_beat_schedule(sender: Any, **kwargs: Any) -> None:

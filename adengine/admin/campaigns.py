@@ -96,16 +96,24 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Generate copy (8 variants per campaign language, in the worker)")
     def generate_copy(self, request, queryset):
-        from adengine.services.creatives import CreativeRequestError, request_copy
+        from adengine.services.creatives import CreativeRequestError, GenerationNotQueued, request_copy
 
         made = 0
-        for campaign in queryset:
-            for language in campaign.languages or ["en"]:
-                try:
-                    request_copy(campaign=campaign, language=language, n=8, user=request.user)
-                    made += 1
-                except CreativeRequestError as exc:
-                    self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+        wanted = [(campaign, language) for campaign in queryset for language in campaign.languages or ["en"]]
+        for campaign, language in wanted:
+            try:
+                request_copy(campaign=campaign, language=language, n=8, user=request.user)
+                made += 1
+            except CreativeRequestError as exc:
+                self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+            except GenerationNotQueued as exc:  # the broker is down: the others would fail the same way
+                self.message_user(
+                    request,
+                    f"Copy generation is unavailable right now, try again later: {exc} The request for {campaign} "
+                    f"({language}) is marked failed with this reason; no other request was made.",
+                    messages.ERROR,
+                )
+                break
         if made:
             url = reverse("admin:adengine_generationrequest_changelist")
             self.message_user(

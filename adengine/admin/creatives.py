@@ -36,7 +36,7 @@ class CreativeInline(admin.TabularInline):
 class GenerationRequestAdmin(ReadOnlyAdmin):
     """Requests with progress; the change page shows the variants side by side with rules and scores."""
 
-    list_display = ["created_at", "campaign", "language", "n", "status", "progress", "model_name", "error"]
+    list_display = ["created_at", "campaign", "language", "n", "status", "progress", "attempts", "model_name", "error"]
     list_filter = ["status", "language"]
     readonly_fields = [
         "campaign",
@@ -51,6 +51,10 @@ class GenerationRequestAdmin(ReadOnlyAdmin):
         "requested_by",
         "created_at",
         "finished_at",
+        "heartbeat_at",
+        "queued",
+        "attempts",
+        "task_id",
     ]
     inlines = [CreativeInline]
 

@@ -86,6 +86,13 @@ class GenerationRequestSerializer(serializers.Serializer):
     stats = serializers.JSONField(read_only=True)
 
 
+class GenerationUnavailableSerializer(serializers.Serializer):
+    """503: the broker was unreachable; the request is stored as failed with the reason."""
+
+    detail = serializers.CharField(read_only=True)
+    request = GenerationRequestSerializer(read_only=True)
+
+
 class CreativeSerializer(serializers.Serializer):
     """An asset. ``text`` is untrusted model output: clients must escape it when they render it."""
 

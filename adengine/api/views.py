@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -12,7 +13,13 @@ from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from adengine.api.base import AdengineAPIView, ClientIPThrottleMixin, extend_schema
 from adengine.models import BehaviourEvent, GenerationRequest
 from adengine.services.behaviour import record_event, schedule_refresh
-from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review
+from adengine.services.creatives import (
+    CreativeRequestError,
+    GenerationNotQueued,
+    add_human_asset,
+    request_copy,
+    review,
+)
 from adengine.services.shoppers import shopper_for_request
 
 from .permissions import IsAdvertiserUser, campaigns_for, creatives_for
@@ -22,6 +29,7 @@ from .serializers import (
     EventResultSerializer,
     GenerateRequestSerializer,
     GenerationRequestSerializer,
+    GenerationUnavailableSerializer,
     HumanCreativeSerializer,
 )
 
@@ -78,13 +86,17 @@ class GenerateThrottle(UserRateThrottle):
     rate = "30/hour"
 
 
+@method_decorator(transaction.non_atomic_requests, name="dispatch")  # queued at once, so a broker outage is a 503
 class CampaignGenerateView(AdengineAPIView):
-    """Ask for generated copy for one of your campaigns; returns the request to poll."""
+    """Ask for generated copy for one of your campaigns; returns the request to poll (503 while the broker is down)."""
 
     permission_classes = [IsAdvertiserUser]
     throttle_classes = [GenerateThrottle]
 
-    @extend_schema(request=GenerateRequestSerializer, responses={202: GenerationRequestSerializer})
+    @extend_schema(
+        request=GenerateRequestSerializer,
+        responses={202: GenerationRequestSerializer, 400: dict, 503: GenerationUnavailableSerializer},
+    )
     def post(self, request, campaign_id: int):
         campaign = get_object_or_404(campaigns_for(request.user), pk=campaign_id)
         data = GenerateRequestSerializer(data=request.data)
@@ -93,6 +105,15 @@ class CampaignGenerateView(AdengineAPIView):
             req = request_copy(campaign=campaign, user=request.user, **data.validated_data)
         except CreativeRequestError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except GenerationNotQueued as exc:  # the request is stored as failed, with the reason
+            return Response(
+                {
+                    "detail": f"copy generation is unavailable right now; try again later ({exc}).",
+                    "request": GenerationRequestSerializer(exc.request).data,
+                },
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "60"},
+            )
         return Response(GenerationRequestSerializer(req).data, status=status.HTTP_202_ACCEPTED)
 
 

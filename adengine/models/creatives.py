@@ -58,10 +58,25 @@ class GenerationRequest(models.Model):
     )
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was asked for.")
     finished_at = models.DateTimeField("finished", null=True, blank=True, help_text="When it ended.")
+    heartbeat_at = models.DateTimeField(
+        "last sign of life",
+        null=True,
+        blank=True,
+        help_text="When it was last queued or, while it runs, when its worker last said it is alive; the sweeper "
+        "queues again or fails a request whose worker went quiet.",
+    )
+    queued = models.PositiveSmallIntegerField(
+        "times queued", default=0, help_text="How often a message for it was sent to the broker."
+    )
+    attempts = models.PositiveSmallIntegerField(
+        "attempts", default=0, help_text="How often a worker started it (more than once: a worker died on it)."
+    )
+    task_id = models.CharField("task id", max_length=255, blank=True, help_text="The Celery task that started it last.")
 
     class Meta:
         verbose_name = "copy generation request"
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="adengine_genreq_sweep")]
 
     def __str__(self) -> str:
         return f"{self.campaign} / {self.language} x{self.n} ({self.status})"

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
-from django.db import transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from adengine import queues
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.ml import compliance, prompts
 from adengine.ml.copywriter import CopywriterError, get_copywriter
 from adengine.ml.encoder import get_encoder
 from adengine.models import Campaign, Creative, GenerationRequest, ProductVector
+from adengine.queues import QueueUnavailable, publish, queue_for
 from adengine.text import has_cjk
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,14 @@ MAX_VARIANTS = 32
 
 class CreativeRequestError(ValueError):
     """The campaign or the request cannot produce copy; the message says why."""
+
+
+class GenerationNotQueued(QueueUnavailable):
+    """A copy request could not be queued (the broker is unreachable); ``request`` is stored as failed."""
+
+    def __init__(self, request: GenerationRequest, reason: QueueUnavailable) -> None:
+        super().__init__(str(reason))
+        self.request = request
 
 
 @dataclass
@@ -258,27 +273,100 @@ def store(*, request: GenerationRequest, outcome: Outcome) -> list[Creative]:
     return made
 
 
-def run_request(request_id: str, *, progress: Callable[[int], None] | None = None) -> GenerationRequest | None:
-    """Carry out a generation request once; a finished request is left as it is. Never raises for bad input."""
+class _Heartbeat:
+    """While a request runs, a thread records every GENERATION_HEARTBEAT_SECONDS that its worker is alive.
+
+    A model call can take longer than any sensible bound, so progress alone cannot tell a slow worker from a
+    dead one; a killed worker's heartbeat stops, and the sweeper sees it.
+    """
+
+    def __init__(self, request_pk) -> None:
+        self.pk = request_pk
+        self.interval = float(ad_settings.GENERATION_HEARTBEAT_SECONDS)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name=f"adengine-heartbeat-{request_pk}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=self.interval + 5)
+
+    def run(self) -> None:
+        try:
+            while not self.stop.wait(self.interval):
+                try:
+                    GenerationRequest.objects.filter(pk=self.pk, status=GenerationRequest.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:  # the database may be briefly away: the next beat tries again
+                    log.warning("heartbeat of generation request %s not recorded", self.pk, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def _claim(request_id: str, task_id: str | None) -> tuple[GenerationRequest | None, bool]:
+    """Lock a request and mark it running for this worker; (request, whether this worker should write it)."""
+    Status = GenerationRequest.Status
+    now = timezone.now()
     with transaction.atomic():
         request = GenerationRequest.objects.select_for_update().select_related("campaign").filter(pk=request_id).first()
         if request is None:
             log.info("generation request %s is gone", request_id)
-            return None
-        if request.status in (GenerationRequest.Status.DONE, GenerationRequest.Status.FAILED):
-            return request
-        request.status = GenerationRequest.Status.RUNNING
-        request.save(update_fields=["status"])
+            return None, False
+        if request.status in (Status.DONE, Status.FAILED):
+            return request, False  # a duplicate or redelivered message: the work is done
+        stale = now - timedelta(seconds=float(ad_settings.GENERATION_STALE_SECONDS))
+        redelivered = bool(task_id) and task_id == request.task_id  # its last worker died on this very message
+        alive = request.heartbeat_at is not None and request.heartbeat_at > stale
+        if request.status == Status.RUNNING and alive and not redelivered:
+            log.info("generation request %s is being written by another worker; leaving it to that one", request_id)
+            return request, False
+        if request.attempts >= int(ad_settings.GENERATION_MAX_ATTEMPTS):
+            request.status = Status.FAILED
+            request.error = (
+                f"its worker stopped {request.attempts} time(s) while writing it (killed, out of memory or "
+                "restarted); not tried again -- ask again, and see the worker's log"
+            )
+            request.finished_at = now
+            request.save(update_fields=["status", "error", "finished_at"])
+            return request, False
+        request.status = Status.RUNNING
+        request.attempts += 1
+        request.task_id = task_id or ""
+        request.heartbeat_at = now
+        request.save(update_fields=["status", "attempts", "task_id", "heartbeat_at"])
+        return request, True
+
+
+def run_request(
+    request_id: str, *, task_id: str | None = None, progress: Callable[[int], None] | None = None
+) -> GenerationRequest | None:
+    """Carry out a generation request once; a finished request is left as it is. Never raises for bad input.
+
+    ``task_id`` is the Celery task carrying it: the same task id again means its worker died mid-way and the
+    broker handed the message out again, so the work is taken over; another task (a duplicate message) leaves
+    a request whose worker is alive to that worker. Assets are written in one transaction, keyed by their text,
+    so a request redone writes each asset once.
+    """
+    request, mine = _claim(request_id, task_id)
+    if request is None or not mine:
+        return request
 
     def report(done: int) -> None:
-        GenerationRequest.objects.filter(pk=request.pk).update(progress=done)
+        GenerationRequest.objects.filter(pk=request.pk).update(progress=done, heartbeat_at=timezone.now())
         if progress:
             progress(done)
 
     try:
-        outcome = generate(
-            campaign=request.campaign, language=request.language, n=request.n, seed=request.seed, progress=report
-        )
+        with _Heartbeat(request.pk):
+            outcome = generate(
+                campaign=request.campaign, language=request.language, n=request.n, seed=request.seed, progress=report
+            )
         with transaction.atomic():
             store(request=request, outcome=outcome)
             passed = sum(v.passed for v in outcome.variants)
@@ -295,10 +383,15 @@ def run_request(request_id: str, *, progress: Callable[[int], None] | None = Non
             request.finished_at = timezone.now()
             request.save()
     except Exception as exc:  # the worker must survive anything; the reason goes on the request
-        if not isinstance(exc, CreativeRequestError | CopywriterError):
-            log.exception("generation request %s failed", request_id)
+        if isinstance(exc, SoftTimeLimitExceeded):
+            limit = queues.time_limit("adengine.generate_creatives")
+            reason = f"stopped at its time limit ({limit} s, ADENGINE['TASK_TIME_LIMITS'])"
+        else:
+            reason = str(exc)[:2000]
+            if not isinstance(exc, CreativeRequestError | CopywriterError):
+                log.exception("generation request %s failed", request_id)
         GenerationRequest.objects.filter(pk=request.pk).update(
-            status=GenerationRequest.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+            status=GenerationRequest.Status.FAILED, error=reason, finished_at=timezone.now()
         )
         request.refresh_from_db()
     return request
@@ -307,7 +400,12 @@ def run_request(request_id: str, *, progress: Callable[[int], None] | None = Non
 def request_copy(
     *, campaign: Campaign, language: str, n: int, user=None, seed: int = 0, enqueue: bool = True
 ) -> GenerationRequest:
-    """Validate and record a generation request, and enqueue it after commit."""
+    """Validate and record a generation request, and queue it once committed.
+
+    Raises GenerationNotQueued (the request is then stored as failed, with the reason) when the broker cannot be
+    reached within PUBLISH_RETRY_POLICY, when called outside a transaction; inside one, the request is queued
+    when it commits, and a failure then is logged and stored on the request.
+    """
     if language not in languages():
         raise CreativeRequestError(f"unknown language {language!r}; known: {', '.join(languages())}")
     if not 1 <= n <= MAX_VARIANTS:
@@ -321,14 +419,90 @@ def request_copy(
         requested_by=user if getattr(user, "is_authenticated", False) else None,
     )
     if enqueue:
-        from adengine.tasks import generate_creatives
-
-        transaction.on_commit(
-            lambda: generate_creatives.apply_async(
-                kwargs={"campaign_id": campaign.pk, "language": language, "n": n, "request_id": str(request.pk)}
-            )
-        )
+        # inside an outer transaction the failure comes at its commit, when the caller cannot answer any more:
+        # then it is logged (robust) and the row says why
+        transaction.on_commit(lambda: queue_request(request), robust=connection.in_atomic_block)
     return request
+
+
+def queue_request(request: GenerationRequest) -> None:
+    """Send a request's task to the broker; when it cannot be reached, fail the request with the reason and raise."""
+    from adengine.tasks import generate_creatives
+
+    GenerationRequest.objects.filter(pk=request.pk).update(queued=F("queued") + 1, heartbeat_at=timezone.now())
+    kwargs = {"campaign_id": request.campaign_id, "language": request.language, "n": request.n}
+    try:
+        publish(generate_creatives, kwargs={**kwargs, "request_id": str(request.pk)})
+    except QueueUnavailable as exc:
+        GenerationRequest.objects.filter(pk=request.pk, status=GenerationRequest.Status.QUEUED).update(
+            status=GenerationRequest.Status.FAILED,
+            error=f"could not be queued: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        request.refresh_from_db()
+        raise GenerationNotQueued(request, exc) from exc
+
+
+def sweep_requests() -> dict[str, int]:
+    """Queue again the copy requests whose worker died (no heartbeat) or whose message was lost; fail the hopeless.
+
+    A running request without a heartbeat for GENERATION_STALE_SECONDS, or a queued one not started within
+    GENERATION_QUEUED_SECONDS, is queued again (the task is idempotent per request, so a message that turns up
+    later changes nothing) -- unless it has been started or queued GENERATION_MAX_ATTEMPTS times: then it fails
+    with a message that says why.
+    """
+    Status = GenerationRequest.Status
+    now = timezone.now()
+    running_bound = now - timedelta(seconds=float(ad_settings.GENERATION_STALE_SECONDS))
+    queued_bound = now - timedelta(seconds=float(ad_settings.GENERATION_QUEUED_SECONDS))
+    stuck = (
+        GenerationRequest.objects.annotate(last_sign=Coalesce("heartbeat_at", "created_at"))
+        .filter(
+            Q(status=Status.RUNNING, last_sign__lt=running_bound) | Q(status=Status.QUEUED, last_sign__lt=queued_bound)
+        )
+        .order_by("created_at")
+    )
+    max_attempts = int(ad_settings.GENERATION_MAX_ATTEMPTS)
+    result = {"requeued": 0, "failed": 0, "unreachable": 0}
+    for pk in list(stuck.values_list("pk", flat=True)[:100]):
+        with transaction.atomic():
+            request = stuck.select_for_update(skip_locked=True, of=("self",)).filter(pk=pk).first()
+            if request is None:
+                continue  # it moved on meanwhile, or another sweeper holds it
+            last = request.last_sign
+            if request.status == Status.RUNNING and request.attempts >= max_attempts:
+                request.error = (
+                    f"its worker stopped answering (last heartbeat {last:%Y-%m-%d %H:%M:%S} UTC) on attempt "
+                    f"{request.attempts} of {max_attempts}; not tried again -- ask again, and see the worker's log"
+                )
+            elif request.status == Status.QUEUED and request.queued >= max_attempts:
+                queue = queue_for("adengine.generate_creatives") or "the default queue"
+                request.error = (
+                    f"no worker started it within {int(ad_settings.GENERATION_QUEUED_SECONDS)} s, though queued "
+                    f"{request.queued} times: is a worker consuming {queue!r}?"
+                )
+            else:
+                request.error = ""
+            if request.error:
+                request.status, request.finished_at = Status.FAILED, now
+                request.save(update_fields=["status", "error", "finished_at"])
+                log.warning("generation request %s failed: %s", pk, request.error)
+                result["failed"] += 1
+                continue
+            from adengine.tasks import generate_creatives
+
+            kwargs = {"campaign_id": request.campaign_id, "language": request.language, "n": request.n}
+            try:
+                publish(generate_creatives, kwargs={**kwargs, "request_id": str(pk)})
+            except QueueUnavailable:
+                log.warning("generation request %s could not be queued again; next sweep", pk, exc_info=True)
+                result["unreachable"] += 1
+                continue
+            log.warning("generation request %s was %s since %s; queued again", pk, request.status, last)
+            request.status, request.queued, request.heartbeat_at = Status.QUEUED, request.queued + 1, now
+            request.save(update_fields=["status", "queued", "heartbeat_at"])
+            result["requeued"] += 1
+    return result
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from adengine.queues import QueueUnavailable
 from adengine.services.campaigns import SpecError, apply_campaign, apply_placement, refresh_targets
 from adengine.services.creatives import CreativeRequestError, request_copy
 
@@ -65,3 +66,5 @@ class Command(BaseCommand):
                         self.stdout.write(f"queued {o['n']} {language} variants for {campaign}")
                     except CreativeRequestError as exc:
                         self.stderr.write(f"{campaign}: {exc}")
+                    except QueueUnavailable as exc:
+                        raise CommandError(f"copy for {campaign} ({language}) not queued: {exc}") from None

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adengine', '0011_rate_counter'),
+        ('adengine', '0012_rate_counter'),
     ]
 
     operations = [

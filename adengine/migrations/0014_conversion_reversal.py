@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adengine', '0012_hourly_arm'),
+        ('adengine', '0013_hourly_arm'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adengine', '0013_conversion_reversal'),
+        ('adengine', '0014_conversion_reversal'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adengine', '0010_landing_url_validator'),
+        ('adengine', '0011_generation_heartbeat'),
     ]
 
     operations = [

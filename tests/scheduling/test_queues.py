@@ -1,0 +1,101 @@
+"""adengine's queues and routes in the host's Celery app: a plain worker consumes them, the host's own win."""
+
+from __future__ import annotations
+
+import pytest
+from celery import Celery
+from django.core.checks import Error, Warning
+
+from adengine import queues
+from adengine.checks import check_queues
+from adengine.tasks import generate_creatives, train_interest_model, update_strategy
+from tests.conftest import adengine_settings
+
+
+def _app(**conf) -> Celery:
+    app = Celery("host", set_as_current=False)
+    app.conf.update(broker_url="memory://", **conf)
+    return app
+
+
+def test_a_plain_worker_consumes_the_default_queue_and_adenginess():
+    # given a host app with no queues configured, as after `celery worker` with no -Q
+    app = _app()
+    queues.install(app)
+    # then its workers consume its default queue and adengine's three
+    consumed = set(app.amqp.queues.consume_from)
+    assert consumed == {"celery", "adengine.interactive", "adengine.batch", "adengine.strategy"}
+
+
+def test_a_worker_with_q_keeps_its_choice():
+    app = _app()
+    queues.install(app)
+    app.amqp.queues.select(["adengine.batch"])  # what `celery worker -Q adengine.batch` does after Django starts
+    assert set(app.amqp.queues.consume_from) == {"adengine.batch"}
+
+
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [
+        ("adengine.generate_creatives", "adengine.interactive"),
+        ("adengine.embed_products", "adengine.batch"),
+        ("adengine.train_interest_model", "adengine.batch"),
+        ("adengine.update_strategy", "adengine.strategy"),
+        ("adengine.sweep_generation_requests", "adengine.strategy"),
+        ("shop.anything_else", "celery"),
+    ],
+)
+def test_tasks_are_routed_to_their_queue(task, queue):
+    app = _app()
+    queues.install(app)
+    assert app.amqp.router.route({}, task)["queue"].name == queue
+
+
+def test_the_hosts_routes_and_visibility_timeout_win():
+    # given a host that routes adengine's copy requests itself and sets its own visibility timeout
+    app = _app(
+        task_routes={"adengine.generate_creatives": {"queue": "copy"}},
+        broker_transport_options={"visibility_timeout": 7200},
+    )
+    queues.install(app)
+    queues.install(app)  # twice is harmless
+    assert app.amqp.router.route({}, "adengine.generate_creatives")["queue"].name == "copy"
+    assert app.amqp.router.route({}, "adengine.update_strategy")["queue"].name == "adengine.strategy"
+    assert app.conf.broker_transport_options["visibility_timeout"] == 7200
+    assert app.conf.task_routes.count(queues.route) == 1
+
+
+def test_routes_follow_the_settings_and_none_means_the_default_queue():
+    app = _app()
+    queues.install(app)
+    with adengine_settings(QUEUES={"interactive": "copy-now", "strategy": None}):
+        assert app.amqp.router.route({}, "adengine.generate_creatives")["queue"].name == "copy-now"
+        assert app.amqp.router.route({}, "adengine.update_strategy")["queue"].name == "celery"
+
+
+def test_tasks_are_late_acknowledged_redelivered_when_their_worker_dies_and_time_limited():
+    app = _app()
+    queues.install(app)
+    for task in (generate_creatives, update_strategy, train_interest_model):
+        assert task.acks_late and task.reject_on_worker_lost
+    assert generate_creatives.time_limit == 900 and generate_creatives.soft_time_limit == 810
+    assert train_interest_model.time_limit == 3000
+    # the visibility timeout is longer than the longest task, so a running task is never handed out twice
+    assert app.conf.broker_transport_options["visibility_timeout"] == 3000 + queues.VISIBILITY_MARGIN_SECONDS
+
+
+def test_checks_name_a_bad_route_and_a_short_visibility_timeout():
+    with adengine_settings(ROUTES={"adengine.update_strategy": "nightly"}):
+        errors = check_queues(None)
+    assert [e.id for e in errors] == ["adengine.E010"] and isinstance(errors[0], Error)
+    assert "'nightly' is not a key of QUEUES" in errors[0].msg
+    from shop.celery import app
+
+    saved = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {**saved, "visibility_timeout": 60}
+    try:
+        warnings = check_queues(None)
+    finally:
+        app.conf.broker_transport_options = saved
+    assert [w.id for w in warnings] == ["adengine.W010"] and isinstance(warnings[0], Warning)
+    assert check_queues(None) == []
