@@ -45,5 +45,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="adengine-api:schema"), name="docs"),
     # anything else under the API (an id of the wrong shape too) is the API's JSON 404, not the host's HTML page;
     # only paths ending in "/", so APPEND_SLASH still redirects a path without its slash
-    re_path(r"^(?:.*/)?$", not_found),
+    re_path(r"^(?:[\s\S]*/)?$", not_found),
 ]

@@ -11,6 +11,7 @@ valid data must name a rule the schema cannot state, listed in ``RULES``).
 from __future__ import annotations
 
 import base64
+import os
 import re
 
 import pytest
@@ -33,7 +34,7 @@ from tests.factories import (
     UserFactory,
 )
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = int(os.environ.get("ADENGINE_FUZZ_EXAMPLES", "25"))  # more for a deeper run by hand
 SCHEMA_URL = "/api/adengine/v1/schema/?format=json"
 
 # Loaded once through the WSGI application, as a client would read it; requests go through the same application.
@@ -64,7 +65,7 @@ RULES = {
 _CAMPAIGN_RULES = {
     "advertiser",
     "placements",
-    "promoted_products",
+    "promoted_products.*",
     "tier",
     "ends_at",
     "daily_budget",
@@ -196,13 +197,22 @@ def _name_real_objects(case, data, world) -> None:
     if isinstance(body.get("promoted_products"), list):
         body["promoted_products"] = world["product"][:1]
     for event in body.get("events", []) if isinstance(body.get("events"), list) else []:
-        if isinstance(event, dict) and isinstance(event.get("product"), str):
-            event["product"] = world["product"][0]
+        if isinstance(event, dict):  # what each kind needs, now (the window of occurred_at moves with the clock)
+            event.pop("occurred_at", None)
+            if event.get("kind") == "search":
+                event["query"] = f"kettle {event.get('query', '')}"[:500]
+            else:
+                event["product"] = world["product"][0]
 
 
 def _fuzz(case, data, world, headers=None) -> None:
     _name_real_objects(case, data, world)
     response = case.call_and_validate(headers=headers, checks=CHECKS)
+    if os.environ.get("ADENGINE_FUZZ_TRACE"):  # a deeper run by hand: which answers each operation gave
+        with open(os.environ["ADENGINE_FUZZ_TRACE"], "a") as trace:
+            mode = case.meta.generation.mode.value if case.meta else "?"
+            who = (headers or {}).get("Authorization", "anonymous")[-12:]
+            trace.write(f"{who}\t{case.method} {case.path}\t{mode}\t{response.status_code}\n")
     _check_valid_data_accepted(case, response)
 
 
