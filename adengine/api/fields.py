@@ -33,6 +33,7 @@ class PatternField(serializers.CharField):
 
     def __init__(self, pattern: str, **kwargs):
         self.pattern = pattern
+        kwargs.setdefault("trim_whitespace", False)  # "id\n" is not "id": refused, as the schema's pattern refuses it
         super().__init__(**kwargs)
         self.validators.append(FullMatchValidator(pattern, "This value does not match the required pattern."))
 

@@ -27,11 +27,10 @@ VALIDATION_ERROR = {
     "example": {"placement": ["This field is required."]},
 }
 
-_ERROR = ErrorSerializer
 
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=_ERROR, description=description)
+def error(description: str, serializer=ErrorSerializer) -> OpenApiResponse:
+    """A documented error answer: its body (``{"detail": ...}`` unless said otherwise) and what it means."""
+    return OpenApiResponse(response=serializer, description=description)
 
 
 BAD_REQUEST = OpenApiResponse(
@@ -39,12 +38,12 @@ BAD_REQUEST = OpenApiResponse(
     description="The request is malformed or fails validation (the body names each field), or carries a NUL or "
     "another control character.",
 )
-UNAUTHORIZED = _error("Credentials are missing or wrong, on a host whose first authentication class asks for them.")
-FORBIDDEN = _error("Credentials were wrong, or the caller may not do this.")
-NOT_FOUND = _error("No such object among those the caller may see.")
-UNSUPPORTED_MEDIA = _error("The body is not JSON.")
-THROTTLED = _error("Too many requests from this client; the Retry-After header says when to try again.")
-UNAVAILABLE = _error("The database is unavailable right now; try again later.")
+UNAUTHORIZED = error("Credentials are missing or wrong, on a host whose first authentication class asks for them.")
+FORBIDDEN = error("Credentials were wrong, or the caller may not do this.")
+NOT_FOUND = error("No such object among those the caller may see.")
+UNSUPPORTED_MEDIA = error("The body is not JSON.")
+THROTTLED = error("Too many requests from this client; the Retry-After header says when to try again.")
+UNAVAILABLE = error("The database is unavailable right now; try again later.")
 
 
 def responses(

@@ -27,7 +27,7 @@ from adengine.serving import tokens
 
 from .fields import PatternField, StrictBooleanField
 from .lookups import product_by_pk
-from .schema import ErrorSerializer, responses
+from .schema import error, responses
 from .serializers import DecisionSerializer, PersonalisationStateSerializer, TrackResultSerializer, WhySerializer
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class DecisionView(AdengineAPIView):
 
     @extend_schema(
         parameters=[DecisionQuerySerializer],
-        responses=responses({200: DecisionSerializer}, extra={404: ErrorSerializer}),
+        responses=responses({200: DecisionSerializer}, extra={404: error("No placement has this key.")}),
         description="404: no placement has this key. 503: the database is unavailable (the storefront's slots "
         "render nothing then).",
     )
@@ -190,7 +190,10 @@ class ImpressionBeaconView(AdengineAPIView):
             {200: TrackResultSerializer},
             body=True,
             not_found=True,
-            extra={409: TrackResultSerializer, 410: ErrorSerializer},
+            extra={
+                409: error("A replay: logged as a duplicate, not counted.", TrackResultSerializer),
+                410: error("The view link has expired."),
+            },
         ),
         description="400: the token is malformed or its signature is wrong. 404: no such impression. 409: a replay "
         "(logged, not counted). 410: the view link has expired.",
@@ -226,7 +229,7 @@ class WhyView(AdengineAPIView):
                 description='The token of the ad\'s "Why this ad?" URL (signed: a forged one is a 400).',
             )
         ],
-        responses=responses({200: WhySerializer}, not_found=True, extra={410: ErrorSerializer}),
+        responses=responses({200: WhySerializer}, not_found=True, extra={410: error("The link has expired.")}),
         description="400: the token is malformed or its signature is wrong. 404: no such impression. 410: the link has "
         "expired.",
     )

@@ -18,7 +18,7 @@ from adengine.services.shoppers import shopper_for_request
 
 from .lookups import ID_SCHEMA
 from .permissions import IsAdvertiserUser, campaigns_for, creatives_for
-from .schema import ErrorSerializer, responses
+from .schema import error, responses
 from .serializers import (
     CreativeQuerySerializer,
     CreativeSerializer,
@@ -140,7 +140,12 @@ class CreativeListView(AdengineAPIView):
 
     @extend_schema(
         request=HumanCreativeSerializer,
-        responses=responses({201: CreativeSerializer}, body=True, not_found=True, extra={409: ErrorSerializer}),
+        responses=responses(
+            {201: CreativeSerializer},
+            body=True,
+            not_found=True,
+            extra={409: error("The campaign already has this asset.")},
+        ),
         description="404: no campaign of yours has this id. 409: the campaign already has this asset. A text that "
         "fails the advertising rules is stored as rejected, with the reasons.",
     )
@@ -173,7 +178,11 @@ class CreativeReviewView(AdengineAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("creative_id", ID_SCHEMA, OpenApiParameter.PATH)],
         request=None,
-        responses=responses({200: CreativeSerializer}, not_found=True, extra={409: ErrorSerializer}),
+        responses=responses(
+            {200: CreativeSerializer},
+            not_found=True,
+            extra={409: error("The asset fails the advertising rules and cannot be approved.")},
+        ),
         description="409: the asset fails the advertising rules and cannot be approved.",
     )
     def post(self, request, creative_id: int):
