@@ -42,7 +42,7 @@ def test_every_operation_documents_the_shared_errors(client):
 @pytest.mark.parametrize(
     "path",
     [
-        "/campaigns/123456789012345678901234567890/",  # beyond bigint: was a database error (500)
+        "/campaigns/123456789012345678901234567890/",  # beyond the documented range (and bigint)
         "/campaigns/-1/stats/",
         "/creatives/abc/approve/",
         "/nowhere/",
