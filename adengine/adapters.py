@@ -385,15 +385,28 @@ def _find_by(model: type[models.Model], field: models.Field, keys: Collection[st
     wanted: dict[Any, str] = {}
     for key in keys:
         try:
-            wanted[field.to_python(key)] = key
+            value = field.to_python(key)
         except ValidationError:  # e.g. "P1" for a UUID primary key: no such row
             continue
+        if value is not None and fits(field, value):  # a number beyond the column's range: no such row either
+            wanted[value] = key
     found: dict[str, Any] = {}
     values = list(wanted)
     for i in range(0, len(values), 10_000):
         for obj in model._default_manager.filter(**{f"{field.attname}__in": values[i : i + 10_000]}):
             found[wanted[getattr(obj, field.attname)]] = obj
     return found
+
+
+def fits(field: models.Field, value: Any) -> bool:
+    """Whether an integer field's column can hold ``value`` (a larger one is unknown, not a database error)."""
+    from django.db import connection
+
+    internal = field.get_internal_type()
+    if internal not in connection.ops.integer_field_ranges:
+        return True
+    low, high = connection.ops.integer_field_range(internal)
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 def _upsert(model: type[models.Model], key: dict[str, Any], values: dict[str, Any]) -> tuple[Any, bool]:

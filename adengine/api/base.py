@@ -1,4 +1,5 @@
-"""What every adengine API view shares: requests with NUL or other control bytes are a 400, never a 500."""
+"""What every adengine API view shares: JSON bodies; NUL or other control bytes are a 400, never a 500; a database
+outage is a 503; an unknown path under the API is a JSON 404."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import binascii
 import logging
 
 from django.db import DatabaseError
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import DefaultSchema
 from rest_framework.settings import api_settings
@@ -80,14 +84,43 @@ def _inspector_class() -> type[AutoSchema]:
     return configured if isinstance(configured, type) and issubclass(configured, AutoSchema) else AutoSchema
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class StrictJSONParser(JSONParser):
+    """JSON whose strings hold no NUL (PostgreSQL cannot store one): a 400 instead of a 500 deep in a query."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if _has_nul(data):
+            raise ParseError("the body contains a NUL character.")
+        return data
+
+
 class SafeRequestMixin:
-    """For any DRF view: bad bytes are refused before authentication touches the database."""
+    """For any DRF view: JSON bodies only; bad bytes are refused before authentication touches the database; a
+    database outage (from authentication too) is a 503 that says so."""
+
+    parser_classes = [StrictJSONParser]
 
     schema = SpectacularSchema()
 
     def initial(self, request, *args, **kwargs):
         check_request_text(request)
         super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DatabaseError):
+            log.error("%s failed: database unavailable: %s", type(self).__name__, exc)
+            return Response({"detail": "unavailable right now; try again later."}, status=503)
+        return super().handle_exception(exc)
 
 
 class AdengineAPIView(SafeRequestMixin, APIView):
@@ -109,3 +142,9 @@ class ClientIPThrottleMixin:
         from adengine.net import client_ip
 
         return client_ip(request) or ""
+
+
+@csrf_exempt  # it changes nothing; a POST to an unknown path is a 404 too, not the CSRF failure page
+def not_found(request, *args, **kwargs):
+    """Any other path under the API: a JSON 404, as the API's own 404s (never the host's HTML page)."""
+    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)

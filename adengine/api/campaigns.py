@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
@@ -16,8 +18,11 @@ from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.performance import Figures, figures
 from adengine.validators import validate_landing_url
 
-from .lookups import product_by_key
+from .fields import AmountField, StrictCharField, StrictFloatField, StrictIntegerField
+from .lookups import ID_MAX, ID_SCHEMA, product_by_key
 from .permissions import IsAdvertiserUser, campaigns_for
+from .schema import responses
+from .serializers import CampaignStatsSerializer, not_blank
 from .serving import ConfiguredThrottle
 
 
@@ -35,26 +40,104 @@ def validate_landing(value: str) -> str:
     return value
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 64})
 class ProductKeyField(serializers.Field):
-    """A host product by primary key."""
+    """A host product by primary key, as a string (an unknown one is a 400)."""
 
     def to_representation(self, value):
         return str(value.pk)
 
     def to_internal_value(self, data):
+        if not isinstance(data, str) or not 0 < len(data) <= 64:
+            raise serializers.ValidationError("a product id: a string of 1-64 characters.")
         product = product_by_key(data)
         if product is None:
             raise serializers.ValidationError(f"no product with SKU or id {data!r}.")
         return product
 
 
+class ProductListField(serializers.ListField):
+    """Product ids in, product ids out (read from the many-to-many manager)."""
+
+    def to_representation(self, data):
+        return [str(pk) for pk in data.values_list("pk", flat=True)]
+
+
+@extend_schema_field(ID_SCHEMA)
+class AdvertiserField(serializers.PrimaryKeyRelatedField):
+    """An advertiser by its integer id (an unknown one is a 400)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int) or not 0 <= data <= ID_MAX:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 60, "pattern": r"^[-a-zA-Z0-9_]+$"})
+class PlacementKeyField(serializers.SlugRelatedField):
+    """A placement by its key (an unknown one is a 400)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
-    advertiser = serializers.PrimaryKeyRelatedField(queryset=Advertiser.objects.all())
-    promoted_products = serializers.ListField(child=ProductKeyField(), required=False, write_only=True)
-    placements = serializers.SlugRelatedField(
-        slug_field="key", queryset=Placement.objects.all(), many=True, required=False
+    """A campaign. Rules the schema cannot say, each a 400 naming its field: the advertiser must be one you manage
+    (and a campaign never moves to another), only staff run house ads, ``ends_at`` after ``starts_at``, the daily
+    budget at most the total, the total at least what is spent, the products, placements and advertiser must exist,
+    and the landing URL must be a path on the shop or an https URL on its hosts."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.FloatField: StrictFloatField,
+    }
+
+    advertiser = AdvertiserField(queryset=Advertiser.objects.all())
+    name = StrictCharField(max_length=160, validators=[not_blank], help_text="Internal name of the campaign.")
+    bid = AmountField(
+        max_digits=10, decimal_places=4, required=False, help_text=Campaign._meta.get_field("bid").help_text
     )
-    landing_url = serializers.CharField(required=False, allow_blank=True, validators=[validate_landing])
+    total_budget = AmountField(
+        max_digits=12, decimal_places=4, required=False, help_text=Campaign._meta.get_field("total_budget").help_text
+    )
+    daily_budget = AmountField(
+        max_digits=12,
+        decimal_places=4,
+        required=False,
+        allow_null=True,
+        help_text=Campaign._meta.get_field("daily_budget").help_text,
+    )
+    spent = serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True)
+    audience_min_similarity = StrictFloatField(
+        required=False,
+        allow_null=True,
+        min_value=-1.0,
+        max_value=1.0,
+        help_text=Campaign._meta.get_field("audience_min_similarity").help_text,
+    )
+    keywords = serializers.ListField(
+        child=StrictCharField(max_length=60, validators=[not_blank]),
+        required=False,
+        help_text=Campaign._meta.get_field("keywords").help_text,
+    )
+    languages = serializers.ListField(
+        child=StrictCharField(max_length=10, validators=[not_blank]),
+        required=False,
+        help_text=Campaign._meta.get_field("languages").help_text,
+    )
+    categories = serializers.ListField(
+        child=StrictCharField(max_length=120, validators=[not_blank]),
+        required=False,
+        help_text=Campaign._meta.get_field("categories").help_text,
+    )
+    promoted_products = ProductListField(child=ProductKeyField(), required=False)
+    placements = PlacementKeyField(slug_field="key", queryset=Placement.objects.all(), many=True, required=False)
+    landing_url = StrictCharField(required=False, allow_blank=True, max_length=500, validators=[validate_landing])
 
     class Meta:
         model = Campaign
@@ -85,11 +168,6 @@ class CampaignSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["spent", "created_at", "updated_at"]
-
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["promoted_products"] = [str(pk) for pk in instance.promoted_products.values_list("pk", flat=True)]
-        return data
 
     def validate_advertiser(self, advertiser):
         user = self.context["request"].user
@@ -138,6 +216,13 @@ class CampaignSerializer(serializers.ModelSerializer):
         return campaign
 
 
+_CAMPAIGN_ID = OpenApiParameter("campaign_id", ID_SCHEMA, OpenApiParameter.PATH, description="One of your campaigns.")
+
+
+@extend_schema_view(
+    get=extend_schema(responses=responses({200: CampaignSerializer(many=True)})),
+    post=extend_schema(responses=responses({201: CampaignSerializer}, body=True)),
+)
 class CampaignListView(SafeRequestMixin, generics.ListCreateAPIView):
     """Your campaigns; create one for an advertiser you manage."""
 
@@ -149,6 +234,15 @@ class CampaignListView(SafeRequestMixin, generics.ListCreateAPIView):
         return campaigns_for(self.request.user).select_related("advertiser").order_by("pk")
 
 
+@extend_schema_view(
+    get=extend_schema(parameters=[_CAMPAIGN_ID], responses=responses({200: CampaignSerializer}, not_found=True)),
+    put=extend_schema(
+        parameters=[_CAMPAIGN_ID], responses=responses({200: CampaignSerializer}, body=True, not_found=True)
+    ),
+    patch=extend_schema(
+        parameters=[_CAMPAIGN_ID], responses=responses({200: CampaignSerializer}, body=True, not_found=True)
+    ),
+)
 class CampaignDetailView(SafeRequestMixin, generics.RetrieveUpdateAPIView):
     """One of your campaigns: read it or change its status, budgets, bid, schedule or targeting."""
 
@@ -161,14 +255,19 @@ class CampaignDetailView(SafeRequestMixin, generics.RetrieveUpdateAPIView):
         return campaigns_for(self.request.user).select_related("advertiser")
 
 
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
 def _date(value: str | None, name: str) -> dt.datetime | None:
-    if not value:
+    if value is None:
         return None
     try:
+        if not _DAY.fullmatch(value):  # fromisoformat would also take "20261201" and week dates
+            raise ValueError(value)
         day = dt.date.fromisoformat(value)
-    except ValueError:
+        return day_start(day)
+    except (ValueError, OverflowError):
         raise serializers.ValidationError({name: "a date, YYYY-MM-DD."}) from None
-    return day_start(day)
 
 
 class CampaignStatsView(AdengineAPIView):
@@ -179,10 +278,14 @@ class CampaignStatsView(AdengineAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", str, description="First day (YYYY-MM-DD)."),
-            OpenApiParameter("until", str, description="Day after the last (YYYY-MM-DD)."),
+            _CAMPAIGN_ID,
+            OpenApiParameter("since", {"type": "string", "format": "date"}, description="First day (YYYY-MM-DD)."),
+            OpenApiParameter(
+                "until", {"type": "string", "format": "date"}, description="Day after the last (YYYY-MM-DD)."
+            ),
         ],
-        responses={200: dict},
+        responses=responses({200: CampaignStatsSerializer}, not_found=True),
+        description="400 also when until is not after since.",
     )
     def get(self, request, campaign_id: int):
         campaign = get_object_or_404(campaigns_for(request.user), pk=campaign_id)

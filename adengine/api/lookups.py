@@ -1,10 +1,27 @@
-"""Lookups shared by the API's validators."""
+"""Lookups and id bounds shared by the API's validators and URLs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from adengine.adapters import get_adapter
+
+# Object ids in paths and bodies: 1-18 digits, so every one fits PostgreSQL's bigint (a larger one is simply unknown,
+# never a database error).
+ID_MAX = 10**18 - 1
+ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": ID_MAX}
+
+
+class IdConverter:
+    """A path converter for object ids: 1-18 digits (``int`` would pass any length on to the database)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
 
 
 def product_by_key(value: Any) -> Any:

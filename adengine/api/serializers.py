@@ -2,28 +2,63 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from rest_framework import serializers
 
-from adengine.models import BehaviourEvent
+from adengine.models import AdEvent, BehaviourEvent, Creative
 
-from .lookups import product_by_key
+from .fields import StrictCharField, StrictIntegerField
+from .lookups import ID_MAX, product_by_key
 
 MAX_BATCH = 100
+
+# A character that is neither white space (as Python's str.strip() and JSON Schema's \s both see it) nor a control
+# character: a text field must hold one, else trimming leaves nothing. Spelt out so that the server and the schema's
+# regular expressions agree exactly.
+_SPACE = "\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{_SPACE}]"
+not_blank = RegexValidator(NOT_BLANK, "This field may not be blank.")
+# ad copy loses its surrounding quotes too (compliance.normalise)
+not_blank_copy = RegexValidator(f"[^{_SPACE}\"'“”‘’「」]", "This field needs a word, not only spaces and quotes.")
+
+
+def _languages() -> list[str]:
+    from adengine.services.creatives import languages
+
+    return languages()
+
+
+class LanguageField(serializers.ChoiceField):
+    """One of the languages adengine writes copy in (``ADENGINE['LANGUAGES']`` with a prompt template)."""
+
+    def __init__(self, **kwargs):
+        known = _languages()
+        message = f'unknown language "{{input}}"; known: {", ".join(known)}.'
+        kwargs.setdefault("error_messages", {"invalid_choice": message})
+        super().__init__(choices=known, **kwargs)
 
 
 class EventSerializer(serializers.Serializer):
     """One behaviour event sent by a web page or a mobile app."""
 
-    kind = serializers.ChoiceField(choices=BehaviourEvent.Kind.choices)
-    product = serializers.CharField(
+    kind = serializers.ChoiceField(
+        choices=[k for k in BehaviourEvent.Kind.choices if k[0] != BehaviourEvent.Kind.PURCHASE],
+        error_messages={
+            "invalid_choice": '"{input}" is not a valid choice (purchases are recorded from the shop\'s orders, '
+            "not through the API)."
+        },
+    )
+    product = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=64,
-        help_text="Primary key of the product (views, carts, purchases).",
+        help_text="Primary key of the product (views and carts need one; an unknown one is a 400).",
     )
-    query = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Search text (searches).")
-    quantity = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=1)
+    query = StrictCharField(
+        required=False, allow_blank=True, max_length=500, help_text="Search text (a search needs one)."
+    )
+    quantity = StrictIntegerField(required=False, min_value=1, max_value=1000, default=1)
     occurred_at = serializers.DateTimeField(required=False, help_text="Default: now. At most 7 days old.")
 
     def validate_occurred_at(self, value):
@@ -36,10 +71,6 @@ class EventSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         kind = attrs["kind"]
-        if kind == BehaviourEvent.Kind.PURCHASE:
-            raise serializers.ValidationError(
-                {"kind": "purchases are recorded from the shop's orders, not through the API."}
-            )
         if kind == BehaviourEvent.Kind.SEARCH:
             if not (attrs.get("query") or "").strip():
                 raise serializers.ValidationError({"query": "a search event needs a query."})
@@ -58,7 +89,8 @@ class EventSerializer(serializers.Serializer):
 class EventBatchSerializer(serializers.Serializer):
     """Up to 100 events at once."""
 
-    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
+    # a ListField (not many=True) so that the schema shows minItems and maxItems
+    events = serializers.ListField(child=EventSerializer(), allow_empty=False, min_length=1, max_length=MAX_BATCH)
 
 
 class EventResultSerializer(serializers.Serializer):
@@ -69,9 +101,9 @@ class EventResultSerializer(serializers.Serializer):
 class GenerateRequestSerializer(serializers.Serializer):
     """Ask for generated copy."""
 
-    language = serializers.CharField(max_length=10)
-    n = serializers.IntegerField(min_value=1, max_value=32, default=8)
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    language = LanguageField()
+    n = StrictIntegerField(min_value=1, max_value=32, default=8)
+    seed = StrictIntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
 
 class GenerationRequestSerializer(serializers.Serializer):
@@ -116,7 +148,119 @@ class CreativeSerializer(serializers.Serializer):
 class HumanCreativeSerializer(serializers.Serializer):
     """An asset written by a person; it goes through the same rules."""
 
+    campaign = StrictIntegerField(min_value=0, max_value=ID_MAX, help_text="One of your campaigns.")
+    asset_type = serializers.ChoiceField(choices=Creative.AssetType.choices)
+    language = LanguageField()
+    text = StrictCharField(max_length=300, validators=[not_blank_copy])
+
+
+class CreativeQuerySerializer(serializers.Serializer):
+    """Filters of the asset list."""
+
+    campaign = StrictIntegerField(query=True, required=False, min_value=0, max_value=ID_MAX, help_text="A campaign id.")
+    status = serializers.ChoiceField(choices=Creative.Status.choices, required=False)
+    language = serializers.CharField(required=False, max_length=10, allow_blank=True)
+    asset_type = serializers.ChoiceField(choices=Creative.AssetType.choices, required=False)
+
+
+# --- response bodies (for the schema: the views build these dicts themselves) ---------------------------------------
+
+
+class AdProductSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The product's primary key.")
+    title = serializers.CharField()
+    price = serializers.CharField(allow_null=True, help_text="Decimal, in the shop's currency.")
+    image_url = serializers.CharField(allow_blank=True)
+
+
+class AdSerializer(serializers.Serializer):
+    """One chosen ad; its texts are untrusted model output: escape them when rendering."""
+
+    impression = serializers.CharField(help_text="The impression's one-time nonce (hex).")
+    campaign_id = serializers.IntegerField()
+    advertiser = serializers.CharField()
+    sponsored = serializers.BooleanField(help_text="Label it 'Sponsored' when true.")
+    house = serializers.BooleanField(help_text="A house ad (the shop's own, never billed).")
+    headline = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    language = serializers.CharField()
+    position = serializers.IntegerField(min_value=0)
+    product = AdProductSerializer(allow_null=True)
+    view_url = serializers.URLField(help_text="Call (GET) when the ad is shown, or POST its token to impressions/.")
+    click_url = serializers.URLField(help_text="Open when the ad is tapped; it redirects to the landing page.")
+    why_url = serializers.URLField(help_text='The "Why this ad?" page.')
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision_id = serializers.UUIDField()
+    placement = serializers.CharField()
+    format = serializers.ChoiceField(choices=["text", "product", "banner"])
+    personalised = serializers.BooleanField(help_text="The shopper's interests took part in the choice.")
+    ads = AdSerializer(many=True, help_text="Empty when no ad is eligible or serving is switched off.")
+
+
+class TrackResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[s for s, _ in AdEvent.Status.choices], help_text="How the event was logged (duplicate: a replay)."
+    )
+    counted = serializers.BooleanField(help_text="Counted (and billed, for CPM) as a view.")
+
+
+class WhyTargetingSerializer(serializers.Serializer):
+    description = serializers.CharField(allow_blank=True)
+    keywords = serializers.ListField(child=serializers.CharField())
+    categories = serializers.ListField(child=serializers.CharField())
+    audience_threshold = serializers.FloatField(allow_null=True)
+
+
+class WhyPageSerializer(serializers.Serializer):
+    page = serializers.CharField(allow_blank=True)
+    category = serializers.CharField(allow_blank=True)
+    query = serializers.CharField(allow_blank=True, help_text="Only for the shopper who saw the ad; else empty.")
+    promoted_product = serializers.CharField(required=False, allow_blank=True)
+
+
+class WhyInterestSerializer(serializers.Serializer):
+    activity = serializers.CharField()
+    item = serializers.CharField()
+    similarity = serializers.FloatField()
+
+
+class WhySerializer(serializers.Serializer):
+    advertiser = serializers.CharField()
+    campaign = serializers.CharField()
+    sponsored = serializers.BooleanField()
+    targeting = WhyTargetingSerializer()
+    page_context = WhyPageSerializer()
+    personalised = serializers.BooleanField()
+    your_matching_interests = WhyInterestSerializer(many=True, help_text="Only for the shopper who saw the ad.")
+    personalisation_allowed = serializers.BooleanField(allow_null=True)
+    ranking = serializers.CharField()
+
+
+class PersonalisationStateSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField(help_text="Whether the shopper gets personalised ads.")
+
+
+class StatsRowSerializer(serializers.Serializer):
+    impressions = serializers.IntegerField()
+    views = serializers.IntegerField()
+    clicks = serializers.IntegerField(help_text="Counted clicks (bots, replays and floods excluded).")
+    conversions = serializers.IntegerField()
+    spend = serializers.FloatField()
+    revenue = serializers.FloatField()
+    ctr = serializers.FloatField(allow_null=True)
+    conversion_rate = serializers.FloatField(allow_null=True)
+    roas = serializers.FloatField(allow_null=True)
+
+
+class StatsDaySerializer(StatsRowSerializer):
+    day = serializers.DateField()
+
+
+class CampaignStatsSerializer(serializers.Serializer):
     campaign = serializers.IntegerField()
-    asset_type = serializers.ChoiceField(choices=["headline", "description"])
-    language = serializers.CharField(max_length=10)
-    text = serializers.CharField(max_length=300)
+    spent_total = serializers.CharField(help_text="Decimal.")
+    total_budget = serializers.CharField(help_text="Decimal.")
+    totals = StatsRowSerializer()
+    by_day = StatsDaySerializer(many=True)

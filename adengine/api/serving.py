@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -23,7 +24,10 @@ from adengine.services.tracking import impression_for, record
 from adengine.serving import PageContext, UnknownPlacement, decide, tokens
 from adengine.serving.presentation import decision_data
 
+from .fields import PatternField, StrictBooleanField
 from .lookups import product_by_key
+from .schema import error, responses
+from .serializers import DecisionSerializer, PersonalisationStateSerializer, TrackResultSerializer, WhySerializer
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +53,27 @@ class TrackingThrottle(ConfiguredThrottle):
     scope = "tracking"
 
 
+SESSION_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
+SESSION_HELP = "An app's own anonymous session id (16-128 of A-Z a-z 0-9 _ -), when it has no cookie or login."
+# tokens.make: Django's signing of the nonce, "value:timestamp:signature", each part URL-safe base64 (or base62)
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,200}:[A-Za-z0-9]{1,20}:[A-Za-z0-9_-]{20,100}$"
+
+
 class DecisionQuerySerializer(serializers.Serializer):
-    placement = serializers.SlugField(max_length=60, help_text="The placement's key.")
+    placement = PatternField(r"^[-a-zA-Z0-9_]{1,60}$", max_length=60, help_text="The placement's key.")
     n = serializers.IntegerField(required=False, min_value=1, max_value=20, help_text="Ads wanted (<= the slot's).")
-    product = serializers.CharField(required=False, max_length=64, help_text="Primary key of the product shown.")
-    category = serializers.CharField(required=False, max_length=120, help_text="Category key of the page.")
+    product = serializers.CharField(
+        required=False, max_length=64, help_text="Primary key of the product shown (an unknown one is a 400)."
+    )
+    category = serializers.CharField(
+        required=False, max_length=120, allow_blank=True, help_text="Category key of the page."
+    )
     q = serializers.CharField(required=False, max_length=200, allow_blank=True, help_text="Search query on the page.")
     page = serializers.CharField(required=False, max_length=40, allow_blank=True, help_text="Page type, e.g. home.")
-    language = serializers.CharField(required=False, max_length=16, help_text="Language of the copy (en, zh).")
-    session = serializers.RegexField(
-        r"^[A-Za-z0-9_-]{16,128}$",
-        required=False,
-        help_text="An app's own anonymous session id (16-128 of A-Z a-z 0-9 _ -), when it has no cookie or login.",
+    language = serializers.CharField(
+        required=False, max_length=16, allow_blank=True, help_text="Language of the copy (en, zh)."
     )
+    session = PatternField(SESSION_PATTERN, required=False, help_text=SESSION_HELP)
 
     def validate_product(self, value):
         product = product_by_key(value)
@@ -70,8 +82,9 @@ class DecisionQuerySerializer(serializers.Serializer):
         return product
 
 
-_SESSION = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_SESSION = re.compile(SESSION_PATTERN)
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,60}$")
+_INT = re.compile(r"^-?[0-9]{1,9}$")
 _TEXT_LIMITS = {"category": 120, "q": 200, "page": 40, "language": 16}
 
 
@@ -83,15 +96,15 @@ def parse_decision_query(params) -> dict:
     placement = params.get("placement", "")
     if not placement:
         errors["placement"] = "This field is required."
-    elif not _SLUG.match(placement):
+    elif not _SLUG.fullmatch(placement):
         errors["placement"] = "Enter a valid placement key (letters, numbers, underscores or hyphens)."
     out["placement"] = placement
     if "n" in params:
-        try:
+        if _INT.fullmatch(params["n"]):  # int() would also take " 5", "1_0" and other digits than 0-9
             out["n"] = int(params["n"])
             if not 1 <= out["n"] <= 20:
                 errors["n"] = "Ensure this value is between 1 and 20."
-        except ValueError:
+        else:
             errors["n"] = "A valid integer is required."
     for name, limit in _TEXT_LIMITS.items():
         value = params.get(name, "")
@@ -99,12 +112,12 @@ def parse_decision_query(params) -> dict:
             errors[name] = f"Ensure this field has no more than {limit} characters."
         out[name] = value
     session = params.get("session")
-    if session is not None and not _SESSION.match(session):
+    if session is not None and not _SESSION.fullmatch(session):
         errors["session"] = "16-128 characters of A-Z a-z 0-9 _ -."
     out["session"] = session
     if "product" in params and "product" not in errors:
         value = params["product"]
-        product = product_by_key(value)
+        product = product_by_key(value) if 0 < len(value) <= 64 else None
         if product is None:
             errors["product"] = f"no product with SKU or id {value!r}."
         out["product"] = product
@@ -133,7 +146,12 @@ class DecisionView(AdengineAPIView):
 
     unavailable_message = "ads are unavailable right now."
 
-    @extend_schema(parameters=[DecisionQuerySerializer], responses={200: dict, 404: dict, 503: dict})
+    @extend_schema(
+        parameters=[DecisionQuerySerializer],
+        responses=responses({200: DecisionSerializer}, extra={404: error("No placement has this key.")}),
+        description="404: no placement has this key. 503: the database is unavailable (the storefront's slots "
+        "render nothing then).",
+    )
     def get(self, request):
         q = parse_decision_query(request.query_params)
         product = q.get("product")
@@ -159,7 +177,11 @@ class DecisionView(AdengineAPIView):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=300, help_text="The token of an impression's view URL.")
+    token = PatternField(
+        TOKEN_PATTERN,
+        max_length=300,
+        help_text="The token of an impression's view URL (signed: a forged one is a 400).",
+    )
 
 
 class ImpressionBeaconView(AdengineAPIView):
@@ -168,7 +190,20 @@ class ImpressionBeaconView(AdengineAPIView):
     permission_classes = [AllowAny]
     throttle_classes = [TrackingThrottle]
 
-    @extend_schema(request=TokenSerializer, responses={200: dict, 400: dict, 404: dict, 409: dict, 410: dict})
+    @extend_schema(
+        request=TokenSerializer,
+        responses=responses(
+            {200: TrackResultSerializer},
+            body=True,
+            not_found=True,
+            extra={
+                409: error("A replay: logged as a duplicate, not counted.", TrackResultSerializer),
+                410: error("The view link has expired."),
+            },
+        ),
+        description="400: the token is malformed or its signature is wrong. 404: no such impression. 409: a replay "
+        "(logged, not counted). 410: the view link has expired.",
+    )
     def post(self, request):
         data = TokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -191,7 +226,19 @@ class WhyView(AdengineAPIView):
     permission_classes = [AllowAny]
     throttle_classes = [TrackingThrottle]
 
-    @extend_schema(responses={200: dict, 400: dict, 404: dict, 410: dict})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "token",
+                {"type": "string", "pattern": TOKEN_PATTERN, "maxLength": 300},
+                OpenApiParameter.PATH,
+                description='The token of the ad\'s "Why this ad?" URL (signed: a forged one is a 400).',
+            )
+        ],
+        responses=responses({200: WhySerializer}, not_found=True, extra={410: error("The link has expired.")}),
+        description="400: the token is malformed or its signature is wrong. 404: no such impression. 410: the link has "
+        "expired.",
+    )
     def get(self, request, token: str):
         try:
             impression = impression_for("why", token, related=("campaign__advertiser",))
@@ -201,8 +248,12 @@ class WhyView(AdengineAPIView):
 
 
 class PersonalisationSerializer(serializers.Serializer):
-    allowed = serializers.BooleanField(help_text="false: no personalised ads, browsing history deleted.")
-    session = serializers.RegexField(r"^[A-Za-z0-9_-]{16,128}$", required=False)
+    allowed = StrictBooleanField(help_text="false: no personalised ads, browsing history deleted.")
+    session = PatternField(SESSION_PATTERN, required=False, help_text=SESSION_HELP)
+
+
+class PersonalisationQuerySerializer(serializers.Serializer):
+    session = PatternField(SESSION_PATTERN, required=False, help_text=SESSION_HELP)
 
 
 class PersonalisationView(AdengineAPIView):
@@ -211,19 +262,31 @@ class PersonalisationView(AdengineAPIView):
     permission_classes = [AllowAny]
     throttle_classes = [TrackingThrottle]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        parameters=[PersonalisationQuerySerializer],
+        responses=responses({200: PersonalisationStateSerializer}),
+        description="400 also when the caller has no session cookie, no login and no session parameter.",
+    )
     def get(self, request):
-        shopper = _shopper(request, request.query_params.get("session"), create=False)
+        query = PersonalisationQuerySerializer(data=request.query_params.dict())  # "" is a value, not "absent"
+        query.is_valid(raise_exception=True)
+        shopper = _shopper(request, query.validated_data.get("session"), create=False)
         # no shopper yet: nothing recorded about them, and the shop's default applies until they choose
         return Response({"allowed": shopper.personalisation if shopper else bool(ad_settings.PERSONALISATION_DEFAULT)})
 
-    @extend_schema(request=PersonalisationSerializer, responses={200: dict, 403: dict})
+    @extend_schema(
+        request=PersonalisationSerializer,
+        responses=responses({200: PersonalisationStateSerializer}, body=True),
+        description="403 also when an anonymous browser session sends no CSRF token. 400 also when the caller has no "
+        "session cookie, no login and no session.",
+    )
     def post(self, request):
         data = PersonalisationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not data.validated_data.get("session"):
+        if not data.validated_data.get("session") and not request.user.is_authenticated:
             # the browser's session cookie names the shopper: another site must not be able to flip their consent
-            # (DRF checks CSRF for logged-in users only; an anonymous session needs it as much)
+            # (DRF checks CSRF for users logged in by session; an anonymous session needs it as much; a login by
+            # Basic credentials is no ambient authority and needs none)
             SessionAuthentication().enforce_csrf(request)
         shopper = _shopper(request, data.validated_data.get("session"), create=True)
         if shopper is None:

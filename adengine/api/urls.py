@@ -1,9 +1,13 @@
-from django.urls import path
+from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import campaigns, serving, views
+from .base import not_found
+from .lookups import IdConverter
 
 app_name = "adengine-api"
+
+register_converter(IdConverter, "adengine_id")
 
 urlpatterns = [
     path("events/", views.EventsView.as_view(), name="events"),
@@ -12,18 +16,24 @@ urlpatterns = [
     path("why/<str:token>/", serving.WhyView.as_view(), name="why"),
     path("personalisation/", serving.PersonalisationView.as_view(), name="personalisation"),
     path("campaigns/", campaigns.CampaignListView.as_view(), name="campaigns"),
-    path("campaigns/<int:campaign_id>/", campaigns.CampaignDetailView.as_view(), name="campaign"),
-    path("campaigns/<int:campaign_id>/stats/", campaigns.CampaignStatsView.as_view(), name="campaign-stats"),
-    path("campaigns/<int:campaign_id>/generate/", views.CampaignGenerateView.as_view(), name="campaign-generate"),
+    path("campaigns/<adengine_id:campaign_id>/", campaigns.CampaignDetailView.as_view(), name="campaign"),
+    path("campaigns/<adengine_id:campaign_id>/stats/", campaigns.CampaignStatsView.as_view(), name="campaign-stats"),
+    path(
+        "campaigns/<adengine_id:campaign_id>/generate/",
+        views.CampaignGenerateView.as_view(),
+        name="campaign-generate",
+    ),
     path("generation-requests/<uuid:request_id>/", views.GenerationRequestView.as_view(), name="generation-request"),
     path("creatives/", views.CreativeListView.as_view(), name="creatives"),
     path(
-        "creatives/<int:creative_id>/approve/",
+        "creatives/<adengine_id:creative_id>/approve/",
         views.CreativeReviewView.as_view(action="approve"),
         name="creative-approve",
     ),
     path(
-        "creatives/<int:creative_id>/reject/", views.CreativeReviewView.as_view(action="reject"), name="creative-reject"
+        "creatives/<adengine_id:creative_id>/reject/",
+        views.CreativeReviewView.as_view(action="reject"),
+        name="creative-reject",
     ),
     path(
         "schema/",
@@ -34,4 +44,7 @@ urlpatterns = [
         name="schema",
     ),
     path("docs/", SpectacularSwaggerView.as_view(url_name="adengine-api:schema", schema=None), name="docs"),
+    # anything else under the API (an id of the wrong shape too) is the API's JSON 404, not the host's HTML page;
+    # only paths ending in "/", so APPEND_SLASH still redirects a path without its slash
+    re_path(r"^(?:[\s\S]*/)?$", not_found),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -22,8 +23,11 @@ from adengine.services.creatives import (
 )
 from adengine.services.shoppers import shopper_for_request
 
+from .lookups import ID_SCHEMA
 from .permissions import IsAdvertiserUser, campaigns_for, creatives_for
+from .schema import error, responses
 from .serializers import (
+    CreativeQuerySerializer,
     CreativeSerializer,
     EventBatchSerializer,
     EventResultSerializer,
@@ -48,7 +52,12 @@ class EventsView(AdengineAPIView):
     permission_classes = [AllowAny]
     throttle_classes = [EventAnonThrottle, EventUserThrottle]
 
-    @extend_schema(request=EventBatchSerializer, responses={201: EventResultSerializer})
+    @extend_schema(
+        request=EventBatchSerializer,
+        responses=responses({201: EventResultSerializer}, body=True),
+        description="400 also for an unknown product, a search without a query, a view or cart without a product, an "
+        "event more than 7 days old or in the future, and when the caller has no session cookie and no login.",
+    )
     def post(self, request):
         serializer = EventBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -94,8 +103,15 @@ class CampaignGenerateView(AdengineAPIView):
     throttle_classes = [GenerateThrottle]
 
     @extend_schema(
+        parameters=[OpenApiParameter("campaign_id", ID_SCHEMA, OpenApiParameter.PATH)],
         request=GenerateRequestSerializer,
-        responses={202: GenerationRequestSerializer, 400: dict, 503: GenerationUnavailableSerializer},
+        responses=responses(
+            {202: GenerationRequestSerializer},
+            body=True,
+            not_found=True,
+            extra={503: GenerationUnavailableSerializer},
+        ),
+        description="400 also when the campaign has neither keywords nor promoted products to write about.",
     )
     def post(self, request, campaign_id: int):
         campaign = get_object_or_404(campaigns_for(request.user), pk=campaign_id)
@@ -123,7 +139,7 @@ class GenerationRequestView(AdengineAPIView):
     permission_classes = [IsAdvertiserUser]
     throttle_classes = [AdvertiserThrottle]
 
-    @extend_schema(responses={200: GenerationRequestSerializer})
+    @extend_schema(responses=responses({200: GenerationRequestSerializer}, not_found=True))
     def get(self, request, request_id):
         req = get_object_or_404(
             GenerationRequest.objects.filter(campaign__in=campaigns_for(request.user)), pk=request_id
@@ -137,18 +153,25 @@ class CreativeListView(AdengineAPIView):
     permission_classes = [IsAdvertiserUser]
     throttle_classes = [AdvertiserThrottle]
 
-    @extend_schema(responses={200: CreativeSerializer(many=True)})
+    @extend_schema(parameters=[CreativeQuerySerializer], responses=responses({200: CreativeSerializer(many=True)}))
     def get(self, request):
+        query = CreativeQuerySerializer(data=request.query_params.dict())  # "" is a value, not "absent"
+        query.is_valid(raise_exception=True)
         qs = creatives_for(request.user).order_by("campaign_id", "language", "asset_type", "-score")
-        for param in ("campaign", "status", "language", "asset_type"):
-            value = request.query_params.get(param)
-            if value:
-                if param == "campaign" and not value.isdigit():
-                    return Response({"campaign": "must be a campaign id"}, status=status.HTTP_400_BAD_REQUEST)
-                qs = qs.filter(**{f"{param}_id" if param == "campaign" else param: value})
-        return Response(CreativeSerializer(qs[:500], many=True).data)
+        filters = {("campaign_id" if k == "campaign" else k): v for k, v in query.validated_data.items()}
+        return Response(CreativeSerializer(qs.filter(**filters)[:500], many=True).data)
 
-    @extend_schema(request=HumanCreativeSerializer, responses={201: CreativeSerializer})
+    @extend_schema(
+        request=HumanCreativeSerializer,
+        responses=responses(
+            {201: CreativeSerializer},
+            body=True,
+            not_found=True,
+            extra={409: error("The campaign already has this asset.")},
+        ),
+        description="404: no campaign of yours has this id. 409: the campaign already has this asset. A text that "
+        "fails the advertising rules is stored as rejected, with the reasons.",
+    )
     def post(self, request):
         data = HumanCreativeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -164,7 +187,7 @@ class CreativeListView(AdengineAPIView):
         except CreativeRequestError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except IntegrityError:
-            return Response({"text": "this campaign already has that asset"}, status=status.HTTP_409_CONFLICT)
+            return Response({"detail": "this campaign already has that asset"}, status=status.HTTP_409_CONFLICT)
         return Response(CreativeSerializer(asset).data, status=status.HTTP_201_CREATED)
 
 
@@ -175,7 +198,16 @@ class CreativeReviewView(AdengineAPIView):
     throttle_classes = [AdvertiserThrottle]
     action = "approve"
 
-    @extend_schema(request=None, responses={200: CreativeSerializer})
+    @extend_schema(
+        parameters=[OpenApiParameter("creative_id", ID_SCHEMA, OpenApiParameter.PATH)],
+        request=None,
+        responses=responses(
+            {200: CreativeSerializer},
+            not_found=True,
+            extra={409: error("The asset fails the advertising rules and cannot be approved.")},
+        ),
+        description="409: the asset fails the advertising rules and cannot be approved.",
+    )
     def post(self, request, creative_id: int):
         qs = creatives_for(request.user).filter(pk=creative_id)
         asset = get_object_or_404(qs)

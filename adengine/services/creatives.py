@@ -535,6 +535,7 @@ def _judged(*, campaign: Campaign, asset_type: str, language: str, text: str, ex
     return variant
 
 
+@transaction.atomic  # a duplicate (IntegrityError) rolls back only this
 def add_human_asset(*, campaign: Campaign, asset_type: str, language: str, text: str, user=None) -> Creative:
     """A person's asset: the same rules, near-duplicate check and ranking as generated ones."""
     variant = _judged(campaign=campaign, asset_type=asset_type, language=language, text=text)

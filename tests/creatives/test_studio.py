@@ -133,7 +133,7 @@ def test_api_scopes_advertisers_to_their_own(campaign, client):
     bad = client.post(
         f"/api/adengine/v1/campaigns/{campaign.pk}/generate/", {"language": "xx"}, content_type="application/json"
     )
-    assert bad.status_code == 400 and "unknown language" in bad.json()["detail"]
+    assert bad.status_code == 400 and "unknown language" in bad.json()["language"][0]
     ok = client.post(
         f"/api/adengine/v1/campaigns/{campaign.pk}/generate/",
         {"language": "en", "n": 2},
