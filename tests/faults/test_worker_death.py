@@ -25,9 +25,16 @@ def _status(request):
     return request.status
 
 
-def _start_worker(celery_process, chat_server, *options):
+def _start_worker(celery_process, chat_server, *options, **env):
     worker = celery_process(
-        "worker", "--loglevel", "INFO", "-Q", "adengine.interactive", *options, FAULT_COPYWRITER_URL=chat_server.url
+        "worker",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        "adengine.interactive",
+        *options,
+        FAULT_COPYWRITER_URL=chat_server.url,
+        **env,
     )
     worker.wait_for_line(r"ready\.", timeout=90)
     return worker
@@ -86,4 +93,24 @@ def test_a_whole_worker_killed_mid_request_is_queued_again_by_the_sweeper(
         assert request.status == "done", request.error
         assert request.attempts == 2 and request.queued == 2
         assert sweep_requests() == {"requeued": 0, "failed": 0, "unreachable": 0}
+    assert Creative.objects.filter(campaign=campaign).count() == 2 * N
+
+
+def test_a_whole_worker_killed_mid_request_gets_its_message_back_after_the_visibility_timeout(
+    campaign, broker, celery_process, chat_server
+):
+    # given workers whose broker hands an unacknowledged message out again after 5 s (an hour by default)
+    worker = _start_worker(celery_process, chat_server, "--pool", "solo", CELERY_VISIBILITY_TIMEOUT="5")
+    chat_server.hold.set()
+    with use_broker(broker.url):
+        request = request_copy(campaign=campaign, language="en", n=N)
+    wait_for(chat_server.arrived.is_set, timeout=60, what="the worker to call the copywriter")
+    # when the whole worker is killed mid-request and another starts
+    worker.kill()
+    chat_server.hold.clear()
+    _start_worker(celery_process, chat_server, "--pool", "solo", CELERY_VISIBILITY_TIMEOUT="5")
+    # then the same message comes back (no sweeper involved: queued once) and the request is redone, once
+    wait_for(lambda: _status(request) in ("done", "failed"), timeout=90, what="the request to finish")
+    assert request.status == "done", request.error
+    assert request.attempts == 2 and request.queued == 1
     assert Creative.objects.filter(campaign=campaign).count() == 2 * N

@@ -22,6 +22,15 @@ ADENGINE = {
     "STRATEGY_INTERVAL_SECONDS": 1,
     "REFRESH_INTERVAL_SECONDS": 1,
 }
+if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):  # a short one: tasks must be shorter still (adengine.W010)
+    limit = max(1, int(os.environ["CELERY_VISIBILITY_TIMEOUT"]) - 1)
+    ADENGINE["TASK_TIME_LIMITS"] = {"interactive": limit, "batch": limit, "strategy": limit}
+    # look for messages whose visibility timeout expired every second (kombu: every 10 x 10 s)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
 LOGGING = {
     **LOGGING,  # noqa: F405
     "loggers": {"adengine": {"handlers": ["console"], "level": "INFO"}},
