@@ -51,6 +51,7 @@ bench: install  # needs the demo data: run `make demo` once first
 	$(PY) -m shop.embedded run -- $(PY) bench/ann_search.py --n 100000 --n 1000000
 	$(PY) -m shop.embedded run -- $(PY) bench/serving.py
 	$(PY) -m shop.embedded run -- $(PY) bench/imports.py
+	$(PY) -m shop.embedded run -- $(PY) bench/resilience.py
 
 stop:
 	$(PY) -m shop.embedded stop
