@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from celery import Task
+from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from adengine.conf import settings as ad_settings
@@ -82,6 +83,24 @@ def publish(task: Task, *, kwargs: dict) -> str:
         # the broker's address stays in the log: the reason goes to API clients too
         log.warning("could not send %s to the broker: %s", task.name, exc)
         raise QueueUnavailable(f"the task queue (Celery broker) is unreachable ({type(exc).__name__})") from exc
+
+
+def enqueue_after_commit(task_name: str, *, kwargs: dict | None = None, countdown: float | None = None) -> None:
+    """Send an adengine task once the current transaction commits (at once outside one), never raising: with the
+    broker down the work is logged and left to beat's next periodic run. For background upkeep only -- a
+    request the caller must hear about goes through ``publish``."""
+
+    def send() -> None:
+        from adengine import tasks
+
+        try:
+            task = getattr(tasks, task_name.removeprefix("adengine."))
+            task.apply_async(kwargs=kwargs or {}, countdown=countdown, retry=False)
+        except Exception:
+            log.warning("could not enqueue %s%s; beat will catch up", task_name, f" {kwargs}" if kwargs else "",
+                        exc_info=True)  # fmt: skip
+
+    transaction.on_commit(send)
 
 
 def _install_queues(app: Any) -> list[str]:

@@ -56,17 +56,9 @@ def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any)
     """After a product commits, re-embed it in the worker."""
     if raw or _suppressed.get():
         return
-    product_pk = str(instance.pk)
+    from adengine.queues import enqueue_after_commit
 
-    def enqueue() -> None:
-        try:
-            from adengine.tasks import embed_products
-
-            embed_products.apply_async(kwargs={"product_ids": [product_pk]}, retry=False)
-        except Exception:
-            log.warning("could not enqueue re-embedding of product %s; beat will catch up", product_pk, exc_info=True)
-
-    transaction.on_commit(enqueue)
+    enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": [str(instance.pk)]})
 
 
 def product_offer_changed(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
@@ -174,15 +166,9 @@ def campaign_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any
 
 
 def _enqueue_target(campaign_id: int) -> None:
-    def enqueue() -> None:
-        try:
-            from adengine.tasks import refresh_campaign_targets
+    from adengine.queues import enqueue_after_commit
 
-            refresh_campaign_targets.apply_async(kwargs={"campaign_ids": [campaign_id]}, retry=False)
-        except Exception:
-            log.warning("could not enqueue the target of campaign %s; beat will catch up", campaign_id, exc_info=True)
-
-    transaction.on_commit(enqueue)
+    enqueue_after_commit("adengine.refresh_campaign_targets", kwargs={"campaign_ids": [campaign_id]})
 
 
 def add_beat_schedule(sender: Any, **kwargs: Any) -> None:

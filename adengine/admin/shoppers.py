@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
 
@@ -118,11 +117,11 @@ class EncoderModelAdmin(ReadOnlyAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one encoder version.", messages.ERROR)
             return
+        from adengine.queues import enqueue_after_commit
         from adengine.services.encoders import set_active
-        from adengine.tasks import reembed_all
 
         set_active(version=queryset.get().version)
-        transaction.on_commit(lambda: reembed_all.delay())
+        enqueue_after_commit("adengine.reembed_all")
         self.message_user(request, "Switched; the worker is re-embedding products and shoppers.")
 
 

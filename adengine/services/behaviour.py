@@ -144,13 +144,6 @@ def schedule_refresh() -> None:
     debounce = int(ad_settings.REFRESH_DEBOUNCE_SECONDS)
     if debounce <= 0 or not cache.add("adengine:refresh-scheduled", 1, timeout=debounce):
         return
+    from adengine.queues import enqueue_after_commit
 
-    def enqueue() -> None:
-        try:
-            from adengine.tasks import refresh_interests
-
-            refresh_interests.apply_async(countdown=min(debounce, 10), retry=False)
-        except Exception:  # broker down: beat will catch up
-            log.warning("could not enqueue the interest refresh; beat will run it", exc_info=True)
-
-    transaction.on_commit(enqueue)
+    enqueue_after_commit("adengine.refresh_interests", countdown=min(debounce, 10))

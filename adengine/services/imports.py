@@ -553,16 +553,9 @@ def _name_categories(rows: list[tuple[int, dict[str, Any]]]) -> None:
 
 def _enqueue_embedding(product_ids: list[str]) -> None:
     """Re-embed imported products in the worker, after commit; the hourly beat run catches up otherwise."""
+    from adengine.queues import enqueue_after_commit
 
-    def enqueue() -> None:
-        try:
-            from adengine.tasks import embed_products
-
-            embed_products.apply_async(kwargs={"product_ids": product_ids}, retry=False)
-        except Exception:
-            log.warning("could not enqueue product embedding", exc_info=True)
-
-    transaction.on_commit(enqueue)
+    enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": product_ids})
 
 
 def run_import(

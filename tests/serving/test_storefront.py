@@ -80,7 +80,7 @@ def test_storefront_renders_when_the_broker_is_down(client, make_campaign, djang
         app.conf.broker_write_url, app._pool, app.amqp._producer_pool = saved
     assert resp.status_code == 200 and "Sponsored" in resp.content.decode()
     assert BehaviourEvent.objects.filter(kind="view").exists()
-    assert "could not enqueue the interest refresh" in caplog.text
+    assert "could not enqueue adengine.refresh_interests" in caplog.text
 
 
 def test_why_page_shows_interests_only_to_the_shopper_who_saw_the_ad(client, placement, make_campaign):
