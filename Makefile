@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(PY) -m shop.embedded demo
+	$(PY) -m shop.launcher
 
 # The browser test needs Debian's chromium and chromedriver; installed here when missing.
 browser:

@@ -6,6 +6,12 @@ import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    if os.environ["DJANGO_SETTINGS_MODULE"] == "shop.settings" and not (
+        os.environ.get("DATABASE_URL") and os.environ.get("CELERY_BROKER_URL")
+    ):
+        from shop import embedded  # the demo's entry point starts its embedded servers (settings never do)
+
+        embedded.ensure_services()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

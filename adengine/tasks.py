@@ -96,21 +96,12 @@ def reembed_all() -> dict:
 
 
 @shared_task(name="adengine.generate_creatives", ignore_result=True, base=AdengineTask, bind=True)
-def generate_creatives(self, campaign_id: int, language: str, n: int = 8, request_id: str | None = None) -> str | None:
-    """Write copy for a campaign. Idempotent per request id: a retried or duplicated task writes once."""
-    from adengine.models import Campaign
-    from adengine.services.creatives import CreativeRequestError, request_copy, run_request
+def generate_creatives(self, request_id: str, **kwargs) -> str | None:
+    """Write the copy of one recorded request (``services.creatives.request_copy`` records and queues it).
+    Idempotent per request id: a retried or duplicated task writes once. The request's own fields say what to
+    write; other keyword arguments (campaign_id, language, n: for reading the queue) are ignored."""
+    from adengine.services.creatives import run_request
 
-    if request_id is None:
-        campaign = Campaign.objects.filter(pk=campaign_id).first()
-        if campaign is None:
-            log.info("campaign %s is gone; nothing to write", campaign_id)
-            return None
-        try:
-            request_id = str(request_copy(campaign=campaign, language=language, n=n, enqueue=False).pk)
-        except CreativeRequestError as exc:
-            log.warning("copy for campaign %s not requested: %s", campaign_id, exc)
-            return None
     request = run_request(request_id, task_id=self.request.id)
     return request.status if request else None
 

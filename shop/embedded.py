@@ -11,7 +11,6 @@ start a private server per process and tasks would never reach the worker.
 Usage::
 
     python -m shop.embedded run -- pytest      # start services, run a command, stop them
-    python -m shop.embedded demo               # the whole demo (see ``shop.launcher``)
     python -m shop.embedded urls               # print the URLs (starting services if needed)
     python -m shop.embedded stop               # stop the services of this checkout
 """
@@ -194,10 +193,6 @@ def main(argv: list[str]) -> int:
         stop_services(["redis", "postgres"])
         shutil.rmtree(DATA_DIR, ignore_errors=True)
         return 0
-    if verb == "demo":
-        from shop.launcher import demo
-
-        return demo()
     print(f"unknown command {verb!r}; see --help", file=sys.stderr)
     return 2
 

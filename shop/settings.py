@@ -1,8 +1,8 @@
 """Settings of the demo shop: an ordinary Django shop with adengine plugged in.
 
-Everything comes from the environment with sane defaults. When ``DATABASE_URL`` or
-``CELERY_BROKER_URL`` is unset, the embedded PostgreSQL (with pgvector) and Redis from
-``shop.embedded`` are started and used.
+Everything comes from the environment with sane defaults; importing it starts nothing. ``DATABASE_URL`` and
+``CELERY_BROKER_URL`` must be set: the demo's entry points (``make demo``, ``make test``, ``manage.py``,
+``python -m shop.embedded run -- COMMAND``) start the embedded PostgreSQL (with pgvector) and Redis and set them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
-
-from shop import embedded
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,7 +24,13 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-embedded.ensure_services()
+_missing = [name for name in ("DATABASE_URL", "CELERY_BROKER_URL") if not os.environ.get(name)]
+if _missing:
+    raise ImproperlyConfigured(
+        f"{' and '.join(_missing)} not set: run the demo through `make demo`, `manage.py` or "
+        "`python -m shop.embedded run -- COMMAND` (they start the embedded PostgreSQL and Redis), or point them at "
+        "your own servers."
+    )
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key-change-me-in-production")
 DEBUG = env_bool("DJANGO_DEBUG", True)

@@ -25,7 +25,7 @@ REQUIRED = {
 }
 
 _missing = [name for name in REQUIRED if not os.environ.get(name, "").strip()]
-if _missing:  # before shop.settings, which would start the embedded servers for a missing URL
+if _missing:  # before shop.settings, so that every missing one is named at once
     raise ImproperlyConfigured(
         "shop.settings_production needs these environment variables, unset now:\n"
         + "\n".join(f"  {name}: {REQUIRED[name]}" for name in _missing)

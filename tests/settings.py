@@ -1,6 +1,10 @@
 """Test settings: the demo shop's, against the real embedded PostgreSQL and Redis."""
 
-from shop.settings import *  # noqa: F403
+from shop import embedded
+
+embedded.ensure_services()  # a test run started without `make test` gets the embedded servers too
+
+from shop.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 # tests run with DEBUG off, where adengine refuses the demo's public fallback key (adengine.E008)
