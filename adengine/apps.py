@@ -21,7 +21,9 @@ class AdengineConfig(AppConfig):
         # queues and before beat reads its schedule (both start Django first)
         from celery import current_app
 
-        signal_handlers.merge_beat_schedule(current_app)
+        from . import queues
+
+        queues.install(current_app)
         # the impression log writes what is pending when the process is told to stop (SIGTERM, uWSGI's atexit)
         from .conf import settings as ad_settings
 
@@ -29,6 +31,3 @@ class AdengineConfig(AppConfig):
             from .serving.log import install_shutdown_hooks
 
             install_shutdown_hooks()
-        from . import queues
-
-        queues.install(current_app)

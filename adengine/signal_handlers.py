@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from celery.signals import beat_init
@@ -14,25 +12,14 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from adengine.conf import get_order_model, get_product_model
 from adengine.queues import merge_beat_schedule
+from adengine.services.bulk import in_bulk_writes
 
 log = logging.getLogger(__name__)
-
-_suppressed: ContextVar[bool] = ContextVar("adengine_signals_suppressed", default=False)
-
-
-@contextmanager
-def suppressed():
-    """Within this block the order and product handlers do nothing (bulk imports record in bulk)."""
-    token = _suppressed.set(True)
-    try:
-        yield
-    finally:
-        _suppressed.reset(token)
 
 
 def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """After an order commits, record its lines as purchases (never breaks the checkout)."""
-    if raw or _suppressed.get():  # loaddata fixtures are not behaviour; imports record in bulk
+    if raw or in_bulk_writes():  # loaddata fixtures are not behaviour; imports record in bulk
         return
     order_pk = instance.pk
 
@@ -54,7 +41,7 @@ def order_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -
 
 def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """After a product commits, re-embed it in the worker."""
-    if raw or _suppressed.get():
+    if raw or in_bulk_writes():
         return
     from adengine.queues import enqueue_after_commit
 
@@ -65,7 +52,7 @@ def product_offer_changed(sender: type, instance: Any, raw: bool = False, **kwar
     """A promoted product's price or availability changed: every serving process rebuilds its index (an
     out-of-stock product is never advertised). Saves that change neither (most stock decrements) cost one
     query."""
-    if raw or _suppressed.get():
+    if raw or in_bulk_writes():
         return
     try:
         from django.utils import timezone
@@ -161,7 +148,7 @@ def campaign_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any
     from adengine.serving import get_backend
 
     get_backend().invalidate()
-    if not raw and not _suppressed.get():
+    if not raw and not in_bulk_writes():
         _enqueue_target(instance.pk)
 
 

@@ -34,8 +34,8 @@ from django.db import connection, transaction
 from adengine.adapters import ImportNotSupported, OrderImport, OrderLineInfo, get_adapter
 from adengine.models import BehaviourEvent, Shopper
 from adengine.services.behaviour import purchase_key, scrub_query
+from adengine.services.bulk import bulk_writes
 from adengine.services.shoppers import get_or_create_for_user, set_personalisation, shoppers_for_users
-from adengine.signal_handlers import suppressed
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class Importer:
         _name_categories(rows)
         changed_ids: list[str] = []
         for chunk in _chunks(rows, CHUNK):
-            with transaction.atomic(), suppressed():
+            with transaction.atomic(), bulk_writes():
                 for line, row in chunk:
                     try:
                         with transaction.atomic():
@@ -407,7 +407,7 @@ class Importer:
                 except _BadLines as exc:
                     for line, reason in exc.lines:
                         self.report.error(path, line, f"{reason}; order {order_id!r} skipped whole")
-            with transaction.atomic(), suppressed():
+            with transaction.atomic(), bulk_writes():
                 saved = self._save_orders(path, batch, first_line)
                 for _, _, created in saved:
                     (self.report.loaded if created else self.report.unchanged)["orders"] += 1
