@@ -1,62 +1,14 @@
-"""Settings of the third host: the same real services, a shop shaped like the big open-source ones."""
+"""Settings of the third host: the second host's (the same real services), with this shop and its adapter, and
+no DRF schema class (adengine's API documents itself without one)."""
 
-import os
-
-import dj_database_url
-
-from shop import embedded
-
-embedded.ensure_services()
+from tests.hostapp.settings import *  # noqa: F403
+from tests.hostapp.settings import ADENGINE, DATABASES, INSTALLED_APPS
 
 SECRET_KEY = "thirdhost-tests-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF"
-DEBUG = False
-ALLOWED_HOSTS = ["testserver"]
-INSTALLED_APPS = [
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.admin",
-    "rest_framework",
-    "drf_spectacular",
-    "tests.thirdhost",
-    "adengine",
-]
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
+INSTALLED_APPS = [("tests.thirdhost" if app == "tests.hostapp" else app) for app in INSTALLED_APPS]
 ROOT_URLCONF = "tests.thirdhost.urls"
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
-_db = dj_database_url.parse(os.environ["DATABASE_URL"])
-_db["NAME"] = "thirdhost"  # its own test database: test_thirdhost
-DATABASES = {"default": _db}
-USE_TZ = True
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
+DATABASES = {"default": {**DATABASES["default"], "NAME": "thirdhost"}}  # its own test database: test_thirdhost
+REST_FRAMEWORK = {}
 ADENGINE_PRODUCT_MODEL = "thirdhost.Product"
 ADENGINE_ORDER_MODEL = "thirdhost.Order"
-ADENGINE = {
-    "SHOP_ADAPTER": "tests.thirdhost.adapter.ThirdAdapter",
-    "LANGUAGES": ("en",),
-    "REFRESH_DEBOUNCE_SECONDS": 0,
-    "SERVING_LOG_MODE": "sync",
-    "SHOPPER_CACHE_SECONDS": 0,
-    "MODELS_DIR": str(embedded.ROOT / ".data" / "models"),
-}
+ADENGINE = {**ADENGINE, "SHOP_ADAPTER": "tests.thirdhost.adapter.ThirdAdapter"}
