@@ -79,15 +79,15 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate")
     def activate(self, request, queryset):
-        for campaign in queryset:  # save(), so signals refresh serving and targets
-            campaign.status = Campaign.Status.ACTIVE
-            campaign.save(update_fields=["status", "updated_at"])
+        from adengine.services.campaigns import set_status
+
+        set_status(campaigns=queryset, status=Campaign.Status.ACTIVE)
 
     @admin.action(description="Pause")
     def pause(self, request, queryset):
-        for campaign in queryset:
-            campaign.status = Campaign.Status.PAUSED
-            campaign.save(update_fields=["status", "updated_at"])
+        from adengine.services.campaigns import set_status
+
+        set_status(campaigns=queryset, status=Campaign.Status.PAUSED)
 
     @admin.display(description="assets")
     def assets(self, obj):

@@ -16,6 +16,7 @@ from adengine.api.base import AdengineAPIView, SafeRequestMixin, extend_schema
 from adengine.clock import day_start
 from adengine.models import Advertiser, Campaign, Placement
 from adengine.selectors.performance import Figures, figures
+from adengine.services.campaigns import save_campaign
 from adengine.validators import validate_landing_url
 
 from .fields import AmountField, StrictCharField, StrictFloatField, StrictIntegerField
@@ -197,23 +198,13 @@ class CampaignSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"audience_min_similarity": "a cosine similarity, -1..1."})
         return attrs
 
-    def _links(self, campaign, products, placements):
-        if products is not None:
-            campaign.promoted_products.set(products)
-        if placements is not None:
-            campaign.placements.set(placements)
-
     def create(self, validated):
         products, placements = validated.pop("promoted_products", None), validated.pop("placements", None)
-        campaign = super().create(validated)
-        self._links(campaign, products, placements)
-        return campaign
+        return save_campaign(fields=validated, products=products, placements=placements)
 
     def update(self, instance, validated):
         products, placements = validated.pop("promoted_products", None), validated.pop("placements", None)
-        campaign = super().update(instance, validated)
-        self._links(campaign, products, placements)
-        return campaign
+        return save_campaign(campaign=instance, fields=validated, products=products, placements=placements)
 
 
 _CAMPAIGN_ID = OpenApiParameter("campaign_id", ID_SCHEMA, OpenApiParameter.PATH, description="One of your campaigns.")

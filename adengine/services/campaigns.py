@@ -172,3 +172,31 @@ def apply_campaign(spec: dict, *, where: str) -> tuple[Campaign, bool, list[str]
                 else:
                     notes.append(f"{language} {asset_type} {text!r} fails the rules: {existing.rejection_reasons}")
     return campaign, created, notes
+
+
+@transaction.atomic
+def save_campaign(
+    *, campaign: Campaign | None = None, fields: dict, products: list | None = None, placements: list | None = None
+) -> Campaign:
+    """Create (``campaign`` None) or update a campaign from validated fields, and set its promoted products and
+    placements when given; its signals refresh serving and queue its target."""
+    campaign = campaign or Campaign()
+    for name, value in fields.items():
+        setattr(campaign, name, value)
+    campaign.save()
+    if products is not None:
+        campaign.promoted_products.set(products)
+    if placements is not None:
+        campaign.placements.set(placements)
+    return campaign
+
+
+def set_status(*, campaigns, status: str) -> int:
+    """Activate, pause or end campaigns (one save each, so signals refresh serving); returns how many changed."""
+    changed = 0
+    for campaign in campaigns:
+        if campaign.status != status:
+            campaign.status = status
+            campaign.save(update_fields=["status", "updated_at"])
+            changed += 1
+    return changed
