@@ -78,6 +78,10 @@ def _campaigns_and_simulation() -> None:
         marker.write_text("ok\n")
     marker = embedded.DATA_DIR / "demo-simulated"
     if not marker.exists():
+        # the simulated shoppers are personalised like real ones: the catalog embedded, the interest model
+        # trained and interest vectors computed first (here, in the foreground; later starts leave it to beat)
+        _manage("adengine_embed")
+        _manage("shell", "-c", "from adengine.services.campaigns import refresh_targets; refresh_targets()")
         # a few simulated days, so the admin's reports and the strategy have data to show on first start
         if _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0:
             marker.write_text("ok\n")
