@@ -177,9 +177,9 @@ def populate(seed: int = 1) -> None:
     with raw.cursor() as cur:
         with cur.copy(
             "COPY adengine_shopper (anonymous_key, personalisation, created_at, interest_vector, interest_model, "
-            "interest_events) FROM STDIN WITH (FORMAT BINARY)"
+            "interest_events, interest_hybrid_model) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["varchar", "bool", "timestamptz", "vector", "varchar", "int4"])
+            copy.set_types(["varchar", "bool", "timestamptz", "vector", "varchar", "int4", "varchar"])
             now = time.time()
             import datetime as dt
 
@@ -192,7 +192,7 @@ def populate(seed: int = 1) -> None:
                 vec = w * mix[:, 0] + (1 - w) * mix[:, 1] + rng.normal(0, 0.02, (m, 384)).astype(np.float32)
                 vec /= np.linalg.norm(vec, axis=1, keepdims=True)
                 for i in range(m):
-                    copy.write_row((f"bench{done + i:027d}", True, created, vec[i], "bench", 10))
+                    copy.write_row((f"bench{done + i:027d}", True, created, vec[i], "bench", 10, ""))
                 done += m
     raw.commit()
     with connection.cursor() as cur:
