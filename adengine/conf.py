@@ -197,6 +197,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "read the row once; consent changes and erasure take effect at once in the process that made them.",
     ),
     "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
+    "RELEVANCE_FLOORS": (
+        {"product": 0.6, "category": 0.6, "search": 0.6},
+        "Per kind of page (product, category, search, or the page name a slot passes): sponsored ads less "
+        "relevant than this (0..1) are not shown there; a placement's own relevance_floor wins. 0.5 is an ad of "
+        "average fit to the shopper and no fit to the page, so a floor above it keeps off-topic ads off "
+        "contextual pages; nothing above the floor: the house ad, or nothing.",
+    ),
     "SERVING_RELEVANCE_WEIGHT": (
         3.0,
         "Predicted CTR = sampled asset CTR x exp(weight x (relevance - 0.5)); relevance is the 0..1 fit of "

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from pgvector.django import VectorField
 
@@ -297,6 +297,14 @@ class Placement(models.Model):
         "house ads fill it", default=True, help_text="Fill empty positions with house ads."
     )
     is_active = models.BooleanField("active", default=True, help_text="An inactive slot shows nothing.")
+    relevance_floor = models.FloatField(
+        "relevance floor",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Sponsored ads less relevant than this (0..1) are not shown here; empty: ADENGINE's "
+        "RELEVANCE_FLOORS for the page's kind.",
+    )
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
 
     class Meta:

@@ -54,7 +54,7 @@ def build(version: tuple | None = None) -> Snapshot:
     adapter = get_adapter()
     langs = list(ad_settings.LANGUAGES)
     placements = {
-        p.key: PlacementEntry(p.pk, p.key, p.format, p.max_ads, p.allow_house_ads, p.is_active)
+        p.key: PlacementEntry(p.pk, p.key, p.format, p.max_ads, p.allow_house_ads, p.is_active, p.relevance_floor)
         for p in Placement.objects.all()
     }
     rows = list(
@@ -112,6 +112,7 @@ def build(version: tuple | None = None) -> Snapshot:
             CampaignEntry(
                 id=c.pk,
                 advertiser=c.advertiser.name,
+                advertiser_id=c.advertiser_id,
                 name=c.name,
                 tier=c.tier,
                 pricing=c.pricing,

@@ -9,7 +9,7 @@ import numpy as np
 
 from adengine.conf import settings as ad_settings
 
-from .snapshot import Snapshot, words
+from .snapshot import PlacementEntry, Snapshot, words
 
 CONTEXT_PRODUCT = 1.0  # relevance of a campaign promoting the product on the page
 CONTEXT_CATEGORY = 0.8  # ... targeting the page's category (or promoting a product in it)
@@ -37,6 +37,25 @@ def resolve_language(language: str | None) -> str:
             if lang == known or lang.startswith(known + "-"):
                 return known
     return langs[0]
+
+
+def page_kind(context: PageContext) -> str:
+    """What kind of page this is for the relevance floors: "product", "search" or "category" when it shows one,
+    else the page name the slot or app passed ("home", ...)."""
+    if context.product is not None:
+        return "product"
+    if context.query:
+        return "search"
+    if context.category:
+        return "category"
+    return context.page or ""
+
+
+def relevance_floor(placement: PlacementEntry, context: PageContext) -> float:
+    """The least relevance (0..1) a sponsored ad needs here: the placement's own floor, else the page kind's."""
+    if placement.relevance_floor is not None:
+        return float(placement.relevance_floor)
+    return float(dict(ad_settings.RELEVANCE_FLOORS).get(page_kind(context), 0.0))
 
 
 def page_relevance(snap: Snapshot, context: PageContext, product_categories: tuple[str, ...] = ()) -> np.ndarray:

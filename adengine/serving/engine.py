@@ -30,7 +30,7 @@ from adengine.conf import settings as ad_settings
 from adengine.models import Shopper
 
 from .backends import DecisionBackend, UnknownPlacement
-from .context import CLOSE_RELEVANCE, PageContext, page_relevance, resolve_language
+from .context import CLOSE_RELEVANCE, PageContext, page_relevance, relevance_floor, resolve_language
 from .eligibility import SeenToday, capped, eligible
 from .experiments import Params, params_for
 from .index import IndexHolder
@@ -148,6 +148,18 @@ def _choose(
     ], job
 
 
+def _one_per_advertiser(snap: Snapshot, ranked: np.ndarray) -> np.ndarray:
+    """The ranked campaigns keeping each advertiser's first (best) only."""
+    seen: set[int] = set()
+    keep = []
+    for ci in ranked.tolist():
+        advertiser = snap.campaigns[ci].advertiser_id
+        if advertiser not in seen:
+            seen.add(advertiser)
+            keep.append(ci)
+    return np.array(keep, dtype=np.int64)
+
+
 def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
     """Indices of the (up to) k largest values where mask is set."""
     masked = np.where(mask, values, -np.inf)
@@ -254,6 +266,9 @@ class Engine(DecisionBackend):
             ok = ok & snap.no_threshold
             relevance = np.maximum(relevance, 0.5)
 
+        # Ad rank's relevance floor: on a contextual page an off-topic sponsored ad is not shown, whatever its bid
+        # (house ads fill in when nothing clears it)
+        ok = ok & ((relevance >= relevance_floor(placement, context) - 1e-9) | snap.house)
         # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,
         # so that the logged propensities are exact given the candidate set).
         value_mean = snap.value_mean.get(lang)
@@ -270,8 +285,9 @@ class Engine(DecisionBackend):
         pool = _top(expected, ok, 2 * k + n)
         pool = pool[~capped(snap, self.seen_today, shopper, pool)]
         ranked = pool[np.argsort(-expected[pool], kind="stable")]
-        # the holdout of an experiment sees house ads only
-        sponsored = ranked[~snap.house[ranked]][:k] if not params.holdout else ranked[:0]
+        # the holdout of an experiment sees house ads only; one campaign per advertiser competes (its best), so
+        # a slot never shows one advertiser twice
+        sponsored = _one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
         chosen, job = _choose(
             snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n, params=params, delivery=delivery
         )

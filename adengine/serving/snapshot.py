@@ -28,6 +28,7 @@ class PlacementEntry:
     max_ads: int
     allow_house_ads: bool
     is_active: bool
+    relevance_floor: float | None = None  # None: ADENGINE["RELEVANCE_FLOORS"] by the page's kind
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ProductCard:
 class CampaignEntry:
     id: int
     advertiser: str
+    advertiser_id: int
     name: str
     tier: str
     pricing: str

@@ -35,8 +35,8 @@ def test_unknown_placement_raises(placement):
 
 
 def test_decision_is_logged_with_propensity_and_context(placement, make_campaign, shopper_with):
-    # given an active campaign with two headlines and a shopper
-    campaign = make_campaign(headlines=2)
+    # given an active campaign with two headlines, for shoes, and a shopper
+    campaign = make_campaign(headlines=2, keywords=["shoes"])
     shopper = shopper_with()
     # when an ad is chosen on a search page
     decision = decide(placement_key="home-hero", shopper=shopper, context=PageContext(page="search", query="shoes"))

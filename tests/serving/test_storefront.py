@@ -68,8 +68,8 @@ def test_storefront_renders_when_the_broker_is_down(client, make_campaign, djang
     from tests.factories import PlacementFactory
 
     PlacementFactory(key="product-sidebar")
-    make_campaign()
     product = ProductFactory()
+    make_campaign(product=product)  # an ad that fits the product page
     saved = app.conf.broker_write_url, app._pool, app.amqp._producer_pool
     app.conf.broker_write_url = "redis://127.0.0.1:9/0"  # nothing listens there
     app._pool = app.amqp._producer_pool = None
