@@ -232,6 +232,9 @@ class WhySerializer(serializers.Serializer):
     sponsored = serializers.BooleanField()
     targeting = WhyTargetingSerializer()
     page_context = WhyPageSerializer()
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="What decided this impression, in words, from what was logged."
+    )
     personalised = serializers.BooleanField()
     your_matching_interests = WhyInterestSerializer(many=True, help_text="Only for the shopper who saw the ad.")
     personalisation_allowed = serializers.BooleanField(allow_null=True)

@@ -25,14 +25,24 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
     if impression.product_id is not None:
         product = adapter.products().filter(pk=impression.product_id).first()
         page["promoted_product"] = adapter.product_title(product, lang) if product is not None else ""
+    reasons = _reasons(campaign, ctx, own=own, page=page)
     interests: list[dict] = []
-    if own and impression.personalised and viewer.personalisation and viewer.interest_vector is not None:
+    interest, on_page = ctx.get("interest"), float(ctx.get("page_relevance") or 0.0)
+    # the shopper's interests are named only when they decided: their fit beat the page's (older rows, without
+    # the logged split, fall back to whether the ad was personalised)
+    if "page_relevance" in ctx:
+        decided_by_interest = bool(impression.personalised and interest is not None and float(interest) > on_page)
+    else:
+        decided_by_interest = bool(impression.personalised)
+    if own and decided_by_interest and viewer.personalisation and viewer.interest_vector is not None:
         target = campaign.target_vector
         if target is not None:
             interests = [
                 {"activity": kind, "item": what, "similarity": round(sim, 3)}
                 for kind, what, sim in why_in_audience(viewer, target, limit=3)
             ]
+    if decided_by_interest:
+        reasons.append("It fits what you have looked at and bought here recently.")
     return {
         "advertiser": campaign.advertiser.name,
         "campaign": campaign.name,
@@ -44,12 +54,40 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
             "audience_threshold": campaign.audience_min_similarity,
         },
         "page_context": page,
+        "reasons": reasons,
         "personalised": bool(impression.personalised),
         "your_matching_interests": interests,
         "personalisation_allowed": bool(viewer.personalisation) if viewer is not None else None,
         "ranking": (
-            "Ads are ranked by the advertiser's bid times the predicted chance of a click, which combines how "
-            "often this ad was clicked so far with how well the campaign fits this page"
+            "Ads are ranked by what the advertiser pays ("
+            + ("per click" if campaign.pricing == campaign.Pricing.CPC else "per 1,000 views")
+            + ") times the predicted chance of a click, which combines how often this ad was clicked so far with "
+            "how well it fits this page"
             + (" and your interests." if impression.personalised else ".")
+            + " On product, category and search pages an ad must fit the page or your interests to be shown at all."
         ),
     }
+
+
+def _reasons(campaign, ctx: dict, *, own: bool, page: dict) -> list[str]:
+    """The factors that decided this impression, from what was logged when it was shown."""
+    reasons = []
+    if ctx.get("house"):
+        reasons.append("It is the shop's own promotion, shown where no sponsored ad fitted.")
+    if ctx.get("explored"):
+        reasons.append(
+            "It was picked at random among the ads that could be shown: a small share of ads is chosen this way "
+            "so that the shop keeps learning which ads people find useful."
+        )
+    on_page = float(ctx.get("page_relevance") or 0.0)
+    if on_page >= 1.0:
+        reasons.append("It advertises the product on the page you were on.")
+    elif on_page >= 0.9:
+        query = page.get("query")
+        reasons.append(
+            f'Its keywords match your search "{query}".' if own and query else "Its keywords match the search."
+        )
+    elif on_page >= 0.8:
+        category = ctx.get("category") or ""
+        reasons.append(f"It targets the category of the page you were on{f' ({category})' if category else ''}.")
+    return reasons

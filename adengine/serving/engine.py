@@ -237,7 +237,8 @@ class Engine(DecisionBackend):
         params = params_for(experiment, f"s{shopper.pk}" if shopper is not None and shopper.pk is not None else None)
 
         ok = eligible(snap, placement, lang, default_lang)
-        relevance = page_relevance(snap, context, product_categories)
+        relevance = on_page = page_relevance(snap, context, product_categories)
+        interest = None
         similarity = snap.zeros
         vector = None
         if personalised:
@@ -329,6 +330,9 @@ class Engine(DecisionBackend):
                     "category": context.category or next(iter(product_categories), ""),
                     "query": context.query,
                     "similarity": round(float(similarity[ci]), 5),
+                    # what decided the relevance, for "Why this ad?": the page's fit and the shopper's
+                    "page_relevance": round(float(on_page[ci]), 3),
+                    "interest": None if interest is None else round(float(interest[ci]), 3),
                     "explored": explored,
                     "house": bool(snap.house[ci]),
                 }

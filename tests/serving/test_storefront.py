@@ -91,6 +91,8 @@ def test_why_page_shows_interests_only_to_the_shopper_who_saw_the_ad(client, pla
 
     ProductVector.objects.create(product=product, embedding=running, text_hash="x", model_version="test")
     make_campaign(description="Runners who go off-road", keywords=["trail running"], target=running)
+    # another campaign the shopper's interests are compared with (its audience threshold keeps it off this page)
+    make_campaign(description="Candles", target=unit(2), audience_min_similarity=0.99)
     user = UserFactory()
     client.force_login(user)
     client.get(reverse("shop:product", args=[product.sku]))  # a view event
@@ -195,3 +197,47 @@ def test_a_click_gives_the_visitor_a_shopper_who_owns_the_ad(placement, make_cam
     html = bot.get(reverse("shop:home")).content.decode()
     bot.get(html.split('class="adengine-link" href="')[1].split('"')[0])
     assert Shopper.objects.count() == 1 and Impression.objects.filter(shopper__isnull=True).count() == 1
+
+
+def test_why_this_ad_names_the_factors_that_decided_it(client, make_campaign, shopper_with, encoder):
+    """A skincare ad was explained with "you viewed candles and pillows": interests are named only when they
+    decided, and the page's fit is named when it did."""
+    from adengine.services.behaviour import record_event
+    from adengine.services.interests import refresh_interests
+    from adengine.serving import tokens
+    from tests.factories import PlacementFactory
+
+    PlacementFactory(key="category-top", max_ads=1)
+    pets = CategoryFactory(slug="pets")
+    campaign = make_campaign(categories=["pets"], keywords=["dog food"], description="Food for dogs")
+    user = UserFactory()
+    client.force_login(user)
+    from adengine.services.shoppers import get_or_create_for_user
+
+    shopper = get_or_create_for_user(user=user)
+    record_event(shopper=shopper, kind="view", product=ProductFactory(category=pets, title_en="Dog food, chicken"))
+    refresh_interests()
+    shopper.refresh_from_db()
+    from adengine.serving import PageContext, decide
+
+    # on the pets category page, the page decided
+    (ad,) = decide(placement_key="category-top", shopper=shopper, context=PageContext(category="pets")).ads
+    assert ad.campaign_id == campaign.pk
+    why = client.get(tokens.urls(ad.nonce)["why_url"]).content.decode()
+    assert "It targets the category of the page you were on (pets)." in why
+    assert "It fits what you have looked at" not in why
+    # and where the shopper's interests decided (the home page: no fit to the page), they are named
+    make_campaign(description="Scented candles", keywords=["candles"])
+    from adengine.services.campaigns import refresh_targets
+    from adengine.serving import get_backend
+
+    refresh_targets()  # both campaigns get their target vectors, so the shopper's fit to each is known
+    get_backend().invalidate()
+    shown = {}
+    for _ in range(30):
+        for ad in decide(placement_key="category-top", shopper=shopper, context=PageContext(page="home")).ads:
+            shown[ad.campaign_id] = ad
+    assert campaign.pk in shown
+    why = client.get(tokens.urls(shown[campaign.pk].nonce)["why_url"]).content.decode()
+    assert "It fits what you have looked at" in why and "Dog food, chicken" in why
+    assert "It targets the category" not in why
