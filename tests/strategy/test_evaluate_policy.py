@@ -32,6 +32,13 @@ def test_figures_are_reported_with_intervals_and_are_reproducible():
     assert first["adengine_ci_low"] <= first["adengine_ctr"] <= first["adengine_ci_high"]
     assert first["random_ctr"] == pytest.approx(0.0038)  # the README's sample figure, later half
     assert json.loads(run(*args).strip().splitlines()[-1]) == first  # a fixed seed reproduces it
+    # and the estimators are checked the paper's way: BTS's CTR estimated from the Random log against BTS observed
+    check = first["ope_check"]
+    assert set(first["ope_relative_error"]) == {"ipw", "snipw", "dm", "dr"}
+    for name, error in first["ope_relative_error"].items():
+        estimate = check["estimates"][name]["value"]
+        assert error == pytest.approx(abs(estimate - check["bts_observed_ctr"]) / check["bts_observed_ctr"])
+    assert check["bts_observed_ctr"] == pytest.approx(first["bts_ctr"])
 
 
 def test_bad_dataset_paths_and_columns_are_named(tmp_path):
@@ -56,4 +63,22 @@ def test_bad_dataset_paths_and_columns_are_named(tmp_path):
             "2,2019-11-24 00:00:03,1,1,0,0.0\n3,2019-11-24 00:00:04,2,3,1,0.0\n"
         )
     with pytest.raises(CommandError, match="propensity that is not in"):
+        run("--obd", str(tmp_path), "--bootstrap", "10", "--draws", "100")
+
+
+def test_a_missing_bts_prior_file_is_named(tmp_path):
+    for policy in ("random", "bts"):
+        folder = tmp_path / policy / "all"
+        folder.mkdir(parents=True)
+        rows = "".join(f"{i},2019-11-24 00:00:{i:02d},{i % 4},{i % 3 + 1},{int(i == 3)},0.1\n" for i in range(8))
+        (folder / "all.csv").write_text(",timestamp,item_id,position,click,propensity_score\n" + rows)
+    with pytest.raises(CommandError, match="prior_bts.yaml: no such file"):
+        run("--obd", str(tmp_path), "--bootstrap", "10", "--draws", "100")
+    # and a campaign with fewer items than positions is named, not an IndexError
+    for policy in ("random", "bts"):
+        (tmp_path / policy / "all" / "all.csv").write_text(
+            ",timestamp,item_id,position,click,propensity_score\n0,2019-11-24 00:00:01,0,1,0,0.5\n"
+            "1,2019-11-24 00:00:02,1,2,1,0.5\n"
+        )
+    with pytest.raises(CommandError, match="has 2 item.*at least 3"):
         run("--obd", str(tmp_path), "--bootstrap", "10", "--draws", "100")

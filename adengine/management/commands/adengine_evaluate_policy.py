@@ -29,6 +29,28 @@ def reward_table(train: ObdLog, *, prior: float = 20.0) -> np.ndarray:
     return table
 
 
+def bts_probabilities(root: Path, campaign: str, n_items: int, rng: np.random.Generator, draws: int) -> np.ndarray:
+    """The logged BTS policy's probability of putting each item at each position, from its own Beta priors
+    (``prior_bts.yaml``): Thompson sampling without exploration, as it ran."""
+    import yaml
+
+    path = Path(root) / "prior_bts.yaml"
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file (the BTS policy's priors; the OBD sample ships it)")
+    try:
+        prior = yaml.safe_load(path.read_text())[campaign]
+        alpha, beta = np.asarray(prior["alpha"], float), np.asarray(prior["beta"], float)
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise DatasetError(f"{path}: no alpha and beta lists for campaign {campaign!r} ({exc})") from None
+    if len(alpha) != n_items or len(beta) != n_items:
+        raise DatasetError(f"{path}: {len(alpha)} priors for campaign {campaign!r}, which has {n_items} items")
+    probs = slate_probabilities(
+        rng, alpha=alpha, beta=beta, weight=np.ones(n_items), group=np.arange(n_items), n=POSITIONS, epsilon=0.0,
+        draws=draws,
+    )  # fmt: skip
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
 class Command(BaseCommand):
     help = (
         "Evaluate adengine's strategy offline on the Open Bandit Dataset: learn it (the serving policy's "
@@ -52,6 +74,11 @@ class Command(BaseCommand):
             bts_log = read(o["obd"], policy="bts", campaign=o["campaign"])
         except DatasetError as exc:
             raise CommandError(str(exc)) from None
+        if random_log.n_items < POSITIONS:
+            raise CommandError(
+                f"{o['obd']}: campaign {o['campaign']!r} has {random_log.n_items} item(s); the evaluation needs at "
+                f"least {POSITIONS}, one per position"
+            )
         train, test = random_log.split(0.5)
         _, bts_test = bts_log.split(0.5)
         rng = np.random.default_rng(o["seed"])
@@ -88,6 +115,20 @@ class Command(BaseCommand):
 
         random_ctr = float(test.click.mean())
         bts_ctr = float(bts_test.click.mean())
+        # are the estimators right? The paper's check: estimate the BTS policy's CTR from the Random log with
+        # BTS's own action probabilities, and compare with what BTS observed on-policy in the same period
+        try:
+            bts_probs = bts_probabilities(o["obd"], o["campaign"], train.n_items, rng, o["draws"])
+            check = evaluate(
+                test.bandit_log(),
+                bts_probs[test.position],
+                q_hat=reward_table(train)[test.position],
+                n_bootstrap=o["bootstrap"],
+                seed=o["seed"],
+            )
+        except (DatasetError, LogError) as exc:
+            raise CommandError(str(exc)) from None
+        relative_error = {k: abs(v.value - bts_ctr) / bts_ctr if bts_ctr else None for k, v in check.items()}
         chosen = result[o["estimator"]]
         w = self.stdout.write
         w(
@@ -102,6 +143,13 @@ class Command(BaseCommand):
                 f"  adengine, {name.upper():5} estimate:           {est.value:.4%}   95% CI [{est.ci_low:.4%}, "
                 f"{est.ci_high:.4%}]   x{est.value / random_ctr:.2f} Random"
             )
+        w(f"  check: BTS estimated from the Random log against BTS observed ({bts_ctr:.4%}):")
+        for name, est in check.items():
+            covered = "covers" if est.ci_low <= bts_ctr <= est.ci_high else "misses"
+            w(
+                f"    {name.upper():5} {est.value:.4%}   95% CI [{est.ci_low:.4%}, {est.ci_high:.4%}] ({covered} the "
+                f"observed)   relative error {relative_error[name]:.2f}"
+            )
         if o["json"]:
             w(
                 json.dumps(
@@ -114,6 +162,12 @@ class Command(BaseCommand):
                         "lift_vs_random": chosen.value / random_ctr if random_ctr else None,
                         "estimator": chosen.estimator,
                         "estimates": {k: v.as_dict() for k, v in result.items()},
+                        "ope_relative_error": relative_error,
+                        "ope_check": {
+                            "bts_observed_ctr": bts_ctr,
+                            "estimates": {k: v.as_dict() for k, v in check.items()},
+                            "covered": {k: v.ci_low <= bts_ctr <= v.ci_high for k, v in check.items()},
+                        },
                         "seed": o["seed"],
                     }
                 )
