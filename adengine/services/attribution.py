@@ -111,15 +111,14 @@ def _correct_rollup(conversion: Conversion, conversions: int, revenue: Decimal) 
     state = StrategyState.objects.select_for_update().filter(key="default").first()
     if state is None or conversion.pk > state.conversion_id:
         return
-    impression = conversion.impression
-    context = impression.context or {}
-    arm = f"{context['experiment']}:{context.get('arm', '')}" if "experiment" in context else ""
-    hour = timezone.localtime(conversion.ordered_at).replace(minute=0, second=0, microsecond=0)
-    from adengine.services.strategy import add_to_rollup
+    from adengine.services.strategy import CONVERSION_KEY, add_to_rollup, conversion_keys
 
-    key = (hour, conversion.campaign_id, impression.creative_id, impression.placement_id, arm)
+    # the key the roll-up filed it under, computed by the roll-up's own expressions
+    row = conversion_keys(Conversion.objects.filter(pk=conversion.pk)).get()
+    key = tuple(row[name] for name in CONVERSION_KEY)
+    hour, campaign, creative, placement, arm = key
     updated = HourlyStats.objects.filter(
-        hour=hour, campaign_id=key[1], creative_id=key[2], placement_id=key[3], arm=arm
+        hour=hour, campaign_id=campaign, creative_id=creative, placement_id=placement, arm=arm
     ).update(conversions=F("conversions") + conversions, revenue=F("revenue") + revenue)
     if not updated and conversions >= 0 and revenue >= 0:  # reinstated after the roll-up skipped it
         add_to_rollup({key: {"conversions": conversions, "revenue": revenue}})

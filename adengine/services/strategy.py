@@ -41,6 +41,14 @@ def _new_range(model, state_id: int, time_field: str, cutoff: dt.datetime) -> tu
     return state_id, top
 
 
+CONVERSION_KEY = ("h", "campaign_id", "impression__creative_id", "impression__placement_id", "arm")
+
+
+def conversion_keys(conversions):
+    """The conversions' roll-up keys (hour, campaign, creative, placement, arm), as values rows."""
+    return conversions.annotate(h=TruncHour("ordered_at"), arm=ARM).values(*CONVERSION_KEY)
+
+
 def add_to_rollup(rows: dict[tuple, dict]) -> None:
     """Add counts to the hourly rows, keyed (hour, campaign, creative, placement, arm), created when missing, in
     one statement per batch; a row's missing counters add nothing (a correction may be negative)."""
@@ -175,13 +183,9 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
             counts["views"] += r["views"]
             counts["clicks"] += r["clicks"]
     if conv_hi is not None:
-        for r in (
-            Conversion.objects.filter(pk__gt=conv_lo, pk__lte=conv_hi, reversed_at__isnull=True)
-            .annotate(h=TruncHour("ordered_at"), arm=ARM)
-            .values("h", "campaign_id", "impression__creative_id", "impression__placement_id", "arm")
-            .annotate(n=Count("id"), revenue=Sum("revenue"))
-        ):
-            key = (r["h"], r["campaign_id"], r["impression__creative_id"], r["impression__placement_id"], r["arm"])
+        new = Conversion.objects.filter(pk__gt=conv_lo, pk__lte=conv_hi, reversed_at__isnull=True)
+        for r in conversion_keys(new).annotate(n=Count("id"), revenue=Sum("revenue")):
+            key = tuple(r[name] for name in CONVERSION_KEY)
             hourly[key]["conversions"] += r["n"]
             hourly[key]["revenue"] += r["revenue"] or Decimal(0)
             camp_conv[r["campaign_id"]] += r["n"]
