@@ -320,6 +320,43 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "An asset is paused when the leader is better with this posterior probability and it has been served "
         "twice STRATEGY_MIN_IMPRESSIONS times.",
     ),
+    "SERVING_POLICY": (
+        "contextual",
+        "'contextual': Thompson sampling over the live click model's posterior (page, shopper, placement, "
+        "position, language, hour and each asset's own history; the prior until the strategy update switches a "
+        "fitted model on); 'thompson': the context-free policy (each asset's Beta posterior x "
+        "exp(SERVING_RELEVANCE_WEIGHT x (relevance - 0.5))). An experiment arm may set it too.",
+    ),
+    "CLICK_MODEL_REFIT_SECONDS": (
+        3600,
+        "The strategy update fits a new click model when the last fit is older than this (and evaluates it "
+        "against the live one before switching).",
+    ),
+    "CLICK_MODEL_WINDOW_DAYS": (14, "The click model is fitted on impressions of this many recent days."),
+    "CLICK_MODEL_MAX_IMPRESSIONS": (1_000_000, "At most this many (the most recent) impressions per fit."),
+    "CLICK_MODEL_MIN_CLICKS": (
+        50,
+        "A fit with fewer clicks than this keeps the live model (or the prior) and says so.",
+    ),
+    "CLICK_MODEL_HOLDOUT": (
+        0.3,
+        "Share of recent decisions (by a hash of the decision id) held out of the fit for the off-policy gate.",
+    ),
+    "CLICK_MODEL_GATE_SLATES": (5000, "At most this many recent held-out slates are used by the off-policy gate."),
+    "CLICK_MODEL_GATE_MIN_RECORDS": (
+        300,
+        "A candidate evaluated on fewer held-out impressions (with propensities and candidate sets) than this "
+        "is never switched on.",
+    ),
+    "CLICK_MODEL_GATE_CONFIDENCE": (
+        0.9,
+        "The gate switches when the lower end of the candidate's two-sided interval at this level (DR and "
+        "SNIPW, bootstrap) is above the live model's estimate by the same estimator.",
+    ),
+    "CLICK_MODEL_GATE_DRAWS": (
+        200,
+        "Monte-Carlo draws per held-out slate for each policy's probability of the logged choice.",
+    ),
     "REPORT_NOISE_EPSILON": (
         1.0,
         "Privacy budget of a noisy report export: Laplace noise of scale 1/epsilon is added to every count "

@@ -5,7 +5,7 @@ from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
 from .experiments import Experiment
-from .strategy import HourlyStats, StrategyState
+from .strategy import ClickModel, HourlyStats, StrategyState
 from .tracking import AdEvent, Conversion, Impression, RateCounter
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Advertiser",
     "BehaviourEvent",
     "Campaign",
+    "ClickModel",
     "CampaignDay",
     "Conversion",
     "Creative",

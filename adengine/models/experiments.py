@@ -9,7 +9,15 @@ from django.db import models
 
 from .campaigns import Placement
 
-ARM_SETTINGS = {"SERVING_EXPLORATION", "SERVING_RELEVANCE_WEIGHT", "SERVING_CANDIDATES", "SERVING_ASSETS_PER_CAMPAIGN"}
+ARM_SETTINGS = {
+    "SERVING_EXPLORATION",
+    "SERVING_RELEVANCE_WEIGHT",
+    "SERVING_CANDIDATES",
+    "SERVING_ASSETS_PER_CAMPAIGN",
+    "SERVING_POLICY",
+    "RELEVANCE_FLOOR",
+}
+POLICIES = ("contextual", "thompson")
 
 
 def _salt() -> str:
@@ -32,6 +40,12 @@ def validate_arms(value) -> None:
         unknown = set(arm.get("settings", {})) - ARM_SETTINGS
         if unknown:
             raise ValidationError(f"arm {i}: settings may only override {', '.join(sorted(ARM_SETTINGS))}")
+        policy = arm.get("settings", {}).get("SERVING_POLICY")
+        if policy is not None and policy not in POLICIES:
+            raise ValidationError(f"arm {i}: SERVING_POLICY is one of {', '.join(POLICIES)}, not {policy!r}")
+        floor = arm.get("settings", {}).get("RELEVANCE_FLOOR")
+        if floor is not None and not (isinstance(floor, int | float) and 0 <= floor <= 1):
+            raise ValidationError(f"arm {i}: RELEVANCE_FLOOR is a number from 0 to 1")
         creatives = arm.get("creatives")
         if creatives is not None and not (isinstance(creatives, list) and all(isinstance(c, int) for c in creatives)):
             raise ValidationError(f"arm {i}: creatives is a list of asset ids")

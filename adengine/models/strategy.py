@@ -74,3 +74,42 @@ class HourlyStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h campaign {self.campaign_id}"
+
+
+class ClickModel(models.Model):
+    """A fitted contextual click model (``adengine.serving.click_model``), its off-policy evaluation against the
+    live one, and whether it was switched on. At most one is live; serving reads the live one's weights."""
+
+    class Status(models.TextChoices):
+        LIVE = "live", "live"
+        REFUSED = "refused", "refused by the gate"
+        RETIRED = "retired", "retired (replaced)"
+
+    version = models.CharField("version", max_length=40, unique=True, help_text="When it was fitted.")
+    status = models.CharField(
+        "status", max_length=10, choices=Status.choices, help_text="Live, refused by the OPE gate, or retired."
+    )
+    created_at = models.DateTimeField("fitted at", help_text="When the strategy update fitted it.")
+    switched_at = models.DateTimeField("switched on at", null=True, blank=True, help_text="When it went live.")
+    placements = models.JSONField("placements", default=list, help_text="Placement ids with a weight of their own.")
+    mean = models.JSONField("weights", default=list, help_text="Posterior mean of each feature's weight.")
+    cov = models.JSONField("covariance", default=list, help_text="Posterior covariance of the weights.")
+    base_ctr = models.FloatField("base CTR", help_text="SERVING_BASE_CTR when it was fitted (centres the asset).")
+    impressions = models.PositiveIntegerField("impressions fitted", default=0, help_text="Training records.")
+    clicks = models.PositiveIntegerField("clicks fitted", default=0, help_text="Clicks among them.")
+    evaluation = models.JSONField(
+        "evaluation", default=dict, blank=True, help_text="The gate's estimates for it and the live model."
+    )
+    decision = models.TextField("decision", blank=True, help_text="Why it was switched on or not, in words.")
+
+    class Meta:
+        verbose_name = "click model"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="live"), name="adengine_clickmodel_one_live"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"click model {self.version} ({self.get_status_display()})"

@@ -14,9 +14,20 @@ from django.utils import timezone
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.models import Campaign, CampaignDay, Creative, Experiment, InterestModel, Placement, ProductVector
+from adengine.models import (
+    Campaign,
+    CampaignDay,
+    ClickModel,
+    Creative,
+    Experiment,
+    InterestModel,
+    Placement,
+    ProductVector,
+)
 from adengine.text import CJK
 
+from .click_model import ClickModel as ServedClickModel
+from .click_model import prior as click_prior
 from .experiments import ExperimentEntry
 from .policy import prior_from_scores
 from .snapshot import Arms, CampaignEntry, PlacementEntry, ProductCard, Snapshot, words
@@ -37,7 +48,8 @@ def fingerprint() -> tuple:
                    (SELECT count(*) FROM {Placement._meta.db_table}),
                    (SELECT max(updated_at) FROM {Experiment._meta.db_table}),
                    (SELECT count(*) FROM {Experiment._meta.db_table}),
-                   (SELECT max(version) FROM {InterestModel._meta.db_table} WHERE is_active)
+                   (SELECT max(version) FROM {InterestModel._meta.db_table} WHERE is_active),
+                   (SELECT max(version) FROM {ClickModel._meta.db_table} WHERE status = 'live')
             """
         )
         return tuple(cur.fetchone())
@@ -199,6 +211,7 @@ def build(version: tuple | None = None) -> Snapshot:
         ExperimentEntry(e.pk, e.name, e.placement_id, e.holdout, e.salt, tuple(e.arms))
         for e in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("pk")
     ]
+    snap.click_model = live_click_model(tuple(p.id for p in placements.values()))
     _derive(snap)
     refresh_spend(snap)
     log.info(
@@ -234,6 +247,21 @@ def _hybrid_targets(snap: Snapshot, *, promoted_of: list[list]) -> None:
             pop[i] = float(np.mean([p for _, p in got]))
     snap.hybrid_targets = model.vectors.product_vectors(snap.targets, factors, pop)
     snap.hybrid_version = model.version
+
+
+def live_click_model(placement_ids: tuple[int, ...]) -> ServedClickModel:
+    """The live click model's posterior, else the prior (today's context-free policy, see ``click_model``)."""
+    row = ClickModel.objects.filter(status=ClickModel.Status.LIVE).first()
+    if row is not None:
+        return ServedClickModel(
+            version=row.version, placements=tuple(row.placements), mean=row.mean, cov=row.cov, base_ctr=row.base_ctr
+        )
+    placements = tuple(sorted(placement_ids))
+    base = float(ad_settings.SERVING_BASE_CTR)
+    mean, precision = click_prior(
+        placements, base_ctr=base, relevance_weight=float(ad_settings.SERVING_RELEVANCE_WEIGHT)
+    )
+    return ServedClickModel(version="prior", placements=placements, mean=mean, cov=np.diag(1.0 / precision), base_ctr=base)
 
 
 CVR_PRIOR_MEAN = 0.05  # the default conversion posterior Beta(1, 19)
@@ -294,10 +322,14 @@ def _derive(snap: Snapshot) -> None:
     default = ad_settings.default_language
     for lang, best in snap.best_mean.items():
         fallback = snap.best_mean.get(default, best)
-        snap.value_mean[lang] = snap.value_per_click * np.where(best > 0, best, fallback)
+        snap.best_ctr[lang] = np.where(best > 0, best, fallback)
+        snap.value_mean[lang] = snap.value_per_click * snap.best_ctr[lang]
     for lang in ad_settings.LANGUAGES:  # a language without any copy falls back to the default's
         if lang not in snap.value_mean and default in snap.value_mean:
             snap.value_mean[lang] = snap.value_mean[default]
+            snap.best_ctr[lang] = snap.best_ctr[default]
+    snap.no_interest = np.full(len(cs), np.nan)
+    snap.no_interest.flags.writeable = False
 
 
 def _build_arms(index_of: dict[int, int], langs: list[str]) -> dict[str, Arms]:

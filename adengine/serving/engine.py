@@ -30,12 +30,13 @@ from adengine.conf import settings as ad_settings
 from adengine.models import Shopper
 
 from .backends import DecisionBackend, UnknownPlacement
-from .context import CLOSE_RELEVANCE, PageContext, page_relevance, relevance_floor, resolve_language
+from .click_model import ClickModel, sigmoid
+from .context import CLOSE_RELEVANCE, PageContext, page_kind, page_relevance, relevance_floor, resolve_language
 from .eligibility import SeenToday, capped, eligible
 from .experiments import Params, params_for
 from .index import IndexHolder
 from .log import PendingSlate, impression_log
-from .policy import POLICY_NAME, relevance_factor, sample_slate
+from .policy import CONTEXTUAL, POLICY_NAME, BetaSampler, relevance_factor, sample_slate
 from .rows import ImpressionRow
 from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
 
@@ -111,41 +112,96 @@ def _arms_for(
     return langs, np.array(idx, dtype=np.int64), np.array(group, dtype=np.int64)
 
 
+@dataclass
+class _Scoring:
+    """How one decision scores a campaign's ads: the policy, and the per-campaign inputs it reads."""
+
+    contextual: bool  # the click model's posterior; else the context-free Beta posteriors x relevance factor
+    model: ClickModel
+    x_const: np.ndarray  # the decision's features (position 0) for the click model
+    relevance: np.ndarray  # per campaign: max(page fit, interest fit)
+    interest: np.ndarray  # per campaign: the shopper's interest fit (NaN: not personalised)
+    on_page: np.ndarray  # per campaign: the page fit
+    delivery: np.ndarray  # per campaign: the strategy's delivery shift
+    relevance_weight: float
+
+    def expected(self, snap: Snapshot, lang: str) -> np.ndarray:
+        """Per campaign: the value of an impression of its best asset with mean parameters (ranks candidates)."""
+        if not self.contextual:
+            return snap.value_mean[lang] * self.delivery * relevance_factor(self.relevance, self.relevance_weight)
+        ctr = sigmoid(self.model.mean_logit(self.x_const, snap.best_ctr[lang], self.relevance, self.interest,
+                                            self.on_page))  # fmt: skip
+        return snap.value_per_click * self.delivery * ctr
+
+
 def _choose(
     snap: Snapshot,
     candidates: np.ndarray,
-    relevance: np.ndarray,
+    scoring: _Scoring,
     *,
     lang: str,
     default_lang: str,
     n: int,
     params: Params,
-    delivery: np.ndarray,
-) -> tuple[list[tuple], PendingSlate | None]:
+) -> tuple[list[tuple], PendingSlate | None, dict | None]:
     """Thompson-sample a slate among the candidate campaigns' arms.
 
-    Returns [(campaign idx, language, arm, sampled CTR, value, explored)] and the slate's propensity job.
+    Returns [(campaign idx, language, arm, sampled CTR, value, explored)], the slate's propensity job and its
+    candidate set as logged for off-policy evaluation (every arm's inputs, so any policy's probability of the
+    logged choice can be computed later).
     """
     if n <= 0 or len(candidates) == 0:
-        return [], None
+        return [], None, None
     langs, idx, group = _arms_for(snap, candidates, lang, default_lang, params)
     if not langs:
-        return [], None
+        return [], None, None
     alpha = np.empty(len(idx))
     beta = np.empty(len(idx))
+    creative_ids = np.empty(len(idx), dtype=np.int64)
     distinct = set(langs)
     for lg in distinct:
         mask = np.fromiter((x == lg for x in langs), bool, len(langs)) if len(distinct) > 1 else slice(None)
         alpha[mask] = snap.arms[lg].alpha[idx[mask]]
         beta[mask] = snap.arms[lg].beta[idx[mask]]
-    weight = snap.value_per_click[group] * delivery[group] * relevance_factor(relevance[group], params.relevance_weight)
+        creative_ids[mask] = snap.arms[lg].creative_ids[idx[mask]]
+    base = snap.value_per_click[group] * scoring.delivery[group]
+    rel, interest, on_page = scoring.relevance[group], scoring.interest[group], scoring.on_page[group]
+    if scoring.contextual:
+        sampler = scoring.model.sampler(
+            alpha=alpha, beta=beta, x_const=scoring.x_const, relevance=rel, interest=interest, page_fit=on_page
+        )
+        weight = base
+    else:
+        sampler = BetaSampler(alpha, beta)
+        weight = base * relevance_factor(rel, scoring.relevance_weight)
     epsilon = params.epsilon
-    slate = sample_slate(_rng(), alpha=alpha, beta=beta, weight=weight, group=group, n=n, epsilon=epsilon)
-    job = PendingSlate(rows=[], alpha=alpha, beta=beta, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
-    return [
-        (int(group[a]), langs[a], int(idx[a]), float(ctr), float(v), slate.explored)
-        for a, ctr, v in zip(slate.arms, slate.sampled_ctr, slate.values, strict=True)
-    ], job
+    slate = sample_slate(_rng(), sampler=sampler, weight=weight, group=group, n=n, epsilon=epsilon)
+    job = PendingSlate(rows=[], sampler=sampler, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
+    candidate_set = {
+        "c": creative_ids.tolist(),
+        "g": [snap.campaigns[ci].id for ci in group.tolist()],
+        "a": np.round(alpha, 4).tolist(),
+        "b": np.round(beta, 4).tolist(),
+        "v": [float(f"{x:.6g}") for x in base.tolist()],
+        "r": np.round(rel, 4).tolist(),
+        "i": None if np.isnan(interest).all() else np.round(np.nan_to_num(interest, nan=0.5), 4).tolist(),
+        "p": np.round(on_page, 4).tolist(),
+        "e": epsilon,
+        "n": n,
+    }
+    return (
+        [
+            (int(group[a]), langs[a], int(idx[a]), float(ctr), float(v), slate.explored)
+            for a, ctr, v in zip(slate.arms, slate.sampled_ctr, slate.values, strict=True)
+        ],
+        job,
+        candidate_set,
+    )
+
+
+def _local_hour(now) -> float:
+    local = timezone.localtime(now)
+    return local.hour + local.minute / 60.0
 
 
 def _one_per_advertiser(snap: Snapshot, ranked: np.ndarray) -> np.ndarray:
@@ -269,17 +325,35 @@ class Engine(DecisionBackend):
 
         # Ad rank's relevance floor: on a contextual page an off-topic sponsored ad is not shown, whatever its bid
         # (house ads fill in when nothing clears it)
-        ok = ok & ((relevance >= relevance_floor(placement, context) - 1e-9) | snap.house)
+        floor = params.floor if params.floor is not None else relevance_floor(placement, context)
+        ok = ok & ((relevance >= floor - 1e-9) | snap.house)
+        if lang not in snap.value_mean:
+            return decision
+        now = timezone.now()
+        kind = page_kind(context)
+        model = snap.click_model
+        scoring = _Scoring(
+            contextual=params.policy == "contextual",
+            model=model,
+            x_const=model.const(
+                personalised=personalised,
+                kind=kind,
+                position=0,
+                other_language=lang != default_lang,
+                hour=_local_hour(now),
+                placement_id=placement.id,
+            ),
+            relevance=relevance,
+            interest=interest if interest is not None else snap.no_interest,
+            on_page=on_page,
+            # the strategy's delivery shift: pacing, the placement's and the audience's relative return
+            delivery=snap.delivery_weight[placement.id]
+            * np.where(relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad),
+            relevance_weight=params.relevance_weight,
+        )
         # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,
         # so that the logged propensities are exact given the candidate set).
-        value_mean = snap.value_mean.get(lang)
-        if value_mean is None:
-            return decision
-        # the strategy's delivery shift: pacing, the placement's and the audience's relative return
-        delivery = snap.delivery_weight[placement.id] * np.where(
-            relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad
-        )
-        expected = value_mean * delivery * relevance_factor(relevance, params.relevance_weight)
+        expected = scoring.expected(snap, lang)
         k = params.candidates
         # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
         # by the next best, so the candidate set stays deterministic given the shopper's impressions today.
@@ -289,33 +363,26 @@ class Engine(DecisionBackend):
         # the holdout of an experiment sees house ads only; one campaign per advertiser competes (its best), so
         # a slot never shows one advertiser twice
         sponsored = _one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
-        chosen, job = _choose(
-            snap, sponsored, relevance, lang=lang, default_lang=default_lang, n=n, params=params, delivery=delivery
+        chosen, job, candidate_set = _choose(
+            snap, sponsored, scoring, lang=lang, default_lang=default_lang, n=n, params=params
         )
-        slates = [(chosen, job, len(sponsored))] if chosen else []
+        slates = [(chosen, job, len(sponsored), candidate_set)] if chosen else []
         if len(chosen) < n and placement.allow_house_ads:
             house = ranked[snap.house[ranked]][:k]
             if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
                 house_pool = _top(expected, ok & snap.house, k)
                 house = house_pool[~capped(snap, self.seen_today, shopper, house_pool)]
-            filled, house_job = _choose(
-                snap,
-                house,
-                relevance,
-                lang=lang,
-                default_lang=default_lang,
-                n=n - len(chosen),
-                params=params,
-                delivery=delivery,
+            filled, house_job, _ = _choose(
+                snap, house, scoring, lang=lang, default_lang=default_lang, n=n - len(chosen), params=params
             )
             if filled:
-                slates.append((filled, house_job, len(house)))
+                slates.append((filled, house_job, len(house), None))
         if not slates:
             return decision
 
-        now = timezone.now()
+        policy_name = CONTEXTUAL if scoring.contextual else POLICY_NAME
         ads: list[Ad] = []
-        for entries, job, n_candidates in slates:
+        for entries, job, n_candidates, candidate_set in slates:
             for ci, lg, j, ctr, value, explored in entries:
                 position = len(ads)
                 campaign = snap.campaigns[ci]
@@ -335,7 +402,14 @@ class Engine(DecisionBackend):
                     "interest": None if interest is None else round(float(interest[ci]), 3),
                     "explored": explored,
                     "house": bool(snap.house[ci]),
+                    "kind": kind,
+                    # the asset's posterior mean CTR when it was chosen (the click model's "asset" feature)
+                    "asset_ctr": round(float(arms.alpha[j] / (arms.alpha[j] + arms.beta[j])), 6),
                 }
+                if scoring.contextual:
+                    ctx["model"] = model.version
+                if candidate_set is not None and not job.rows:  # the slate's first row carries its candidates
+                    ctx["slate"] = candidate_set
                 if context.client:
                     ctx["client"] = context.client
                 if params.experiment is not None:
@@ -346,7 +420,7 @@ class Engine(DecisionBackend):
                     product_id=product.pk if product else None,
                     shopper_id=shopper.pk if shopper is not None else None, language=lg, position=position,
                     propensity=None, predicted_ctr=ctr, relevance=float(relevance[ci]), value=value,
-                    candidates=n_candidates, personalised=personalised, policy=POLICY_NAME, context=ctx,
+                    candidates=n_candidates, personalised=personalised, policy=policy_name, context=ctx,
                     landing_url=landing, served_at=now,
                 )  # fmt: skip
                 job.rows.append(row)
@@ -366,7 +440,7 @@ class Engine(DecisionBackend):
                         row=row.signed(),
                     )
                 )
-        self.log.write([job for _, job, _ in slates])
+        self.log.write([job for _, job, _, _ in slates])
         if shopper is not None and shopper.pk is not None:
             self.seen_today.add(shopper.pk, [ad.campaign_id for ad in ads])
         decision.ads = ads

@@ -28,6 +28,8 @@ class Params:
     relevance_weight: float
     candidates: int
     per_campaign: int
+    policy: str = "contextual"  # "contextual" (the click model) or "thompson" (context-free)
+    floor: float | None = None  # an arm's relevance floor for every page (None: the placement's / page kind's)
     creatives: frozenset[int] | None = None
     experiment: int | None = None
     arm: str | None = None
@@ -41,6 +43,7 @@ def default_params() -> Params:
         relevance_weight=float(ad_settings.SERVING_RELEVANCE_WEIGHT),
         candidates=int(ad_settings.SERVING_CANDIDATES),
         per_campaign=max(1, int(ad_settings.SERVING_ASSETS_PER_CAMPAIGN)),
+        policy=str(ad_settings.SERVING_POLICY),
     )
 
 
@@ -81,6 +84,8 @@ def params_for(experiment: ExperimentEntry | None, unit: str | None) -> Params:
         relevance_weight=float(s.get("SERVING_RELEVANCE_WEIGHT", base.relevance_weight)),
         candidates=int(s.get("SERVING_CANDIDATES", base.candidates)),
         per_campaign=max(1, int(s.get("SERVING_ASSETS_PER_CAMPAIGN", base.per_campaign))),
+        policy=str(s.get("SERVING_POLICY", base.policy)),
+        floor=float(s["RELEVANCE_FLOOR"]) if s.get("RELEVANCE_FLOOR") is not None else None,
         creatives=frozenset(arm["creatives"]) if arm.get("creatives") is not None else None,
         experiment=experiment.id,
         arm=name,

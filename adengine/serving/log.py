@@ -72,13 +72,11 @@ class PendingSlate:
     """One slate's impression rows and what its propensities are estimated from."""
 
     rows: list[ImpressionRow]
-    alpha: np.ndarray
-    beta: np.ndarray
+    sampler: object  # policy.BetaSampler or click_model.ContextualSampler: draws the arms' CTRs
     weight: np.ndarray
     group: np.ndarray
     arms: np.ndarray
     epsilon: float
-    explored_p: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def _insert(rows: list[ImpressionRow]) -> None:
@@ -143,8 +141,7 @@ class ImpressionLog:
             for s in slates:
                 p = propensities(
                     self._rng,
-                    alpha=s.alpha,
-                    beta=s.beta,
+                    sampler=s.sampler,
                     weight=s.weight,
                     group=s.group,
                     arms=s.arms,

@@ -10,7 +10,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-POLICY_NAME = "thompson-v1"
+POLICY_NAME = "thompson-v1"  # Beta posterior per asset x a fixed relevance factor (the policy before the click model)
+CONTEXTUAL = "contextual-v1"  # the click model's posterior (``click_model``) with each asset's Beta posterior
+
+
+class BetaSampler:
+    """Each arm's CTR drawn from its Beta posterior (no context)."""
+
+    def __init__(self, alpha: np.ndarray, beta: np.ndarray) -> None:
+        self.alpha = np.asarray(alpha, dtype=np.float64)
+        self.beta = np.asarray(beta, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.alpha)
+
+    def draw(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        """(m, arms) sampled click rates."""
+        return rng.beta(self.alpha, self.beta, size=(m, len(self.alpha)))
 
 
 def prior_from_scores(
@@ -73,30 +89,37 @@ def _slates(theta: np.ndarray, weight: np.ndarray, starts: np.ndarray, sizes: np
     return best_arm[np.arange(len(theta))[:, None], order]
 
 
+def _sampler(sampler, alpha, beta):
+    return sampler if sampler is not None else BetaSampler(alpha, beta)
+
+
 def sample_slate(
     rng: np.random.Generator,
     *,
-    alpha: np.ndarray,
-    beta: np.ndarray,
+    alpha: np.ndarray | None = None,
+    beta: np.ndarray | None = None,
     weight: np.ndarray,
+    sampler=None,
     group: np.ndarray,
     n: int,
     epsilon: float,
 ) -> Slate:
     """Choose up to ``n`` arms, at most one per group (campaign), by Thompson sampling of value = CTR x weight.
 
-    Each arm's CTR is drawn once from its Beta posterior and the slate is the top arms by sampled value.
-    With probability ``epsilon`` the slate is instead uniform: a random order of groups and a random arm in
-    each. Arms must be sorted by group. The propensities are left empty: see ``propensities``.
+    Each arm's CTR is drawn once from the ``sampler`` (default: its Beta(alpha, beta) posterior) and the slate
+    is the top arms by sampled value. With probability ``epsilon`` the slate is instead uniform: a random order
+    of groups and a random arm in each. Arms must be sorted by group. The propensities are left empty: see
+    ``propensities``.
     """
-    alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
+    sampler = _sampler(sampler, alpha, beta)
+    weight = np.asarray(weight, dtype=np.float64)
     group = np.asarray(group)
-    if len(alpha) == 0 or n <= 0:
+    if len(sampler) == 0 or n <= 0:
         empty = np.empty(0)
         return Slate(np.empty(0, dtype=np.int64), empty, empty, empty, False)
     starts, sizes = _groups(group)
     n = min(n, len(starts))
-    theta = rng.beta(alpha, beta)[None, :]
+    theta = sampler.draw(rng, 1)
     explored = bool(rng.random() < epsilon)
     if explored:
         groups = rng.permutation(len(starts))[:n]
@@ -115,9 +138,10 @@ def sample_slate(
 def slate_probabilities(
     rng: np.random.Generator,
     *,
-    alpha: np.ndarray,
-    beta: np.ndarray,
+    alpha: np.ndarray | None = None,
+    beta: np.ndarray | None = None,
     weight: np.ndarray,
+    sampler=None,
     group: np.ndarray,
     n: int,
     epsilon: float,
@@ -128,27 +152,30 @@ def slate_probabilities(
     The mixture (1 - epsilon) x P_thompson + epsilon x P_uniform, P_thompson estimated from ``draws``
     independent Thompson slates and P_uniform = 1 / (groups x arms in the group), so never zero.
     """
-    alpha, beta, weight = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, weight))
+    sampler = _sampler(sampler, alpha, beta)
+    weight = np.asarray(weight, dtype=np.float64)
     starts, sizes = _groups(np.asarray(group))
     n = min(n, len(starts))
-    counts = np.zeros((n, len(alpha)))
+    arms = len(sampler)
+    counts = np.zeros((n, arms))
     done = 0
     while done < draws:
         m = min(2000, draws - done)
-        chosen = _slates(rng.beta(alpha, beta, size=(m, len(alpha))), weight, starts, sizes, n)
+        chosen = _slates(sampler.draw(rng, m), weight, starts, sizes, n)
         for k in range(n):
-            counts[k] += np.bincount(chosen[:, k], minlength=len(alpha))
+            counts[k] += np.bincount(chosen[:, k], minlength=arms)
         done += m
-    uniform = uniform_probability(starts, sizes, np.arange(len(alpha)))
+    uniform = uniform_probability(starts, sizes, np.arange(arms))
     return (1.0 - epsilon) * counts / draws + epsilon * uniform[None, :]
 
 
 def propensities(
     rng: np.random.Generator,
     *,
-    alpha: np.ndarray,
-    beta: np.ndarray,
+    alpha: np.ndarray | None = None,
+    beta: np.ndarray | None = None,
     weight: np.ndarray,
+    sampler=None,
     group: np.ndarray,
     arms: np.ndarray,
     epsilon: float,
@@ -159,7 +186,13 @@ def propensities(
     if len(arms) == 0:
         return np.empty(0)
     probs = slate_probabilities(
-        rng, alpha=alpha, beta=beta, weight=weight, group=group, n=len(arms), epsilon=epsilon, draws=draws
+        rng,
+        sampler=_sampler(sampler, alpha, beta),
+        weight=weight,
+        group=group,
+        n=len(arms),
+        epsilon=epsilon,
+        draws=draws,
     )
     return probs[np.arange(len(arms)), arms]
 

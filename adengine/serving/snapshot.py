@@ -137,6 +137,9 @@ class Snapshot:
     best_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign's best arm mean CTR
     has_copy: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign has approved headlines
     value_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> value x best mean CTR
+    best_ctr: dict[str, np.ndarray] = field(default_factory=dict)  # language -> best arm's mean CTR (with fallback)
+    no_interest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # NaN per campaign: not personalised
+    click_model: object = None  # click_model.ClickModel: the live model's posterior, else the prior
     no_threshold: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     min_similarity0: np.ndarray = field(default_factory=lambda: np.zeros(0))
     target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))

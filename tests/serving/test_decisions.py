@@ -45,7 +45,7 @@ def test_decision_is_logged_with_propensity_and_context(placement, make_campaign
     assert ad.campaign_id == campaign.pk and ad.product is not None
     imp = Impression.objects.get(nonce=ad.nonce)
     assert imp.shopper == shopper and imp.decision_id == decision.id
-    assert 0 < imp.propensity <= 1 and imp.policy == "thompson-v1"
+    assert 0 < imp.propensity <= 1 and imp.policy == "contextual-v1"
     assert imp.creative.campaign_id == campaign.pk
     assert imp.context["page"] == "search" and imp.context["query"] == "shoes"
     assert imp.landing_url == ad.product.url
