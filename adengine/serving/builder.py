@@ -261,7 +261,8 @@ def live_click_model(placement_ids: tuple[int, ...]) -> ServedClickModel:
     mean, precision = click_prior(
         placements, base_ctr=base, relevance_weight=float(ad_settings.SERVING_RELEVANCE_WEIGHT)
     )
-    return ServedClickModel(version="prior", placements=placements, mean=mean, cov=np.diag(1.0 / precision), base_ctr=base)
+    cov = np.diag(1.0 / precision)
+    return ServedClickModel(version="prior", placements=placements, mean=mean, cov=cov, base_ctr=base)
 
 
 CVR_PRIOR_MEAN = 0.05  # the default conversion posterior Beta(1, 19)

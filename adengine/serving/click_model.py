@@ -72,9 +72,7 @@ def const_features(
     ``position`` 0-based, ``hour`` the local hour (0..24, fractions allowed).
     """
     personalised = np.atleast_1d(np.asarray(personalised, dtype=np.float64))
-    n = max(
-        len(np.atleast_1d(x)) for x in (personalised, kind, position, other_language, hour, placement_id)
-    )
+    n = max(len(np.atleast_1d(x)) for x in (personalised, kind, position, other_language, hour, placement_id))
     out = np.zeros((n, len(CONST_FEATURES) + len(placements)))
     out[:, 0] = 1.0
     out[:, 1] = personalised
@@ -163,8 +161,9 @@ def fit(
     w = m0.copy()
     current = log_post(w)
     converged = False
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
         p = sigmoid(X @ w)
         grad = X.T @ (y - p) - lam * (w - m0)
         H = (X * (p * (1.0 - p))[:, None]).T @ X + np.diag(lam)
@@ -183,7 +182,7 @@ def fit(
     p = sigmoid(X @ w)
     H = (X * (p * (1.0 - p))[:, None]).T @ X + np.diag(lam)
     cov = np.linalg.inv(H)
-    return Fit(mean=w, cov=0.5 * (cov + cov.T), iterations=it, converged=converged, log_posterior=current)
+    return Fit(mean=w, cov=0.5 * (cov + cov.T), iterations=iterations, converged=converged, log_posterior=current)
 
 
 @dataclass
@@ -289,4 +288,3 @@ def summary(model_mean: np.ndarray, cov: np.ndarray, names: tuple[str, ...]) -> 
         {"feature": n, "weight": round(float(m), 4), "sd": round(float(s), 4)}
         for n, m, s in zip(names, model_mean, sd, strict=True)
     ]
-
