@@ -71,12 +71,16 @@ def beat_schedule() -> dict:
 
 @shared_task(name="adengine.update_strategy", ignore_result=True, base=AdengineTask)
 def update_strategy() -> dict:
-    """Learn from the log since the last run (incremental, idempotent)."""
+    """Learn from the log since the last run (incremental, idempotent); refit the click model when due (its own
+    transaction, after the roll-up's: a long fit never holds the strategy's lock)."""
+    from adengine.services.click_models import refit
     from adengine.services.strategy import update_strategy as run
     from adengine.services.tracking import purge_rate_counters
 
     purge_rate_counters()
-    return run()
+    result = run()
+    result.update(refit())
+    return result
 
 
 @shared_task(name="adengine.refresh_campaign_targets", ignore_result=True, base=AdengineTask)

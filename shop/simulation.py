@@ -74,6 +74,14 @@ class DemoTruth:
             return PageContext(page="product", product=pk), slug
         return PageContext(page="search", query=CATALOG[ci][1].lower()), ""
 
+    def interests(self, shopper) -> set[str]:
+        """The shopper's top three latent categories (slugs)."""
+        cust = self._latent(shopper)
+        if cust is None:
+            return set()
+        ranked = sorted(zip(cust.cat_weights, cust.cats, strict=True), reverse=True)[:3]
+        return {CATALOG[ci][0] for _, ci in ranked}
+
     def click_probability(self, shopper, ad) -> float:
         if ad.product is None:
             return 0.004

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
-from adengine.models import AdEvent, Conversion, Experiment, HourlyStats, Impression, Placement, StrategyState
+from adengine.models import (
+    AdEvent,
+    ClickModel,
+    Conversion,
+    Experiment,
+    HourlyStats,
+    Impression,
+    Placement,
+    StrategyState,
+)
 
 from .base import ReadOnlyAdmin
 
@@ -47,7 +57,59 @@ class ConversionAdmin(ReadOnlyAdmin):
 
 @admin.register(StrategyState)
 class StrategyStateAdmin(ReadOnlyAdmin):
-    list_display = ["key", "impression_id", "event_id", "conversion_id", "updated_at", "last_result"]
+    list_display = ["key", "impression_id", "event_id", "conversion_id", "updated_at", "last_result", "click_model_at",
+                    "click_model_note"]  # fmt: skip
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * float(x):.2f} %"
+
+
+@admin.register(ClickModel)
+class ClickModelAdmin(ReadOnlyAdmin):
+    """Each click model the strategy fitted: the off-policy gate's figures and whether it went live."""
+
+    list_display = ["version", "status", "created_at", "switched_at", "impressions", "clicks", "candidate_dr",
+                    "live_dr", "decision"]  # fmt: skip
+    list_filter = ["status"]
+    fields = ["version", "status", "created_at", "switched_at", "impressions", "clicks", "decision", "gate", "weights"]
+    readonly_fields = fields
+
+    @admin.display(description="candidate (DR)")
+    def candidate_dr(self, obj: ClickModel) -> str:
+        return _pct(obj.evaluation.get("candidate", {}).get("dr", {}).get("value"))
+
+    @admin.display(description="live (DR)")
+    def live_dr(self, obj: ClickModel) -> str:
+        return _pct(obj.evaluation.get("live", {}).get("dr", {}).get("value")) if "candidate" in obj.evaluation else "-"
+
+    @admin.display(description="off-policy gate")
+    def gate(self, obj: ClickModel):
+        ev = obj.evaluation
+        if "candidate" not in ev:
+            return "not evaluated"
+        rows = [
+            (label, name.upper(), _pct(e["value"]), _pct(e["ci_low"]), _pct(e["ci_high"]))
+            for label, key in (("candidate", "candidate"), (f"live ({ev.get('live_version', '')})", "live"))
+            for name, e in ((n, ev[key][n]) for n in ("dr", "snipw"))
+            if isinstance(ev.get(key), dict)
+        ]
+        return format_html(
+            "<p>{} held-out sponsored impressions ({} slates, {} clicks; observed CTR {})</p>"
+            "<table><tr><th>policy</th><th>estimator</th><th>CTR</th><th>low</th><th>high</th></tr>{}</table>",
+            ev.get("records"), ev.get("slates"), ev.get("clicks"), _pct(ev.get("observed_ctr")),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )  # fmt: skip
+
+    @admin.display(description="weights (posterior mean, sd)")
+    def weights(self, obj: ClickModel):
+        return format_html(
+            "<table><tr><th>feature</th><th>weight</th><th>sd</th></tr>{}</table>",
+            format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                ((w["feature"], w["weight"], w["sd"]) for w in obj.evaluation.get("weights", [])),
+            ),
+        )  # fmt: skip
 
 
 @admin.register(HourlyStats)

@@ -19,6 +19,12 @@ class StrategyState(models.Model):
     conversion_id = models.BigIntegerField("conversions up to", default=0, help_text="Last conversion id read.")
     updated_at = models.DateTimeField("last update", null=True, blank=True, help_text="When the update last ran.")
     last_result = models.JSONField("last result", default=dict, blank=True, help_text="What the last run did.")
+    click_model_at = models.DateTimeField(
+        "click model checked", null=True, blank=True, help_text="When the strategy last fitted (or tried) a model."
+    )
+    click_model_note = models.TextField(
+        "click model note", blank=True, help_text="What the last fit did: switched, refused, or kept the prior."
+    )
 
     class Meta:
         verbose_name = "strategy state"

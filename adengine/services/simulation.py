@@ -3,8 +3,11 @@
 Synthetic shoppers (the host's, with latent interests known to a ``Truth`` object the host provides)
 visit pages; ``decide()`` chooses ads; the tracking service records views and clicks that the truth
 draws; the truth places real orders for some clicks (attributed by the order signal); after each day
-the strategy update learns. Half the shoppers (by a stable hash) are served uniformly at random among the
-same eligible ads, through an experiment arm with full exploration, so the two can be compared day by day.
+the strategy update learns and refits the click model (switched on only through its off-policy gate). The
+shoppers are split by a stable hash into three arms of one experiment, served by the same code and eligible
+ads: ``adengine`` (today's serving: ad rank with the relevance floor, the contextual click model), ``previous``
+(the policy before them: the context-free Thompson sampling, no relevance floor) and ``random`` (full
+exploration: uniformly at random among the eligible ads), so they can be compared day by day.
 Each simulated day's rows are moved back to their simulated date, so reports show the curve.
 
 It never touches live data: it refuses a database with live traffic (any impression not made by a
@@ -28,14 +31,21 @@ from django.utils import timezone
 from adengine import clock
 from adengine.models import AdEvent, CampaignDay, Conversion, Experiment, Impression, Placement, Shopper
 from adengine.selectors.performance import Figures, figures
+from adengine.services.click_models import refit
 from adengine.services.strategy import update_strategy
 from adengine.services.tracking import record
 from adengine.serving import Ad, PageContext, decide, get_backend, tokens
+from adengine.serving.experiments import ExperimentEntry, assign
 from adengine.serving.log import impression_log
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT = "simulation: adengine vs uniform random"
+EXPERIMENT = "simulation: adengine vs previous vs uniform random"
+ARMS = (
+    {"name": "adengine", "weight": 1},
+    {"name": "previous", "weight": 1, "settings": {"SERVING_POLICY": "thompson", "RELEVANCE_FLOOR": 0.0}},
+    {"name": "random", "weight": 1, "settings": {"SERVING_EXPLORATION": 1.0}},
+)
 PLACEMENT_FOR_PAGE = {"home": "home-hero", "category": "category-top", "product": "product-sidebar",
                       "search": "search-top"}  # fmt: skip
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) adengine-simulation Chrome/131.0"
@@ -54,6 +64,10 @@ class Truth(Protocol):
 
     def place_order(self, shopper: Shopper, ad: Ad, when: dt.datetime) -> Any: ...
 
+    # optional: the shopper's top interests as category keys (for the page-relevance share; without it only the
+    # page's category counts)
+    # def interests(self, shopper: Shopper) -> set[str]: ...
+
 
 @dataclass
 class DayResult(Figures):
@@ -68,10 +82,7 @@ def _experiment() -> Experiment:
             "status": Experiment.Status.RUNNING,
             "placement": None,
             "holdout": 0.0,
-            "arms": [
-                {"name": "adengine", "weight": 1},
-                {"name": "random", "weight": 1, "settings": {"SERVING_EXPLORATION": 1.0}},
-            ],
+            "arms": list(ARMS),
         },
     )
     return exp
@@ -131,6 +142,28 @@ def _marks() -> dict[str, int]:
     return {"impression": top(Impression), "event": top(AdEvent), "conversion": top(Conversion)}
 
 
+@dataclass
+class Outcome:
+    """A simulation's results: per day and arm the figures, and per arm the page-relevance share."""
+
+    days: list[DayResult]
+    # arm -> [sponsored ads on category and product pages matching the page or the shopper's top interests, all
+    # sponsored ads there, house ads there]
+    page_relevance: dict[str, list[int]]
+
+    def share(self, arm: str) -> float | None:
+        matched, total, _ = self.page_relevance.get(arm, [0, 0, 0])
+        return matched / total if total else None
+
+
+def _ad_categories(ad: Ad) -> set[str]:
+    if ad.product is not None:
+        return set(ad.product.categories)
+    snap = get_backend().snapshot()
+    i = snap.index_of.get(ad.campaign_id)
+    return set(snap.campaigns[i].categories) if i is not None else set()
+
+
 def run(
     *,
     truth: Truth,
@@ -140,8 +173,9 @@ def run(
     seed: int = 0,
     progress=None,
     force: bool = False,
-) -> list[DayResult]:
-    """Simulate ``days`` days ending yesterday; returns per day and arm the outcome.
+) -> Outcome:
+    """Simulate ``days`` days ending yesterday; returns per day and arm the outcome, and per arm the share of
+    relevant ads on category and product pages.
 
     Raises LiveTraffic on a database with live traffic unless ``force``.
     """
@@ -158,6 +192,10 @@ def run(
     if not people:
         raise ValueError("no shoppers to simulate")
     today = timezone.localdate()
+    entry = ExperimentEntry(exp.pk, exp.name, None, exp.holdout, exp.salt, tuple(exp.arms))
+    arm_of = {p.pk: assign(entry, f"s{p.pk}") for p in people}
+    interests = getattr(truth, "interests", None)
+    relevance: dict[str, list[int]] = {a["name"]: [0, 0, 0] for a in ARMS}
     try:
         for d in range(days):
             day = today - dt.timedelta(days=days - d)
@@ -176,6 +214,16 @@ def run(
                         context=context,
                         product_categories=(category,) if category else (),
                     )
+                    page_categories = {context.category, category} - {""}
+                    if context.page in ("category", "product"):
+                        wanted = page_categories | (set(interests(shopper)) if interests else set())
+                        for ad in decision.ads:
+                            counts = relevance[arm_of[shopper.pk]]
+                            if ad.house:
+                                counts[2] += 1
+                            else:
+                                counts[0] += bool(_ad_categories(ad) & wanted)
+                                counts[1] += 1
                     for ad in decision.ads:
                         token = tokens.make(nonce=ad.nonce, row=ad.row)
                         record(kind=AdEvent.Kind.VIEW, token=token, ip=ip, user_agent=BROWSER)
@@ -186,13 +234,14 @@ def run(
             impression_log.flush()
             _move_to(day, marks, today, exp, [p.pk for p in people])
             update_strategy(lag_seconds=0)
+            refit(force=True)
             if progress:
                 progress(d + 1, days)
     finally:
         exp.status = Experiment.Status.STOPPED  # live serving is not split by the simulation's experiment
         exp.save(update_fields=["status", "updated_at"])
         get_backend().invalidate()
-    return results(exp, since=today - dt.timedelta(days=days), until=today)
+    return Outcome(days=results(exp, since=today - dt.timedelta(days=days), until=today), page_relevance=relevance)
 
 
 def results(exp: Experiment, *, since: dt.date | None = None, until: dt.date | None = None) -> list[DayResult]:

@@ -52,11 +52,12 @@ def test_simulated_days_learn_and_beat_random_serving(make_campaign):
         PlacementFactory(key=key, max_ads=1)
     good, poor = make_campaign(), make_campaign()
     truth = TwoAdsTruth(good, poor)
-    rows = simulation.run(truth=truth, days=4, shoppers=30, visits=3, seed=1)
+    outcome = simulation.run(truth=truth, days=4, shoppers=30, visits=3, seed=1)
+    rows = outcome.days
     # then there is a row per simulated day and arm, dated in the past
     days = sorted({r.day for r in rows})
     assert len(days) == 4 and days[-1] == (timezone.localdate() - dt.timedelta(days=1)).isoformat()
-    assert {r.arm for r in rows} == {"adengine", "random"}
+    assert {r.arm for r in rows} == {"adengine", "previous", "random"}
     assert not Impression.objects.filter(served_at__date=timezone.localdate()).exists()
     # and the strategy learnt from them: statistics by day, and adengine's arm prefers the good ad
     assert HourlyStats.objects.dates("hour", "day").count() == 4

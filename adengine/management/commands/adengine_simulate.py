@@ -8,14 +8,16 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
 from adengine.conf import settings as ad_settings
+from adengine.selectors.performance import Figures
 from adengine.services import simulation
 
 
 class Command(BaseCommand):
     help = (
         "Drive synthetic shoppers (the host's, with latent interests: ADENGINE['SIMULATION_TRUTH']) through the "
-        "real serving, tracking, attribution and strategy code for N simulated days, half served by adengine and "
-        "half uniformly at random among the same eligible ads; report CTR, conversion rate and ROAS by day."
+        "real serving, tracking, attribution and strategy code for N simulated days, a third each served by adengine, "
+        "by the previous (context-free) policy and uniformly at random among the same eligible ads; report CTR, "
+        "conversion rate, ROAS, revenue per 1,000 impressions and the page-relevance share."
     )
 
     def add_arguments(self, parser):
@@ -46,7 +48,7 @@ class Command(BaseCommand):
             self.stderr.write(f"day {done}/{total} simulated")
 
         try:
-            rows = simulation.run(
+            outcome = simulation.run(
                 truth=truth,
                 days=o["days"],
                 shoppers=o["shoppers"],
@@ -57,27 +59,35 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        rows = outcome.days
         w = self.stdout.write
-        w(f"{'day':<12}{'arm':<10}{'impr.':>8}{'clicks':>8}{'CTR':>9}{'conv.':>7}{'CVR':>8}{'ROAS':>8}")
+        w(f"{'day':<12}{'arm':<10}{'impr.':>8}{'clicks':>8}{'CTR':>9}{'conv.':>7}{'CVR':>8}{'ROAS':>8}{'RPM':>8}")
         for r in rows:
             ctr = f"{r.ctr:.2%}" if r.ctr is not None else "-"
             cvr = f"{r.conversion_rate:.1%}" if r.conversion_rate is not None else "-"
             roas = f"{r.roas:.1f}" if r.roas is not None else "-"
-            w(f"{r.day:<12}{r.arm:<10}{r.impressions:>8}{r.clicks:>8}{ctr:>9}{r.conversions:>7}{cvr:>8}{roas:>8}")
+            rpm = f"{r.ecpm:.2f}" if r.ecpm is not None else "-"
+            w(
+                f"{r.day:<12}{r.arm:<10}{r.impressions:>8}{r.clicks:>8}{ctr:>9}{r.conversions:>7}{cvr:>8}{roas:>8}"
+                f"{rpm:>8}"
+            )
         totals = {}
-        for arm in ("adengine", "random"):
-            sel = [r for r in rows if r.arm == arm]
-            imp = sum(r.impressions for r in sel)
-            clicks = sum(r.clicks for r in sel)
-            spend = sum(r.spend for r in sel)
-            revenue = sum(r.revenue for r in sel)
-            totals[arm] = {
-                "ctr": clicks / imp if imp else 0.0,
-                "roas": float(revenue / spend) if spend else 0.0,
-                "impressions": imp,
-                "clicks": clicks,
-            }
-            w(f"{arm}: CTR {totals[arm]['ctr']:.2%} over {imp} impressions, ROAS {totals[arm]['roas']:.2f}")
+        for arm in ("adengine", "previous", "random"):
+            total = Figures()
+            for r in rows:
+                if r.arm == arm:
+                    for name in ("impressions", "views", "clicks", "conversions", "spend", "revenue"):
+                        setattr(total, name, getattr(total, name) + getattr(r, name))
+            share = outcome.share(arm)
+            totals[arm] = {"ctr": total.ctr or 0.0, "roas": total.roas or 0.0, "rpm": total.ecpm or 0.0,
+                           "page_relevance": share}  # fmt: skip
+            matched, shown, house = outcome.page_relevance[arm]
+            w(
+                f"{arm}: CTR {totals[arm]['ctr']:.2%} over {total.impressions} impressions, ROAS "
+                f"{totals[arm]['roas']:.2f}, RPM {totals[arm]['rpm']:.2f} (billed per 1,000 impressions); on "
+                f"category and product pages {matched} of {shown} sponsored ads fit the page or the shopper's top "
+                f"interests" + (f" ({share:.0%})" if share is not None else "") + f", {house} house ads"
+            )
         if o["json"]:
             w(
                 json.dumps(
@@ -88,6 +98,17 @@ class Command(BaseCommand):
                         "roas_random": totals["random"]["roas"],
                         "days": o["days"],
                         "by_day": [r.__dict__ | {"ctr": r.ctr} for r in rows],
-                    }
+                        "ctr_previous": totals["previous"]["ctr"],
+                        "roas_previous": totals["previous"]["roas"],
+                        "rpm_adengine": totals["adengine"]["rpm"],
+                        "rpm_previous": totals["previous"]["rpm"],
+                        "rpm_random": totals["random"]["rpm"],
+                        "page_relevance_adengine": totals["adengine"]["page_relevance"],
+                        "page_relevance_previous": totals["previous"]["page_relevance"],
+                        "page_relevance_random": totals["random"]["page_relevance"],
+                        "page_ads": {arm: dict(zip(("relevant", "sponsored", "house"), outcome.page_relevance[arm],
+                                                   strict=True)) for arm in totals},  # fmt: skip
+                    },
+                    default=str,
                 )
             )
