@@ -145,9 +145,7 @@ def fit_candidate(data: LoggedImpressions, train: np.ndarray, *, version: str) -
     """The posterior of the click model on the training rows, from the prior."""
     base = float(ad_settings.SERVING_BASE_CTR)
     placements = tuple(sorted(set(data.placement[train].tolist())))
-    mean, precision = cm.prior(
-        placements, base_ctr=base, relevance_weight=float(ad_settings.SERVING_RELEVANCE_WEIGHT)
-    )
+    mean, precision = cm.prior(placements, base_ctr=base, relevance_weight=float(ad_settings.SERVING_RELEVANCE_WEIGHT))
     fitted = cm.fit(
         data.design(placements, base, train), data.clicked[train], prior_mean=mean, prior_precision=precision
     )
@@ -333,7 +331,10 @@ def _refit(now: dt.datetime) -> dict:
     )
     gate = gate_log(data, np.flatnonzero(holdout), max_slates=int(ad_settings.CLICK_MODEL_GATE_SLATES))
     min_records = int(ad_settings.CLICK_MODEL_GATE_MIN_RECORDS)
-    evaluation: dict = {"weights": cm.summary(candidate.mean, candidate.cov, candidate.names), "live_version": live.version}
+    evaluation: dict = {
+        "weights": cm.summary(candidate.mean, candidate.cov, candidate.names),
+        "live_version": live.version,
+    }
     if gate is None or len(gate.log) < min_records:
         found = 0 if gate is None else len(gate.log)
         row.status = ClickModel.Status.REFUSED

@@ -81,8 +81,9 @@ def _logged(rng, n_slates: int, logging_model: cm.ClickModel, true_weights: np.n
         k = 4
         alpha, beta = np.full(k, 2.0), np.full(k, 98.0)
         rel, interest, page = rng.random(k), rng.random(k), np.zeros(k)
-        cand = {"c": list(range(100 * s, 100 * s + k)), "g": list(range(k)), "a": alpha.tolist(), "b": beta.tolist(),
-                "v": [1.0] * k, "r": rel.tolist(), "i": interest.tolist(), "p": page.tolist(), "e": epsilon, "n": 1}  # fmt: skip
+        cand = {"c": list(range(100 * s, 100 * s + k)), "g": list(range(k)), "a": alpha.tolist(),
+                "b": beta.tolist(), "v": [1.0] * k, "r": rel.tolist(), "i": interest.tolist(), "p": page.tolist(),
+                "e": epsilon, "n": 1}  # fmt: skip
         x = logging_model.const(personalised=True, kind="home", position=0, other_language=False, hour=12.0,
                                 placement_id=placements[0])  # fmt: skip
         sampler = logging_model.sampler(alpha=alpha, beta=beta, x_const=x, relevance=rel, interest=interest,
@@ -201,8 +202,9 @@ def test_a_candidate_that_cannot_be_evaluated_is_never_switched_on(served):
         result = click_models.refit(force=True)
     row = ClickModel.objects.get()
     assert result["click_model"] == row.status == ClickModel.Status.REFUSED
-    assert "not evaluated, so not switched on" in row.decision and "CLICK_MODEL_GATE_MIN_RECORDS (10000)" in row.decision
-    assert row.clicks + 0 <= 40 and row.impressions > 0 and len(row.mean) == len(row.evaluation["weights"])
+    assert "not evaluated, so not switched on" in row.decision
+    assert "CLICK_MODEL_GATE_MIN_RECORDS (10000)" in row.decision
+    assert row.clicks <= 40 and row.impressions > 0 and len(row.mean) == len(row.evaluation["weights"])
 
 
 @pytest.mark.django_db

@@ -106,8 +106,10 @@ class Command(BaseCommand):
                         "page_relevance_adengine": totals["adengine"]["page_relevance"],
                         "page_relevance_previous": totals["previous"]["page_relevance"],
                         "page_relevance_random": totals["random"]["page_relevance"],
-                        "page_ads": {arm: dict(zip(("relevant", "sponsored", "house"), outcome.page_relevance[arm],
-                                                   strict=True)) for arm in totals},  # fmt: skip
+                        "page_ads": {
+                            arm: dict(zip(("relevant", "sponsored", "house"), outcome.page_relevance[arm], strict=True))
+                            for arm in totals
+                        },  # fmt: skip
                     },
                     default=str,
                 )
