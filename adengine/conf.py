@@ -327,6 +327,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "fitted model on); 'thompson': the context-free policy (each asset's Beta posterior x "
         "exp(SERVING_RELEVANCE_WEIGHT x (relevance - 0.5))). An experiment arm may set it too.",
     ),
+    "SERVING_REPEAT_DECAY": (
+        0.85,
+        "Session diversity: each impression a campaign already had today with this shopper multiplies its value "
+        "by this (0.85: the fifth view counts 0.52 of the first), so one advertiser does not take every page of a "
+        "visit; 1 turns it off. House ads are exempt.",
+    ),
     "CLICK_MODEL_REFIT_SECONDS": (
         3600,
         "The strategy update fits a new click model when the last fit is older than this (and evaluates it "

@@ -266,6 +266,22 @@ class Engine(DecisionBackend):
         """The candidate index as this process sees it now (rebuilt or refreshed if due)."""
         return self.index.get()
 
+    def _repeat_decay(self, snap: Snapshot, shopper: Shopper | None) -> np.ndarray | float:
+        """Per campaign: SERVING_REPEAT_DECAY to the power of its impressions to this shopper today (house ads
+        exempt), so that one advertiser does not fill a shopper's every page; 1 for an anonymous visitor."""
+        decay = float(ad_settings.SERVING_REPEAT_DECAY)
+        if shopper is None or shopper.pk is None or decay >= 1.0:
+            return 1.0
+        seen = self.seen_today.get(shopper.pk)
+        if not seen:
+            return 1.0
+        repeats = np.zeros(len(snap.campaigns))
+        for campaign_id, count in seen.items():
+            i = snap.index_of.get(campaign_id)
+            if i is not None:
+                repeats[i] = count
+        return np.where(snap.house, 1.0, decay**repeats)
+
     def decide(
         self,
         *,
@@ -346,9 +362,11 @@ class Engine(DecisionBackend):
             relevance=relevance,
             interest=interest if interest is not None else snap.no_interest,
             on_page=on_page,
-            # the strategy's delivery shift: pacing, the placement's and the audience's relative return
+            # the strategy's delivery shift (pacing, the placement's and the audience's relative return) and the
+            # diversity of the shopper's session
             delivery=snap.delivery_weight[placement.id]
-            * np.where(relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad),
+            * np.where(relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad)
+            * self._repeat_decay(snap, shopper),
             relevance_weight=params.relevance_weight,
         )
         # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,

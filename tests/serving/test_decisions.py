@@ -129,12 +129,26 @@ def test_interests_steer_personalised_ads(placement, make_campaign, shopper_with
     coffee_campaign = make_campaign(target=coffee)
     for seed in range(3, 6):
         make_campaign(target=unit(seed))
-    runner = shopper_with(running)
-    # when the runner sees many ads
-    seen = served(placement, runner, runs=150)
+    runners = [shopper_with(running) for _ in range(30)]
+    # when runners see a few ads each (a visit: more views of one shopper are spread over advertisers)
+    seen = sum((served(placement, runner, runs=5) for runner in runners), Counter())
     # then the running campaign wins most of them, and the decisions say they were personalised
     assert seen[run_campaign.pk] > 2 * seen[coffee_campaign.pk]
-    assert Impression.objects.filter(shopper=runner, personalised=True).count() == 150
+    assert Impression.objects.filter(shopper__in=runners, personalised=True).count() == 150
+
+
+def test_a_shoppers_visit_is_spread_over_advertisers(placement, make_campaign, shopper_with):
+    # given a campaign bidding ten times another's, same click rates
+    rich = make_campaign(bid=Decimal("5.00"))
+    modest = make_campaign(bid=Decimal("0.50"))
+    # when one shopper sees forty ads in a day, the rich campaign takes the first views, then the other gets its
+    # turns (each earlier view today discounts a campaign's value by SERVING_REPEAT_DECAY)
+    seen = served(placement, shopper_with(), runs=40)
+    assert seen[rich.pk] > seen[modest.pk]
+    # without the session diversity the rich campaign takes more of them (the other: exploration and chance)
+    with adengine_settings(SERVING_REPEAT_DECAY=1.0):
+        alone = served(placement, shopper_with(), runs=40)
+    assert seen[modest.pk] >= alone[modest.pk] + 5, (seen, alone)
 
 
 def test_consent_off_means_no_personalised_ads(placement, make_campaign, shopper_with):
