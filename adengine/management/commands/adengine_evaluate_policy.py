@@ -143,7 +143,9 @@ class Command(BaseCommand):
         "Evaluate adengine's strategy offline on the Open Bandit Dataset: learn it (the serving policy's "
         "Thompson sampling with Beta posteriors, the same code as the live strategy) on the earlier half of "
         "the Random policy's log, and estimate its CTR on the later half with IPW, SNIPW, DM and DR and "
-        "bootstrap 95 % intervals; print it beside Random's and the logged BTS policy's observed CTR."
+        "bootstrap 95 % intervals; print it beside Random's and the logged BTS policy's observed CTR. Then the "
+        "contextual policy (Thompson sampling over a Bayesian logistic click model of the user features, the "
+        "user-item affinity, the item and the position) learnt and evaluated the same way, beside it."
     )
 
     def add_arguments(self, parser):
