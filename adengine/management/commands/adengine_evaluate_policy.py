@@ -9,12 +9,77 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from adengine.conf import settings as ad_settings
-from adengine.ope import ESTIMATORS, LogError, evaluate
+from adengine.ope import ESTIMATORS, LogError, compare, evaluate
 from adengine.selectors.obd import DatasetError, ObdLog, read
+from adengine.selectors.obd_context import ContextError, compare_predictions, fit_click_model, thompson_probabilities
 from adengine.serving.learning import flat_prior, posteriors
 from adengine.serving.policy import slate_probabilities
 
 POSITIONS = 3
+CONTEXT_ESTIMATORS = ("ipw", "snipw", "dr")
+
+
+def _finite(x):
+    """JSON-safe: NaN and infinities become null, recursively."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def contextual_evaluation(
+    train: ObdLog, test: ObdLog, context_free: np.ndarray, q_hat: np.ndarray, rng, *, draws, bootstrap, seed
+) -> dict:
+    """The contextual Thompson policy (Bayesian logistic click model on the user features, the user-item
+    affinity, the item and the position; see ``selectors.obd_context``) learnt on ``train`` and evaluated on
+    ``test`` beside the context-free policy's probabilities ``context_free`` (records, items); and both click
+    models' predictions on ``test``."""
+    epsilon = float(ad_settings.SERVING_EXPLORATION)
+    item_only = fit_click_model(train, contextual=False)
+    model = fit_click_model(train, contextual=True, item_precision=item_only.item_precision)
+    rows = np.arange(len(test))
+    probs = thompson_probabilities(model, test, rng, draws=draws, epsilon=epsilon)[rows, test.position]
+    item_probs = thompson_probabilities(item_only, test, rng, draws=draws, epsilon=epsilon)[rows, test.position]
+    log = test.bandit_log()
+    kw = {"q_hat": q_hat, "estimators": CONTEXT_ESTIMATORS, "n_bootstrap": bootstrap, "seed": seed}
+    result = evaluate(log, probs, **kw)
+    item_result = evaluate(log, item_probs, **kw)
+    versus = compare(log, probs, context_free, **kw)
+    return {
+        "contextual": {
+            "estimates": {k: v.as_dict() for k, v in result.items()},
+            "features": model.n_features,
+            "user_levels": len(model.encoder.levels),
+            "min_level_count": model.encoder.min_count,
+            "training_records": len(train),
+            "training_clicks": int(train.click.sum()),
+            "item_precision": model.item_precision,
+            "context_precision": model.context_precision,
+            "context_precision_heldout_loglik": {str(k): v for k, v in model.cv.items()},
+            "item_precision_heldout_loglik": {str(k): v for k, v in item_only.cv.items()},
+            "draws": draws,
+        },
+        "contextual_vs_context_free": {
+            k: {
+                "ratio": v["ratio"].value,
+                "ratio_ci_low": v["ratio"].ci_low,
+                "ratio_ci_high": v["ratio"].ci_high,
+                "difference": v["difference"].value,
+                "difference_ci_low": v["difference"].ci_low,
+                "difference_ci_high": v["difference"].ci_high,
+            }
+            for k, v in versus.items()
+        },
+        "item_only_model_policy": {k: v.as_dict() for k, v in item_result.items()},
+        "click_model_heldout": compare_predictions(
+            test.click.astype(np.float64),
+            model.predict(test),
+            item_only.predict(test),
+            n_bootstrap=bootstrap,
+            seed=seed,
+        ),
+    }
 
 
 def reward_table(train: ObdLog, *, prior: float = 20.0) -> np.ndarray:
@@ -27,6 +92,28 @@ def reward_table(train: ObdLog, *, prior: float = 20.0) -> np.ndarray:
         shown = np.bincount(train.item[at], minlength=train.n_items)
         table[pos] = (clicks + prior * base) / (shown + prior)
     return table
+
+
+def context_free_probabilities(train: ObdLog, rng: np.random.Generator, draws: int) -> np.ndarray:
+    """adengine's context-free policy learnt on ``train``: the live strategy's posterior update from its
+    impressions and clicks (a flat Beta prior at the training CTR), then the serving policy's probabilities of
+    putting each item at each of the three positions (Thompson sampling with its uniform exploration)."""
+    shown = np.bincount(train.item, minlength=train.n_items)
+    clicks = np.bincount(train.item, weights=train.click, minlength=train.n_items)
+    base = max(float(train.click.mean()), 1e-4)
+    a0, b0 = flat_prior(train.n_items, base_ctr=base, strength=float(ad_settings.SERVING_PRIOR_STRENGTH))
+    alpha, beta = posteriors(a0, b0, shown, clicks)
+    probs = slate_probabilities(
+        rng,
+        alpha=alpha,
+        beta=beta,
+        weight=np.ones(train.n_items),
+        group=np.arange(train.n_items),
+        n=POSITIONS,
+        epsilon=float(ad_settings.SERVING_EXPLORATION),
+        draws=draws,
+    )
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def bts_probabilities(root: Path, campaign: str, n_items: int, rng: np.random.Generator, draws: int) -> np.ndarray:
@@ -56,7 +143,9 @@ class Command(BaseCommand):
         "Evaluate adengine's strategy offline on the Open Bandit Dataset: learn it (the serving policy's "
         "Thompson sampling with Beta posteriors, the same code as the live strategy) on the earlier half of "
         "the Random policy's log, and estimate its CTR on the later half with IPW, SNIPW, DM and DR and "
-        "bootstrap 95 % intervals; print it beside Random's and the logged BTS policy's observed CTR."
+        "bootstrap 95 % intervals; print it beside Random's and the logged BTS policy's observed CTR. Then the "
+        "contextual policy (Thompson sampling over a Bayesian logistic click model of the user features, the "
+        "user-item affinity, the item and the position) learnt and evaluated the same way, beside it."
     )
 
     def add_arguments(self, parser):
@@ -83,24 +172,7 @@ class Command(BaseCommand):
         _, bts_test = bts_log.split(0.5)
         rng = np.random.default_rng(o["seed"])
 
-        # learn: the live strategy's posterior update from the training half's impressions and clicks
-        shown = np.bincount(train.item, minlength=train.n_items)
-        clicks = np.bincount(train.item, weights=train.click, minlength=train.n_items)
-        base = max(float(train.click.mean()), 1e-4)
-        a0, b0 = flat_prior(train.n_items, base_ctr=base, strength=float(ad_settings.SERVING_PRIOR_STRENGTH))
-        alpha, beta = posteriors(a0, b0, shown, clicks)
-        # act: the serving policy's probabilities of putting each item at each of the three positions
-        probs = slate_probabilities(
-            rng,
-            alpha=alpha,
-            beta=beta,
-            weight=np.ones(train.n_items),
-            group=np.arange(train.n_items),
-            n=POSITIONS,
-            epsilon=float(ad_settings.SERVING_EXPLORATION),
-            draws=o["draws"],
-        )
-        probs /= probs.sum(axis=1, keepdims=True)
+        probs = context_free_probabilities(train, rng, o["draws"])
         try:
             log = test.bandit_log()
             result = evaluate(
@@ -129,6 +201,21 @@ class Command(BaseCommand):
         except (DatasetError, LogError) as exc:
             raise CommandError(str(exc)) from None
         relative_error = {k: abs(v.value - bts_ctr) / bts_ctr if bts_ctr else None for k, v in check.items()}
+        # the contextual model against the context-free policy, on the same later half
+        try:
+            context = contextual_evaluation(
+                train, test, probs[test.position], reward_table(train)[test.position], rng, draws=o["draws"],
+                bootstrap=o["bootstrap"], seed=o["seed"],
+            )  # fmt: skip
+        except ContextError as exc:
+            context = dict.fromkeys(
+                ("contextual", "contextual_vs_context_free", "item_only_model_policy", "click_model_heldout")
+            )
+            context_missing = str(exc)
+        except LogError as exc:
+            raise CommandError(f"{o['obd']}: {exc}") from None
+        else:
+            context_missing = None
         chosen = result[o["estimator"]]
         w = self.stdout.write
         w(
@@ -150,6 +237,32 @@ class Command(BaseCommand):
                 f"    {name.upper():5} {est.value:.4%}   95% CI [{est.ci_low:.4%}, {est.ci_high:.4%}] ({covered} the "
                 f"observed)   relative error {relative_error[name]:.2f}"
             )
+        if context_missing:
+            w(f"  contextual model: not evaluated ({context_missing})")
+        else:
+            c = context["contextual"]
+            w(
+                f"  contextual Thompson policy ({c['features']} features: {c['user_levels']} user levels with at least "
+                f"{c['min_level_count']} training records; item precision {c['item_precision']:g}, context "
+                f"precision {c['context_precision']:g} by held-out log-likelihood on the training half):"
+            )
+            for name, est in c["estimates"].items():
+                v = context["contextual_vs_context_free"][name]
+                w(
+                    f"    {name.upper():5} {est['value']:.4%}   95% CI [{est['ci_low']:.4%}, {est['ci_high']:.4%}]   "
+                    f"x{v['ratio']:.2f} context-free (paired 95% CI "
+                    f"[{v['ratio_ci_low']:.2f}, {v['ratio_ci_high']:.2f}])"
+                )
+            h = context["click_model_heldout"]
+            for name in ("log_loss", "auc"):
+                d = h[f"{name}_difference"]
+                if d["value"] is None:
+                    continue
+                w(
+                    f"    held-out {name.replace('_', '-')}: contextual {h['contextual'][name]:.5f}, item-only "
+                    f"{h['item_only'][name]:.5f}, difference {d['value']:+.2e} "
+                    f"[{d['ci_low']:+.2e}, {d['ci_high']:+.2e}]"
+                )
         if o["json"]:
             w(
                 json.dumps(
@@ -169,6 +282,7 @@ class Command(BaseCommand):
                             "covered": {k: v.ci_low <= bts_ctr <= v.ci_high for k, v in check.items()},
                         },
                         "seed": o["seed"],
+                        **_finite(context),
                     }
                 )
             )
