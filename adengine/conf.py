@@ -356,8 +356,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "CLICK_MODEL_GATE_CONFIDENCE": (
         0.9,
-        "The gate switches when the lower end of the candidate's two-sided interval at this level (DR and "
-        "SNIPW, bootstrap) is above the live model's estimate by the same estimator.",
+        "The gate switches when the lower end of the two-sided interval at this level of the candidate's CTR "
+        "minus the live model's (paired bootstrap on the held-out log, DR and SNIPW) is above zero.",
     ),
     "CLICK_MODEL_GATE_DRAWS": (
         200,

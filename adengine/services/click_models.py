@@ -11,8 +11,10 @@ against the live model off-policy on held-out decisions, and switch it on only w
    every arm's inputs), each policy's probability of every logged choice at its position is estimated by the
    same Monte-Carlo as serving's propensities; SNIPW and DR (the candidate's model as reward model) estimate
    each policy's click rate per impression, with bootstrap intervals (``adengine.ope``).
-3. **Gate**: the candidate goes live only when the lower end of its interval is above the live model's estimate
-   for both estimators; otherwise it is kept as "refused" with its figures. Too few held-out records (or none
+3. **Gate**: the candidate goes live only when, for both estimators, the lower end of the paired interval of
+   its estimate minus the live model's (both on the same bootstrap resamples of the held-out records, so the
+   click noise they share cancels) is above zero -- its lower bound beats the live estimate; otherwise it is kept
+   as "refused" with its figures. Too few held-out records (or none
    with propensities): never switched on.
 
 Every outcome is a ``ClickModel`` row (the admin lists them with their figures) and the strategy state's note.
@@ -35,13 +37,15 @@ from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent, ClickModel, Impression, StrategyState
-from adengine.ope import BanditLog, LogError, evaluate
+from adengine.ope import BanditLog, LogError, compare, evaluate
 from adengine.serving import click_model as cm
 from adengine.serving import get_backend
 from adengine.serving.builder import live_click_model
 from adengine.serving.policy import slate_probabilities
 
 log = logging.getLogger(__name__)
+
+ESTIMATORS = ("snipw", "dr")  # the gate's: DM is biased by its own model, IPW is SNIPW's noisier twin
 
 _FIT_LOCK = 0x61646331  # "adc1": pg advisory lock id of the click model fit
 
@@ -65,7 +69,9 @@ class LoggedImpressions:
     propensity: np.ndarray  # NaN: none
     house: np.ndarray
     clicked: np.ndarray
-    slates: dict[int, dict]  # row index of a slate's first row -> its logged candidate set
+    slates: dict[int, dict]  # row index of a slate's first row -> its logged candidate set (``load_slates``)
+    has_slate: np.ndarray | None = None  # the row is a slate's first (its candidate set was logged)
+    ids: np.ndarray | None = None  # impression ids
 
     def __len__(self) -> int:
         return len(self.clicked)
@@ -88,12 +94,13 @@ class LoggedImpressions:
 
 
 def held_out(decisions: np.ndarray, share: float) -> np.ndarray:
-    """Which decisions are held out for the gate: a stable hash of the (random) decision id below ``share``."""
-    return np.array([uuid.UUID(str(d)).int % 10_000 < share * 10_000 for d in decisions], dtype=bool)
+    """Which decisions are held out for the gate: the (random) decision id's low bits below ``share``."""
+    return np.array([uuid.UUID(d).int % 10_000 < share * 10_000 for d in decisions], dtype=bool)
 
 
 def load(*, since: dt.datetime, until: dt.datetime, limit: int) -> LoggedImpressions:
-    """The most recent ``limit`` impressions served in [since, until) that carry their model features."""
+    """The most recent ``limit`` impressions served in [since, until) that carry their model features (their
+    slates' candidate sets are read separately, for the held-out ones only: ``load_slates``)."""
     imp, ev = Impression._meta.db_table, AdEvent._meta.db_table
     counted = list(AdEvent.COUNTED)
     sql = f"""
@@ -104,7 +111,7 @@ def load(*, since: dt.datetime, until: dt.datetime, limit: int) -> LoggedImpress
                coalesce((i.context->>'house')::boolean, false),
                EXISTS (SELECT 1 FROM {ev} e WHERE e.impression_id = i.id AND e.kind = %s
                        AND e.status IN ({", ".join(["%s"] * len(counted))})),
-               i.context->'slate'
+               i.context ? 'slate', i.id
           FROM {imp} i
          WHERE i.served_at >= %s AND i.served_at < %s AND i.context ? 'asset_ctr'
          ORDER BY i.id DESC
@@ -115,12 +122,11 @@ def load(*, since: dt.datetime, until: dt.datetime, limit: int) -> LoggedImpress
         cur.execute(sql, [tz, tz, AdEvent.Kind.CLICK, *counted, since, until, int(limit)])
         rows = cur.fetchall()
     default = ad_settings.default_language
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 16
-    f64 = lambda c, fill=np.nan: np.array([fill if v is None else float(v) for v in c], dtype=np.float64)  # noqa: E731
-    slates = {}
-    for i, value in enumerate(cols[15]):
-        if value is not None:
-            slates[i] = value if isinstance(value, dict) else json.loads(value)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 17
+
+    def f64(col, fill=np.nan) -> np.ndarray:
+        return np.array([fill if v is None else float(v) for v in col], dtype=np.float64)
+
     return LoggedImpressions(
         decision=np.array([str(d) for d in cols[0]], dtype=object),
         creative=np.array([-1 if v is None else v for v in cols[1]], dtype=np.int64),
@@ -137,8 +143,22 @@ def load(*, since: dt.datetime, until: dt.datetime, limit: int) -> LoggedImpress
         propensity=f64(cols[12]),
         house=np.array(cols[13], dtype=bool),
         clicked=np.array(cols[14], dtype=np.float64),
-        slates=slates,
+        slates={},
+        has_slate=np.array(cols[15], dtype=bool),
+        ids=np.array(cols[16], dtype=np.int64),
     )
+
+
+def load_slates(data: LoggedImpressions, rows: np.ndarray, *, max_slates: int) -> None:
+    """Read the logged candidate sets of the newest ``max_slates`` slates among ``rows`` into ``data.slates``."""
+    firsts = [i for i in sorted(rows.tolist()) if data.has_slate[i]][:max_slates]  # rows are newest first
+    if not firsts:
+        return
+    row_of = {int(data.ids[i]): i for i in firsts}
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT id, context->'slate' FROM {Impression._meta.db_table} WHERE id = ANY(%s)", [list(row_of)])
+        for pk, value in cur.fetchall():
+            data.slates[row_of[pk]] = value if isinstance(value, dict) else json.loads(value)
 
 
 def fit_candidate(data: LoggedImpressions, train: np.ndarray, *, version: str) -> cm.ClickModel:
@@ -256,12 +276,18 @@ def evaluate_models(
     alpha = 1.0 - float(ad_settings.CLICK_MODEL_GATE_CONFIDENCE)
     out: dict = {"records": len(gate.log), "slates": len(gate.slates), "clicks": int(gate.log.reward.sum())}
     out["observed_ctr"] = float(gate.log.reward.mean())
+    matrices = {}
     for name, model in (("candidate", candidate), ("live", live)):
-        policy, q_hat = policy_matrices(model, candidate, data, gate, draws=draws, seed=seed)
-        found = evaluate(gate.log, policy, q_hat=q_hat, estimators=("snipw", "dr"), n_bootstrap=500, alpha=alpha,
+        matrices[name] = policy, q_hat = policy_matrices(model, candidate, data, gate, draws=draws, seed=seed)
+        found = evaluate(gate.log, policy, q_hat=q_hat, estimators=ESTIMATORS, n_bootstrap=500, alpha=alpha,
                          seed=seed)  # fmt: skip
         out[name] = {k: v.as_dict() for k, v in found.items()}
-    out["switch"] = all(out["candidate"][e]["ci_low"] > out["live"][e]["value"] for e in ("snipw", "dr"))
+    # the gate: the candidate minus the live policy on the same resampled records (paired, so the click noise both
+    # estimates share cancels); the lower end must be above zero for every estimator
+    paired = compare(gate.log, matrices["candidate"][0], matrices["live"][0], q_hat=matrices["candidate"][1],
+                     estimators=ESTIMATORS, n_bootstrap=500, alpha=alpha, seed=seed)  # fmt: skip
+    out["difference"] = {k: v["difference"].as_dict() for k, v in paired.items()}
+    out["switch"] = all(out["difference"][e]["ci_low"] > 0 for e in ESTIMATORS)
     return out
 
 
@@ -329,7 +355,9 @@ def _refit(now: dt.datetime) -> dict:
         impressions=int(train.sum()),
         clicks=clicks,
     )
-    gate = gate_log(data, np.flatnonzero(holdout), max_slates=int(ad_settings.CLICK_MODEL_GATE_SLATES))
+    max_slates = int(ad_settings.CLICK_MODEL_GATE_SLATES)
+    load_slates(data, np.flatnonzero(holdout), max_slates=max_slates)
+    gate = gate_log(data, np.flatnonzero(holdout), max_slates=max_slates)
     min_records = int(ad_settings.CLICK_MODEL_GATE_MIN_RECORDS)
     evaluation: dict = {
         "weights": cm.summary(candidate.mean, candidate.cov, candidate.names),
@@ -352,19 +380,25 @@ def _refit(now: dt.datetime) -> dict:
         if found is not None:
             evaluation.update(found)
             cand, cur = found["candidate"], found["live"]
+            diff = found["difference"]
             figures = (
-                f"DR {_pct(cand['dr']['value'])} [{_pct(cand['dr']['ci_low'])}, {_pct(cand['dr']['ci_high'])}] "
-                f"against {_pct(cur['dr']['value'])}, SNIPW {_pct(cand['snipw']['value'])} "
-                f"[{_pct(cand['snipw']['ci_low'])}, {_pct(cand['snipw']['ci_high'])}] against "
-                f"{_pct(cur['snipw']['value'])} on {found['records']} held-out impressions"
+                "; ".join(
+                    f"{e.upper()} {_pct(cand[e]['value'])} against {_pct(cur[e]['value'])}, difference "
+                    f"{_pct(diff[e]['value'])} [{_pct(diff[e]['ci_low'])}, {_pct(diff[e]['ci_high'])}]"
+                    for e in ESTIMATORS
+                )
+                + f" on {found['records']} held-out impressions"
             )
             if found["switch"]:
                 row.status = ClickModel.Status.LIVE
                 row.switched_at = now
-                row.decision = f"switched on, replacing {keeping}: its lower bounds beat the live estimates ({figures})"
+                row.decision = f"switched on, replacing {keeping}: it beats the live model beyond the noise ({figures})"
             else:
                 row.status = ClickModel.Status.REFUSED
-                row.decision = f"refused, {keeping} stays: a lower bound does not beat the live estimate ({figures})"
+                row.decision = (
+                    f"refused, {keeping} stays: its gain is not clear of the noise (an interval of the difference "
+                    f"reaches zero: {figures})"
+                )
     row.evaluation = evaluation
     with transaction.atomic():
         if row.status == ClickModel.Status.LIVE:
