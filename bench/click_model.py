@@ -105,9 +105,9 @@ def populate(n: int) -> None:
         clicked = rng.random(m) < cm.sigmoid(X @ w)
         rows = []
         for j in range(m):
+            fit = None if np.isnan(interest[j]) else round(float(interest[j]), 3)
             ctx = {"page": str(kind[j]), "kind": str(kind[j]), "asset_ctr": round(float(asset[j]), 6),
-                   "page_relevance": float(page[j]),
-                   "interest": None if np.isnan(interest[j]) else round(float(interest[j]), 3), "house": False}  # fmt: skip
+                   "page_relevance": float(page[j]), "interest": fit, "house": False}  # fmt: skip
             if position[j] == 0:
                 cand = rng.choice(cids, 8, replace=False)
                 cand.sort()
@@ -154,13 +154,13 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=1_000_000)
     args = parser.parse_args()
     _setup()
+    from django.conf import settings
     from django.db import connection
+    from django.test import override_settings
 
     from adengine.models import ClickModel, Impression, StrategyState
-    from adengine.serving import click_model as cm
     from adengine.services import click_models
-    from django.conf import settings
-    from django.test import override_settings
+    from adengine.serving import click_model as cm
 
     if not (args.reuse and Impression.objects.count() >= args.impressions):
         populate(args.impressions)
