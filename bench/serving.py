@@ -5,7 +5,8 @@ keeps it): 10,000 active campaigns of 1,000 advertisers, 100,000 approved headli
 campaign in English and five in Chinese), 20,000 promoted products, and 1,000,000 shoppers with interest
 vectors (mixtures of 200 topics, the campaigns' targets drawn from the same topics).
 
-1. ``decisions``: in-process ``decide()`` for random shoppers (a new one each time, so every frequency-cap
+1. ``decisions``: in-process ``decide()`` with a live contextual click model (and again with the context-free
+   policy) for random shoppers (a new one each time, so every frequency-cap
    lookup misses the per-process cache) over the four demo placements and page contexts: p50 / p99 of
    ``decide()``, and of reading the shopper row by key plus ``decide()``. The impression log's writer
    thread runs alongside, as in production.
@@ -201,12 +202,43 @@ def populate(seed: int = 1) -> None:
 
 
 # ---------------------------------------------------------------- 1. decisions
-def bench_decisions(n: int, seed: int) -> dict:
+def install_click_model(seed: int) -> str:
+    """A live click model over the bench's placements: the prior's weights moved by noise, with a full covariance
+    (what the strategy job would have switched on; serving's cost does not depend on the values)."""
+    import numpy as np
+    from django.utils import timezone
+
+    from adengine.models import ClickModel, Placement
+    from adengine.serving import click_model as cm
+
+    rng = np.random.default_rng(seed)
+    placements = tuple(sorted(Placement.objects.values_list("pk", flat=True)))
+    mean, precision = cm.prior(placements, base_ctr=0.02, relevance_weight=3.0)
+    a = rng.normal(0, 0.05, (len(mean), len(mean)))
+    cov = a @ a.T + np.diag(0.01 / precision)
+    ClickModel.objects.all().delete()
+    noisy = mean + rng.normal(0, 0.3, len(mean))
+    ClickModel.objects.create(version="bench", status="live", created_at=timezone.now(), placements=list(placements),
+                              mean=noisy.tolist(), cov=cov.tolist(), base_ctr=0.02)  # fmt: skip
+    return "bench"
+
+
+def bench_decisions(n: int, seed: int, policy: str = "contextual") -> dict:
+    from django.conf import settings
+    from django.test import override_settings
+
+    with override_settings(ADENGINE={**settings.ADENGINE, "SERVING_POLICY": policy}):
+        return _bench_decisions(n, seed, policy)
+
+
+def _bench_decisions(n: int, seed: int, policy: str) -> dict:
     import numpy as np
 
     from adengine.models import Shopper
     from adengine.serving import PageContext, decide, get_backend
 
+    install_click_model(seed)
+    get_backend().invalidate()
     t = time.perf_counter()
     snap = get_backend().snapshot()
     build_s = time.perf_counter() - t
@@ -241,6 +273,8 @@ def bench_decisions(n: int, seed: int) -> dict:
     lat.sort()
     alone.sort()
     out = {
+        "policy": policy,
+        "click_model": snap.click_model.version,
         "campaigns": len(snap.campaigns),
         "assets": int(sum(len(a.creative_ids) for a in snap.arms.values())),
         "shoppers": len(ids),
@@ -423,6 +457,7 @@ def main() -> None:
     results = {}
     if "decisions" in only:
         results["decisions"] = bench_decisions(args.decisions, args.seed)
+        results["decisions_context_free"] = bench_decisions(args.decisions, args.seed, policy="thompson")
     if "page" in only:
         results["page"] = bench_page(args.pages)
     if "throughput" in only:

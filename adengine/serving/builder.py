@@ -23,6 +23,7 @@ from adengine.models import (
     InterestModel,
     Placement,
     ProductVector,
+    Shopper,
 )
 from adengine.text import CJK
 
@@ -212,6 +213,7 @@ def build(version: tuple | None = None) -> Snapshot:
         for e in Experiment.objects.filter(status=Experiment.Status.RUNNING).order_by("pk")
     ]
     snap.click_model = live_click_model(tuple(p.id for p in placements.values()))
+    _audience_stats(snap)
     _derive(snap)
     refresh_spend(snap)
     log.info(
@@ -247,6 +249,48 @@ def _hybrid_targets(snap: Snapshot, *, promoted_of: list[list]) -> None:
             pop[i] = float(np.mean([p for _, p in got]))
     snap.hybrid_targets = model.vectors.product_vectors(snap.targets, factors, pop)
     snap.hybrid_version = model.version
+
+
+AUDIENCE_SAMPLE = 2000  # shoppers sampled for each campaign's fit distribution
+AUDIENCE_MIN = 200  # fewer shoppers with vectors: interest is standardised across campaigns instead
+
+
+def _vector(value) -> np.ndarray:
+    """A pgvector value as a raw cursor returns it (text '[x,y,...]' unless the adapter is registered)."""
+    if isinstance(value, str):
+        return np.array(value[1:-1].split(","), dtype=np.float32)
+    return np.asarray(value, np.float32)
+
+
+def _audience_stats(snap: Snapshot) -> None:
+    """Each campaign's fit distribution over the shop's shoppers (mean and sd of the similarity of a sample of
+    interest vectors to its target, in the content and the hybrid space): serving turns a shopper's fit into
+    where they stand in the campaign's audience, a measure that does not depend on the other campaigns."""
+    if not len(snap.campaigns) or not snap.has_target.any():
+        return
+    table = Shopper._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        estimate = max(float(cur.fetchone()[0] or 0), 1.0)
+        share = min(100.0, 100.0 * 3 * AUDIENCE_SAMPLE / estimate)
+        sample = f"TABLESAMPLE SYSTEM ({share:.6f})" if share < 100.0 else ""
+        cur.execute(
+            f"SELECT interest_vector, interest_hybrid, interest_hybrid_model FROM {table} {sample} "
+            "WHERE interest_vector IS NOT NULL AND personalisation LIMIT %s",
+            [AUDIENCE_SAMPLE],
+        )
+        rows = cur.fetchall()
+    if len(rows) < AUDIENCE_MIN:
+        return
+    content = np.array([_vector(r[0]) for r in rows])
+    fits = snap.targets @ content.T
+    snap.audience_mean = fits.mean(axis=1)
+    snap.audience_sd = np.maximum(fits.std(axis=1), 1e-6)
+    hybrid = [_vector(r[1]) for r in rows if r[1] is not None and r[2] == snap.hybrid_version]
+    if snap.hybrid_targets is not None and len(hybrid) >= AUDIENCE_MIN:
+        fits = snap.hybrid_targets @ np.array(hybrid).T
+        snap.hybrid_audience_mean = fits.mean(axis=1)
+        snap.hybrid_audience_sd = np.maximum(fits.std(axis=1), 1e-6)
 
 
 def live_click_model(placement_ids: tuple[int, ...]) -> ServedClickModel:

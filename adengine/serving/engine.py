@@ -319,16 +319,22 @@ class Engine(DecisionBackend):
             # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the
             # hybrid model's (content + what shoppers buy together + popularity) when both sides have it
             ok = ok & (snap.no_threshold | (similarity >= snap.min_similarity0))
-            fit = similarity
+            fit, mean, sd = similarity, snap.audience_mean, snap.audience_sd
             if (
                 snap.hybrid_targets is not None
                 and shopper.interest_hybrid is not None
                 and shopper.interest_hybrid_model == snap.hybrid_version
             ):
                 fit = snap.hybrid_targets @ np.asarray(shopper.interest_hybrid, np.float32)
-            # interest relevance standardised over the campaigns that have a target
+                mean, sd = snap.hybrid_audience_mean, snap.hybrid_audience_sd
             with_target = fit[snap.target_idx]
-            if len(with_target) > 1:
+            if mean is not None:
+                # interest relevance: where the shopper stands in each campaign's audience (0.75: one sd above the
+                # shop's average shopper for that campaign, its "close" audience)
+                interest = np.clip(0.5 + 0.25 * (fit - mean) / sd, 0.0, 1.0)
+                interest[snap.no_target_idx] = 0.5
+                relevance = np.maximum(relevance, interest)
+            elif len(with_target) > 1:  # too few shoppers to know an audience: standardised over the campaigns
                 mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
                 interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
                 interest[snap.no_target_idx] = 0.5

@@ -140,6 +140,11 @@ class Snapshot:
     best_ctr: dict[str, np.ndarray] = field(default_factory=dict)  # language -> best arm's mean CTR (with fallback)
     no_interest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # NaN per campaign: not personalised
     click_model: object = None  # click_model.ClickModel: the live model's posterior, else the prior
+    # each campaign's fit over a sample of the shop's shoppers (content and hybrid space); None: too few shoppers
+    audience_mean: np.ndarray | None = None
+    audience_sd: np.ndarray | None = None
+    hybrid_audience_mean: np.ndarray | None = None
+    hybrid_audience_sd: np.ndarray | None = None
     no_threshold: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     min_similarity0: np.ndarray = field(default_factory=lambda: np.zeros(0))
     target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))

@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from adengine.serving import PageContext, UnknownPlacement, decide
 from tests.conftest import adengine_settings
 from tests.factories import PlacementFactory, ProductFactory
 
-from .conftest import unit
+from .conftest import DIMS, unit
 
 pytestmark = pytest.mark.django_db
 
@@ -305,3 +306,39 @@ def test_a_product_in_several_categories_matches_each(placement, make_campaign):
     road, trail = SimpleNamespace(slug="road"), SimpleNamespace(slug="trail")
     product = SimpleNamespace(category=road, categories=SimpleNamespace(all=lambda: [road, trail]))
     assert get_adapter().category_keys(product) == ("road", "trail")
+
+
+def test_interest_is_where_the_shopper_stands_in_each_campaigns_audience(placement, make_campaign, shopper_with):
+    from adengine.models import Shopper
+    from adengine.serving import get_backend
+
+    # given a campaign every shopper of the shop resembles (a broad target) and a niche one
+    common, niche = unit(1), unit(2)
+    broad_campaign = make_campaign(target=common)
+    niche_campaign = make_campaign(target=niche)
+    rng = np.random.default_rng(0)
+
+    def mix(a, b, noise):
+        v = a * 0.8 + b + rng.normal(0, noise, DIMS).astype(np.float32)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    Shopper.objects.bulk_create(
+        [Shopper(anonymous_key=f"crowd-{i}", interest_vector=mix(common, 0, 0.05)) for i in range(300)]
+    )
+    # and a shopper as close to the broad campaign as the crowd, but much closer to the niche one than they are
+    shopper = shopper_with(mix(common, 0.9 * niche, 0.05))
+    get_backend().invalidate()
+    decide(placement_key=placement.key, shopper=shopper)
+    ctx = Impression.objects.filter(shopper=shopper).latest("pk").context
+    snap = get_backend().snapshot()
+    assert snap.audience_mean is not None  # the crowd is a sample of the audience
+    # then the broad campaign's fit is about the average shopper's, the niche one's far above its audience
+    assert ctx["interest"] is not None
+    interest = np.clip(
+        0.5 + 0.25 * (snap.targets @ shopper.interest_vector - snap.audience_mean) / snap.audience_sd, 0, 1
+    )
+    i_broad, i_niche = snap.index_of[broad_campaign.pk], snap.index_of[niche_campaign.pk]
+    assert interest[i_niche] > 0.9 and interest[i_broad] < interest[i_niche]
+    # and it is the niche campaign that the shopper is shown (session diversity aside)
+    with adengine_settings(SERVING_REPEAT_DECAY=1.0):
+        assert served(placement, shopper, runs=20)[niche_campaign.pk] >= 15
