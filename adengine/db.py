@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 from pgvector.django import VectorExtension
+
+
+@contextmanager
+def try_advisory_lock(key: int) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock, if free: yields whether this process got it (released at the end), so a
+    job that another process is already running can skip."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        got = cur.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 class PgvectorExtension(VectorExtension):

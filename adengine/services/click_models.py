@@ -27,7 +27,6 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
+from adengine.db import try_advisory_lock
 from adengine.models import AdEvent, ClickModel, Impression, StrategyState
 from adengine.ope import BanditLog, LogError, compare, evaluate
 from adengine.serving import click_model as cm
@@ -291,19 +291,6 @@ def evaluate_models(
     return out
 
 
-@contextmanager
-def _fit_lock():
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [_FIT_LOCK])
-        got = cur.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [_FIT_LOCK])
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
@@ -318,7 +305,7 @@ def refit(*, now: dt.datetime | None = None, force: bool = False) -> dict:
     )
     if not (force or due):
         return {"click_model": "not due"}
-    with _fit_lock() as got:
+    with try_advisory_lock(_FIT_LOCK) as got:
         if not got:
             return {"click_model": "another process is fitting"}
         result = _refit(now)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
+from adengine.db import try_advisory_lock
 from adengine.ml import profile
 from adengine.ml.encoder import Encoder, get_encoder
 from adengine.models import BehaviourEvent, ProductVector, Shopper
@@ -204,19 +204,6 @@ def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.d
     return {sid: (vectors[sid], len(events[sid]), hybrids.get(sid), version) for sid in shopper_ids}
 
 
-@contextmanager
-def _job_lock():
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [_REFRESH_LOCK])
-        got = cur.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [_REFRESH_LOCK])
-
-
 def refresh_interests(
     *,
     batch_size: int | None = None,
@@ -234,7 +221,7 @@ def refresh_interests(
     batch_size = batch_size or ad_settings.REFRESH_BATCH_SIZE
     tag = method_tag(encoder)
     done = cleared = 0
-    with _job_lock() as got:
+    with try_advisory_lock(_REFRESH_LOCK) as got:
         if not got:
             return {"refreshed": 0, "cleared": 0, "skipped": "another refresh is running"}
         last_id = 0
