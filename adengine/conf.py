@@ -198,11 +198,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
     "RELEVANCE_FLOORS": (
-        {"product": 0.6, "category": 0.6, "search": 0.6},
+        {"product": 0.75, "category": 0.75, "search": 0.75},
         "Per kind of page (product, category, search, or the page name a slot passes): sponsored ads less "
-        "relevant than this (0..1) are not shown there; a placement's own relevance_floor wins. 0.5 is an ad of "
-        "average fit to the shopper and no fit to the page, so a floor above it keeps off-topic ads off "
-        "contextual pages; nothing above the floor: the house ad, or nothing.",
+        "relevant than this (0..1) are not shown there; a placement's own relevance_floor wins. An ad that fits "
+        "the page has 0.8 (its category) to 1.0 (its product); one that fits only the shopper has their place in "
+        "its audience (0.5 the shop's average shopper, 0.75 one standard deviation above: its close audience). "
+        "So 0.75 keeps off-topic ads off contextual pages unless the shopper is close to them; nothing above "
+        "the floor: the house ad, or nothing.",
     ),
     "SERVING_RELEVANCE_WEIGHT": (
         3.0,

@@ -95,7 +95,7 @@ class AnyAdTruth(TwoAdsTruth):
     """For the command (SIMULATION_TRUTH names a class without arguments): a tenth of the ads are clicked."""
 
     def __init__(self):
-        self.people = [ShopperFactory() for _ in range(10)]
+        self.people = [ShopperFactory() for _ in range(30)]
 
     def click_probability(self, shopper, ad):
         return 0.1
@@ -143,3 +143,28 @@ def test_forced_the_simulation_leaves_live_rows_and_todays_live_spend_alone(live
     campaign.refresh_from_db()
     past = sum(d.spent for d in CampaignDay.objects.filter(campaign=campaign, day__lt=today))
     assert past > 0 and campaign.spent == Decimal("1.00") + past
+
+
+def test_the_simulate_command_reports_the_three_arms_as_json(make_campaign):
+    import io
+    import json
+
+    for key in simulation.PLACEMENT_FOR_PAGE.values():
+        PlacementFactory(key=key, max_ads=1)
+    make_campaign(), make_campaign()
+    out = io.StringIO()
+    with adengine_settings(SIMULATION_TRUTH="tests.strategy.test_simulation.AnyAdTruth"):
+        # (30 shoppers: each of the three arms gets some, whatever the experiment's salt)
+        call_command("adengine_simulate", "--days", "2", "--shoppers", "30", "--visits", "2", "--json", stdout=out)
+    report = json.loads(out.getvalue().strip().splitlines()[-1])
+    # the keys it always had, and the previous policy's, revenue per 1,000 impressions and page relevance
+    assert {"ctr_adengine", "ctr_random", "roas_adengine", "roas_random", "days", "by_day"} <= set(report)
+    assert {"ctr_previous", "rpm_adengine", "rpm_previous", "rpm_random", "page_relevance_adengine",
+            "page_relevance_previous"} <= set(report)  # fmt: skip
+    assert {r["arm"] for r in report["by_day"]} == {"adengine", "previous", "random"}
+    # RPM is what the campaigns were billed per 1,000 impressions, from the same figures as the reports
+    imps = sum(r["impressions"] for r in report["by_day"] if r["arm"] == "adengine")
+    spend = sum(float(r["spend"]) for r in report["by_day"] if r["arm"] == "adengine")
+    assert report["rpm_adengine"] == pytest.approx(1000 * spend / imps)
+    # the home page only: no category or product page was seen, so there is no page-relevance share
+    assert report["page_relevance_adengine"] is None
