@@ -74,7 +74,14 @@ def _campaigns_and_simulation() -> None:
     marker = embedded.DATA_DIR / "demo-campaigns-loaded"
     if not marker.exists():
         # demo advertisers and campaigns; --generate-copy queues their copy (Gemma, in en and zh) for the worker
-        _manage("adengine_load_campaigns", str(ROOT / "fixtures" / "demo_campaigns.json"), "--generate-copy")
+        # (copy is generated for the first five; the others keep their written copy, so the queue stays short)
+        _manage(
+            "adengine_load_campaigns",
+            str(ROOT / "fixtures" / "demo_campaigns.json"),
+            "--generate-copy",
+            "--generate-limit",
+            "5",
+        )
         marker.write_text("ok\n")
     marker = embedded.DATA_DIR / "demo-simulated"
     if not marker.exists():

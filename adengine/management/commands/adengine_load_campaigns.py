@@ -27,6 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
         parser.add_argument("--generate-copy", action="store_true")
         parser.add_argument("--n", type=int, default=8)
+        parser.add_argument(
+            "--generate-limit",
+            type=int,
+            default=None,
+            help="With --generate-copy: queue copy for the file's first N campaigns only (the rest keep their "
+            "written copy; the worker's queue stays short).",
+        )
         parser.add_argument("--no-targets", action="store_true", help="Leave target vectors to the worker.")
 
     def handle(self, *args, **o):
@@ -59,7 +66,8 @@ class Command(BaseCommand):
             written = refresh_targets(campaign_ids=[c.pk for c in campaigns])
             self.stdout.write(f"{written} target vector(s) computed")
         if o["generate_copy"]:
-            for campaign in campaigns:
+            limit = o["generate_limit"]
+            for campaign in campaigns if limit is None else campaigns[: max(0, limit)]:
                 for language in campaign.languages or ["en"]:
                     try:
                         request_copy(campaign=campaign, language=language, n=o["n"])
