@@ -4,6 +4,10 @@ The rule set comes from ``ADENGINE["COMPLIANCE"]`` (defaults below) and applies 
 generated and human-written assets. Each rule returns a :class:`Verdict`; an asset passes when
 all verdicts pass, and the reasons of the failed ones are stored on it.
 
+Beyond the advertising law, rules for quality that a small model's copy needs: every claim grounded in the
+campaign's facts (``grounding``), no repetition or degenerate text, no fragments or keyword lists, the
+language's own script, display width (a Chinese character counts two), and nothing that disparages the product.
+
 Absolute terms follow Article 9(3) of the PRC Advertising Law (国家级, 最高级, 最佳 and the like,
 plus the common 最/第一/顶级/极致/首选 family enforced under it) and, for English, the claims
 advertising codes single out: "best in the world", "#1", "guaranteed", "cure", "risk-free".
@@ -16,12 +20,14 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from adengine.ml import grounding
 from adengine.text import CJK, contact_details
 
 DEFAULT_RULES: dict = {
+    # display width: a Chinese (or other wide) character counts two, so 30 is 15 Chinese characters
     "MAX_LENGTH": {
         "en": {"headline": 30, "description": 90},
-        "zh": {"headline": 15, "description": 45},
+        "zh": {"headline": 30, "description": 90},
     },
     "MIN_LENGTH": {"headline": 3, "description": 10},
     "REQUIRE_KEYWORD_OR_PRODUCT": True,
@@ -64,8 +70,38 @@ DEFAULT_RULES: dict = {
             "clinically proven",
             "heals",
             "treats",
+            "best",
+            "cheapest",
+            "lowest price",
+            "100%",
+            "unbeatable",
         ],
     },
+    # words that run the advertised product down (a model's slip: "low-end" for a premium product)
+    "NEGATIVE_TERMS": {
+        "en": [
+            "low-end",
+            "low end",
+            "cheap",
+            "cheaply made",
+            "low quality",
+            "poor quality",
+            "inferior",
+            "flimsy",
+            "knock-off",
+            "fake",
+            "worst",
+            "disappointing",
+        ],
+        "zh": ["低端", "廉价", "劣质", "山寨", "假货", "差劲", "低档", "最差", "不好用"],
+    },  # fmt: skip
+    "GROUNDED_CLAIMS": True,
+    # repetition: a word (en) or a two-character run (zh) this often, or the same word twice in a row
+    "MAX_REPEATS": {"en": 2, "zh": 3},
+    # fewest words (en) or characters (zh) of a real sentence; a shorter description is a fragment
+    "MIN_WORDS": {"en": {"headline": 2, "description": 5}, "zh": {"headline": 4, "description": 8}},
+    # share of a zh asset's letters that must be Chinese (brand names in Latin letters are fine)
+    "MIN_SCRIPT_SHARE": 0.6,
     "BLOCKLIST": ["free money", "click here", "viagra", "casino", "赌博", "免费领取"],
     "NEAR_DUPLICATE_COSINE": 0.93,
     "PROMPT_ECHO_MIN_CHARS": 32,
@@ -99,14 +135,15 @@ def normalise(text: str) -> str:
 
 
 def display_length(text: str) -> int:
-    """Characters as counted for length limits (each Chinese character counts one)."""
-    return len(text)
+    """Display width as counted for length limits: a wide (Chinese, full-width) character counts two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def _contains_term(text: str, term: str, language: str) -> bool:
     if language == "zh" or CJK.search(term) or not term[:1].isalnum():
         return term.lower() in text.lower()
-    return re.search(rf"(?<![\w]){re.escape(term)}(?![\w])", text, re.I) is not None
+    plural = "(?:e?s)?" if term[-1:].isalpha() else ""  # "power bank" is in "power banks"
+    return re.search(rf"(?<![\w]){re.escape(term)}{plural}(?![\w])", text, re.I) is not None
 
 
 def check(
@@ -118,8 +155,11 @@ def check(
     product_names: Iterable[str],
     prompt: str = "",
     rule_set: dict | None = None,
+    facts: grounding.Facts | None = None,
+    generated: bool = False,
 ) -> list[Verdict]:
-    """Every rule's verdict on one asset text."""
+    """Every rule's verdict on one asset text; with the campaign's ``facts``, also whether every claim is grounded
+    in them (prices and discounts never are in ``generated`` copy)."""
     r = rule_set or rules()
     shown = text
     text = unicodedata.normalize("NFKC", text)  # matching sees through full-width look-alikes (ｗｗｗ, ＃１)
@@ -131,14 +171,20 @@ def check(
         Verdict(
             "max_length",
             n <= limit,
-            f"{n} characters, the limit for a {language} {asset_type} is {limit}" if n > limit else "",
+            f"{n} wide, the limit for a {language} {asset_type} is {limit} (a Chinese character counts 2)"
+            if n > limit
+            else "",
         )
     )
     minimum = r["MIN_LENGTH"][asset_type]
     out.append(Verdict("min_length", n >= minimum, f"only {n} characters" if n < minimum else ""))
     if language == "zh":
-        ok = CJK.search(text) is not None
-        out.append(Verdict("language", ok, "" if ok else "no Chinese characters in a zh asset"))
+        # Chinese characters against Latin words (a brand name or a URL is one word, not seven letters)
+        han = len(CJK.findall(text))
+        latin = len(re.findall(r"[A-Za-z]+", text))
+        share = han / (han + latin) if han + latin else 0.0
+        ok = share >= float(r["MIN_SCRIPT_SHARE"])
+        out.append(Verdict("language", ok, "" if ok else f"only {share:.0%} of the words are Chinese in a zh asset"))
     else:
         ok = CJK.search(text) is None and re.search(r"[A-Za-z]", text) is not None
         out.append(Verdict("language", ok, "" if ok else f"not {language} text"))
@@ -162,6 +208,29 @@ def check(
             "absolute_claims", not absolute, f"absolute or superlative claim: {', '.join(absolute)}" if absolute else ""
         )
     )
+    negative = [t for t in r["NEGATIVE_TERMS"].get(language, []) if _contains_term(text, t, language)]
+    out.append(
+        Verdict("disparaging", not negative, f"runs the product down: {', '.join(negative)}" if negative else "")
+    )
+    out.append(_repetition(text, language, int(r["MAX_REPEATS"].get(language, 2))))
+    if next(v for v in out if v.rule == "language").passed:  # (wrong-language text is not judged as a sentence)
+        out.append(_fragment(text, language, asset_type, r["MIN_WORDS"].get(language, r["MIN_WORDS"]["en"])))
+    if facts is not None and r["GROUNDED_CLAIMS"]:
+        found = grounding.claims(text, language, facts, generated=generated)
+        bad = grounding.unsupported(found)
+        evidence = "; ".join(f"{c.text} ({c.evidence})" for c in found if c.supported)
+        if bad:
+            reason = "unsupported claim: " + ", ".join(
+                f"{c.text} (prices and discounts come from the shop, not the copy)"
+                if c.kind == "price" and generated
+                else f"{c.text} (another brand)"
+                if c.kind == "brand"
+                else c.text
+                for c in bad
+            )
+        else:
+            reason = f"grounded: {evidence}" if evidence else ""
+        out.append(Verdict("grounded", not bad, reason))
     contact = contact_details(text)
     out.append(Verdict("contact_details", not contact, f"contains {', '.join(contact)}" if contact else ""))
     out.append(Verdict("html", not _HTML.search(text), "contains HTML" if _HTML.search(text) else ""))
@@ -170,6 +239,60 @@ def check(
     echo = _echoes(text, prompt, r["PROMPT_ECHO_MIN_CHARS"])
     out.append(Verdict("prompt_echo", not echo, f"repeats the prompt: {echo!r}" if echo else ""))
     return out
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+_STOP = {"a", "an", "the", "and", "or", "for", "of", "to", "in", "on", "with", "your", "you", "at", "by", "from",
+         "is", "are", "it", "its", "every", "all"}  # fmt: skip
+
+
+def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
+    """Repeated words (en: a word more than ``max_repeats`` times, or twice in a row) or repeated two-character
+    runs (zh: degenerate text such as 绿油白绿油绿)."""
+    if language == "zh":
+        han = "".join(ch for ch in text if CJK.match(ch))
+        pairs = [han[i : i + 2] for i in range(len(han) - 1)]
+        for p in dict.fromkeys(pairs):
+            if p[0] != p[1] and pairs.count(p) > max_repeats:
+                return Verdict("repetition", False, f"repeats {p!r} {pairs.count(p)} times")
+        # one character all over the text (a doubled character, 稳稳, counts once: it is how Chinese stresses)
+        spread = [ch for i, ch in enumerate(han) if i == 0 or han[i - 1] != ch]
+        if len(han) >= 6:
+            top = max(set(spread), key=spread.count)
+            if spread.count(top) > max(2, len(han) / 4):
+                return Verdict("repetition", False, f"repeats {top!r} {spread.count(top)} times")
+        return Verdict("repetition", True)
+    words = [w.lower() for w in _WORD.findall(text)]
+    for a, b in zip(words, words[1:], strict=False):
+        if a == b:
+            return Verdict("repetition", False, f"{a!r} twice in a row")
+    content = [w for w in words if w not in _STOP]
+    for w in set(content):
+        if content.count(w) > max_repeats:
+            return Verdict("repetition", False, f"repeats {w!r} {content.count(w)} times")
+    return Verdict("repetition", True)
+
+
+def _fragment(text: str, language: str, asset_type: str, minimum: dict) -> Verdict:
+    """Too few words for copy (a lone word, a price), or a bare list of keywords."""
+    need = int(minimum.get(asset_type, 1))
+    if language == "zh":  # a Latin word (a brand, a model) reads as about two characters
+        size = len(CJK.findall(text)) + 2 * len(re.findall(r"[A-Za-z]+", text))
+        unit = "characters"
+    else:
+        size = len(_WORD.findall(text))
+        unit = "words"
+    if size < need:
+        return Verdict("fragment", False, f"a fragment: {size} {unit}, copy needs at least {need}")
+    if language == "zh":  # 、 lists, or four or more short bare terms
+        parts = [p.strip() for p in re.split(r"[,，、;；/|\s]", text.rstrip("。.！!")) if p.strip()]
+        listed = "、" in text and len(parts) >= 3 or len(parts) >= 4 and all(len(p) <= 4 for p in parts)
+    else:
+        parts = [p.strip() for p in re.split(r"[,;/|]", text.rstrip(".!")) if p.strip()]
+        listed = len(parts) >= 3 and all(len(_WORD.findall(p)) <= 2 for p in parts)
+    if listed:
+        return Verdict("fragment", False, f"a list of keywords ({len(parts)} items), not a sentence")
+    return Verdict("fragment", True)
 
 
 _FIELD_MARKER = re.compile(

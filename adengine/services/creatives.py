@@ -20,7 +20,7 @@ from django.utils import timezone
 from adengine import queues
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.ml import compliance, prompts
+from adengine.ml import compliance, grounding, prompts
 from adengine.ml.copywriter import CopywriterError, get_copywriter
 from adengine.ml.encoder import get_encoder
 from adengine.models import Campaign, Creative, GenerationRequest, ProductVector
@@ -111,6 +111,42 @@ def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], 
     return product_text, keywords, names
 
 
+def campaign_facts(campaign: Campaign) -> grounding.Facts:
+    """What the campaign states, for grounding claims: its promoted products' titles, descriptions, brands and
+    categories (every language), its keywords, the advertiser's name and description of the campaign; and the
+    shop's other brands (naming one is a claim the campaign cannot support)."""
+    adapter = get_adapter()
+    items: list[tuple[str, str]] = []
+    brands = {campaign.advertiser.name} if campaign.advertiser_id else set()
+    for product in campaign.promoted_products.all()[:20]:
+        for language in languages():
+            items.append(("product title", adapter.product_title(product, language)))
+            items.append(("product description", adapter.product_description(product, language)))
+            for category in adapter.product_categories(product):
+                items.append(("category", adapter.category_name(category, language)))
+        brand = adapter.product_brand(product)
+        if brand:
+            brands.add(brand)
+            items.append(("brand", brand))
+    items += [("keyword", k) for k in campaign.keywords if k.strip()]
+    items += [("campaign", campaign.description), ("advertiser", campaign.advertiser.name)]
+    return grounding.Facts(
+        items=tuple((source, text) for source, text in items if text),
+        brands=tuple(sorted(brands)),
+        shop_brands=shop_brands(),
+    )
+
+
+def shop_brands() -> tuple[str, ...]:
+    """Every brand the shop sells (a plain text ``brand`` field on the product model; else none)."""
+    model = get_adapter().product_model()
+    field = next((f for f in model._meta.concrete_fields if f.name == "brand"), None)
+    if field is None or field.is_relation:
+        return ()
+    found = get_adapter().products().order_by().values_list("brand", flat=True).distinct()[:5000]
+    return tuple(sorted({str(b) for b in found if b}))
+
+
 def generate(
     *, campaign: Campaign, language: str, n: int, seed: int = 0, progress: Callable[[int], None] | None = None
 ) -> Outcome:
@@ -124,6 +160,7 @@ def generate(
     if not 1 <= n <= MAX_VARIANTS:
         raise CreativeRequestError(f"n must be between 1 and {MAX_VARIANTS}")
     product_text, keywords, names = campaign_inputs(campaign, language)
+    facts = campaign_facts(campaign)
     prompt = prompts.build(
         language=language,
         product=product_text,
@@ -161,6 +198,8 @@ def generate(
                     product_names=names,
                     prompt=prompt.boilerplate,
                     rule_set=rule_set,
+                    facts=facts,
+                    generated=True,
                 )
                 outcome.variants.append(Variant(asset_type, text, verdicts))
         made += k
@@ -524,6 +563,7 @@ def _judged(*, campaign: Campaign, asset_type: str, language: str, text: str, ex
         keywords=campaign.keywords,
         product_names=names,
         rule_set=compliance.rules(ad_settings.COMPLIANCE),
+        facts=campaign_facts(campaign),
     )
     variant = Variant(asset_type, text, verdicts)
     _dedupe_and_rank(

@@ -28,7 +28,7 @@ def failing(text, *, asset_type, language, keywords=(), names=(), prompt=""):
         # length limits per language and asset type
         ("An Extraordinarily Long Headline Here", "headline", "en", {"max_length"}),
         ("这是一个非常非常长的中文广告标题超过十五个字", "headline", "zh", {"max_length"}),
-        ("Trail running " + "x" * 90, "description", "en", {"max_length"}),
+        ("Trail running " + "x" * 90, "description", "en", {"max_length", "fragment"}),
         # keyword or product name required in descriptions
         ("A lovely gift for someone you care about.", "description", "en", {"keyword"}),
         ("送给家人的贴心好礼，品质之选。", "description", "zh", {"keyword"}),
@@ -51,7 +51,7 @@ def failing(text, *, asset_type, language, keywords=(), names=(), prompt=""):
         ("Grip Trail", "headline", "zh", {"language"}),
         ("防滑大底畅跑", "headline", "en", {"language"}),
         # too short
-        ("Go", "headline", "en", {"min_length"}),
+        ("Go", "headline", "en", {"min_length", "fragment"}),
     ],
 )
 def test_rule_table(text, asset_type, language, expected):
@@ -128,3 +128,80 @@ def test_rule_overrides_are_validated():
     with pytest.raises(ValueError, match="unknown compliance rule"):
         compliance.rules({"MAX_LENGHT": {}})
     assert compliance.rules({"BLOCKLIST": ["sale"]})["BLOCKLIST"] == ["sale"]
+
+
+# The copy the base model wrote in the demo (issue 14), each with the campaign's facts: every one is rejected
+SKINCARE = compliance.grounding.Facts(
+    items=(("product title", "Lumiere premium moisturising cream, red"),
+           ("product description", "A rich cream that keeps skin soft all day."),
+           ("keyword", "moisturiser"), ("keyword", "moisturising cream"), ("campaign", "Dry and sensitive skin: gentle moisturisers and serums.")),
+    brands=("Lumiere",), shop_brands=("Lumiere", "Dewy", "Hanfang", "Kestrel"),
+)  # fmt: skip
+RUNNING = compliance.grounding.Facts(
+    items=(("product title", "Kestrel compact trail running shoe, white"), ("product title", "Kestrel 轻便越野跑鞋"),
+           ("keyword", "trail running"), ("keyword", "越野跑"), ("keyword", "跑鞋")),
+    brands=("Kestrel",), shop_brands=("Kestrel", "Stride", "Velo"),
+)  # fmt: skip
+PETS = compliance.grounding.Facts(
+    items=(("product title", "Happy Paws 轻便猫粮"), ("keyword", "宠物食品"), ("keyword", "狗零食")),
+    brands=("Happy Paws",), shop_brands=("Happy Paws", "Whisker"),
+)  # fmt: skip
+COFFEE = compliance.grounding.Facts(
+    items=(("product title", "Barista Pro 高端单品咖啡豆"), ("keyword", "咖啡豆")), brands=("Barista Pro",)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "asset_type", "language", "facts", "expected"),
+    [
+        ("A trail running shoe from Kestrel. Compact, compact, compact, compact.", "description", "en", RUNNING,
+         {"repetition"}),
+        ("compact", "headline", "en", RUNNING, {"fragment"}),
+        ("Moisturising cream with 20% SPF 50 / 100 sunscreen cream.", "description", "en", SKINCARE, {"grounded"}),
+        ("250,000 yuan", "description", "en", SKINCARE, {"grounded", "fragment", "keyword"}),
+        ("Compact, light, grippy, trail running", "description", "en", RUNNING, {"fragment"}),
+        ("越野跑鞋、防滑、轻便、耐磨", "description", "zh", RUNNING, {"fragment"}),
+        ("The Best Sleeves for a Couch", "headline", "en", SKINCARE, {"absolute_claims"}),
+        ("黑曜石 绿油白绿油绿", "headline", "zh", RUNNING, {"repetition"}),
+        ("不锈钢跑鞋 10.50", "headline", "zh", RUNNING, {"grounded"}),
+        ("不锈钢狗粮，黑色，宠物食品。", "description", "zh", PETS, {"grounded"}),
+        ("低端咖啡豆，口感一般。", "description", "zh", COFFEE, {"disparaging"}),
+        ("Run like a Stride runner in Kestrel trail running shoes", "description", "en", RUNNING, {"grounded"}),
+        # grounded copy passes: the facts state the product, its brand and its features
+        ("Kestrel trail running shoes, compact and light.", "description", "en", RUNNING, set()),
+        ("Soft skin all day with Lumiere moisturising cream.", "description", "en", SKINCARE, set()),
+        ("Kestrel 越野跑鞋，轻便好穿。", "description", "zh", RUNNING, set()),
+    ],
+)  # fmt: skip
+def test_the_demos_bad_copy_is_rejected_and_grounded_copy_passes(text, asset_type, language, facts, expected):
+    keywords = [t for s, t in facts.items if s == "keyword"]
+    verdicts = compliance.check(
+        text, asset_type=asset_type, language=language, keywords=keywords, product_names=[], facts=facts,
+        generated=True,
+    )  # fmt: skip
+    assert {v.rule for v in verdicts if not v.passed} == expected, compliance.reasons(verdicts)
+
+
+def test_claims_name_their_evidence_and_prices_come_from_the_shop():
+    facts = compliance.grounding.Facts(
+        items=(("product title", "Voltix power bank 10000 mAh"), ("campaign", "Free delivery on orders over 299 yuan.")),
+        brands=("Voltix",),
+    )  # fmt: skip
+    (grounded,) = [v for v in compliance.check(
+        "A 10000 mAh power bank that charges fast.", asset_type="description", language="en",
+        keywords=["power bank"], product_names=[], facts=facts, generated=True) if v.rule == "grounded"]  # fmt: skip
+    assert grounded.passed and "10000 mah (product title: Voltix power bank 10000 mAh)" in grounded.reason
+    # a price the advertiser states is fine in a person's copy, never in the model's
+    person = compliance.check("Free delivery over ¥299 on every power bank", asset_type="description", language="en",
+                              keywords=["power bank"], product_names=[], facts=facts)  # fmt: skip
+    model = compliance.check("Free delivery over ¥299 on every power bank", asset_type="description", language="en",
+                             keywords=["power bank"], product_names=[], facts=facts, generated=True)  # fmt: skip
+    assert compliance.passed(person), compliance.reasons(person)
+    assert "prices and discounts come from the shop" in " ".join(compliance.reasons(model))
+
+
+def test_display_width_counts_a_chinese_character_twice():
+    assert compliance.display_length("越野跑鞋") == 8 and compliance.display_length("Trail") == 5
+    assert "max_length" in failing(
+        "越野跑鞋防滑大底湿滑山路也稳稳当当", asset_type="headline", language="zh", keywords=KW_ZH
+    )
