@@ -134,7 +134,8 @@ def test_rule_overrides_are_validated():
 SKINCARE = compliance.grounding.Facts(
     items=(("product title", "Lumiere premium moisturising cream, red"),
            ("product description", "A rich cream that keeps skin soft all day."),
-           ("keyword", "moisturiser"), ("keyword", "moisturising cream"), ("campaign", "Dry and sensitive skin: gentle moisturisers and serums.")),
+           ("keyword", "moisturiser"), ("keyword", "moisturising cream"),
+           ("campaign", "Dry and sensitive skin: gentle moisturisers and serums.")),
     brands=("Lumiere",), shop_brands=("Lumiere", "Dewy", "Hanfang", "Kestrel"),
 )  # fmt: skip
 RUNNING = compliance.grounding.Facts(
@@ -184,7 +185,8 @@ def test_the_demos_bad_copy_is_rejected_and_grounded_copy_passes(text, asset_typ
 
 def test_claims_name_their_evidence_and_prices_come_from_the_shop():
     facts = compliance.grounding.Facts(
-        items=(("product title", "Voltix power bank 10000 mAh"), ("campaign", "Free delivery on orders over 299 yuan.")),
+        items=(("product title", "Voltix power bank 10000 mAh"),
+               ("campaign", "Free delivery on orders over 299 yuan.")),
         brands=("Voltix",),
     )  # fmt: skip
     (grounded,) = [v for v in compliance.check(
