@@ -1,4 +1,5 @@
-"""adengine_load_campaigns: campaigns from a JSON file, and generated copy queued for as many as asked."""
+"""adengine_load_campaigns: campaigns from a JSON file, and generated copy queued for as many as asked;
+adengine_check_copy: the rules' verdict on any text, from the command line."""
 
 from __future__ import annotations
 
@@ -44,3 +45,46 @@ def test_copy_is_queued_for_the_first_campaigns_only(tmp_path):
     assert Creative.objects.filter(campaign=second, status=Creative.Status.APPROVED).count() == 1
     # and generated copy asked for the first only
     assert list(GenerationRequest.objects.values_list("campaign_id", flat=True)) == [first.pk]
+
+
+def test_check_copy_prints_every_reason_and_fails_on_a_rejected_text():
+    import io
+
+    from django.core.management import CommandError
+
+    out = io.StringIO()
+    call_command("adengine_check_copy", "--language", "en", "Grip on every trail", stdout=out)
+    assert out.getvalue().startswith("PASS   headline")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 2 text") as raised:
+        call_command("adengine_check_copy", "--language", "en", "Trail shoes for wet rocky paths",
+                     "The Best Sleeves for a Couch", stdout=out)  # fmt: skip
+    assert raised.value.returncode == 1
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("PASS") and lines[1].startswith("REJECT")
+    assert "absolute_claims: absolute or superlative claim: best" in out.getvalue()
+    with pytest.raises(CommandError, match="unknown language"):
+        call_command("adengine_check_copy", "--language", "fr", "Bonjour")
+    with pytest.raises(CommandError, match="no campaign 999999"):
+        call_command("adengine_check_copy", "--language", "en", "--campaign", "999999", "Hello there")
+
+
+def test_check_copy_grounds_claims_in_a_campaigns_facts(tmp_path):
+    import io
+
+    from django.core.management import CommandError
+
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([_campaign("Trail season")]))
+    call_command("adengine_load_campaigns", str(path), "--no-targets")
+    campaign = Campaign.objects.get(name="Trail season")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("adengine_check_copy", "--language", "en", "--campaign", str(campaign.pk),
+                     "Waterproof trail running shoes with SPF 50", stdout=out)  # fmt: skip
+    # the campaign (trail running shoes with grippy soles) states none of them
+    assert "grounded: unsupported claim: 50, waterproof, spf" in out.getvalue()
+    out = io.StringIO()
+    call_command("adengine_check_copy", "--language", "en", "--campaign", str(campaign.pk),
+                 "Trail running shoes with grippy soles", stdout=out)  # fmt: skip
+    assert out.getvalue().startswith("PASS")
