@@ -235,7 +235,8 @@ def _update_posteriors(campaign: Campaign, now: dt.datetime) -> None:
         by_language[a.language].append(a)
     for group in by_language.values():
         scores = np.array([np.nan if a.score is None else a.score for a in group])
-        a0, b0 = prior_from_scores(scores, base_ctr=base, strength=strength, spread=spread)
+        human = np.array([a.source == Creative.Source.HUMAN for a in group])
+        a0, b0 = prior_from_scores(scores, base_ctr=base, strength=strength, spread=spread, human=human)
         alpha, beta = posteriors(a0, b0, [a.served for a in group], [min(a.clicked, a.served) for a in group])
         for a, al, be in zip(group, alpha, beta, strict=True):
             Creative.objects.filter(pk=a.pk).update(ctr_alpha=float(al), ctr_beta=float(be), updated_at=now)

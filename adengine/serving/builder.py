@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.utils import timezone
 
 from adengine.adapters import get_adapter
@@ -183,7 +183,10 @@ def build(version: tuple | None = None) -> Snapshot:
             status=Creative.Status.APPROVED,
             passes_rules=True,
         )
-        .order_by("campaign_id", "language", "-score", "pk")
+        # a person's description first (generated copy never replaces it on its audience-fit score), best first
+        .order_by(
+            "campaign_id", "language", Case(When(source=Creative.Source.HUMAN, then=0), default=1), "-score", "pk"
+        )  # fmt: skip
         .values_list("campaign_id", "language", "pk", "text")
     ):
         descriptions.setdefault((index_of[cr[0]], cr[1]), (cr[2], cr[3]))
@@ -391,7 +394,7 @@ def _build_arms(index_of: dict[int, int], langs: list[str]) -> dict[str, Arms]:
             passes_rules=True,
         )
         .order_by("campaign_id", "pk")
-        .values_list("campaign_id", "language", "pk", "text", "landing_url", "score", "ctr_alpha", "ctr_beta")
+        .values_list("campaign_id", "language", "pk", "text", "landing_url", "score", "ctr_alpha", "ctr_beta", "source")
     ):
         grouped[(row[1], index_of[row[0]])].append(row)
     arms: dict[str, Arms] = {}
@@ -402,7 +405,8 @@ def _build_arms(index_of: dict[int, int], langs: list[str]) -> dict[str, Arms]:
         for ci in keys:
             rows = grouped[(lang, ci)]
             scores = np.array([np.nan if r[5] is None else r[5] for r in rows], dtype=np.float64)
-            a0, b0 = prior_from_scores(scores, base_ctr=base, strength=strength, spread=spread)
+            human = np.array([r[8] == Creative.Source.HUMAN for r in rows])
+            a0, b0 = prior_from_scores(scores, base_ctr=base, strength=strength, spread=spread, human=human)
             start = len(ids)
             a = np.array([r[6] if r[6] is not None else pa for r, pa in zip(rows, a0, strict=True)])
             b = np.array([r[7] if r[7] is not None else pb for r, pb in zip(rows, b0, strict=True)])

@@ -30,13 +30,15 @@ class BetaSampler:
 
 
 def prior_from_scores(
-    scores: np.ndarray, *, base_ctr: float, strength: float, spread: float
+    scores: np.ndarray, *, base_ctr: float, strength: float, spread: float, human: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beta(alpha, beta) priors for one campaign's assets from their audience-fit scores.
 
     Scores are ranked within the campaign (their scale depends on the encoder): the best-fitting asset
     starts at ``base_ctr * (1 + spread)``, the worst at ``base_ctr * (1 - spread)``, assets without a
-    score at ``base_ctr``; ``strength`` is the prior's weight in impressions.
+    score at ``base_ctr``; ``strength`` is the prior's weight in impressions. With ``human`` (per asset: written
+    by a person), a generated asset starts no higher than the best human-written one: it earns traffic through
+    its clicks, never through its audience-fit score alone.
     """
     scores = np.asarray(scores, dtype=np.float64)
     rel = np.full(scores.shape, 0.5)
@@ -46,6 +48,10 @@ def prior_from_scores(
         if hi > lo:
             rel[known] = (scores[known] - lo) / (hi - lo)
     mean = np.clip(base_ctr * (1.0 + spread * (2.0 * rel - 1.0)), 1e-4, 0.5)
+    if human is not None:
+        human = np.asarray(human, dtype=bool)
+        if human.any() and (~human).any():
+            mean = np.where(human, mean, np.minimum(mean, mean[human].max()))
     return mean * strength, (1.0 - mean) * strength
 
 

@@ -342,3 +342,19 @@ def test_interest_is_where_the_shopper_stands_in_each_campaigns_audience(placeme
     # and it is the niche campaign that the shopper is shown (session diversity aside)
     with adengine_settings(SERVING_REPEAT_DECAY=1.0):
         assert served(placement, shopper, runs=20)[niche_campaign.pk] >= 15
+
+
+def test_a_generated_description_never_replaces_the_human_one_on_its_score(placement, make_campaign):
+    from adengine.models import Creative
+    from adengine.serving import get_backend
+    from tests.factories import CreativeFactory
+
+    campaign = make_campaign()
+    human = CreativeFactory(campaign=campaign, asset_type="description", source="human", score=0.2,
+                            text="Trail running shoes for wet paths.")  # fmt: skip
+    CreativeFactory(campaign=campaign, asset_type="description", source="generated", score=0.95,
+                    text="Trail running shoes, trail running, shoes.")  # fmt: skip
+    assert Creative.objects.filter(campaign=campaign, asset_type="description", status="approved").count() == 2
+    get_backend().invalidate()
+    ads = [ad for _ in range(5) for ad in decide(placement_key=placement.key, shopper=None).ads]
+    assert {ad.description for ad in ads} == {human.text}

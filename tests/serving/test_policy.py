@@ -89,3 +89,17 @@ def test_unsorted_groups_are_refused():
             epsilon=0,
             draws=5,
         )
+
+
+def test_generated_copy_starts_no_higher_than_the_human_written():
+    scores = np.array([0.2, 0.9, 0.5])  # the generated asset (second) fits the audience best
+    human = np.array([True, False, True])
+    alpha, beta = prior_from_scores(scores, base_ctr=0.02, strength=50, spread=0.5, human=human)
+    mean = alpha / (alpha + beta)
+    # it starts at the best human-written asset's prior, not above it
+    assert mean[1] == pytest.approx(mean[2]) and mean[1] < 0.02 * 1.5
+    alone = prior_from_scores(scores, base_ctr=0.02, strength=50, spread=0.5)
+    assert (alone[0] / (alone[0] + alone[1]))[1] == pytest.approx(0.03)
+    # with no human copy in the group, the ranking by fit stands
+    only_generated = prior_from_scores(scores, base_ctr=0.02, strength=50, spread=0.5, human=np.zeros(3, bool))
+    assert np.allclose(only_generated[0], alone[0])
