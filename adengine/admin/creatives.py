@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from adengine.models import (
     Creative,
@@ -59,6 +60,23 @@ class GenerationRequestAdmin(ReadOnlyAdmin):
     inlines = [CreativeInline]
 
 
+RULE_NAMES = {
+    "max_length": "length (display width)",
+    "min_length": "not too short",
+    "language": "the language's own script",
+    "keyword": "a keyword or product name",
+    "absolute_claims": "no absolute or superlative claims",
+    "disparaging": "does not run the product down",
+    "repetition": "no repetition",
+    "fragment": "a sentence, not a fragment or keyword list",
+    "grounded": "every claim stated by the campaign's facts",
+    "contact_details": "no contact details",
+    "html": "no HTML",
+    "blocklist": "no blocked words",
+    "prompt_echo": "no echo of the prompt",
+}
+
+
 @admin.register(Creative)
 class CreativeAdmin(admin.ModelAdmin):
     list_display = [
@@ -68,7 +86,7 @@ class CreativeAdmin(admin.ModelAdmin):
         "asset_type",
         "status",
         "passes_rules",
-        "score",
+        "quality",
         "label",
         "source",
         "reasons",
@@ -77,7 +95,7 @@ class CreativeAdmin(admin.ModelAdmin):
     search_fields = ["text"]
     readonly_fields = [
         "passes_rules",
-        "rule_results",
+        "checks",
         "audience_fit",
         "product_fit",
         "score",
@@ -97,6 +115,24 @@ class CreativeAdmin(admin.ModelAdmin):
     @admin.display(description="rule results")
     def reasons(self, obj):
         return "; ".join(obj.rejection_reasons) or "all rules passed"
+
+    @admin.display(description="quality score", ordering="score")
+    def quality(self, obj):
+        return "-" if obj.score is None else f"{obj.score:.2f}"
+
+    @admin.display(description="checks")
+    def checks(self, obj):
+        """Every rule's result in words, with the facts that ground the copy's claims."""
+        rows = [
+            (RULE_NAMES.get(r["rule"], r["rule"]), "passed" if r.get("passed") else "failed", r.get("reason") or "")
+            for r in obj.rule_results
+        ]
+        if not rows:
+            return "not checked yet"
+        return format_html(
+            "<table><tr><th>rule</th><th>result</th><th>why</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
 
     def save_model(self, request, obj, form, change):
         """A person's asset goes through the same rules and ranking as a generated one."""

@@ -163,3 +163,24 @@ def test_editing_an_approved_assets_text_runs_the_rules_and_returns_it_to_review
     client.post(url, {**form, "text": "Sound That Lasts All Day"})
     asset.refresh_from_db()
     assert asset.passes_rules and asset.status == "draft" and asset.reviewed_by is None
+
+
+def test_the_admin_shows_each_rule_in_words_with_the_evidence_of_claims(campaign, client):
+    # a person's copy with a claim the product states, and one with a claim nobody stated
+    grounded = add_human_asset(
+        campaign=campaign, asset_type="description", language="en", text="Wireless earbuds with 30 hours of music."
+    )
+    invented = add_human_asset(
+        campaign=campaign, asset_type="description", language="en", text="Waterproof wireless earbuds, SPF 50."
+    )
+    assert grounded.passes_rules and not invented.passes_rules
+    admin = get_user_model().objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    page = client.get(f"/admin/adengine/creative/{grounded.pk}/change/").content.decode()
+    assert "every claim stated by the campaign&#x27;s facts" in page
+    assert "30 hours (product description: Wireless earbuds with 30 hours of battery life.)" in page
+    page = client.get(f"/admin/adengine/creative/{invented.pk}/change/").content.decode()
+    assert "failed" in page and "unsupported claim: 50, waterproof, spf" in page
+    # and the list rounds the quality score
+    listing = client.get("/admin/adengine/creative/").content.decode()
+    assert f"{grounded.score:.2f}" in listing and str(grounded.score) not in listing
