@@ -74,6 +74,7 @@ RULE_NAMES = {
     "html": "no HTML",
     "blocklist": "no blocked words",
     "prompt_echo": "no echo of the prompt",
+    "product_fit": "about its product, not another",
 }
 
 

@@ -220,6 +220,12 @@ def _dedupe_and_rank(
     vectors = get_encoder().encode_passages([v.text for v in texts])
     for v, vec in zip(texts, vectors, strict=True):
         v.embedding = vec
+    centroid, products = fit_targets(campaign)
+    if products is not None:
+        others = _unrelated_products(campaign)
+        for v in texts:  # descriptions describe the product; a headline may be evocative ("Quiet the commute")
+            if v.asset_type == Creative.AssetType.DESCRIPTION:
+                v.verdicts = [*v.verdicts, product_fit_verdict(v.embedding, products, others)]
     existing = list(
         Creative.objects.filter(campaign=campaign)
         .exclude(embedding=None)
@@ -237,9 +243,43 @@ def _dedupe_and_rank(
                 break
         else:
             kept.append((v.asset_type, v.text, v.embedding))
-    centroid, products = fit_targets(campaign)
     for v in texts:
         v.audience_fit, v.product_fit, v.score = fit(v.embedding, centroid, products)
+
+
+PRODUCT_FIT_SAMPLE = 300  # other products the copy is compared with
+PRODUCT_FIT_QUANTILE = 0.5  # the copy must be closer to its own product than to half of them
+
+
+def _unrelated_products(campaign: Campaign) -> np.ndarray | None:
+    """Embeddings of a sample of the catalog's other products (spread over the table by id), or None."""
+    own = list(campaign.promoted_products.values_list("pk", flat=True))
+    ids = list(ProductVector.objects.exclude(product_id__in=own).order_by("product_id").values_list("pk", flat=True))
+    if len(ids) < 20:
+        return None
+    step = max(1, len(ids) // PRODUCT_FIT_SAMPLE)
+    picked = ids[::step][:PRODUCT_FIT_SAMPLE]
+    rows = ProductVector.objects.filter(pk__in=picked).values_list("embedding", flat=True)
+    return np.stack([np.asarray(e, np.float32) for e in rows])
+
+
+def product_fit_verdict(embedding: np.ndarray, products: np.ndarray, others: np.ndarray | None) -> compliance.Verdict:
+    """The copy is about its product: its encoder similarity to the campaign's closest promoted product is above
+    its median similarity to a sample of the catalog's other products (so "crunchy dog food" for a pair of earbuds
+    fails, while an evocative headline that names no product, "Quiet the commute", passes). The bar comes from the
+    shop's own catalog, not from a fixed similarity."""
+    if others is None:
+        return compliance.Verdict("product_fit", True)
+    own = float((products @ embedding).max())
+    bar = float(np.quantile(others @ embedding, PRODUCT_FIT_QUANTILE))
+    if own >= bar:
+        return compliance.Verdict("product_fit", True)
+    return compliance.Verdict(
+        "product_fit",
+        False,
+        f"reads more like other products of the shop than its own (similarity {own:.2f} to its product, "
+        f"{bar:.2f} to the shop's other products, median)",
+    )
 
 
 def fit_targets(campaign: Campaign) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -184,3 +184,26 @@ def test_the_admin_shows_each_rule_in_words_with_the_evidence_of_claims(campaign
     # and the list rounds the quality score
     listing = client.get("/admin/adengine/creative/").content.decode()
     assert f"{grounded.score:.2f}" in listing and str(grounded.score) not in listing
+
+
+def test_copy_about_another_product_fails_product_fit(campaign):
+    from adengine.services.products import embed_products
+
+    # a catalog of other things the shop sells
+    kinds = ["dry dog food", "cat litter", "trail running shoes", "coffee beans", "yoga mat", "frying pan",
+             "silk blouse", "duvet cover", "plush toy", "lipstick"]  # fmt: skip
+    for i in range(30):
+        kind = kinds[i % len(kinds)]
+        ProductFactory(title_en=f"{kind.title()} {i}", description_en=f"A {kind} for everyday use.")
+    embed_products()
+    about_dogs = add_human_asset(
+        campaign=campaign, asset_type="description", language="en", text="Crunchy dog food for pets, with chicken."
+    )
+    about_music = add_human_asset(
+        campaign=campaign, asset_type="description", language="en", text="Wireless earbuds for music on the go."
+    )
+    # (a headline may be evocative: it is not held to its product)
+    evocative = add_human_asset(campaign=campaign, asset_type="headline", language="en", text="Quiet the commute")
+    assert "product_fit" in " ".join(about_dogs.rejection_reasons)
+    assert about_music.passes_rules, about_music.rejection_reasons
+    assert not any("product_fit" in r for r in evocative.rejection_reasons)
