@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from adengine.models import (
@@ -74,6 +74,16 @@ class ClickModelAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     fields = ["version", "status", "created_at", "switched_at", "impressions", "clicks", "decision", "gate", "weights"]
     readonly_fields = fields
+
+    def changelist_view(self, request, extra_context=None):
+        """The strategy's last word on the click model above the list (a kept prior has no row of its own)."""
+        state = StrategyState.objects.filter(key="default").first()
+        if state is not None and state.click_model_note:
+            when = f"{state.click_model_at:%Y-%m-%d %H:%M}: " if state.click_model_at else ""
+            messages.info(request, f"Last fit {when}{state.click_model_note}")
+        elif state is None or state.click_model_at is None:
+            messages.info(request, "No click model fitted yet: serving uses the prior (the context-free policy).")
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="candidate (DR)")
     def candidate_dr(self, obj: ClickModel) -> str:

@@ -17,7 +17,8 @@ against the live model off-policy on held-out decisions, and switch it on only w
    as "refused" with its figures. Too few held-out records (or none
    with propensities): never switched on.
 
-Every outcome is a ``ClickModel`` row (the admin lists them with their figures) and the strategy state's note.
+Every fitted candidate is a ``ClickModel`` row (the admin lists them with their figures); every outcome, a kept
+prior included, is the strategy state's note (shown above the admin's list of click models).
 """
 
 from __future__ import annotations

@@ -193,6 +193,20 @@ def test_a_fit_on_too_few_clicks_keeps_the_prior_and_says_so(served):
 
 
 @pytest.mark.django_db
+def test_the_click_models_page_says_what_the_last_fit_did(served, client):
+    from adengine.models import Impression
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get("/admin/adengine/clickmodel/").content.decode()
+    assert "No click model fitted yet: serving uses the prior" in page
+    _click(Impression.objects.all()[:3])
+    click_models.refit(force=True)
+    page = client.get("/admin/adengine/clickmodel/").content.decode()
+    assert "kept the prior (the context-free policy): " in page and "fewer than CLICK_MODEL_MIN_CLICKS" in page
+
+
+@pytest.mark.django_db
 def test_a_candidate_that_cannot_be_evaluated_is_never_switched_on(served):
     from adengine.models import ClickModel, Impression
     from tests.conftest import adengine_settings
