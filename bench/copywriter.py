@@ -36,7 +36,7 @@ from adengine.services.creatives import campaign_inputs, request_copy, run_reque
 def pipeline_vs_raw(campaign: Campaign, language: str, n: int, seed: int) -> dict:
     writer = get_copywriter()
     cfg = ad_settings.COPYWRITER
-    product, keywords, names = campaign_inputs(campaign, language)
+    product, keywords, names, _ = campaign_inputs(campaign, language)
     prompt = prompts.build(
         language=language,
         product=product,

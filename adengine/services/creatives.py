@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -77,6 +78,7 @@ class Variant:
 @dataclass
 class Outcome:
     variants: list[Variant] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
     model: str = ""
@@ -92,8 +94,11 @@ def _in_language(text: str, language: str) -> bool:
     return cjk if language == "zh" else not cjk
 
 
-def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], list[str]]:
-    """(product text for the prompt, keywords in that language, product names) through the shop adapter."""
+def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], list[str], list[str]]:
+    """(product text for the prompt, keywords in that language, product names, notes) through the shop adapter.
+
+    A promoted product without a description is written about from its title, category and the keywords, and
+    the notes say so."""
     adapter = get_adapter()
     products = list(campaign.promoted_products.all()[:3])
     all_keywords = [k.strip() for k in campaign.keywords if k.strip()]
@@ -101,14 +106,24 @@ def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], 
         raise CreativeRequestError(f"campaign {campaign.pk} has no keywords and no promoted products: add one of them")
     keywords = [k for k in all_keywords if _in_language(k, language)] or all_keywords
     names = [adapter.product_title(p, language) for p in products]
+    notes: list[str] = []
     if products:
         first = products[0]
         desc = adapter.product_description(first, language)
         sentence = re.split(r"(?<=[.!?。！？])\s*", desc, maxsplit=1)[0] if desc else ""
-        product_text = adapter.product_title(first, language) + (f". {sentence}" if sentence else "")
+        if sentence:
+            product_text = adapter.product_title(first, language) + f". {sentence}"
+        else:
+            category = adapter.category_name(adapter.product_category(first), language)
+            facts = [adapter.product_title(first, language), category, ", ".join(keywords[:3])]
+            product_text = ". ".join(f for f in facts if f)
+            notes.append(
+                f"{adapter.product_title(first, language) or 'the promoted product'} has no {language} description: "
+                "the copy was written from its title, category and the campaign's keywords"
+            )
     else:
         product_text = campaign.description or ", ".join(keywords)
-    return product_text, keywords, names
+    return product_text, keywords, names, notes
 
 
 def campaign_facts(campaign: Campaign) -> grounding.Facts:
@@ -159,7 +174,7 @@ def generate(
         raise CreativeRequestError(f"unknown language {language!r}; known: {', '.join(sorted(template_set))}")
     if not 1 <= n <= MAX_VARIANTS:
         raise CreativeRequestError(f"n must be between 1 and {MAX_VARIANTS}")
-    product_text, keywords, names = campaign_inputs(campaign, language)
+    product_text, keywords, names, notes = campaign_inputs(campaign, language)
     facts = campaign_facts(campaign)
     prompt = prompts.build(
         language=language,
@@ -170,7 +185,7 @@ def generate(
     )
     cfg = ad_settings.COPYWRITER
     writer = get_copywriter()
-    outcome = Outcome(model=writer.name)
+    outcome = Outcome(model=writer.name, notes=notes)
     rule_set = compliance.rules(ad_settings.COMPLIANCE)
     started = time.perf_counter()
     batch = max(1, int(cfg["BATCH_SIZE"]))
@@ -457,6 +472,11 @@ def run_request(
                 "passed": passed,
                 "rejected": len(outcome.variants) - passed,
                 "tokens_per_second": round(outcome.tokens / outcome.seconds, 2) if outcome.seconds else 0,
+                # why the others were rejected, counted by rule (a variant may fail several)
+                "rejections": dict(
+                    Counter(r["rule"] for v in outcome.variants for r in v.rule_results if not r["passed"])
+                ),
+                "notes": outcome.notes,
             }
             request.progress = request.n
             request.finished_at = timezone.now()

@@ -54,6 +54,10 @@ def test_real_model_writes_checked_ranked_drafts(campaign, language):
         assert a.status == ("draft" if a.passes_rules else "rejected")
         assert a.label == "PENDING"
     assert all(a.score is not None for a in assets if a.passes_rules)
+    # and the rejected ones are counted by the rules they failed
+    rejected = [a for a in assets if not a.passes_rules]
+    assert bool(request.stats["rejections"]) == bool(rejected)
+    assert sum(request.stats["rejections"].values()) >= len(rejected) and request.stats["notes"] == []
     # and running the same request again writes nothing new (idempotent per request id)
     run_request(str(request.pk))
     assert Creative.objects.filter(request=request).count() == len(assets)
@@ -207,3 +211,19 @@ def test_copy_about_another_product_fails_product_fit(campaign):
     assert "product_fit" in " ".join(about_dogs.rejection_reasons)
     assert about_music.passes_rules, about_music.rejection_reasons
     assert not any("product_fit" in r for r in evocative.rejection_reasons)
+
+
+def test_a_product_without_a_description_is_written_about_from_title_category_and_keywords(campaign):
+    from adengine.services.creatives import campaign_inputs
+
+    product = campaign.promoted_products.get()
+    text, keywords, names, notes = campaign_inputs(campaign, "en")
+    assert text == "Wireless earbuds. Wireless earbuds with 30 hours of battery life." and notes == []
+    product.description_en = ""
+    product.save()
+    text, keywords, names, notes = campaign_inputs(campaign, "en")
+    assert text == "Wireless earbuds. Audio. wireless earbuds"
+    assert notes == [
+        "Wireless earbuds has no en description: the copy was written from its title, category and the campaign's "
+        "keywords"
+    ]
