@@ -97,6 +97,7 @@ class CreativeAdmin(admin.ModelAdmin):
     readonly_fields = [
         "passes_rules",
         "checks",
+        "serving",
         "audience_fit",
         "product_fit",
         "score",
@@ -120,6 +121,32 @@ class CreativeAdmin(admin.ModelAdmin):
     @admin.display(description="quality score", ordering="score")
     def quality(self, obj):
         return "-" if obj.score is None else f"{obj.score:.2f}"
+
+    @admin.display(description="why it is served")
+    def serving(self, obj):
+        """How the bandit sees the headline: its click rate so far and what its share of traffic rests on."""
+        if obj.asset_type != Creative.AssetType.HEADLINE:
+            if obj.status != Creative.Status.APPROVED:
+                return "not served: only approved copy is"
+            first = "a person's" if obj.source == Creative.Source.HUMAN else "a generated"
+            return (
+                f"{first} description: shown with the campaign's headlines; a person's description always comes "
+                "before a generated one, then the best audience fit"
+            )
+        if obj.status != Creative.Status.APPROVED:
+            return "not served: only approved headlines compete"
+        if obj.ctr_alpha is None or obj.ctr_beta is None:
+            return "competes from its prior until the strategy's next update"
+        mean = obj.ctr_alpha / (obj.ctr_alpha + obj.ctr_beta)
+        origin = (
+            "its prior, capped at the campaign's best human-written headline"
+            if obj.source == Creative.Source.GENERATED
+            else "its prior from its audience fit"
+        )
+        return (
+            f"competes by Thompson sampling: estimated CTR {mean:.2%} from {origin} and {obj.served} impressions "
+            f"with {obj.clicked} clicks; label {obj.get_label_display()}"
+        )
 
     @admin.display(description="checks")
     def checks(self, obj):

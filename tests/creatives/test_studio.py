@@ -227,3 +227,18 @@ def test_a_product_without_a_description_is_written_about_from_title_category_an
         "Wireless earbuds has no en description: the copy was written from its title, category and the campaign's "
         "keywords"
     ]
+
+
+def test_the_admin_says_why_a_headline_is_served(campaign, client):
+    generated = Creative.objects.create(
+        campaign=campaign, asset_type="headline", language="en", text="Music all day", source="generated",
+        status="approved", passes_rules=True, ctr_alpha=3.0, ctr_beta=97.0, served=120, clicked=2, label="LEARNING",
+    )  # fmt: skip
+    draft = Creative.objects.create(campaign=campaign, asset_type="headline", language="en", text="Hear it all")
+    admin = get_user_model().objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    page = client.get(f"/admin/adengine/creative/{generated.pk}/change/").content.decode()
+    assert "estimated CTR 3.00% from its prior, capped at the campaign&#x27;s best human-written headline" in page
+    assert "120 impressions with 2 clicks; label learning" in page
+    page = client.get(f"/admin/adengine/creative/{draft.pk}/change/").content.decode()
+    assert "not served: only approved headlines compete" in page
