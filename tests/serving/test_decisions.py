@@ -340,8 +340,10 @@ def test_interest_is_where_the_shopper_stands_in_each_campaigns_audience(placeme
     i_broad, i_niche = snap.index_of[broad_campaign.pk], snap.index_of[niche_campaign.pk]
     assert interest[i_niche] > 0.9 and interest[i_broad] < interest[i_niche]
     # and it is the niche campaign that the shopper is shown (session diversity aside)
+    # (the prior's weights are drawn too, so the broad one wins now and then: a clear majority, not all)
     with adengine_settings(SERVING_REPEAT_DECAY=1.0):
-        assert served(placement, shopper, runs=20)[niche_campaign.pk] >= 15
+        shown = served(placement, shopper, runs=40)
+    assert shown[niche_campaign.pk] >= 24, shown
 
 
 def test_a_generated_description_never_replaces_the_human_one_on_its_score(placement, make_campaign):
