@@ -142,14 +142,14 @@ def test_a_shoppers_visit_is_spread_over_advertisers(placement, make_campaign, s
     # given a campaign bidding ten times another's, same click rates
     rich = make_campaign(bid=Decimal("5.00"))
     modest = make_campaign(bid=Decimal("0.50"))
-    # when one shopper sees forty ads in a day, the rich campaign takes the first views, then the other gets its
+    # when one shopper sees sixty ads in a day, the rich campaign takes the first views, then the other gets its
     # turns (each earlier view today discounts a campaign's value by SERVING_REPEAT_DECAY)
-    seen = served(placement, shopper_with(), runs=40)
+    seen = served(placement, shopper_with(), runs=60)
     assert seen[rich.pk] > seen[modest.pk]
-    # without the session diversity the rich campaign takes more of them (the other: exploration and chance)
+    # without the session diversity the rich campaign takes nearly all (the other: exploration and chance)
     with adengine_settings(SERVING_REPEAT_DECAY=1.0):
-        alone = served(placement, shopper_with(), runs=40)
-    assert seen[modest.pk] >= alone[modest.pk] + 5, (seen, alone)
+        alone = served(placement, shopper_with(), runs=60)
+    assert seen[modest.pk] >= alone[modest.pk] + 10, (seen, alone)
 
 
 def test_consent_off_means_no_personalised_ads(placement, make_campaign, shopper_with):
