@@ -614,25 +614,49 @@ def _judged(*, campaign: Campaign, asset_type: str, language: str, text: str, ex
     text = compliance.normalise(text)
     if not text:
         raise CreativeRequestError("text is empty")
+    rule_set = compliance.rules(ad_settings.COMPLIANCE)
+    inputs = rule_inputs(campaign, language)
+    verdicts = check_text(text, inputs=inputs, asset_type=asset_type, language=language, rule_set=rule_set)
+    variant = Variant(asset_type, text, verdicts)
+    _dedupe_and_rank(campaign, [variant], threshold=float(rule_set["NEAR_DUPLICATE_COSINE"]), exclude_pk=exclude_pk)
+    return variant
+
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """What the rules read of a campaign: its keywords, product names (in the language) and facts."""
+
+    keywords: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    facts: grounding.Facts | None = None
+
+
+def rule_inputs(campaign: Campaign | None, language: str) -> RuleInputs:
+    """The campaign's inputs to the rules (none without a campaign: the rules that need them pass)."""
+    if campaign is None:
+        return RuleInputs()
     adapter = get_adapter()
-    names = [adapter.product_title(p, language) for p in campaign.promoted_products.all()[:3]]
-    verdicts = compliance.check(
+    return RuleInputs(
+        keywords=tuple(campaign.keywords),
+        names=tuple(adapter.product_title(p, language) for p in campaign.promoted_products.all()[:3]),
+        facts=campaign_facts(campaign),
+    )
+
+
+def check_text(
+    text: str, *, inputs: RuleInputs, asset_type: str, language: str, rule_set: dict, generated: bool = False
+) -> list[compliance.Verdict]:
+    """The rules' verdicts on a normalised text, with a campaign's inputs (``rule_inputs``)."""
+    return compliance.check(
         text,
         asset_type=asset_type,
         language=language,
-        keywords=campaign.keywords,
-        product_names=names,
-        rule_set=compliance.rules(ad_settings.COMPLIANCE),
-        facts=campaign_facts(campaign),
+        keywords=inputs.keywords,
+        product_names=inputs.names,
+        rule_set=rule_set,
+        facts=inputs.facts,
+        generated=generated,
     )
-    variant = Variant(asset_type, text, verdicts)
-    _dedupe_and_rank(
-        campaign,
-        [variant],
-        threshold=float(compliance.rules(ad_settings.COMPLIANCE)["NEAR_DUPLICATE_COSINE"]),
-        exclude_pk=exclude_pk,
-    )
-    return variant
 
 
 @transaction.atomic  # a duplicate (IntegrityError) rolls back only this

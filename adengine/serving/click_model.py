@@ -221,10 +221,6 @@ class ClickModel:
         arms = arm_features(asset_ctr, relevance, interest, page_fit, base_ctr=self.base_ctr)
         return float(x_const @ self.mean[N_ARM:]) + arms @ self.mean[:N_ARM]
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted CTR of full design rows (records, features) with the mean weights."""
-        return sigmoid(np.asarray(X) @ self.mean)
-
     def sampler(self, *, alpha, beta, x_const, relevance, interest, page_fit) -> ContextualSampler:
         return ContextualSampler(self, alpha, beta, x_const, relevance, interest, page_fit)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.ml import compliance
 from adengine.models import Campaign
-from adengine.services.creatives import campaign_facts, languages
+from adengine.services.creatives import check_text, languages, rule_inputs
 
 
 class Command(BaseCommand):
@@ -39,17 +38,12 @@ class Command(BaseCommand):
         if language not in languages():
             raise CommandError(f"unknown language {language!r}; known: {', '.join(languages())}")
         rule_set = compliance.rules(ad_settings.COMPLIANCE)
-        keywords: list[str] = []
-        names: list[str] = []
-        facts = None
+        campaign = None
         if o["campaign"] is not None:
             campaign = Campaign.objects.filter(pk=o["campaign"]).select_related("advertiser").first()
             if campaign is None:
                 raise CommandError(f"no campaign {o['campaign']}")
-            keywords = list(campaign.keywords)
-            adapter = get_adapter()
-            names = [adapter.product_title(p, language) for p in campaign.promoted_products.all()[:3]]
-            facts = campaign_facts(campaign)
+        inputs = rule_inputs(campaign, language)
         limit = (rule_set["MAX_LENGTH"].get(language) or rule_set["MAX_LENGTH"]["en"])["headline"]
         rejected = 0
         for raw in o["texts"]:
@@ -57,14 +51,12 @@ class Command(BaseCommand):
             asset_type = o["asset_type"]
             if asset_type == "auto":
                 asset_type = "headline" if compliance.display_length(text) <= limit else "description"
-            verdicts = compliance.check(
+            verdicts = check_text(
                 text,
+                inputs=inputs,
                 asset_type=asset_type,
                 language=language,
-                keywords=keywords,
-                product_names=names,
                 rule_set=rule_set,
-                facts=facts,
                 generated=o["generated"],
             )
             ok = compliance.passed(verdicts)
