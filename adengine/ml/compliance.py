@@ -316,6 +316,43 @@ def _echoes(text: str, prompt: str, min_chars: int) -> str:
     return ""
 
 
+FLUENCY_MIN_SAMPLES = 4  # completions needed to tell an outlier from the model's usual likelihood
+
+
+def fluency(logprobs: list[float | None]) -> list[Verdict | None]:
+    """Each completion's fluency against the others of its request, from the model's own per-token likelihood.
+
+    Sampled text is, by construction, text the model finds likely; a completion far less likely than its
+    siblings (below the median by more than three robust standard deviations, 1.4826 x the median absolute
+    deviation) has wandered into the sampler's tail: gibberish such as "黑曜石 绿油白绿油绿". The bar comes from
+    each request's own completions, so it suits any model and language. None where it cannot be measured (a
+    backend that returns no likelihoods, or fewer than ``FLUENCY_MIN_SAMPLES`` completions)."""
+    known = [x for x in logprobs if x is not None]
+    if len(known) < FLUENCY_MIN_SAMPLES:
+        return [None] * len(logprobs)
+    ordered = sorted(known)
+    median = ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1 :][:2]) / 2
+    deviations = sorted(abs(x - median) for x in known)
+    mad = deviations[len(deviations) // 2]
+    bar = median - 3 * 1.4826 * max(mad, 0.05)
+    out: list[Verdict | None] = []
+    for x in logprobs:
+        if x is None:
+            out.append(None)
+        elif x < bar:
+            out.append(
+                Verdict(
+                    "fluency",
+                    False,
+                    f"the model itself found this text unlikely: {x:.2f} nats per token, its other variants "
+                    f"{median:.2f} (bar {bar:.2f})",
+                )
+            )
+        else:
+            out.append(Verdict("fluency", True))
+    return out
+
+
 def passed(verdicts: list[Verdict]) -> bool:
     return all(v.passed for v in verdicts)
 

@@ -45,6 +45,9 @@ class CopywriterError(RuntimeError):
 class Completion:
     text: str
     tokens: int
+    # the model's mean log-probability per token of what it wrote (unwarped: before temperature and top-p);
+    # None when the backend does not say
+    logprob: float | None = None
 
 
 # ---- model files --------------------------------------------------------------------------------
@@ -157,7 +160,14 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
 class LocalCopywriter:
     """A transformers causal LM on the CPU; sampling with a seed, batched return sequences."""
 
-    def __init__(self, spec: str, threads: int | None = None, quantize: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        threads: int | None = None,
+        quantize: str | None = None,
+        adapter: str | Path | None = None,
+        version: str = "",
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -167,11 +177,21 @@ class LocalCopywriter:
             location = resolve_local_model(spec)
             self.tokenizer = AutoTokenizer.from_pretrained(str(location))
             self.model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch.float32)
+            if adapter:  # a LoRA fine-tune (adengine_finetune_copywriter), merged into the weights once
+                from peft import PeftModel
+
+                self.model = PeftModel.from_pretrained(self.model, str(adapter)).merge_and_unload()
         except CopywriterError:
             raise
         except Exception as exc:
-            raise CopywriterError(f"ADENGINE['COPYWRITER']['MODEL'] = {spec!r} could not be loaded: {exc}") from exc
+            raise CopywriterError(
+                f"ADENGINE['COPYWRITER']['MODEL'] = {spec!r}{f' with adapter {adapter}' if adapter else ''} "
+                f"could not be loaded: {exc}"
+            ) from exc
         self.model.eval()
+        # a fine-tuned copywriter learnt the pattern: its prompt has no worked examples
+        self.shots: int | None = 0 if adapter else None
+        self.version = version
         self.quantized = False
         if quantize == "int8":
             # Decoding is bound by reading the weights (Gemma's 262k-token output layer is 670 MB in
@@ -191,7 +211,7 @@ class LocalCopywriter:
             raise CopywriterError(f"ADENGINE['COPYWRITER']['QUANTIZE'] must be 'int8' or None, not {quantize!r}")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.name = spec.removeprefix("package:")
+        self.name = spec.removeprefix("package:") + (f"+{version}" if version else "")
         self._stop_ids: dict[str, list[int]] = {}
 
     def stop_ids(self, stop: str) -> list[int]:
@@ -216,7 +236,8 @@ class LocalCopywriter:
         seed: int,
         stop: str = "\n\n",
     ) -> list[Completion]:
-        """``n`` sampled continuations of ``prompt``, cut at ``stop``."""
+        """``n`` sampled continuations of ``prompt``, cut at ``stop``, each with its mean per-token log-probability
+        under the model itself (from the raw logits, before temperature and top-p)."""
         import torch
 
         inputs = self.tokenizer(prompt, return_tensors="pt")
@@ -231,14 +252,32 @@ class LocalCopywriter:
                 num_return_sequences=n,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.stop_ids(stop),
+                return_dict_in_generate=True,
+                output_logits=True,
             )
-        new = out[:, inputs["input_ids"].shape[1] :]
+        new = out.sequences[:, inputs["input_ids"].shape[1] :]
+        logprobs = token_logprobs(out.logits, new)
         results = []
-        for row in new:
-            tokens = int((row != self.tokenizer.pad_token_id).sum())
+        for row, lp in zip(new, logprobs, strict=True):
             text = self.tokenizer.decode(row, skip_special_tokens=True)
-            results.append(Completion(text.split(stop)[0], tokens))
+            kept = text.split(stop)[0]
+            # the tokens of the text that is kept (up to the stop), not of the stop or the padding after it
+            ids = row.tolist()
+            count = len(self.tokenizer(kept, add_special_tokens=False)["input_ids"]) if kept else 0
+            count = min(max(count, 1), len(ids))
+            tokens = int((row != self.tokenizer.pad_token_id).sum())
+            results.append(Completion(kept, tokens, float(lp[:count].mean()) if kept else None))
         return results
+
+
+def token_logprobs(step_logits, chosen):
+    """Each sequence's log-probability of every chosen token under the raw logits of its step."""
+    import torch
+
+    rows = []
+    for step, logits in enumerate(step_logits):  # one (batch, vocab) tensor per generated position
+        rows.append(torch.log_softmax(logits.float(), dim=-1).gather(1, chosen[:, step : step + 1]).squeeze(1))
+    return torch.stack(rows, dim=1) if rows else torch.zeros((chosen.shape[0], 0))
 
 
 class OpenAICopywriter:
@@ -306,7 +345,8 @@ class OpenAICopywriter:
 
 
 def get_copywriter():
-    """The configured copywriter, loaded once per process."""
+    """The configured copywriter, loaded once per process: the active fine-tune of the configured local model
+    (``adengine_finetune_copywriter``) when there is one."""
     cfg = ad_settings.COPYWRITER
     backend = cfg["BACKEND"]
     if backend == "openai":
@@ -319,10 +359,19 @@ def get_copywriter():
         )
     if backend != "local":
         raise ImproperlyConfigured(f"ADENGINE['COPYWRITER']['BACKEND'] must be 'local' or 'openai', not {backend!r}")
+    from adengine.models import CopywriterModel
+
     spec = cfg["MODEL"]
-    key = f"{spec}|{cfg.get('QUANTIZE')}"
+    tuned = CopywriterModel.objects.filter(is_active=True, base=spec).only("version", "path").first()
+    key = f"{spec}|{cfg.get('QUANTIZE')}|{tuned.version if tuned else ''}"
     with _lock:
         if key not in _loaded:
             _loaded.clear()
-            _loaded[key] = LocalCopywriter(spec, threads=cfg.get("THREADS"), quantize=cfg.get("QUANTIZE"))
+            _loaded[key] = LocalCopywriter(
+                spec,
+                threads=cfg.get("THREADS"),
+                quantize=cfg.get("QUANTIZE"),
+                adapter=tuned.path if tuned else None,
+                version=tuned.version if tuned else "",
+            )
         return _loaded[key]

@@ -113,8 +113,18 @@ class Prompt:
     version: str = PROMPT_VERSION
 
 
-def build(*, language: str, product: str, keywords: list[str], voice: str, template_set: dict[str, dict]) -> Prompt:
-    """The few-shot prompt for one campaign in one language."""
+def build(
+    *,
+    language: str,
+    product: str,
+    keywords: list[str],
+    voice: str,
+    template_set: dict[str, dict],
+    shots: int | None = None,
+    version: str = PROMPT_VERSION,
+) -> Prompt:
+    """The prompt for one campaign in one language: the instruction, ``shots`` worked examples (all of the
+    template's when None; none for a copywriter fine-tuned on the pattern) and the campaign's own block."""
     if language not in template_set:
         raise ValueError(f"no prompt template for language {language!r}; known: {', '.join(sorted(template_set))}")
     t = template_set[language]
@@ -132,8 +142,9 @@ def build(*, language: str, product: str, keywords: list[str], voice: str, templ
             lines + [f"{f['headline']}{sep}{ex['headline']}", f"{f['description']}{sep}{ex['description']}"]
         )
 
-    boiler = "\n\n".join([t["instruction"], *(block(ex) for ex in t["examples"])])
-    echo_source = "\n".join([t["instruction"], *(f"{ex['headline']}\n{ex['description']}" for ex in t["examples"])])
+    examples = t["examples"] if shots is None else t["examples"][:shots]
+    boiler = "\n\n".join([t["instruction"], *(block(ex) for ex in examples)])
+    echo_source = "\n".join([t["instruction"], *(f"{ex['headline']}\n{ex['description']}" for ex in examples)])
     joiner = "，" if language == "zh" else ", "
     own = block(
         {
@@ -143,7 +154,15 @@ def build(*, language: str, product: str, keywords: list[str], voice: str, templ
         },
         open_end=True,
     )
-    return Prompt(text=f"{boiler}\n\n{own}", boilerplate=echo_source, language=language)
+    return Prompt(text=f"{boiler}\n\n{own}", boilerplate=echo_source, language=language, version=version)
+
+
+def target(headline: str, description: str, *, language: str, template_set: dict[str, dict]) -> str:
+    """What the model should write after a prompt's final ``Headline:`` (the training target of a fine-tune)."""
+    t = template_set[language]
+    sep = t["separator"]
+    lead = sep[len(sep.rstrip()) :]  # the prompt ends at the separator's last non-space character
+    return f"{lead}{headline}\n{t['fields']['description']}{sep}{description}\n\n"
 
 
 def parse(completion: str, *, language: str, template_set: dict[str, dict]) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 from .audience import EncoderModel, InterestModel, ProductVector
 from .campaigns import Advertiser, Campaign, CampaignDay, Placement
-from .creatives import Creative, GenerationRequest
+from .creatives import CopywriterModel, Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
 from .experiments import Experiment
 from .strategy import ClickModel, HourlyStats, StrategyState
@@ -17,6 +17,7 @@ __all__ = [
     "CampaignDay",
     "Conversion",
     "Creative",
+    "CopywriterModel",
     "EncoderModel",
     "Experiment",
     "GenerationRequest",

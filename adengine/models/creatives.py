@@ -214,3 +214,35 @@ class Creative(models.Model):
     @property
     def rejection_reasons(self) -> list[str]:
         return [f"{r['rule']}: {r['reason']}" for r in self.rule_results if not r.get("passed")]
+
+
+class CopywriterModel(models.Model):
+    """A fine-tuned version of the local copywriter: a LoRA adapter on the configured base model."""
+
+    version = models.CharField(
+        "version", max_length=80, unique=True, help_text="Name of this copywriter version, e.g. copy-20261201-1015."
+    )
+    path = models.CharField("adapter folder", max_length=500, help_text="The LoRA adapter's folder on disk.")
+    base = models.CharField(
+        "base model", max_length=200, help_text="ADENGINE['COPYWRITER']['MODEL'] it was trained on."
+    )
+    is_active = models.BooleanField(
+        "active", default=False, help_text="Writes the shop's copy when the base model is the configured one."
+    )
+    metrics = models.JSONField(
+        "evaluation", default=dict, blank=True, help_text="Training record and the held-out comparison with the base."
+    )
+    decision = models.TextField("decision", blank=True, help_text="Why it was or was not activated, in words.")
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was trained.")
+
+    class Meta:
+        verbose_name = "copywriter version"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="adengine_one_active_copywriter"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.version + (" (active)" if self.is_active else "")

@@ -82,6 +82,7 @@ class Outcome:
     tokens: int = 0
     seconds: float = 0.0
     model: str = ""
+    prompt_version: str = prompts.PROMPT_VERSION
 
 
 def languages() -> list[str]:
@@ -176,20 +177,22 @@ def generate(
         raise CreativeRequestError(f"n must be between 1 and {MAX_VARIANTS}")
     product_text, keywords, names, notes = campaign_inputs(campaign, language)
     facts = campaign_facts(campaign)
+    cfg = ad_settings.COPYWRITER
+    writer = get_copywriter()
     prompt = prompts.build(
         language=language,
         product=product_text,
         keywords=keywords or names,
         voice=campaign.brand_voice,
         template_set=template_set,
+        **writer_prompt(writer),
     )
-    cfg = ad_settings.COPYWRITER
-    writer = get_copywriter()
-    outcome = Outcome(model=writer.name, notes=notes)
+    outcome = Outcome(model=writer.name, notes=notes, prompt_version=prompt.version)
     rule_set = compliance.rules(ad_settings.COMPLIANCE)
     started = time.perf_counter()
     batch = max(1, int(cfg["BATCH_SIZE"]))
     made = 0
+    logprobs: list[float | None] = []  # per completion: its headline and description are variants 2i and 2i+1
     while made < n:
         k = min(batch, n - made)
         completions = writer.complete(
@@ -202,6 +205,7 @@ def generate(
         )
         for c in completions:
             outcome.tokens += c.tokens
+            logprobs.append(c.logprob)
             headline, description = prompts.parse(c.text, language=language, template_set=template_set)
             for asset_type, raw in (("headline", headline), ("description", description)):
                 text = compliance.normalise(raw)
@@ -220,9 +224,22 @@ def generate(
         made += k
         if progress:
             progress(made)
+    for i, verdict in enumerate(compliance.fluency(logprobs)):
+        if verdict is not None:
+            for v in outcome.variants[2 * i : 2 * i + 2]:
+                v.verdicts = [*v.verdicts, verdict]
     outcome.seconds = time.perf_counter() - started
     _dedupe_and_rank(campaign, outcome.variants, threshold=float(rule_set["NEAR_DUPLICATE_COSINE"]))
     return outcome
+
+
+def writer_prompt(writer) -> dict:
+    """How a copywriter wants its prompt: a fine-tuned one has no worked examples and its own prompt version."""
+    shots = getattr(writer, "shots", None)
+    version = getattr(writer, "version", "")
+    if shots is None:
+        return {}
+    return {"shots": shots, "version": f"lora:{version}" if version else prompts.PROMPT_VERSION}
 
 
 def _dedupe_and_rank(
@@ -351,7 +368,7 @@ def store(*, request: GenerationRequest, outcome: Outcome) -> list[Creative]:
             defaults=dict(
                 source=Creative.Source.GENERATED,
                 model_name=outcome.model,
-                prompt_version=prompts.PROMPT_VERSION,
+                prompt_version=outcome.prompt_version,
                 request=request,
                 rule_results=v.rule_results,
                 passes_rules=v.passed,

@@ -1,0 +1,206 @@
+"""Copywriter versions: evaluate a fine-tuned copywriter against the base on held-out products, register it,
+switch to it only when it is better, switch back.
+
+The evaluation writes ``variants`` completions for every held-out (product, language) pair with each model, as
+the creative studio would (each model with its own prompt: few-shot for the base, zero-shot for a fine-tune),
+and judges every headline and description by the advertising rules, grounded in the pair's product text and
+keywords. A model is *better* when its share of variants that pass every rule is higher and the paired
+bootstrap over products puts the lower end of the difference's interval above zero.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from adengine.conf import settings as ad_settings
+from adengine.ml import compliance, grounding, prompts
+from adengine.ml.copy_pairs import Pair
+from adengine.models import CopywriterModel
+
+
+@dataclass
+class Written:
+    """One model's variants for one held-out pair, with the rules' verdicts."""
+
+    sku: str
+    language: str
+    product: str
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (asset type, text)
+    verdicts: list[list[compliance.Verdict]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(compliance.passed(v) for v in self.verdicts)
+
+    @property
+    def grounded(self) -> int:
+        """Variants passing every rule whose claims are all grounded (every passing one, by construction)."""
+        return sum(compliance.passed(v) and all(x.passed for x in v if x.rule == "grounded") for v in self.verdicts)
+
+
+def pair_facts(pair: Pair, shop_brands: Sequence[str] = ()) -> grounding.Facts:
+    """What a held-out pair states: its product text and keywords (its own brands are those the text names)."""
+    own = tuple(b for b in shop_brands if b and b.casefold() in pair.product.casefold())
+    items = (("product", pair.product), *(("keyword", k) for k in pair.keywords))
+    return grounding.Facts(items=items, brands=own, shop_brands=tuple(shop_brands))
+
+
+def write(
+    writer,
+    pairs: Sequence[Pair],
+    *,
+    variants: int,
+    seed: int = 0,
+    shop_brands: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> list[Written]:
+    """``variants`` completions per pair with ``writer``, parsed and judged as the creative studio does."""
+    from adengine.services.creatives import writer_prompt
+
+    cfg = ad_settings.COPYWRITER
+    template_set = prompts.templates(ad_settings.PROMPT_TEMPLATES)
+    rule_set = compliance.rules(ad_settings.COMPLIANCE)
+    out: list[Written] = []
+    for i, pair in enumerate(pairs):
+        prompt = prompts.build(
+            language=pair.language,
+            product=pair.product,
+            keywords=list(pair.keywords),
+            voice=pair.voice,
+            template_set=template_set,
+            **writer_prompt(writer),
+        )
+        facts = pair_facts(pair, shop_brands)
+        title = pair.product.split("。" if pair.language == "zh" else ". ")[0]
+        done = Written(pair.sku, pair.language, pair.product)
+        logprobs = []
+        made = 0
+        while made < variants:
+            k = min(max(1, int(cfg["BATCH_SIZE"])), variants - made)
+            for c in writer.complete(
+                prompt.text,
+                n=k,
+                max_new_tokens=int(cfg["MAX_NEW_TOKENS"]),
+                temperature=float(cfg["TEMPERATURE"]),
+                top_p=float(cfg["TOP_P"]),
+                seed=seed + 1000 * i + made,
+            ):
+                logprobs.append(c.logprob)
+                headline, description = prompts.parse(c.text, language=pair.language, template_set=template_set)
+                for asset_type, raw in (("headline", headline), ("description", description)):
+                    text = compliance.normalise(raw)
+                    done.texts.append((asset_type, text))
+                    done.verdicts.append(
+                        compliance.check(
+                            text,
+                            asset_type=asset_type,
+                            language=pair.language,
+                            keywords=pair.keywords,
+                            product_names=[title],
+                            prompt=prompt.boilerplate,
+                            rule_set=rule_set,
+                            facts=facts,
+                            generated=True,
+                        )
+                    )
+            made += k
+        for j, verdict in enumerate(compliance.fluency(logprobs)):
+            if verdict is not None:
+                done.verdicts[2 * j] = [*done.verdicts[2 * j], verdict]
+                done.verdicts[2 * j + 1] = [*done.verdicts[2 * j + 1], verdict]
+        out.append(done)
+        if progress:
+            progress(i + 1)
+    return out
+
+
+def distinct_2(texts: Sequence[str]) -> float:
+    """Distinct bigrams over all bigrams (words in English, characters in Chinese) of ``texts``."""
+    grams: list[tuple[str, str]] = []
+    for text in texts:
+        units = list(text.replace(" ", "")) if any("\u4e00" <= ch <= "\u9fff" for ch in text) else text.lower().split()
+        grams += list(zip(units, units[1:], strict=False))
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def summary(written: Sequence[Written]) -> dict:
+    """Shares of variants passing every rule and with every claim grounded, distinct-2, per language and in all."""
+
+    def figures(rows: Sequence[Written]) -> dict:
+        total = sum(len(w.verdicts) for w in rows)
+        passed = sum(w.passed for w in rows)
+        failed: dict[str, int] = {}
+        for w in rows:
+            for verdicts in w.verdicts:
+                for v in verdicts:
+                    if not v.passed:
+                        failed[v.rule] = failed.get(v.rule, 0) + 1
+        return {
+            "variants": total,
+            "passed": passed,
+            "pass_share": passed / total if total else 0.0,
+            "grounded_of_passed": sum(w.grounded for w in rows) / passed if passed else None,
+            "distinct_2": distinct_2([t for w in rows for _, t in w.texts if t]),
+            "failures_by_rule": dict(sorted(failed.items(), key=lambda kv: -kv[1])),
+        }
+
+    languages = sorted({w.language for w in written})
+    return {
+        "all": figures(written),
+        **{lang: figures([w for w in written if w.language == lang]) for lang in languages},
+    }
+
+
+def compare(base: Sequence[Written], candidate: Sequence[Written], *, confidence: float = 0.9, seed: int = 0) -> dict:
+    """Paired bootstrap over held-out pairs of the candidate's minus the base's share of variants passing."""
+    diffs = [
+        c.passed / max(len(c.verdicts), 1) - b.passed / max(len(b.verdicts), 1)
+        for b, c in zip(base, candidate, strict=True)
+    ]
+    if not diffs:
+        return {"difference": 0.0, "low": 0.0, "high": 0.0, "better": False, "pairs": 0}
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(2000))
+    tail = (1 - confidence) / 2
+    low, high = means[int(tail * len(means))], means[min(len(means) - 1, int((1 - tail) * len(means)))]
+    return {
+        "difference": sum(diffs) / len(diffs),
+        "low": low,
+        "high": high,
+        "confidence": confidence,
+        "better": low > 0,
+        "pairs": len(diffs),
+    }
+
+
+def register(*, version: str, path: str, base: str, metrics: dict, decision: str) -> CopywriterModel:
+    """Record a fine-tuned copywriter (inactive)."""
+    return CopywriterModel.objects.create(version=version, path=path, base=base, metrics=metrics, decision=decision)
+
+
+@transaction.atomic
+def set_active(*, version: str | None) -> CopywriterModel | None:
+    """Make ``version`` the copywriter in use (None: back to the configured base model)."""
+    CopywriterModel.objects.filter(is_active=True).update(is_active=False)
+    if version is None:
+        return None
+    model = CopywriterModel.objects.select_for_update().get(version=version)
+    model.is_active = True
+    model.save(update_fields=["is_active"])
+    return model
+
+
+def active(base: str) -> CopywriterModel | None:
+    """The active fine-tune of ``base`` (the configured model), if any."""
+    return CopywriterModel.objects.filter(is_active=True, base=base).first()
+
+
+def timed(fn: Callable[[], list[Written]]) -> tuple[list[Written], float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
