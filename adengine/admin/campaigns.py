@@ -17,6 +17,8 @@ from adengine.models import (
 )
 from adengine.text import spreadsheet_safe
 
+from . import review
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,7 @@ class CampaignAdmin(admin.ModelAdmin):
     filter_horizontal = ["placements"]
     readonly_fields = ["spent", "created_at", "updated_at"]
     actions = ["generate_copy", "activate", "pause"]
+    change_form_template = "adengine/admin/campaign_change_form.html"
     fieldsets = [
         (None, {"fields": ["advertiser", "name", "status", "tier"]}),
         ("Targeting", {"fields": ["description", "keywords", "categories", "promoted_products",
@@ -131,8 +134,24 @@ class CampaignAdmin(admin.ModelAdmin):
                 "<int:pk>/audience/", self.admin_site.admin_view(self.audience_view), name="adengine_campaign_audience"
             ),
             path("<int:pk>/report/", self.admin_site.admin_view(self.report_view), name="adengine_campaign_report"),
+            path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="adengine_campaign_review"),
             *super().get_urls(),
         ]
+
+    def review_view(self, request, pk: int):
+        """The campaign's copy side by side by language, with rules, scores, evidence and Approve / Reject."""
+        return review.review_view(self, request, pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The change page links to the copy review, with how many variants wait for it."""
+        campaign = self.get_object(request, object_id)
+        if campaign is not None and request.user.has_perm(review.PERMISSION):
+            extra_context = {
+                **(extra_context or {}),
+                "review_url": review.review_url(campaign.pk),
+                "review_waiting": review.waiting(campaign),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="report")
     def report_link(self, obj):

@@ -56,8 +56,15 @@ class GenerationRequestAdmin(ReadOnlyAdmin):
         "queued",
         "attempts",
         "task_id",
+        "review_link",
     ]
     inlines = [CreativeInline]
+
+    @admin.display(description="review")
+    def review_link(self, obj):
+        from .review import review_url  # (review imports this module's RULE_NAMES)
+
+        return format_html('<a href="{}">Review these variants</a>', review_url(obj.campaign_id, request_id=obj.pk))
 
 
 RULE_NAMES = {
@@ -75,6 +82,7 @@ RULE_NAMES = {
     "blocklist": "no blocked words",
     "prompt_echo": "no echo of the prompt",
     "product_fit": "about its product, not another",
+    "near_duplicate": "not a near-duplicate of another asset",
 }
 
 
@@ -91,6 +99,7 @@ class CreativeAdmin(admin.ModelAdmin):
         "label",
         "source",
         "reasons",
+        "review_link",
     ]
     list_filter = ["status", "language", "asset_type", "source", "passes_rules", "label", "campaign"]
     search_fields = ["text"]
@@ -117,6 +126,12 @@ class CreativeAdmin(admin.ModelAdmin):
     @admin.display(description="rule results")
     def reasons(self, obj):
         return "; ".join(obj.rejection_reasons) or "all rules passed"
+
+    @admin.display(description="review")
+    def review_link(self, obj):
+        from .review import review_url
+
+        return format_html('<a href="{}">review page</a>', review_url(obj.campaign_id, creative_id=obj.pk))
 
     @admin.display(description="quality score", ordering="score")
     def quality(self, obj):

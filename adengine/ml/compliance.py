@@ -363,3 +363,41 @@ def reasons(verdicts: list[Verdict]) -> list[str]:
 
 def as_json(verdicts: list[Verdict]) -> list[dict]:
     return [asdict(v) for v in verdicts]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One claim of a checked text and the fact that supports it (``source`` "" when nothing does)."""
+
+    claim: str
+    source: str = ""  # e.g. "product description"
+    fact: str = ""  # the start of that fact's text
+    note: str = ""  # why an unsupported claim is one, when it is not simply unstated ("another brand")
+
+    @property
+    def supported(self) -> bool:
+        return bool(self.source)
+
+
+# the two shapes of the "grounded" rule's reason written by ``check`` above: "grounded: claim (source: fact); ..."
+# and "unsupported claim: claim (note), claim"; a claim never holds "(" or ";" (it is a number, a price, a term)
+# but a price may end in the copy's own comma ("¥1,299,")
+_SUPPORTED = re.compile(r"(?P<claim>[^(;]+?) \((?P<source>[^:()]+): (?P<fact>.*?)\)(?=; [^(;]+? \([^:()]+: |$)")
+_UNSUPPORTED = re.compile(r"(?P<claim>[^(]+?)(?: \((?P<note>[^()]*)\))?(?=, (?!\()|$)")
+
+
+def evidence(rule_results: list[dict]) -> list[Evidence]:
+    """The claims of a stored ``rule_results`` list with their grounding, read from the "grounded" rule's reason."""
+    result = next((r for r in rule_results if r.get("rule") == "grounded"), None)
+    reason = (result or {}).get("reason") or ""
+    if reason.startswith("grounded: "):
+        found = _SUPPORTED.finditer(reason.removeprefix("grounded: "))
+        return [Evidence(_claim(m["claim"]), m["source"].strip(), m["fact"]) for m in found]
+    if reason.startswith("unsupported claim: "):
+        found = _UNSUPPORTED.finditer(reason.removeprefix("unsupported claim: "))
+        return [Evidence(_claim(m["claim"].removeprefix(", ")), note=m["note"] or "") for m in found]
+    return []
+
+
+def _claim(text: str) -> str:
+    return text.strip().rstrip(",;").strip()

@@ -207,3 +207,30 @@ def test_display_width_counts_a_chinese_character_twice():
     assert "max_length" in failing(
         "越野跑鞋防滑大底湿滑山路也稳稳当当", asset_type="headline", language="zh", keywords=KW_ZH
     )
+
+
+def test_the_evidence_of_claims_is_read_back_from_the_stored_rule_results():
+    facts = compliance.grounding.Facts(
+        items=(("product title", "Voltix power bank 10000 mAh (black); 2 ports"),
+               ("product description", "Charges a phone 3 times.")),
+        brands=("Voltix",), shop_brands=("Voltix", "Ampere"),
+    )  # fmt: skip
+    # given a grounded text's stored results (a fact with parentheses and a semicolon of its own)
+    stored = compliance.as_json(compliance.check(
+        "Voltix 10000 mAh: charge 3 times.", asset_type="description", language="en", keywords=["power bank"],
+        product_names=[], facts=facts, generated=True))  # fmt: skip
+    # then each claim comes back with the fact that states it
+    assert compliance.evidence(stored) == [
+        compliance.Evidence("10000 mah", "product title", "Voltix power bank 10000 mAh (black); 2 ports"),
+        compliance.Evidence("3", "product description", "Charges a phone 3 times."),
+    ]
+    # and an ungrounded text's claims come back unsupported, with why when there is more to say
+    stored = compliance.as_json(compliance.check(
+        "Ampere power bank, ¥1,299, waterproof.", asset_type="description", language="en", keywords=["power bank"],
+        product_names=[], facts=facts, generated=True))  # fmt: skip
+    assert [(e.claim, e.supported, e.note) for e in compliance.evidence(stored)] == [
+        ("¥1,299", False, "prices and discounts come from the shop, not the copy"),
+        ("waterproof", False, ""),
+        ("Ampere", False, "another brand"),
+    ]
+    assert compliance.evidence([]) == []

@@ -9,33 +9,11 @@ from django.core.management import CommandError, call_command
 from adengine.models import Advertiser, Campaign, Creative, GenerationRequest
 from adengine.services.creatives import CreativeRequestError, add_human_asset, request_copy, review, run_request
 from tests.conftest import adengine_settings
-from tests.factories import CategoryFactory, ProductFactory
+from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
 SHORT = {"COPYWRITER": {"MAX_NEW_TOKENS": 28, "BATCH_SIZE": 2}}
-
-
-@pytest.fixture
-def campaign(encoder):
-    cat = CategoryFactory(slug="audio", name_en="Audio", name_zh="音频设备")
-    product = ProductFactory(
-        category=cat,
-        title_en="Wireless earbuds",
-        title_zh="无线耳机",
-        brand="Sonica",
-        description_en="Wireless earbuds with 30 hours of battery life.",
-        description_zh="无线耳机，续航30小时。",
-    )
-    c = Campaign.objects.create(
-        advertiser=Advertiser.objects.create(name="Sonica"),
-        name="Earbuds",
-        keywords=["wireless earbuds", "无线耳机"],
-        languages=["en", "zh"],
-        brand_voice="friendly",
-    )
-    c.promoted_products.add(product)
-    return c
 
 
 @adengine_settings(**SHORT)
