@@ -175,7 +175,7 @@ def train(
             optimiser.step()
             schedule.step()
             step += 1
-            running, counted = running + float(loss_sum), counted + n
+            running, counted = running + float(loss_sum.detach()), counted + n
             if progress:
                 progress(step, total, float(loss))
             if max_minutes and (time.perf_counter() - started) / 60 > max_minutes:

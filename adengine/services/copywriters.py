@@ -57,9 +57,11 @@ def write(
     variants: int,
     seed: int = 0,
     shop_brands: Sequence[str] = (),
+    facts_for: Callable[[Pair], grounding.Facts] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[Written]:
-    """``variants`` completions per pair with ``writer``, parsed and judged as the creative studio does."""
+    """``variants`` completions per pair with ``writer``, parsed and judged as the creative studio does (claims
+    grounded in ``facts_for(pair)``, by default the pair's product text and keywords)."""
     from adengine.services.creatives import writer_prompt
 
     cfg = ad_settings.COPYWRITER
@@ -75,7 +77,7 @@ def write(
             template_set=template_set,
             **writer_prompt(writer),
         )
-        facts = pair_facts(pair, shop_brands)
+        facts = facts_for(pair) if facts_for else pair_facts(pair, shop_brands)
         title = pair.product.split("。" if pair.language == "zh" else ". ")[0]
         done = Written(pair.sku, pair.language, pair.product)
         logprobs = []
