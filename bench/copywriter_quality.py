@@ -90,7 +90,7 @@ def main() -> None:
             variants=args.variants,
             seed=args.seed,
             facts_for=lambda pair: copy_pairs.catalog_facts(rows[pair.sku], brands),
-            progress=lambda n: print(f"  [{name}] {n}/{len(pairs)}", end="\r", flush=True),
+            progress=lambda n, name=name: print(f"  [{name}] {n}/{len(pairs)}", end="\r", flush=True),
         )
         seconds = time.perf_counter() - started
         results[name] = {**copywriters.summary(written), "seconds": seconds, "model": writer.name}
