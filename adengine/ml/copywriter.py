@@ -280,6 +280,13 @@ def token_logprobs(step_logits, chosen):
     return torch.stack(rows, dim=1) if rows else torch.zeros((chosen.shape[0], 0))
 
 
+def _mean_logprob(choice: dict) -> float | None:
+    """The mean token log-probability of a chat-completions choice (``logprobs.content[].logprob``), if given."""
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    values = [t.get("logprob") for t in content if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)]
+    return sum(values) / len(values) if values else None
+
+
 class OpenAICopywriter:
     """An OpenAI-compatible chat-completions server."""
 
@@ -310,6 +317,7 @@ class OpenAICopywriter:
                 "seed": seed,
                 "max_tokens": max_new_tokens,
                 "stop": [stop],
+                "logprobs": True,  # per-token likelihoods for the fluency rule (ignored by servers without them)
                 "messages": [
                     {
                         "role": "system",
@@ -334,7 +342,10 @@ class OpenAICopywriter:
                 if not choices:
                     raise CopywriterError(f"{self.url} returned no choices")
                 per = max(1, usage // len(choices)) if usage else 0
-                return [Completion((c.get("message") or {}).get("content", "").split(stop)[0], per) for c in choices]
+                return [
+                    Completion((c.get("message") or {}).get("content", "").split(stop)[0], per, _mean_logprob(c))
+                    for c in choices
+                ]
             except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, CopywriterError, OSError) as exc:
                 last = exc
                 if isinstance(exc, urllib.error.HTTPError) and 400 <= exc.code < 500 and exc.code != 429:

@@ -731,9 +731,15 @@ def review(*, creatives, approve: bool, user=None) -> int:
     qs = creatives.exclude(status=status)
     if approve:
         qs = qs.filter(passes_rules=True)
-    return qs.update(
+    changed = qs.update(
         status=status, reviewed_by=user if getattr(user, "is_authenticated", False) else None, updated_at=timezone.now()
     )
+    if changed:  # a bulk update sends no post_save: this process's serving index is rebuilt on next use, and
+        # the other processes see the newer updated_at when they check theirs
+        from adengine.serving import get_backend
+
+        get_backend().invalidate()
+    return changed
 
 
 def rescore(*, campaign: Campaign) -> int:

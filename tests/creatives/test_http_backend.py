@@ -26,9 +26,9 @@ DESCRIPTIONS = [
 class ChatServer:
     """A tiny chat-completions server: answers with canned ad copy, or sleeps to time out."""
 
-    def __init__(self, delay: float = 0.0, fail_first: int = 0) -> None:
+    def __init__(self, delay: float = 0.0, fail_first: int = 0, logprobs: list[float] | None = None) -> None:
         self.requests: list[dict] = []
-        self.delay, self.fail_first = delay, fail_first
+        self.delay, self.fail_first, self.logprobs = delay, fail_first, logprobs
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +54,10 @@ class ChatServer:
                     }
                     for i in range(body.get("n", 1))
                 ]
+                if outer.logprobs and body.get("logprobs"):  # as OpenAI's API: one entry per token
+                    for i, choice in enumerate(choices):
+                        value = outer.logprobs[i % len(outer.logprobs)]
+                        choice["logprobs"] = {"content": [{"token": "t", "logprob": value}] * 5}
                 payload = json.dumps({"choices": choices, "usage": {"completion_tokens": 20 * len(choices)}}).encode()
                 try:
                     self.send_response(200)
@@ -135,3 +139,24 @@ def test_a_timing_out_server_fails_the_request_with_its_reason(encoder):
         s.close()
     assert request.status == "failed" and "failed after 1 attempt" in request.error
     assert not Creative.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_fluency_rule_reads_the_servers_token_likelihoods(encoder):
+    # a server that says how likely each completion was: the fourth is far less likely than its siblings
+    s = ChatServer(logprobs=[-0.6, -0.7, -0.65, -4.5])
+    campaign = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Sonica"), name="Earbuds", keywords=["wireless earbuds"]
+    )
+    try:
+        cfg = {"COPYWRITER": {"BACKEND": "openai", "BASE_URL": s.url, "MODEL": "m", "BATCH_SIZE": 4}}
+        with adengine_settings(**cfg):
+            request = run_request(str(request_copy(campaign=campaign, language="en", n=4, enqueue=False).pk))
+    finally:
+        s.close()
+    assert s.requests[0]["logprobs"] is True
+    headlines = {c.text: c for c in Creative.objects.filter(request=request, asset_type="headline")}
+    unlikely = headlines[HEADLINES[3]]
+    assert not unlikely.passes_rules and any("fluency" in r and "unlikely" in r for r in unlikely.rejection_reasons)
+    assert all(c.passes_rules for text, c in headlines.items() if text != HEADLINES[3])
+    assert request.stats["rejections"].get("fluency", 0) >= 1
