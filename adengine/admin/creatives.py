@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from adengine.models import (
+    CopywriterModel,
     Creative,
     GenerationRequest,
 )
@@ -227,3 +228,39 @@ class CreativeAdmin(admin.ModelAdmin):
         from adengine.services.creatives import review
 
         self.message_user(request, f"Rejected {review(creatives=queryset, approve=False, user=request.user)}.")
+
+
+@admin.register(CopywriterModel)
+class CopywriterModelAdmin(ReadOnlyAdmin):
+    """Fine-tuned copywriters (adengine_finetune_copywriter): how each did against the base, and which writes."""
+
+    list_display = ["version", "is_active", "base", "held_out", "decision", "created_at"]
+    list_filter = ["is_active"]
+    actions = ["activate", "back_to_base"]
+
+    @admin.display(description="held-out assets passing every rule, base -> fine-tuned")
+    def held_out(self, obj):
+        base, tuned = obj.metrics.get("base", {}).get("all", {}), obj.metrics.get("candidate", {}).get("all", {})
+        if not base or not tuned:
+            return "-"
+        return (
+            f"{base['passed']}/{base['variants']} ({base['pass_share']:.0%}) -> "
+            f"{tuned['passed']}/{tuned['variants']} ({tuned['pass_share']:.0%})"
+        )
+
+    @admin.action(description="Write the shop's copy with this version")
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one copywriter version.", messages.ERROR)
+            return
+        from adengine.services.copywriters import set_active
+
+        chosen = set_active(version=queryset.get().version)
+        self.message_user(request, f"{chosen.version} writes the copy from the next request on.")
+
+    @admin.action(description="Go back to the configured base model")
+    def back_to_base(self, request, queryset):
+        from adengine.services.copywriters import set_active
+
+        set_active(version=None)
+        self.message_user(request, "The configured base model writes the copy from the next request on.")
