@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -21,7 +20,7 @@ from django.utils import timezone
 from adengine import queues
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.ml import compliance, grounding, prompts
+from adengine.ml import compliance, copy_pairs, grounding, prompts
 from adengine.ml.copywriter import CopywriterError, get_copywriter
 from adengine.ml.encoder import get_encoder
 from adengine.models import Campaign, Creative, GenerationRequest, ProductVector
@@ -110,10 +109,9 @@ def campaign_inputs(campaign: Campaign, language: str) -> tuple[str, list[str], 
     notes: list[str] = []
     if products:
         first = products[0]
-        desc = adapter.product_description(first, language)
-        sentence = re.split(r"(?<=[.!?。！？])\s*", desc, maxsplit=1)[0] if desc else ""
-        if sentence:
-            product_text = adapter.product_title(first, language) + f". {sentence}"
+        desc = (adapter.product_description(first, language) or "").strip()
+        if desc:  # the title and the description (prompts.as_data keeps the first 240 characters)
+            product_text = copy_pairs.product_text(adapter.product_title(first, language), desc)
         else:
             category = adapter.category_name(adapter.product_category(first), language)
             facts = [adapter.product_title(first, language), category, ", ".join(keywords[:3])]
