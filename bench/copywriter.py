@@ -27,10 +27,10 @@ import torch  # noqa: E402
 
 from adengine.conf import settings as ad_settings  # noqa: E402
 from adengine.ml import prompts  # noqa: E402
-from adengine.ml.copywriter import get_copywriter  # noqa: E402
+from adengine.ml.copywriter import get_copywriter, prompt_options  # noqa: E402
 from adengine.ml.encoder import get_encoder  # noqa: E402
 from adengine.models import Campaign, Creative  # noqa: E402
-from adengine.services.creatives import campaign_inputs, request_copy, run_request, writer_prompt  # noqa: E402
+from adengine.services.creatives import campaign_inputs, request_copy, run_request  # noqa: E402
 
 
 def pipeline_vs_raw(campaign: Campaign, language: str, n: int, seed: int) -> dict:
@@ -43,7 +43,7 @@ def pipeline_vs_raw(campaign: Campaign, language: str, n: int, seed: int) -> dic
         keywords=keywords or names,
         voice=campaign.brand_voice,
         template_set=prompts.templates(ad_settings.PROMPT_TEMPLATES),
-        **writer_prompt(writer),  # the prompt the pipeline uses with this writer (zero-shot for a fine-tune)
+        **prompt_options(writer),  # the prompt the pipeline uses with this writer (zero-shot for a fine-tune)
     )
     writer.complete(prompt.text, n=1, max_new_tokens=4, temperature=0.7, top_p=0.95, seed=0)  # warm-up
     get_encoder().encode_passages(["warm-up"])  # a worker loads its models once, before the first request

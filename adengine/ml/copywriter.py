@@ -23,13 +23,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from adengine.conf import settings as ad_settings
-from adengine.ml import files
+from adengine.ml import files, prompts
 from adengine.ml.encoder import models_dir
 
 log = logging.getLogger(__name__)
@@ -353,6 +354,70 @@ class OpenAICopywriter:
                 if attempt < self.retries:
                     time.sleep(min(2**attempt * 0.5, 5))
         raise CopywriterError(f"the copywriter server at {self.url} failed after {self.retries + 1} attempt(s): {last}")
+
+
+# ---- drafting: completions -> judged headline and description texts -------------------------------------
+@dataclass
+class Draft:
+    asset_type: str  # "headline" or "description"
+    text: str
+    verdicts: list
+
+
+def prompt_options(writer) -> dict:
+    """How a copywriter wants its prompt (``prompts.build`` keywords): a fine-tuned one has no worked examples
+    and its own prompt version."""
+    shots = getattr(writer, "shots", None)
+    if shots is None:
+        return {}
+    version = getattr(writer, "version", "")
+    return {"shots": shots, "version": f"lora:{version}" if version else prompts.PROMPT_VERSION}
+
+
+def draft(
+    writer,
+    prompt: prompts.Prompt,
+    *,
+    n: int,
+    seed: int,
+    settings: dict,
+    template_set: dict,
+    judge: Callable[[str, str], list],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Draft], int]:
+    """``n`` completions of ``prompt`` in batches, each parsed into a headline and a description, each judged by
+    ``judge(text, asset_type)`` and by the fluency rule against its siblings. Returns the drafts (completion i
+    gives drafts 2i and 2i+1) and the tokens generated."""
+    from adengine.ml import compliance
+
+    batch = max(1, int(settings["BATCH_SIZE"]))
+    drafts: list[Draft] = []
+    logprobs: list[float | None] = []
+    tokens = made = 0
+    while made < n:
+        k = min(batch, n - made)
+        for c in writer.complete(
+            prompt.text,
+            n=k,
+            max_new_tokens=int(settings["MAX_NEW_TOKENS"]),
+            temperature=float(settings["TEMPERATURE"]),
+            top_p=float(settings["TOP_P"]),
+            seed=seed + made,
+        ):
+            tokens += c.tokens
+            logprobs.append(c.logprob)
+            headline, description = prompts.parse(c.text, language=prompt.language, template_set=template_set)
+            for asset_type, raw in (("headline", headline), ("description", description)):
+                text = compliance.normalise(raw)
+                drafts.append(Draft(asset_type, text, judge(text, asset_type)))
+        made += k
+        if progress:
+            progress(made)
+    for i, verdict in enumerate(compliance.fluency(logprobs)):
+        if verdict is not None:
+            for d in drafts[2 * i : 2 * i + 2]:
+                d.verdicts = [*d.verdicts, verdict]
+    return drafts, tokens
 
 
 def get_copywriter():

@@ -20,6 +20,7 @@ from django.db import transaction
 from adengine.conf import settings as ad_settings
 from adengine.ml import compliance, grounding, prompts
 from adengine.ml.copy_pairs import Pair
+from adengine.ml.copywriter import draft, prompt_options
 from adengine.models import CopywriterModel
 
 
@@ -62,8 +63,6 @@ def write(
 ) -> list[Written]:
     """``variants`` completions per pair with ``writer``, parsed and judged as the creative studio does (claims
     grounded in ``facts_for(pair)``, by default the pair's product text and keywords)."""
-    from adengine.services.creatives import writer_prompt
-
     cfg = ad_settings.COPYWRITER
     template_set = prompts.templates(ad_settings.PROMPT_TEMPLATES)
     rule_set = compliance.rules(ad_settings.COMPLIANCE)
@@ -75,46 +74,30 @@ def write(
             keywords=list(pair.keywords),
             voice=pair.voice,
             template_set=template_set,
-            **writer_prompt(writer),
+            **prompt_options(writer),
         )
         facts = facts_for(pair) if facts_for else pair_facts(pair, shop_brands)
         title = pair.product.split("。" if pair.language == "zh" else ". ")[0]
+
+        def judge(text: str, asset_type: str, pair=pair, prompt=prompt, facts=facts, title=title) -> list:
+            return compliance.check(
+                text,
+                asset_type=asset_type,
+                language=pair.language,
+                keywords=pair.keywords,
+                product_names=[title],
+                prompt=prompt.boilerplate,
+                rule_set=rule_set,
+                facts=facts,
+                generated=True,
+            )
+
+        drafts, _ = draft(
+            writer, prompt, n=variants, seed=seed + 1000 * i, settings=cfg, template_set=template_set, judge=judge
+        )
         done = Written(pair.sku, pair.language, pair.product)
-        logprobs = []
-        made = 0
-        while made < variants:
-            k = min(max(1, int(cfg["BATCH_SIZE"])), variants - made)
-            for c in writer.complete(
-                prompt.text,
-                n=k,
-                max_new_tokens=int(cfg["MAX_NEW_TOKENS"]),
-                temperature=float(cfg["TEMPERATURE"]),
-                top_p=float(cfg["TOP_P"]),
-                seed=seed + 1000 * i + made,
-            ):
-                logprobs.append(c.logprob)
-                headline, description = prompts.parse(c.text, language=pair.language, template_set=template_set)
-                for asset_type, raw in (("headline", headline), ("description", description)):
-                    text = compliance.normalise(raw)
-                    done.texts.append((asset_type, text))
-                    done.verdicts.append(
-                        compliance.check(
-                            text,
-                            asset_type=asset_type,
-                            language=pair.language,
-                            keywords=pair.keywords,
-                            product_names=[title],
-                            prompt=prompt.boilerplate,
-                            rule_set=rule_set,
-                            facts=facts,
-                            generated=True,
-                        )
-                    )
-            made += k
-        for j, verdict in enumerate(compliance.fluency(logprobs)):
-            if verdict is not None:
-                done.verdicts[2 * j] = [*done.verdicts[2 * j], verdict]
-                done.verdicts[2 * j + 1] = [*done.verdicts[2 * j + 1], verdict]
+        done.texts = [(d.asset_type, d.text) for d in drafts]
+        done.verdicts = [d.verdicts for d in drafts]
         out.append(done)
         if progress:
             progress(i + 1)

@@ -21,7 +21,7 @@ from adengine import queues
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.ml import compliance, copy_pairs, grounding, prompts
-from adengine.ml.copywriter import CopywriterError, get_copywriter
+from adengine.ml.copywriter import CopywriterError, draft, get_copywriter, prompt_options
 from adengine.ml.encoder import get_encoder
 from adengine.models import Campaign, Creative, GenerationRequest, ProductVector
 from adengine.queues import QueueUnavailable, publish, queue_for
@@ -183,61 +183,32 @@ def generate(
         keywords=keywords or names,
         voice=campaign.brand_voice,
         template_set=template_set,
-        **writer_prompt(writer),
+        **prompt_options(writer),
     )
     outcome = Outcome(model=writer.name, notes=notes, prompt_version=prompt.version)
     rule_set = compliance.rules(ad_settings.COMPLIANCE)
     started = time.perf_counter()
-    batch = max(1, int(cfg["BATCH_SIZE"]))
-    made = 0
-    logprobs: list[float | None] = []  # per completion: its headline and description are variants 2i and 2i+1
-    while made < n:
-        k = min(batch, n - made)
-        completions = writer.complete(
-            prompt.text,
-            n=k,
-            max_new_tokens=int(cfg["MAX_NEW_TOKENS"]),
-            temperature=float(cfg["TEMPERATURE"]),
-            top_p=float(cfg["TOP_P"]),
-            seed=seed + made,
+
+    def judge(text: str, asset_type: str) -> list[compliance.Verdict]:
+        return compliance.check(
+            text,
+            asset_type=asset_type,
+            language=language,
+            keywords=keywords,
+            product_names=names,
+            prompt=prompt.boilerplate,
+            rule_set=rule_set,
+            facts=facts,
+            generated=True,
         )
-        for c in completions:
-            outcome.tokens += c.tokens
-            logprobs.append(c.logprob)
-            headline, description = prompts.parse(c.text, language=language, template_set=template_set)
-            for asset_type, raw in (("headline", headline), ("description", description)):
-                text = compliance.normalise(raw)
-                verdicts = compliance.check(
-                    text,
-                    asset_type=asset_type,
-                    language=language,
-                    keywords=keywords,
-                    product_names=names,
-                    prompt=prompt.boilerplate,
-                    rule_set=rule_set,
-                    facts=facts,
-                    generated=True,
-                )
-                outcome.variants.append(Variant(asset_type, text, verdicts))
-        made += k
-        if progress:
-            progress(made)
-    for i, verdict in enumerate(compliance.fluency(logprobs)):
-        if verdict is not None:
-            for v in outcome.variants[2 * i : 2 * i + 2]:
-                v.verdicts = [*v.verdicts, verdict]
+
+    drafts, outcome.tokens = draft(
+        writer, prompt, n=n, seed=seed, settings=cfg, template_set=template_set, judge=judge, progress=progress
+    )
+    outcome.variants = [Variant(d.asset_type, d.text, d.verdicts) for d in drafts]
     outcome.seconds = time.perf_counter() - started
     _dedupe_and_rank(campaign, outcome.variants, threshold=float(rule_set["NEAR_DUPLICATE_COSINE"]))
     return outcome
-
-
-def writer_prompt(writer) -> dict:
-    """How a copywriter wants its prompt: a fine-tuned one has no worked examples and its own prompt version."""
-    shots = getattr(writer, "shots", None)
-    version = getattr(writer, "version", "")
-    if shots is None:
-        return {}
-    return {"shots": shots, "version": f"lora:{version}" if version else prompts.PROMPT_VERSION}
 
 
 def _dedupe_and_rank(
