@@ -77,7 +77,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         {},
         "Overrides of the advertising rules in adengine.ml.compliance.DEFAULT_RULES: MAX_LENGTH, "
         "MIN_LENGTH, REQUIRE_KEYWORD_OR_PRODUCT, ABSOLUTE_TERMS, BLOCKLIST, NEAR_DUPLICATE_COSINE, "
-        "PROMPT_ECHO_MIN_CHARS.",
+        "NEAR_DUPLICATE_OVERLAP, PROMPT_ECHO_MIN_CHARS.",
     ),
     "CREATIVE_AUDIENCE_SIZE": (200, "Shoppers whose interest centroid scores a campaign's assets."),
     "CREATIVE_AUDIENCE_WEIGHT": (

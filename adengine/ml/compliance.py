@@ -103,7 +103,10 @@ DEFAULT_RULES: dict = {
     # share of a zh asset's letters that must be Chinese (brand names in Latin letters are fine)
     "MIN_SCRIPT_SHARE": 0.6,
     "BLOCKLIST": ["free money", "click here", "viagra", "casino", "赌博", "免费领取"],
+    # a near-duplicate of another asset: the encoder finds them this similar AND they share this much wording
+    # (e5's cosine between two distinct texts about one product is often 0.93-0.97: it alone cannot tell)
     "NEAR_DUPLICATE_COSINE": 0.93,
+    "NEAR_DUPLICATE_OVERLAP": 0.5,
     "PROMPT_ECHO_MIN_CHARS": 32,
 }
 
@@ -351,6 +354,20 @@ def fluency(logprobs: list[float | None]) -> list[Verdict | None]:
         else:
             out.append(Verdict("fluency", True))
     return out
+
+
+def _units(text: str) -> list[str]:
+    """Words (lower case) of a text, and each Chinese character as a word of its own."""
+    return [u for u in re.findall(r"[\u4e00-\u9fff]|[^\W_]+", unicodedata.normalize("NFKC", text).lower())]
+
+
+def overlap(a: str, b: str) -> float:
+    """How much wording two texts share: Jaccard similarity of their words and word pairs (characters and
+    character pairs in Chinese). 1.0 for the same words in the same order, 0.0 for nothing in common."""
+    ua, ub = _units(a), _units(b)
+    ga = set(ua) | {f"{x} {y}" for x, y in zip(ua, ua[1:], strict=False)}
+    gb = set(ub) | {f"{x} {y}" for x, y in zip(ub, ub[1:], strict=False)}
+    return len(ga & gb) / len(ga | gb) if ga | gb else 1.0
 
 
 def passed(verdicts: list[Verdict]) -> bool:

@@ -242,6 +242,7 @@ class LocalCopywriter:
         import torch
 
         inputs = self.tokenizer(prompt, return_tensors="pt")
+        recorder = LikelihoodRecorder(inputs["input_ids"].shape[1])
         torch.manual_seed(seed)
         with torch.inference_mode():
             out = self.model.generate(
@@ -253,11 +254,10 @@ class LocalCopywriter:
                 num_return_sequences=n,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.stop_ids(stop),
-                return_dict_in_generate=True,
-                output_logits=True,
+                logits_processor=[recorder],
             )
-        new = out.sequences[:, inputs["input_ids"].shape[1] :]
-        logprobs = token_logprobs(out.logits, new)
+        new = out[:, inputs["input_ids"].shape[1] :]
+        logprobs = recorder.finish(new)
         results = []
         for row, lp in zip(new, logprobs, strict=True):
             text = self.tokenizer.decode(row, skip_special_tokens=True)
@@ -271,14 +271,40 @@ class LocalCopywriter:
         return results
 
 
-def token_logprobs(step_logits, chosen):
-    """Each sequence's log-probability of every chosen token under the raw logits of its step."""
-    import torch
+class LikelihoodRecorder:
+    """A logits processor that records the log-probability of each token the sampler chose, under the raw logits.
 
-    rows = []
-    for step, logits in enumerate(step_logits):  # one (batch, vocab) tensor per generated position
-        rows.append(torch.log_softmax(logits.float(), dim=-1).gather(1, chosen[:, step : step + 1]).squeeze(1))
-    return torch.stack(rows, dim=1) if rows else torch.zeros((chosen.shape[0], 0))
+    ``generate`` runs custom processors before temperature and top-p, so the scores it sees are the model's own.
+    Each step keeps one row per sequence: the log-normaliser of this step and its scores until the next step says
+    which token was chosen (then only that token's score is kept) -- no copy of every step's 262k-wide logits."""
+
+    def __init__(self, prompt_length: int) -> None:
+        self.start = prompt_length
+        self.previous = None  # (scores, log-normaliser) of the last step
+        self.values: list = []
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.previous is not None:
+            self.values.append(self._chosen(input_ids[:, -1]))
+        self.previous = (scores.clone(), torch.logsumexp(scores.float(), dim=-1))
+        return scores
+
+    def _chosen(self, tokens):
+        scores, norm = self.previous
+        return scores.gather(1, tokens.unsqueeze(1)).squeeze(1).float() - norm
+
+    def finish(self, new_tokens):
+        """Per sequence, the log-probability of each generated token ((batch, generated) tensor)."""
+        import torch
+
+        values = list(self.values)
+        if self.previous is not None and len(values) < new_tokens.shape[1]:
+            values.append(self._chosen(new_tokens[:, len(values)]))
+        if not values:
+            return torch.zeros((new_tokens.shape[0], 0))
+        return torch.stack(values, dim=1)
 
 
 def _mean_logprob(choice: dict) -> float | None:

@@ -207,14 +207,19 @@ def generate(
     )
     outcome.variants = [Variant(d.asset_type, d.text, d.verdicts) for d in drafts]
     outcome.seconds = time.perf_counter() - started
-    _dedupe_and_rank(campaign, outcome.variants, threshold=float(rule_set["NEAR_DUPLICATE_COSINE"]))
+    _dedupe_and_rank(campaign, outcome.variants, rule_set=rule_set)
     return outcome
 
 
 def _dedupe_and_rank(
-    campaign: Campaign, variants: list[Variant], *, threshold: float, exclude_pk: int | None = None
+    campaign: Campaign, variants: list[Variant], *, rule_set: dict, exclude_pk: int | None = None
 ) -> None:
-    """Embed variants, mark near-duplicates (of each other or of stored assets but ``exclude_pk``), score the rest."""
+    """Embed variants, mark near-duplicates (of each other or of stored assets but ``exclude_pk``), score the rest.
+
+    A near-duplicate is as close as the encoder's ``NEAR_DUPLICATE_COSINE`` *and* shares the wording
+    (``compliance.overlap`` at least ``NEAR_DUPLICATE_OVERLAP``): distinct copy about one product is often as
+    close as 0.95 to the encoder."""
+    threshold, wording = float(rule_set["NEAR_DUPLICATE_COSINE"]), float(rule_set["NEAR_DUPLICATE_OVERLAP"])
     texts = [v for v in variants if v.text]
     if not texts:
         return
@@ -239,7 +244,9 @@ def _dedupe_and_rank(
         if not compliance.passed(v.verdicts):
             continue
         for asset_type, text, emb in kept:
-            if asset_type == v.asset_type and (text == v.text or float(emb @ v.embedding) > threshold):
+            if asset_type == v.asset_type and (
+                text == v.text or (float(emb @ v.embedding) > threshold and compliance.overlap(text, v.text) >= wording)
+            ):
                 v.duplicate_of = text
                 break
         else:
@@ -604,7 +611,7 @@ def _judged(*, campaign: Campaign, asset_type: str, language: str, text: str, ex
     inputs = rule_inputs(campaign, language)
     verdicts = check_text(text, inputs=inputs, asset_type=asset_type, language=language, rule_set=rule_set)
     variant = Variant(asset_type, text, verdicts)
-    _dedupe_and_rank(campaign, [variant], threshold=float(rule_set["NEAR_DUPLICATE_COSINE"]), exclude_pk=exclude_pk)
+    _dedupe_and_rank(campaign, [variant], rule_set=rule_set, exclude_pk=exclude_pk)
     return variant
 
 

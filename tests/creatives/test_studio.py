@@ -221,3 +221,18 @@ def test_the_admin_says_why_a_headline_is_served(campaign, client):
     assert "120 impressions with 2 clicks; label learning" in page
     page = client.get(f"/admin/adengine/creative/{draft.pk}/change/").content.decode()
     assert "not served: only approved headlines compete" in page
+
+
+def test_near_duplicates_share_wording_not_only_meaning(campaign):
+    from adengine.ml.compliance import overlap
+
+    first = "无线耳机续航30小时，通勤运动都能听。"
+    other = "通勤路上戴上无线耳机，一次充电陪你30小时。"  # the same product and facts, in other words
+    again = "无线耳机续航30小时，通勤运动都能听！"
+    assert overlap(first, again) > 0.8 and overlap(first, other) < 0.5
+    a = add_human_asset(campaign=campaign, asset_type="description", language="zh", text=first)
+    b = add_human_asset(campaign=campaign, asset_type="description", language="zh", text=other)
+    c = add_human_asset(campaign=campaign, asset_type="description", language="zh", text=again)
+    assert a.passes_rules, a.rejection_reasons
+    assert not any("near_duplicate" in r for r in b.rejection_reasons), b.rejection_reasons
+    assert any("near_duplicate" in r for r in c.rejection_reasons)
