@@ -12,6 +12,11 @@ from adengine import clock
 from adengine.models import Campaign, CampaignDay
 
 
+def unit_price(*, pricing: str, bid: Decimal) -> Decimal:
+    """What one billable event of a campaign costs: a click (CPC) or a view (CPM / 1000)."""
+    return bid if pricing == Campaign.Pricing.CPC else bid / Decimal(1000)
+
+
 def daily_plan(daily_budget, now: dt.datetime | None = None):
     """What a daily budget may have spent by ``now``: its share of the shop's day gone plus ``PACING_SLACK``
     (so a campaign is never starved early in the day), at most the whole budget. Works on a number or a numpy

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from adengine.models import Campaign
+from adengine.services.budgets import unit_price
 from adengine.text import CJK
 
 _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
@@ -82,7 +82,7 @@ class CampaignEntry:
     @property
     def unit_price(self) -> Decimal:
         """What one billable event costs: a click (CPC) or a view (CPM / 1000)."""
-        return self.bid if self.pricing == Campaign.Pricing.CPC else self.bid / Decimal(1000)
+        return unit_price(pricing=self.pricing, bid=self.bid)
 
 
 @dataclass
