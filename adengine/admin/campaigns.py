@@ -9,7 +9,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from adengine.models import (
     Advertiser,
@@ -17,7 +17,7 @@ from adengine.models import (
 )
 from adengine.text import spreadsheet_safe
 
-from . import review
+from . import dashboard, review
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class CampaignAdmin(admin.ModelAdmin):
     readonly_fields = ["spent", "created_at", "updated_at"]
     actions = ["generate_copy", "activate", "pause"]
     change_form_template = "adengine/admin/campaign_change_form.html"
+    change_list_template = "adengine/admin/campaign_change_list.html"
     fieldsets = [
         (None, {"fields": ["advertiser", "name", "status", "tier"]}),
         ("Targeting", {"fields": ["description", "keywords", "categories", "promoted_products",
@@ -130,6 +131,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="adengine_dashboard"),
             path(
                 "<int:pk>/audience/", self.admin_site.admin_view(self.audience_view), name="adengine_campaign_audience"
             ),
@@ -137,6 +139,30 @@ class CampaignAdmin(admin.ModelAdmin):
             path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="adengine_campaign_review"),
             *super().get_urls(),
         ]
+
+    def dashboard_view(self, request):
+        """Every campaign's delivery against plan, results and delivery diagnosis, filtered by advertiser and status."""
+        return dashboard.dashboard_view(self, request)
+
+    def save_related(self, request, form, formsets, change):
+        """After the campaign and its placements and products are saved: warn when it is active but cannot deliver
+        (the save stands)."""
+        super().save_related(request, form, formsets, change)
+        campaign = form.instance
+        if campaign.status != Campaign.Status.ACTIVE:
+            return
+        from adengine.selectors.diagnosis import diagnose_one
+
+        reasons = diagnose_one(campaign).cannot_deliver
+        if reasons:
+            said = format_html_join(
+                "; ",
+                "{}: {}",
+                ((r.message, format_html('<a href="{}">{}</a>', r.url, r.fix) if r.url else r.fix) for r in reasons),
+            )
+            self.message_user(
+                request, format_html("“{}” is active but cannot deliver: {}.", campaign.name, said), messages.WARNING
+            )
 
     def review_view(self, request, pk: int):
         """The campaign's copy side by side by language, with rules, scores, evidence and Approve / Reject."""

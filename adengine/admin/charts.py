@@ -67,3 +67,30 @@ def line_chart(
 
 def _polyline(colour: str, points: list[str]) -> str:
     return f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>'
+
+
+def sparkline(values: list[float], *, title: str, width: int = 112, height: int = 28) -> SafeString:
+    """A word-sized line of a series (no axes), its last point marked; ``title`` names it for screen readers and
+    as a tooltip."""
+    pad = 3
+    n = len(values)
+    top = max(values, default=0) or 1.0
+
+    def x(i: int) -> float:
+        return pad + ((width - 2 * pad) * i / (n - 1) if n > 1 else (width - 2 * pad) / 2)
+
+    def y(v: float) -> float:
+        return pad + (height - 2 * pad) * (1 - v / top)
+
+    points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="sparkline" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#e5e7eb"/>',
+    ]
+    if n > 1:
+        parts.append(f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{points}"/>')
+    if n:
+        parts.append(f'<circle cx="{x(n - 1):.1f}" cy="{y(values[-1]):.1f}" r="2" fill="#2563eb"/>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # the only text in it (title) is escaped above
