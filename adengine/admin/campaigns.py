@@ -83,9 +83,14 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate")
     def activate(self, request, queryset):
+        from adengine.selectors.diagnosis import diagnose
         from adengine.services.campaigns import set_status
 
         set_status(campaigns=queryset, status=Campaign.Status.ACTIVE)
+        campaigns = list(queryset.defer("target_vector"))
+        found = diagnose(campaigns)  # one diagnosis of them all (a fixed number of queries)
+        for campaign in campaigns:
+            self._warn_if_stuck(request, campaign, found[campaign.pk])
 
     @admin.action(description="Pause")
     def pause(self, request, queryset):
@@ -148,12 +153,15 @@ class CampaignAdmin(admin.ModelAdmin):
         """After the campaign and its placements and products are saved: warn when it is active but cannot deliver
         (the save stands)."""
         super().save_related(request, form, formsets, change)
-        campaign = form.instance
+        self._warn_if_stuck(request, form.instance)
+
+    def _warn_if_stuck(self, request, campaign: Campaign, diagnosis=None) -> None:
+        """A warning naming what stops an active campaign from delivering, each with its fix (none: silence)."""
         if campaign.status != Campaign.Status.ACTIVE:
             return
         from adengine.selectors.diagnosis import diagnose_one
 
-        reasons = diagnose_one(campaign).cannot_deliver
+        reasons = (diagnosis or diagnose_one(campaign)).cannot_deliver
         if reasons:
             said = format_html_join(
                 "; ",

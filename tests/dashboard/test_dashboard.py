@@ -169,3 +169,19 @@ def test_saving_an_active_campaign_into_an_inactive_placement_warns(admin_client
     warnings = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
     assert len(warnings) == 1 and "no eligible placement: its placements (footer) are inactive" in warnings[0]
     assert list(Campaign.objects.get(pk=campaign.pk).placements.all()) == [off]
+
+
+def test_activating_campaigns_that_cannot_deliver_warns_for_each(admin_client, healthy):
+    # given two paused campaigns, one without copy and one ready
+    stuck = healthy(name="No copy yet", headline=False, status=Campaign.Status.PAUSED)
+    ready = healthy(name="Ready", status=Campaign.Status.PAUSED)
+    # when both are activated from the list
+    response = admin_client.post(
+        reverse("admin:adengine_campaign_changelist"),
+        {"action": "activate", "_selected_action": [stuck.pk, ready.pk]},
+        follow=True,
+    )
+    # then both are active, and the one that cannot deliver is named with its reason
+    assert set(Campaign.objects.values_list("status", flat=True)) == {"active"}
+    warnings = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith("“No copy yet” is active but cannot deliver: no approved copy")
