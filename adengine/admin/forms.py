@@ -90,9 +90,9 @@ class CategoriesField(forms.MultipleChoiceField):
             if close is not None:
                 errors.append(
                     ValidationError(
-                        "“%(value)s” is not a category of the shop; did you mean “%(key)s” (%(label)s)?",
+                        "“%(value)s” is not a category of the shop; did you mean “%(key)s” (%(name)s)?",
                         code="unknown_category",
-                        params={"value": raw, "key": close.key, "label": close.label},
+                        params={"value": raw, "key": close.key, "name": close.name},
                     )
                 )
             else:

@@ -82,9 +82,9 @@ def export_csv(campaign: Campaign, rows, *, by: str, epsilon: float | None) -> H
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     suffix = f"-noise-eps{epsilon:g}" if epsilon is not None else ""
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-by-{by}{suffix}.csv"'
+    if epsilon is not None:  # a comment line, as read_csv(comment="#") and most tools skip it
+        response.write(f"# {noise_note(epsilon)}\r\n")
     writer = csv.writer(response)
-    if epsilon is not None:
-        writer.writerow([f"# {noise_note(epsilon)}"])
     writer.writerow([by, *METRICS])
     for r in rows:
         d = r.as_dict()

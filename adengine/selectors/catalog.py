@@ -22,9 +22,13 @@ class CategoryOption:
     names: tuple[str, ...]
 
     @property
+    def name(self) -> str:
+        """Its names in the shop's languages, "Running Shoes / 跑鞋" (the key when it has none)."""
+        return " / ".join(dict.fromkeys(n for n in self.names if n and n != self.key)) or self.key
+
+    @property
     def label(self) -> str:
-        names = " / ".join(dict.fromkeys(n for n in self.names if n and n != self.key))
-        return f"{names} ({self.key})" if names else self.key
+        return f"{self.name} ({self.key})" if self.name != self.key else self.key
 
 
 @dataclass(frozen=True)
