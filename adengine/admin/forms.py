@@ -110,8 +110,9 @@ class CategoriesField(forms.MultipleChoiceField):
 
 def language_name(code: str) -> str:
     """``"zh — Chinese"`` for a language code Django knows, the code alone otherwise."""
-    info = LANG_INFO.get(code) or {}
-    return f"{code} — {info['name']}" if "name" in info else code
+    info = LANG_INFO.get(code) or LANG_INFO.get(f"{code}-hans") or {}  # Django names "zh" only as zh-hans/-hant
+    name = "Chinese" if code == "zh" else info.get("name")
+    return f"{code} — {name}" if name else code
 
 
 class CampaignForm(forms.ModelForm):

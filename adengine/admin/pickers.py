@@ -45,6 +45,7 @@ class ProductPicker(AutocompleteSelectMultiple):
         # our own class, so the admin's autocomplete.js leaves it to pickers.js (which shows thumbnails)
         attrs["class"] = attrs["class"].replace("admin-autocomplete", "adengine-product-picker")
         attrs["data-placeholder"] = "Type a product's name, SKU or brand"
+        attrs.setdefault("style", "width: 40em")
         return attrs
 
     @property
@@ -57,7 +58,7 @@ class CategoryPicker(forms.SelectMultiple):
 
     def __init__(self, attrs=None, choices=()):
         super().__init__(
-            {"class": "adengine-category-picker", "data-theme": "admin-autocomplete", "style": "width: 32em"}
+            {"class": "adengine-category-picker", "data-theme": "admin-autocomplete", "style": "width: 40em"}
             | (attrs or {}),
             choices,
         )

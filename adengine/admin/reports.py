@@ -140,6 +140,6 @@ def report_view(model_admin, request, pk: int):
             title="Spend and revenue by day",
         ),
         "opts": model_admin.model._meta,
-        "title": f"Report of {campaign}",
+        "title": f"Report: “{campaign.name}” ({campaign.advertiser.name})",
     }
     return TemplateResponse(request, "adengine/admin/campaign_report.html", context)
