@@ -40,17 +40,21 @@ def test_creating_a_campaign_with_the_pickers(browser, live_server):  # noqa: F8
         container.click()
         search = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".select2-container--open input")))
         search.send_keys(typed)
+        return pick_offered(expected)
+
+    def pick_offered(expected: str):
         xpath = f"//li[contains(@class, 'select2-results__option') and contains(., '{expected}')]"
-        option = wait.until(ec.element_to_be_clickable((By.XPATH, xpath)))
-        return option
+        return wait.until(ec.element_to_be_clickable((By.XPATH, xpath)))
 
     # when the editor fills the form, picking by name
     pick("advertiser", "Kest", "Kestrel").click()
     browser.find_element(By.NAME, "name").send_keys("Trail season")
-    option = pick("promoted_products", "kestrel tr", "Kestrel Trail 3 / 隼越野跑鞋 · Kestrel")
-    # (the product is offered with its image)
+    pick("promoted_products", "kestrel tr", "Kestrel Trail 3 / 隼越野跑鞋 · Kestrel")
+    # (once the whole term is searched, only the shoe is offered: "k" alone also matched the kettle)
+    wait.until(lambda d: "Pour-over" not in d.find_element(By.CSS_SELECTOR, ".select2-results").text)
+    option = pick_offered("Kestrel Trail 3 / 隼越野跑鞋 · Kestrel")
+    # (with its image)
     assert option.find_element(By.TAG_NAME, "img").get_attribute("src").endswith("/img/k.svg")
-    assert "Pour-over" not in browser.find_element(By.CSS_SELECTOR, ".select2-results").text
     option.click()
     pick("categories", "跑鞋", "Running Shoes / 跑鞋").click()
     browser.find_element(By.NAME, "keywords").send_keys("跑步，trail、越野")
