@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.signals import setting_changed
 from django.db import models, transaction
 
@@ -119,6 +119,37 @@ class ShopAdapter:
         if category is None:
             return ""
         return str(_first_attr(category, [f"name_{language}", "name", "title"], category))
+
+    def categories(self) -> list[Any]:
+        """Every category of the shop, for the campaign form's category picker. The default reads the model of
+        the product model's ``category`` / ``categories`` field, else the model of a product's
+        ``product_category``, else the distinct categories of the products; override for anything else."""
+        model = self.product_model()
+        for name in ("category", "categories"):
+            try:
+                related = model._meta.get_field(name).related_model
+            except FieldDoesNotExist:
+                continue
+            if related is not None:
+                return list(related._default_manager.all())
+        product = self.products().first()
+        category = self.product_category(product) if product is not None else None
+        if isinstance(category, models.Model):
+            return list(type(category)._default_manager.all())
+        found: dict[str, Any] = {}
+        for product in self.products().iterator(chunk_size=2000):
+            for c in self.product_categories(product):
+                found.setdefault(self.category_key(c), c)
+        return list(found.values())
+
+    def product_search_fields(self) -> list[str]:
+        """The product model's fields the admin's product picker searches (case-insensitive, contains): every
+        text field but URLs by default (titles, names, SKUs, brands)."""
+        return [
+            f.name
+            for f in self.product_model()._meta.fields
+            if isinstance(f, models.CharField) and not isinstance(f, models.URLField) and not f.choices
+        ]
 
     def product_price(self, product: Any) -> Decimal | None:
         """The product's unit price."""

@@ -47,3 +47,19 @@ def spreadsheet_safe(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
+
+
+# what separates keywords typed in one box: commas (ASCII, full-width, the ideographic enumeration comma),
+# semicolons (ASCII, full-width) and new lines
+KEYWORD_SEPARATORS = re.compile(r"[,，、;；\r\n]+")
+
+
+def split_keywords(text: str) -> list[str]:
+    """Keywords typed in one box, split on ``, ， 、 ; ；`` and new lines: trimmed, empty ones dropped, repeats
+    (case aside) kept once, in the order typed."""
+    seen: dict[str, str] = {}
+    for part in KEYWORD_SEPARATORS.split(text or ""):
+        word = " ".join(part.split())
+        if word:
+            seen.setdefault(word.casefold(), word)
+    return list(seen.values())

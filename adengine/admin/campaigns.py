@@ -15,9 +15,9 @@ from adengine.models import (
     Advertiser,
     Campaign,
 )
-from adengine.text import spreadsheet_safe
 
-from . import dashboard, review
+from . import dashboard, pickers, reports, review
+from .forms import CampaignForm
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ class CampaignAdmin(admin.ModelAdmin):
                     "audience_link", "assets"]  # fmt: skip
     list_filter = ["status", "tier", "objective", "pricing", "advertiser"]
     search_fields = ["name", "description"]
+    form = CampaignForm
     autocomplete_fields = ["advertiser"]
-    raw_id_fields = ["promoted_products"]
     filter_horizontal = ["placements"]
     readonly_fields = ["spent", "created_at", "updated_at"]
     actions = ["generate_copy", "activate", "pause"]
@@ -66,6 +66,11 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="spent / budget")
     def budget(self, obj):
         return f"{obj.spent:.2f} / {obj.total_budget:.2f}"
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "promoted_products":  # picked by name, with images (adengine.admin.pickers)
+            return pickers.product_field(db_field, self.admin_site, **kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_changelist(self, request, **kwargs):
         return CampaignChangeList
@@ -142,6 +147,11 @@ class CampaignAdmin(admin.ModelAdmin):
             ),
             path("<int:pk>/report/", self.admin_site.admin_view(self.report_view), name="adengine_campaign_report"),
             path("<int:pk>/review/", self.admin_site.admin_view(self.review_view), name="adengine_campaign_review"),
+            path(
+                "products/search/",
+                self.admin_site.admin_view(self.product_search_view),
+                name="adengine_product_autocomplete",
+            ),
             *super().get_urls(),
         ]
 
@@ -172,6 +182,10 @@ class CampaignAdmin(admin.ModelAdmin):
                 request, format_html("“{}” is active but cannot deliver: {}.", campaign.name, said), messages.WARNING
             )
 
+    def product_search_view(self, request):
+        """The product picker's search: products by title, SKU or brand, with their images (select2's JSON)."""
+        return pickers.product_autocomplete(request, model_admin=self)
+
     def review_view(self, request, pk: int):
         """The campaign's copy side by side by language, with rules, scores, evidence and Approve / Reject."""
         return review.review_view(self, request, pk)
@@ -192,68 +206,8 @@ class CampaignAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">report</a>', reverse("admin:adengine_campaign_report", args=[obj.pk]))
 
     def report_view(self, request, pk: int):
-        """Impressions, reach, clicks, CTR, conversions, spend, revenue, ROAS and eCPM by day, placement or
-        headline, with charts; CSV export, optionally with Laplace noise for advertisers."""
-        import csv
-        import datetime as dt
-
-        from django.http import HttpResponse
-        from django.utils.http import urlencode
-
-        from adengine.admin.charts import line_chart
-        from adengine.conf import settings as ad_settings
-        from adengine.selectors.reports import BREAKDOWNS, METRICS, campaign_report, with_laplace_noise
-
-        campaign = get_object_or_404(Campaign.objects.select_related("advertiser"), pk=pk)
-        by = request.GET.get("by", "day")
-        error = ""
-        dates = {}
-        for name in ("since", "until"):
-            value = request.GET.get(name) or ""
-            try:
-                dates[name] = dt.date.fromisoformat(value) if value else None
-            except ValueError:
-                dates[name] = None
-                error = f"{name} must be a date (YYYY-MM-DD); ignored."
-        if by not in BREAKDOWNS:
-            error, by = f"by must be one of {', '.join(BREAKDOWNS)}; showing by day.", "day"
-        rows = campaign_report(campaign, by=by, since=dates["since"], until=dates["until"])
-        epsilon = float(ad_settings.REPORT_NOISE_EPSILON)
-        if request.GET.get("format") == "csv":
-            noisy = request.GET.get("noise") == "1"
-            if noisy:
-                rows = with_laplace_noise(rows, epsilon=epsilon)
-            response = HttpResponse(content_type="text/csv; charset=utf-8")
-            suffix = f"-noise-eps{epsilon:g}" if noisy else ""
-            response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-by-{by}{suffix}.csv"'
-            writer = csv.writer(response)
-            writer.writerow([by, *METRICS])
-            for r in rows:
-                d = r.as_dict()
-                writer.writerow([spreadsheet_safe(d["key"]), *("" if d[m] is None else d[m] for m in METRICS)])
-            return response
-        labels = [r.key for r in rows]
-        context = {
-            **self.admin_site.each_context(request),
-            "campaign": campaign,
-            "rows": rows,
-            "by": by,
-            "breakdowns": list(BREAKDOWNS),
-            "since": request.GET.get("since", ""),
-            "until": request.GET.get("until", ""),
-            "query": urlencode({k: v for k, v in request.GET.items() if k in ("by", "since", "until")}),
-            "epsilon": epsilon,
-            "error": error,
-            "ctr_chart": line_chart(labels, {"CTR": [r.ctr for r in rows]}, title="Click-through rate by day"),
-            "money_chart": line_chart(
-                labels,
-                {"spend": [float(r.spend) for r in rows], "revenue": [float(r.revenue) for r in rows]},
-                title="Spend and revenue by day",
-            ),
-            "opts": self.model._meta,
-            "title": f"Report of {campaign}",
-        }
-        return TemplateResponse(request, "adengine/admin/campaign_report.html", context)
+        """The campaign's live report by day, placement or headline over a date range, with charts and CSV."""
+        return reports.report_view(self, request, pk)
 
     @admin.display(description="audience")
     def audience_link(self, obj):

@@ -35,14 +35,8 @@ def line_chart(
         f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end" '
         'font-family="sans-serif">0</text>',
     ]
-    step = max(1, n // 8)
-    for i, label in enumerate(labels):
-        if i % step == 0:
-            parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
-                f'font-family="sans-serif">{escape(label)}</text>'
-            )
-    for k, (name, points) in enumerate(series.items()):
+    parts += _x_labels(labels, x, width=width, y=height - 12)
+    for k, points in enumerate(series.values()):
         colour = colours[k % len(colours)]
         segment: list[str] = []
         for i, v in enumerate(points):
@@ -57,12 +51,51 @@ def line_chart(
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}"/>')
         if len(segment) > 1:
             parts.append(_polyline(colour, segment))
+    right = width - pad_r  # the legend, right-aligned so that every name ends inside the chart
+    for k, name in reversed(list(enumerate(series))):
         parts.append(
-            f'<text x="{width - pad_r - 150 + 75 * k}" y="18" font-size="11" fill="{colour}" '
-            f'font-family="sans-serif">{escape(name)}</text>'
+            f'<text x="{right:.1f}" y="18" font-size="{LEGEND_SIZE}" text-anchor="end" '
+            f'fill="{colours[k % len(colours)]}" font-family="sans-serif">{escape(name)}</text>'
         )
+        right -= text_width(name, LEGEND_SIZE) + 12
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every text in it is escaped above
+
+
+LABEL_SIZE = 10
+LEGEND_SIZE = 11
+EDGE = 2  # the least room between a label and the chart's edge
+
+
+def text_width(text: str, size: float) -> float:
+    """A generous estimate of a text's width in sans-serif at ``size`` px: 0.62 em a Latin character, 1 em a wide
+    (CJK) one; enough to keep it inside the chart, no font metrics needed."""
+    return sum(size * (1.0 if ord(ch) > 0x2E80 else 0.62) for ch in text)
+
+
+def _x_labels(labels: list[str], x, *, width: int, y: float) -> list[str]:
+    """Labels under the x-axis: as many as fit without overlapping, always the first and the last, each moved
+    inwards as far as needed to stay whole inside the chart (the last one used to be cut in half)."""
+    n = len(labels)
+    if not n:
+        return []
+    widest = max(text_width(label, LABEL_SIZE) for label in labels)
+    room = (x(n - 1) - x(0)) / max(n - 1, 1)  # between neighbouring points
+    step = max(1, -(-int(widest + 8) // max(int(room), 1)))
+    chosen = list(range(0, n, step))
+    if chosen[-1] != n - 1:  # the last label always shows, in place of the one before if they would overlap
+        if len(chosen) > 1 and x(n - 1) - x(chosen[-1]) < widest + 8:
+            chosen.pop()
+        chosen.append(n - 1)
+    out = []
+    for i in chosen:
+        half = text_width(labels[i], LABEL_SIZE) / 2
+        cx = min(max(x(i), half + EDGE), width - half - EDGE)
+        out.append(
+            f'<text x="{cx:.1f}" y="{y}" font-size="{LABEL_SIZE}" text-anchor="middle" '
+            f'font-family="sans-serif">{escape(labels[i])}</text>'
+        )
+    return out
 
 
 def _polyline(colour: str, points: list[str]) -> str:

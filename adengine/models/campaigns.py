@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from pgvector.django import VectorField
@@ -256,6 +257,45 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.advertiser})"
+
+    def clean(self) -> None:
+        """Rules across fields, each with a message on the field to fix; the admin form and ``load_campaigns``
+        (``full_clean``) both run them."""
+        from adengine.conf import settings as ad_settings
+
+        errors: dict[str, str] = {}
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = (
+                f"The end ({self.ends_at:%Y-%m-%d %H:%M}) must be after the start ({self.starts_at:%Y-%m-%d %H:%M})."
+            )
+        if self.daily_budget is not None and self.total_budget is not None and self.daily_budget > self.total_budget:
+            errors["daily_budget"] = (
+                f"The daily budget ({self.daily_budget:.2f}) is more than the total budget "
+                f"({self.total_budget:.2f}); lower it or raise the total budget."
+            )
+        if self.total_budget is not None and self.spent and self.total_budget < self.spent:
+            errors["total_budget"] = (
+                f"The total budget ({self.total_budget:.2f}) is below what the campaign has spent already "
+                f"({self.spent:.2f})."
+            )
+        if self.tier == self.Tier.SPONSORED and self.bid is not None and self.bid <= 0:
+            errors["bid"] = "A sponsored campaign's bid must be more than 0 (only house ads run unbilled)."
+        known = list(ad_settings.LANGUAGES)
+        unknown = [lang for lang in self.languages or [] if lang not in known]
+        if unknown:
+            errors["languages"] = (
+                f"Unknown language(s) {', '.join(unknown)}: this shop's ad copy is written in {', '.join(known)} "
+                "(ADENGINE['LANGUAGES'])."
+            )
+        if any(not (k or "").strip() for k in self.keywords or []):
+            errors["keywords"] = "A keyword is empty; remove it."
+        if self.audience_min_similarity is not None and not -1 <= self.audience_min_similarity <= 1:
+            errors["audience_min_similarity"] = (
+                "The audience threshold is a cosine similarity between -1 and 1 (0.3 to 0.6 are useful; empty: "
+                "anyone, ranked by fit)."
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class CampaignDay(models.Model):

@@ -97,3 +97,15 @@ def with_laplace_noise(rows: list[ReportRow], *, epsilon: float, seed: int | Non
             )
         )
     return out
+
+
+def noise_note(epsilon: float) -> str:
+    """What a noisy export says about itself: its epsilon and the post-processing of ``with_laplace_noise``."""
+    return (
+        f"Differentially private export: Laplace noise of scale 1/epsilon added to every count, epsilon = {epsilon:g} "
+        "per count of each row (one event changes one count by one); each download is a new release that spends "
+        "epsilon again. Post-processed (which keeps the guarantee): counts rounded to whole numbers, none below 0, "
+        "views, clicks and reach never above impressions, conversions never above clicks; spend scaled by noisy over "
+        "true clicks (as is where there were none), revenue by noisy over true conversions (0 where there were "
+        "none); rates computed from the noisy counts."
+    )
