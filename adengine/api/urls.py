@@ -1,7 +1,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import campaigns, serving, views
+from . import campaigns, root, serving, views
 from .base import not_found
 from .lookups import IdConverter
 
@@ -10,6 +10,7 @@ app_name = "adengine-api"
 register_converter(IdConverter, "adengine_id")
 
 urlpatterns = [
+    path("", root.RootView.as_view(), name="root"),
     path("events/", views.EventsView.as_view(), name="events"),
     path("decisions/", serving.DecisionView.as_view(), name="decisions"),
     path("impressions/", serving.ImpressionBeaconView.as_view(), name="impressions"),
