@@ -53,7 +53,8 @@ class EventSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         max_length=64,
-        help_text="The product: its SKU (the shop's own key) or its id (views and carts need one; an unknown or ambiguous one is a 400).",
+        help_text="The product: its SKU (the shop's own key) or its id (views and carts need one; an unknown or "
+        "ambiguous one is a 400).",
     )
     query = StrictCharField(
         required=False, allow_blank=True, max_length=500, help_text="Search text (a search needs one)."

@@ -26,7 +26,7 @@ from adengine.serving.presentation import decision_data
 
 from .fields import PatternField, StrictBooleanField
 from .lookups import UnknownProduct, product_by_key
-from .schema import error, responses
+from .schema import COUNTED_CLIENTS, error, responses
 from .serializers import DecisionSerializer, PersonalisationStateSerializer, TrackResultSerializer, WhySerializer
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class DecisionView(AdengineAPIView):
         parameters=[DecisionQuerySerializer],
         responses=responses({200: DecisionSerializer}, extra={404: error("No placement has this key.")}),
         description="404: no placement has this key. 503: the database is unavailable (the storefront's slots "
-        "render nothing then).",
+        "render nothing then).\n\n" + COUNTED_CLIENTS,
     )
     def get(self, request):
         q = parse_decision_query(request.query_params)
@@ -204,7 +204,7 @@ class ImpressionBeaconView(AdengineAPIView):
             },
         ),
         description="400: the token is malformed or its signature is wrong. 404: no such impression. 409: a replay "
-        "(logged, not counted). 410: the view link has expired.",
+        "(logged, not counted). 410: the view link has expired.\n\n" + COUNTED_CLIENTS,
     )
     def post(self, request):
         data = TokenSerializer(data=request.data)
