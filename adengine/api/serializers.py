@@ -228,7 +228,9 @@ class WhyPageSerializer(serializers.Serializer):
     page = serializers.CharField(allow_blank=True)
     category = serializers.CharField(allow_blank=True)
     query = serializers.CharField(allow_blank=True, help_text="Only for the shopper who saw the ad; else empty.")
-    promoted_product = serializers.CharField(required=False, allow_blank=True)
+    promoted_product = serializers.CharField(required=False, allow_blank=True, help_text="Its title.")
+    promoted_product_id = serializers.CharField(required=False, help_text="Its id (primary key).")
+    promoted_product_key = serializers.CharField(required=False, help_text="The shop's own key (its SKU), else its id.")
 
 
 class WhyInterestSerializer(serializers.Serializer):

@@ -274,6 +274,8 @@ def test_the_same_flow_with_the_test_client(app, sidebar):
         "status": "accepted",
         "counted": True,
     }
+    why = app.get(f"{API}/why/{ad['why_url'].rstrip('/').split('/')[-1]}/").json()["page_context"]
+    assert why["promoted_product_key"] == "COF-302-04" and why["promoted_product_id"] == str(product.pk)
     click = app.get(ad["click_url"].removeprefix("http://testserver"))
     assert click.status_code == 302 and click["Location"] == "/p/COF-302-04/"
     assert campaign.refresh_from_db() is None and campaign.spent == Decimal("1.00")  # the CPC click is billed
