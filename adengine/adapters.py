@@ -181,8 +181,11 @@ class ShopAdapter:
         return product.get_absolute_url()
 
     def product_image_url(self, product: Any) -> str:
-        """The product image's URL, or ''."""
-        return str(_first_attr(product, ["image_url", "image"], ""))
+        """The product image's URL (an ``image_url`` field, or an ``image`` file's storage URL), or ''."""
+        image = _first_attr(product, ["image_url", "image"], "")
+        if hasattr(image, "url"):  # a FieldFile: its name is not a URL
+            return image.url if image else ""
+        return str(image)
 
     def product_text(self, product: Any, language: str | None = None) -> str:
         """The text that describes a product to the encoder: title, brand, category, description.
@@ -307,23 +310,57 @@ class ShopAdapter:
         return self.find_products([external_id]).get(external_id)
 
     def find_products(self, external_ids: Collection[str]) -> dict[str, Any]:
-        """Products by the shop's own key (``product_key_fields``: SKU, UPC, code) or by primary key, in at most
-        one query per field; unknown keys are left out."""
+        """Products by the shop's own key (``product_key_fields``: SKU, UPC, code) or by primary key, the key
+        first (``match_products``); unknown keys are left out."""
         if _overrides(self, "find_product"):
             return {i: p for i in external_ids if (p := self.find_product(i)) is not None}
+        return {key: found[0] for key, found in self.match_products(external_ids).items()}
+
+    def match_products(self, keys: Collection[str]) -> dict[str, list[Any]]:
+        """Every product each key names, as the shop's own key (``product_key_fields``) first, then as a primary
+        key, in at most one query per field; two products under one key make it ambiguous (the API answers 400).
+        Unknown keys are left out. An adapter that overrides ``find_products`` or ``find_product`` instead gets
+        one product per key from it."""
+        if _overrides(self, "find_products") or _overrides(self, "find_product"):
+            return {key: [product] for key, product in self.find_products(keys).items()}
         model = self.product_model()
         names = {f.name: f for f in model._meta.fields}
-        found: dict[str, Any] = {}
+        found: dict[str, list[Any]] = {}
         for field in [names[n] for n in self.product_key_fields() if n in names] + [model._meta.pk]:
-            missing = [k for k in external_ids if k not in found]
-            if not missing:
-                break
-            found |= _find_by(model, field, missing)
+            for key, product in _find_by(model, field, keys).items():
+                matches = found.setdefault(key, [])
+                if all(m.pk != product.pk for m in matches):
+                    matches.append(product)
         return found
 
     def product_key_fields(self) -> tuple[str, ...]:
-        """The product model's fields that hold the shop's own product key (tried before the primary key)."""
+        """The product model's fields that hold the shop's own product key (tried before the primary key):
+        ``ADENGINE["PRODUCT_KEY_FIELD"]`` when set, else the usual names (sku, upc, code, ean, gtin)."""
+        configured = ad_settings.PRODUCT_KEY_FIELD
+        if configured:
+            return () if configured == "pk" else (configured,)
         return ("sku", "upc", "code", "ean", "gtin")
+
+    def product_key_field(self) -> str | None:
+        """The field whose value ``product_key`` shows: the first of ``product_key_fields`` the product model has,
+        or None for the primary key."""
+        names = {f.name for f in self.product_model()._meta.fields}
+        return next((n for n in self.product_key_fields() if n in names), None)
+
+    def product_key(self, product: Any) -> str:
+        """The shop's own key of a product as API answers show it (``product_key``): its SKU or other key field,
+        else its primary key."""
+        field = self.product_key_field()
+        value = getattr(product, field, None) if field else None
+        return str(value) if value not in (None, "") else str(product.pk)
+
+    def product_key_label(self) -> str:
+        """What the shop calls its product key, for messages ("SKU"): the key field's verbose name, else "id"."""
+        field = self.product_key_field()
+        if field is None:
+            return "id"
+        name = str(self.product_model()._meta.get_field(field).verbose_name)
+        return name if name.isupper() else name.lower()
 
     def import_customer(self, row: dict[str, Any]) -> tuple[Any, bool]:
         """Create or update a customer (Django's user) from a validated CSV row; returns (user, changed)."""

@@ -14,8 +14,8 @@ from adengine import conf
 
 @register()
 def check_settings(app_configs, **kwargs):
-    """adengine.E001-E005, E007, E011, E012: the ADENGINE dict, the two model settings, the adapter, the encoder,
-    the serving policy and the relevance floors."""
+    """adengine.E001-E005, E007, E011-E013: the ADENGINE dict, the two model settings, the adapter, the encoder,
+    the serving policy, the relevance floors and the product key field."""
     errors = []
     raw = getattr(settings, "ADENGINE", {})
     if not isinstance(raw, dict):
@@ -85,7 +85,39 @@ def check_settings(app_configs, **kwargs):
                     id="adengine.E012",
                 )
             )
+        errors += _check_product_key_field()
     return errors
+
+
+def _check_product_key_field() -> list:
+    """adengine.E013 / W013: ADENGINE['PRODUCT_KEY_FIELD'] names a field of the product model, a unique one."""
+    name = conf.settings.PRODUCT_KEY_FIELD
+    if name in (None, "pk"):
+        return []
+    try:
+        model = conf.get_product_model()
+    except ImproperlyConfigured:
+        return []  # E002 says why
+    fields = {f.name: f for f in model._meta.concrete_fields}
+    label = model._meta.label
+    if not isinstance(name, str) or name not in fields:
+        return [
+            Error(
+                f"ADENGINE['PRODUCT_KEY_FIELD'] is {name!r}, which is not a field of {label}.",
+                hint=f"One of {', '.join(sorted(fields))}, 'pk' for the primary key, or None to let adengine choose.",
+                id="adengine.E013",
+            )
+        ]
+    if not (fields[name].unique or fields[name].primary_key):
+        return [
+            Warning(
+                f"ADENGINE['PRODUCT_KEY_FIELD'] names {label}.{name}, which is not unique: two products with one key "
+                "cannot be told apart, and API requests name the one found first.",
+                hint="Make the field unique=True, or name a unique field.",
+                id="adengine.W013",
+            )
+        ]
+    return []
 
 
 @register(Tags.security)

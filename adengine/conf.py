@@ -27,6 +27,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "ISO 4217 code of the shop's prices (e.g. 'CNY', 'EUR'), shown with every price in ads; a product's own "
         "currency field wins. Empty: prices are shown as bare amounts.",
     ),
+    "PRODUCT_KEY_FIELD": (
+        None,
+        "The product model's field that holds the shop's own product key (its SKU), by which API clients may name "
+        "products and which API answers show as product_key beside product_id. None: the first of sku, upc, code, "
+        "ean, gtin the model has, else the primary key; 'pk': the primary key only.",
+    ),
     "LANGUAGES": (("en", "zh"), "Languages of product text and ad copy, first is the default."),
     "MODELS_DIR": (
         "~/.cache/adengine/models",

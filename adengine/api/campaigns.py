@@ -20,7 +20,7 @@ from adengine.services.campaigns import save_campaign
 from adengine.validators import validate_landing_url
 
 from .fields import AmountField, StrictCharField, StrictFloatField, StrictIntegerField
-from .lookups import ID_MAX, ID_SCHEMA, product_by_key
+from .lookups import ID_MAX, ID_SCHEMA, UnknownProduct, product_by_key, product_refs
 from .permissions import IsAdvertiserUser, campaigns_for
 from .schema import responses
 from .serializers import CampaignStatsSerializer, not_blank
@@ -43,25 +43,41 @@ def validate_landing(value: str) -> str:
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 64})
 class ProductKeyField(serializers.Field):
-    """A host product by primary key, as a string (an unknown one is a 400)."""
+    """A host product by its SKU (the shop's own key) or its id, as a string (an unknown or ambiguous one is a 400)."""
 
     def to_representation(self, value):
         return str(value.pk)
 
     def to_internal_value(self, data):
         if not isinstance(data, str) or not 0 < len(data) <= 64:
-            raise serializers.ValidationError("a product id: a string of 1-64 characters.")
-        product = product_by_key(data)
-        if product is None:
-            raise serializers.ValidationError(f"no product with SKU or id {data!r}.")
-        return product
+            raise serializers.ValidationError("a product's SKU or id: a string of 1-64 characters.")
+        try:
+            return product_by_key(data)
+        except UnknownProduct as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class ProductListField(serializers.ListField):
-    """Product ids in, product ids out (read from the many-to-many manager)."""
+    """Products in by SKU or id, product ids out (read from the many-to-many manager)."""
 
     def to_representation(self, data):
-        return [str(pk) for pk in data.values_list("pk", flat=True)]
+        return [str(pk) for pk in data.order_by("pk").values_list("pk", flat=True)]
+
+
+class ProductRefSerializer(serializers.Serializer):
+    product_id = serializers.CharField(help_text="The product's id (primary key).")
+    product_key = serializers.CharField(help_text="The shop's own key of the product (its SKU), else its id.")
+
+
+@extend_schema_field(ProductRefSerializer(many=True))
+class ProductRefsField(serializers.Field):
+    """The promoted products named both ways, in the order of ``promoted_products``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="promoted_products", read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return product_refs(value.order_by("pk"))
 
 
 @extend_schema_field(ID_SCHEMA)
@@ -136,7 +152,12 @@ class CampaignSerializer(serializers.ModelSerializer):
         required=False,
         help_text=Campaign._meta.get_field("categories").help_text,
     )
-    promoted_products = ProductListField(child=ProductKeyField(), required=False)
+    promoted_products = ProductListField(
+        child=ProductKeyField(),
+        required=False,
+        help_text="Ids of the promoted products; send each as its SKU (the shop's own key) or its id.",
+    )
+    promoted_product_details = ProductRefsField(help_text="The promoted products with their ids and SKUs.")
     placements = PlacementKeyField(slug_field="key", queryset=Placement.objects.all(), many=True, required=False)
     landing_url = StrictCharField(required=False, allow_blank=True, max_length=500, validators=[validate_landing])
 
@@ -164,6 +185,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "audience_min_similarity",
             "landing_url",
             "promoted_products",
+            "promoted_product_details",
             "placements",
             "created_at",
             "updated_at",

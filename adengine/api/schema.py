@@ -62,3 +62,32 @@ def responses(
         out[404] = NOT_FOUND
     out.update(extra or {})
     return dict(sorted(out.items()))
+
+
+def _counted_clients() -> str:
+    from adengine.conf import DEFAULTS
+
+    limits, rates = DEFAULTS["TRACKING_RATE_LIMITS"][0], DEFAULTS["API_THROTTLE_RATES"][0]
+    return (
+        "**Which clients are counted.** Decisions are served to any client within its throttle, whatever its user "
+        "agent; every ad served is logged as an impression (not billed). Every view and click (the view URL, "
+        "`POST impressions/`, the click URL) is logged as an ad event with a status, and only `accepted` and "
+        "`over_budget` events count as views and clicks (only `accepted` ones are billed):\n\n"
+        "- `bot`: no User-Agent, one matching `ADENGINE['BOT_USER_AGENTS']` (headless browsers, load tools and "
+        "scripting clients: curl, wget, python-requests, httpx, aiohttp, axios, node-fetch, undici, Go-http-client, "
+        "Java, Postman...), or a crawler the maintained `crawlerdetect` list knows (Googlebot, bingbot...). An app's "
+        "HTTP client (OkHttp, CFNetwork, Dart, Alamofire, Ktor, Dalvik) counts as a person when the ad came from "
+        "this API's decisions, as a bot on a storefront ad. Test with your app's user agent, not curl's.\n"
+        f"- `rate_limited`: beyond {limits['view']} views or {limits['click']} clicks a minute from one network "
+        "(IPv4 /24, IPv6 /48; `ADENGINE['TRACKING_RATE_LIMITS']`), replays included.\n"
+        "- `duplicate`: a second view or click of one impression (answered 409).\n"
+        "- `over_budget`: counted, not billed (the campaign's budget is spent).\n\n"
+        "A bot or an over-limit client is not told: the view is answered 200 (`counted: false`), the click still "
+        "redirects. Throttles refuse with 429 and Retry-After, per client address (REMOTE_ADDR, or with "
+        "`ADENGINE['TRUSTED_PROXIES']` the address the trusted proxies saw) or per user when logged in: "
+        f"decisions {rates['decisions']}, impressions/why/personalisation {rates['tracking']} "
+        "(`ADENGINE['API_THROTTLE_RATES']`), events 120/min (600/min per user)."
+    )
+
+
+COUNTED_CLIENTS = _counted_clients()

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from adengine.models import AdEvent, BehaviourEvent, Creative
 
 from .fields import StrictCharField, StrictIntegerField
-from .lookups import ID_MAX, product_by_key
+from .lookups import ID_MAX, UnknownProduct, product_by_key
 
 MAX_BATCH = 100
 
@@ -53,7 +53,8 @@ class EventSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         max_length=64,
-        help_text="Primary key of the product (views and carts need one; an unknown one is a 400).",
+        help_text="The product: its SKU (the shop's own key) or its id (views and carts need one; an unknown or "
+        "ambiguous one is a 400).",
     )
     query = StrictCharField(
         required=False, allow_blank=True, max_length=500, help_text="Search text (a search needs one)."
@@ -79,10 +80,10 @@ class EventSerializer(serializers.Serializer):
         pk = attrs.get("product")
         if not pk:
             raise serializers.ValidationError({"product": f"a {kind} event needs a product."})
-        product = product_by_key(pk)
-        if product is None:
-            raise serializers.ValidationError({"product": f"no product with SKU or id {pk!r}."})
-        attrs["product"] = product
+        try:
+            attrs["product"] = product_by_key(pk)
+        except UnknownProduct as exc:
+            raise serializers.ValidationError({"product": str(exc)}) from None
         return attrs
 
 
@@ -167,14 +168,19 @@ class CreativeQuerySerializer(serializers.Serializer):
 
 
 class AdProductSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="The product's primary key.")
+    id = serializers.CharField(help_text="The same as product_id (its first name, kept for existing clients).")
+    product_id = serializers.CharField(help_text="The product's id (primary key).")
+    product_key = serializers.CharField(help_text="The shop's own key of the product (its SKU), else its id.")
     title = serializers.CharField()
-    price = serializers.CharField(allow_null=True, help_text="Decimal, in the shop's currency.")
-    image_url = serializers.CharField(allow_blank=True)
+    price = serializers.CharField(allow_null=True, help_text="Decimal, in the currency below.")
+    currency = serializers.CharField(allow_blank=True, help_text="ISO 4217 code of the price, or empty.")
+    price_text = serializers.CharField(allow_blank=True, help_text="The price as the ad shows it, e.g. ¥99.00.")
+    image_url = serializers.CharField(allow_blank=True, help_text="Absolute URL of the product's image, or empty.")
+    url = serializers.CharField(help_text="Absolute URL of the product's page.")
 
 
 class AdSerializer(serializers.Serializer):
-    """One chosen ad; its texts are untrusted model output: escape them when rendering."""
+    """One chosen ad; its texts are untrusted model output: escape them when rendering. Every URL is absolute."""
 
     impression = serializers.CharField(help_text="The impression's one-time nonce (hex).")
     campaign_id = serializers.IntegerField()
@@ -187,8 +193,13 @@ class AdSerializer(serializers.Serializer):
     position = serializers.IntegerField(min_value=0)
     product = AdProductSerializer(allow_null=True)
     view_url = serializers.URLField(help_text="Call (GET) when the ad is shown, or POST its token to impressions/.")
-    click_url = serializers.URLField(help_text="Open when the ad is tapped; it redirects to the landing page.")
+    click_url = serializers.URLField(
+        help_text="Open when the ad is tapped; it counts the click and redirects to the landing page."
+    )
     why_url = serializers.URLField(help_text='The "Why this ad?" page.')
+    landing_url = serializers.CharField(
+        help_text="Where the click URL leads (absolute). Open the click URL, not this, so that the click is counted."
+    )
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -217,7 +228,9 @@ class WhyPageSerializer(serializers.Serializer):
     page = serializers.CharField(allow_blank=True)
     category = serializers.CharField(allow_blank=True)
     query = serializers.CharField(allow_blank=True, help_text="Only for the shopper who saw the ad; else empty.")
-    promoted_product = serializers.CharField(required=False, allow_blank=True)
+    promoted_product = serializers.CharField(required=False, allow_blank=True, help_text="Its title.")
+    promoted_product_id = serializers.CharField(required=False, help_text="Its id (primary key).")
+    promoted_product_key = serializers.CharField(required=False, help_text="The shop's own key (its SKU), else its id.")
 
 
 class WhyInterestSerializer(serializers.Serializer):

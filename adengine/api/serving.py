@@ -25,8 +25,8 @@ from adengine.serving import PageContext, UnknownPlacement, decide, tokens
 from adengine.serving.presentation import decision_data
 
 from .fields import PatternField, StrictBooleanField
-from .lookups import product_by_key
-from .schema import error, responses
+from .lookups import UnknownProduct, product_by_key
+from .schema import COUNTED_CLIENTS, error, responses
 from .serializers import DecisionSerializer, PersonalisationStateSerializer, TrackResultSerializer, WhySerializer
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,10 @@ class DecisionQuerySerializer(serializers.Serializer):
     placement = PatternField(r"^[-a-zA-Z0-9_]{1,60}$", max_length=60, help_text="The placement's key.")
     n = serializers.IntegerField(required=False, min_value=1, max_value=20, help_text="Ads wanted (<= the slot's).")
     product = serializers.CharField(
-        required=False, max_length=64, help_text="Primary key of the product shown (an unknown one is a 400)."
+        required=False,
+        max_length=64,
+        help_text="The product shown: its SKU (the shop's own key) or its id. Unknown, or the SKU of one product and "
+        "the id of another: a 400 that says which to send.",
     )
     category = serializers.CharField(
         required=False, max_length=120, allow_blank=True, help_text="Category key of the page."
@@ -76,10 +79,10 @@ class DecisionQuerySerializer(serializers.Serializer):
     session = PatternField(SESSION_PATTERN, required=False, help_text=SESSION_HELP)
 
     def validate_product(self, value):
-        product = product_by_key(value)
-        if product is None:
-            raise serializers.ValidationError(f"no product with SKU or id {value!r}.")
-        return product
+        try:
+            return product_by_key(value)
+        except UnknownProduct as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 _SESSION = re.compile(SESSION_PATTERN)
@@ -116,11 +119,10 @@ def parse_decision_query(params) -> dict:
         errors["session"] = "16-128 characters of A-Z a-z 0-9 _ -."
     out["session"] = session
     if "product" in params and "product" not in errors:
-        value = params["product"]
-        product = product_by_key(value) if 0 < len(value) <= 64 else None
-        if product is None:
-            errors["product"] = f"no product with SKU or id {value!r}."
-        out["product"] = product
+        try:
+            out["product"] = product_by_key(params["product"])
+        except UnknownProduct as exc:
+            errors["product"] = str(exc)
     if errors:
         raise serializers.ValidationError(errors)
     return out
@@ -150,7 +152,7 @@ class DecisionView(AdengineAPIView):
         parameters=[DecisionQuerySerializer],
         responses=responses({200: DecisionSerializer}, extra={404: error("No placement has this key.")}),
         description="404: no placement has this key. 503: the database is unavailable (the storefront's slots "
-        "render nothing then).",
+        "render nothing then).\n\n" + COUNTED_CLIENTS,
     )
     def get(self, request):
         q = parse_decision_query(request.query_params)
@@ -202,7 +204,7 @@ class ImpressionBeaconView(AdengineAPIView):
             },
         ),
         description="400: the token is malformed or its signature is wrong. 404: no such impression. 409: a replay "
-        "(logged, not counted). 410: the view link has expired.",
+        "(logged, not counted). 410: the view link has expired.\n\n" + COUNTED_CLIENTS,
     )
     def post(self, request):
         data = TokenSerializer(data=request.data)

@@ -1,15 +1,17 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import campaigns, serving, views
+from . import campaigns, root, serving, views
 from .base import not_found
 from .lookups import IdConverter
+from .schema import COUNTED_CLIENTS
 
 app_name = "adengine-api"
 
 register_converter(IdConverter, "adengine_id")
 
 urlpatterns = [
+    path("", root.RootView.as_view(), name="root"),
     path("events/", views.EventsView.as_view(), name="events"),
     path("decisions/", serving.DecisionView.as_view(), name="decisions"),
     path("impressions/", serving.ImpressionBeaconView.as_view(), name="impressions"),
@@ -38,7 +40,15 @@ urlpatterns = [
     path(
         "schema/",
         SpectacularAPIView.as_view(
-            custom_settings={"TITLE": "adengine API", "VERSION": "1", "SCHEMA_PATH_PREFIX": "/api/adengine/v1"},
+            custom_settings={
+                "TITLE": "adengine API",
+                "VERSION": "1",
+                "SCHEMA_PATH_PREFIX": "/api/adengine/v1",
+                "DESCRIPTION": "Ads for apps and the shop's pages, their view and click tracking, and advertisers' "
+                "campaigns. `GET /api/adengine/v1/` lists every endpoint. Products are named by the shop's own key "
+                "(its SKU) or their id; answers give both (`product_id`, `product_key`) and absolute URLs.\n\n"
+                + COUNTED_CLIENTS,
+            },
             schema=None,  # the schema and docs views are not API operations (and use the host's schema class)
         ),
         name="schema",

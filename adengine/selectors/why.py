@@ -25,6 +25,9 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
     if impression.product_id is not None:
         product = adapter.products().filter(pk=impression.product_id).first()
         page["promoted_product"] = adapter.product_title(product, lang) if product is not None else ""
+        if product is not None:  # for apps, which know products by their ids and SKUs
+            page["promoted_product_id"] = str(product.pk)
+            page["promoted_product_key"] = adapter.product_key(product)
     reasons = _reasons(campaign, ctx, own=own, page=page)
     interests: list[dict] = []
     interest, on_page = ctx.get("interest"), float(ctx.get("page_relevance") or 0.0)

@@ -104,6 +104,7 @@ def build(version: tuple | None = None) -> Snapshot:
                 categories=adapter.category_keys(p),
                 currency=currency,
                 price_texts={lang: adapter.format_price(price, currency, lang) for lang in langs},
+                key=adapter.product_key(p),
             )
     product_vectors = {
         pid: np.asarray(vec, np.float32)

@@ -32,7 +32,12 @@ def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
 
 
 def decision_data(decision: Decision, *, build_uri: Any = None) -> dict:
-    """A decision as the API returns it."""
+    """A decision as the API returns it; ``build_uri`` (request.build_absolute_uri, which honours the host's
+    SECURE_PROXY_SSL_HEADER and USE_X_FORWARDED_HOST) makes every URL in it absolute, for apps."""
+
+    def absolute(url: str) -> str:
+        return build_uri(url) if url and build_uri is not None else url
+
     ads = []
     for ad in decision.ads:
         data = ad_data(ad, build_uri=build_uri)
@@ -41,14 +46,18 @@ def decision_data(decision: Decision, *, build_uri: Any = None) -> dict:
             None
             if product is None
             else {
-                "id": str(product.pk),
+                "id": str(product.pk),  # product_id's first name, kept for existing clients
+                "product_id": str(product.pk),
+                "product_key": product.key or str(product.pk),
                 "title": data["product_title"],
                 "price": None if product.price is None else str(product.price),
                 "currency": product.currency,
                 "price_text": data["price_text"],
-                "image_url": product.image_url,
+                "image_url": absolute(product.image_url),
+                "url": absolute(product.url),
             }
         )
+        data["landing_url"] = absolute(ad.landing_url)
         data.pop("product_title")
         data.pop("price_text")
         ads.append(data)

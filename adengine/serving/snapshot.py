@@ -43,6 +43,7 @@ class ProductCard:
     categories: tuple[str, ...]  # keys, main one first
     currency: str = ""
     price_texts: dict[str, str] = field(default_factory=dict)  # language -> the price as an ad shows it
+    key: str = ""  # the shop's own key (its SKU: ShopAdapter.product_key), for API clients
 
     def price_text(self, language: str) -> str:
         return self.price_texts.get(language) or next(iter(self.price_texts.values()), "")

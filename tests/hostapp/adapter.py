@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
-
 from adengine.adapters import ImportNotSupported, OrderLineInfo, ShopAdapter
 
 # Imported orders get a UUID derived from their order_id, which keeps a re-import idempotent
@@ -68,12 +66,6 @@ class HostAdapter(ShopAdapter):
         if since is not None:
             qs = qs.filter(made_on__gte=since)
         return qs.order_by("made_on").iterator()
-
-    def find_product(self, external_id):
-        try:
-            return self.product_model()._default_manager.filter(pk=external_id).first()
-        except ValidationError:  # not a UUID
-            return None
 
     def import_product(self, row):
         raise ImportNotSupported("this shop manages its catalog itself; import events and orders only")

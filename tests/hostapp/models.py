@@ -19,6 +19,8 @@ class Section(models.Model):
 class Item(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
+    # the shop's own key, under a name adengine does not guess (ADENGINE["PRODUCT_KEY_FIELD"] names it)
+    article_number = models.CharField(max_length=30, unique=True, null=True, blank=True)
     blurb = models.TextField(blank=True)
     maker = models.CharField(max_length=80, blank=True)
     section = models.ForeignKey(Section, models.PROTECT, related_name="items")

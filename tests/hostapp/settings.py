@@ -55,6 +55,7 @@ ADENGINE_PRODUCT_MODEL = "hostapp.Item"
 ADENGINE_ORDER_MODEL = "hostapp.Purchase"
 ADENGINE = {
     "SHOP_ADAPTER": "tests.hostapp.adapter.HostAdapter",
+    "PRODUCT_KEY_FIELD": "article_number",
     "LANGUAGES": ("en",),
     "REFRESH_DEBOUNCE_SECONDS": 0,
     "SERVING_LOG_MODE": "sync",

@@ -75,6 +75,44 @@ def test_api_accepts_uuid_product_ids(client, item):
     assert bad.status_code == 400
 
 
+def test_apps_name_items_by_the_article_number_the_settings_name(client, item):
+    """This shop's own key is "article_number" (ADENGINE["PRODUCT_KEY_FIELD"]): the API takes it or the UUID, and
+    answers both."""
+    from decimal import Decimal
+
+    from adengine.models import Advertiser, Campaign, Creative, Placement
+
+    item.article_number = "OOL-7"
+    item.save()
+    Placement.objects.create(key="item-side", name="Item page", format="product", max_ads=1)
+    campaign = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Hill Co"), name="Oolong", status="active", bid=Decimal("0.40")
+    )
+    campaign.promoted_products.set([item])
+    Creative.objects.create(
+        campaign=campaign, asset_type="headline", language="en", text="Roasted oolong", status="approved",
+        passes_rules=True,
+    )  # fmt: skip
+    for named in ("OOL-7", str(item.pk)):
+        resp = client.get(
+            "/api/adengine/v1/decisions/",
+            {"placement": "item-side", "product": named},
+            HTTP_USER_AGENT="Mozilla/5.0 Firefox/133.0",
+        )
+        assert resp.status_code == 200, resp.content
+        (ad,) = resp.json()["ads"]
+        assert ad["product"]["product_id"] == str(item.pk) and ad["product"]["product_key"] == "OOL-7"
+        assert ad["product"]["url"] == f"http://testserver/items/{item.pk}/"
+    event = client.post(
+        "/api/adengine/v1/events/",
+        {"events": [{"kind": "view", "product": "OOL-7"}]},
+        content_type="application/json",
+    )
+    assert event.status_code == 201 and BehaviourEvent.objects.get().product_id == item.pk
+    unknown = client.get("/api/adengine/v1/decisions/", {"placement": "item-side", "product": "OOL-8"})
+    assert unknown.json() == {"product": "no product with article number or id 'OOL-8'."}
+
+
 def test_order_signal_uses_the_host_adapter(item, django_capture_on_commit_callbacks):
     buyer = get_user_model().objects.create(username="buyer")
     with django_capture_on_commit_callbacks(execute=True):

@@ -44,16 +44,27 @@ class ThirdAdapter(ShopAdapter):
     def product_url(self, product):
         return f"/products/{product.pk}/"
 
-    def find_products(self, external_ids):
-        """A variant's SKU names its product; a number names the product itself."""
+    def match_products(self, keys):
+        """A variant's SKU names its product; a number names the product itself (both, two products: ambiguous)."""
         from .models import Product, ProductVariant
 
-        found = {
-            v.sku: v.product for v in ProductVariant.objects.filter(sku__in=external_ids).select_related("product")
-        }
-        numbers = [k for k in external_ids if k not in found and k.isdigit()]
-        found |= {str(p.pk): p for p in Product.objects.filter(pk__in=numbers)}
+        found = {}
+        for variant in ProductVariant.objects.filter(sku__in=keys).select_related("product"):
+            found.setdefault(variant.sku, []).append(variant.product)
+        numbers = [k for k in keys if k.isascii() and k.isdigit() and len(k) <= 18]
+        for product in Product.objects.filter(pk__in=numbers):
+            matches = found.setdefault(str(product.pk), [])
+            if all(m.pk != product.pk for m in matches):
+                matches.append(product)
         return found
+
+    def product_key(self, product):
+        """Its first variant's SKU (any of its variants' SKUs names it)."""
+        variant = product.variants.order_by("pk").first()
+        return variant.sku if variant else str(product.pk)
+
+    def product_key_label(self):
+        return "SKU"
 
     def order_key(self, order):
         return order.number

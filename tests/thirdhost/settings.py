@@ -11,4 +11,8 @@ DATABASES = {"default": {**DATABASES["default"], "NAME": "thirdhost"}}  # its ow
 REST_FRAMEWORK = {}
 ADENGINE_PRODUCT_MODEL = "thirdhost.Product"
 ADENGINE_ORDER_MODEL = "thirdhost.Order"
-ADENGINE = {**ADENGINE, "SHOP_ADAPTER": "tests.thirdhost.adapter.ThirdAdapter"}
+# its products' keys are their variants' SKUs, which the adapter maps (match_products, product_key)
+ADENGINE = {
+    **{k: v for k, v in ADENGINE.items() if k != "PRODUCT_KEY_FIELD"},
+    "SHOP_ADAPTER": "tests.thirdhost.adapter.ThirdAdapter",
+}

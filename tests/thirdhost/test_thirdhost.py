@@ -66,6 +66,20 @@ def test_an_ad_for_a_product_in_two_categories_fits_either_category_page_and_sho
     assert ad["product"]["currency"] == "EUR"
 
 
+def test_apps_name_products_by_a_variants_sku_and_a_sku_that_is_anothers_id_is_ambiguous(shop):
+    browser = Client(headers={"User-Agent": BROWSER})
+    for named in ("KT3-44", str(shop["shoe"].pk)):
+        resp = browser.get("/api/adengine/v1/decisions/", {"placement": "product-side", "product": named})
+        (ad,) = resp.json()["ads"]
+        assert ad["product"]["product_id"] == str(shop["shoe"].pk) and ad["product"]["product_key"] == "KT3-42"
+    # a sock whose variant's SKU is the shoe's id
+    sock = Product.objects.create(name="Trail sock")
+    ProductVariant.objects.create(product=sock, sku=str(shop["shoe"].pk), price_amount=Decimal("9.00"))
+    resp = browser.get("/api/adengine/v1/decisions/", {"placement": "product-side", "product": str(shop["shoe"].pk)})
+    assert resp.status_code == 400 and "ambiguous" in resp.json()["product"], resp.content
+    assert f"'KT3-42' for id {shop['shoe'].pk}" in resp.json()["product"]
+
+
 def test_the_ajax_cart_is_heard_through_the_shops_own_signal(shop):
     browser = Client(headers={"User-Agent": BROWSER})
     assert browser.post("/cart/add/KT3-42/").json() == {"ok": True}
