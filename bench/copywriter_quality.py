@@ -101,6 +101,7 @@ def main() -> None:
                         "model": name,
                         "sku": w.sku,
                         "language": w.language,
+                        "product": w.product,
                         "asset_type": asset_type,
                         "text": text,
                         "passes_rules": compliance.passed(verdicts),

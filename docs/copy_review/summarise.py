@@ -43,7 +43,7 @@ def blind(products: dict[str, dict]) -> None:
             {
                 "id": k,
                 "language": r["language"],
-                "product": products[r["sku"]][r["language"]],
+                "product": r.get("product") or products[r["sku"]][r["language"]],
                 "asset_type": r["asset_type"],
                 "text": r["text"],
             }
