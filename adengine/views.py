@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language, gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -19,18 +21,20 @@ from adengine.selectors.why import explain
 from adengine.services.shoppers import set_personalisation, shopper_for_request
 from adengine.services.tracking import claim_impression, impression_for, record
 from adengine.serving import tokens
+from adengine.serving.context import resolve_language
 from adengine.validators import is_safe_landing
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "ads are unavailable right now; please try again"
+UNAVAILABLE = _("ads are unavailable right now; please try again")
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
 def _refused(request: HttpRequest, message: str, status: int, landing: str = "") -> HttpResponse:
+    """The page a shopper sees for a link that cannot be followed, in their language."""
     landing = landing if is_safe_landing(landing) else ""  # never an off-site link, whatever was stored
     # without the request: the host's context processors may need the database, which may be what failed
-    html = render_to_string("adengine/refused.html", {"message": message, "landing": landing})
+    html = render_to_string("adengine/refused.html", {"message": gettext(str(message)), "landing": landing})
     return HttpResponse(html, status=status)
 
 
@@ -68,7 +72,7 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         log.exception("click not recorded")
         return _refused(request, UNAVAILABLE, 503)
     if result.event.status == AdEvent.Status.DUPLICATE:
-        return _refused(request, "this ad link was already used", 409, landing=result.impression.landing_url)
+        return _refused(request, _("this ad link was already used"), 409, landing=result.impression.landing_url)
     if result.counted and result.impression.shopper_id is None:
         # a click is the visitor's first meaningful event: now they get a shopper (and a session), and the
         # ad they clicked becomes theirs, so a later guest order is credited to it
@@ -95,9 +99,9 @@ def why(request: HttpRequest, token: str) -> HttpResponse:
     if isinstance(impression, HttpResponse):
         return impression
     viewer = shopper_for_request(request, create=False)
-    return render(
-        request, "adengine/why.html", {"why": explain(impression, viewer=viewer), "next": _safe_next(request)}
-    )
+    # the page is in the reader's language (the host's LocaleMiddleware, if any, chose it), product titles too
+    why = explain(impression, viewer=viewer, language=resolve_language(get_language()))
+    return render(request, "adengine/why.html", {"why": why, "next": _safe_next(request)})
 
 
 def _safe_next(request: HttpRequest, value: str | None = None) -> str:
@@ -112,9 +116,9 @@ def personalisation(request: HttpRequest) -> HttpResponse:
     """Turn personalised ads off (withdraws consent, deletes browsing history) or back on."""
     allowed = request.POST.get("allowed")
     if allowed not in {"on", "off"}:
-        return _refused(request, "say allowed=on or allowed=off", 400)
+        return _refused(request, _("say allowed=on or allowed=off"), 400)
     shopper = shopper_for_request(request)
     if shopper is None:
-        return _refused(request, "no session: enable cookies", 400)
+        return _refused(request, _("no session: enable cookies"), 400)
     set_personalisation(shopper=shopper, allowed=allowed == "on")
     return HttpResponseRedirect(_safe_next(request, request.POST.get("next", "")) or "/")

@@ -16,12 +16,13 @@ import sys
 import time
 import urllib.request
 
+from fixtures.demo_login import PASSWORD as SHOPPER_PASSWORD
+from fixtures.demo_login import demo_login
 from shop import embedded
 
 ROOT = embedded.ROOT
 HOST, PORT = "127.0.0.1", int(os.environ.get("DEMO_PORT", "8000"))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
-SHOPPER_USER, SHOPPER_PASSWORD = "c00001", "demo"
 
 
 def _manage(*args: str, check: bool = True) -> int:
@@ -52,13 +53,14 @@ def _load_demo_data() -> None:
 
 
 def _accounts() -> None:
+    shopper = demo_login().username  # a customer whose interests match a demo campaign (fixtures/demo_login.py)
     code = (
         "from django.contrib.auth import get_user_model\n"
         "U = get_user_model()\n"
         f"a, _ = U.objects.get_or_create(username={ADMIN_USER!r}, defaults={{'email': 'admin@example.com'}})\n"
         "a.is_staff = a.is_superuser = True\n"
         f"a.set_password({ADMIN_PASSWORD!r}); a.save()\n"
-        f"c = U.objects.filter(username={SHOPPER_USER!r}).first()\n"
+        f"c = U.objects.filter(username={shopper!r}).first()\n"
         f"if c: c.set_password({SHOPPER_PASSWORD!r}); c.save()\n"
     )
     _manage("shell", "-c", code)
@@ -176,7 +178,7 @@ def demo() -> int:
         print(
             "\n"
             "adengine demo is running\n"
-            f"  storefront : {base}/   (log in as {SHOPPER_USER} / {SHOPPER_PASSWORD} to see a known shopper)\n"
+            f"  storefront : {base}/   (log in as {demo_login().describe()})\n"
             f"  admin      : {base}/admin/   ({ADMIN_USER} / {ADMIN_PASSWORD})\n"
             f"  API        : {base}/api/adengine/v1/   docs: {base}/api/adengine/v1/docs/\n"
             "Ctrl-C stops the web server, the worker, beat and the embedded services.\n",

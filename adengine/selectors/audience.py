@@ -127,10 +127,13 @@ def hybrid_target(campaign: Campaign, vector) -> tuple[str, np.ndarray] | None:
     return model.version, model.vectors.product_vectors(content, factors, pop)[0]
 
 
-def why_in_audience(shopper: Shopper, vector, *, limit: int = 3) -> list[tuple[str, str, float]]:
-    """The shopper's behaviour closest to the target: (kind, product or query, similarity), best first."""
+def why_in_audience(
+    shopper: Shopper, vector, *, limit: int = 3, language: str | None = None
+) -> list[tuple[str, str, float]]:
+    """The shopper's behaviour closest to the target: (kind, product or query, similarity), best first; product
+    titles in ``language`` (default: the shop's default language)."""
     adapter = get_adapter()
-    lang = ad_settings.default_language
+    lang = language or ad_settings.default_language
     events = list(
         BehaviourEvent.objects.filter(shopper=shopper).order_by("-occurred_at")[: ad_settings.PROFILE_MAX_EVENTS]
     )

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.models import Impression, Shopper
 
 
-def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
-    """The campaign's targeting, the page context and, only to the shopper who saw it, the matching interests."""
+def explain(impression: Impression, *, viewer: Shopper | None, language: str | None = None) -> dict:
+    """The campaign's targeting, the page context and, only to the shopper who saw it, the matching interests.
+
+    Product titles are in ``language`` (the reader's, one of ``ADENGINE["LANGUAGES"]``), else in the ad's.
+    """
     from adengine.selectors.audience import why_in_audience
 
     campaign = impression.campaign
     adapter = get_adapter()
-    lang = impression.language or ad_settings.default_language
+    lang = language or impression.language or ad_settings.default_language
     ctx = impression.context or {}
     own = viewer is not None and impression.shopper_id == viewer.pk
     # the search that led to the ad is the shopper's own words: only they see it, never whoever holds the link
@@ -42,10 +47,10 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
         if target is not None:
             interests = [
                 {"activity": kind, "item": what, "similarity": round(sim, 3)}
-                for kind, what, sim in why_in_audience(viewer, target, limit=3)
+                for kind, what, sim in why_in_audience(viewer, target, limit=3, language=lang)
             ]
     if decided_by_interest:
-        reasons.append("It fits what you have looked at and bought here recently.")
+        reasons.append(_("It fits what you have looked at and bought here recently."))
     return {
         "advertiser": campaign.advertiser.name,
         "campaign": campaign.name,
@@ -61,36 +66,53 @@ def explain(impression: Impression, *, viewer: Shopper | None) -> dict:
         "personalised": bool(impression.personalised),
         "your_matching_interests": interests,
         "personalisation_allowed": bool(viewer.personalisation) if viewer is not None else None,
-        "ranking": (
-            "Ads are ranked by what the advertiser pays ("
-            + ("per click" if campaign.pricing == campaign.Pricing.CPC else "per 1,000 views")
-            + ") times the predicted chance of a click, which combines how often this ad was clicked so far with "
-            "how well it fits this page"
-            + (" and your interests." if impression.personalised else ".")
-            + " On product, category and search pages an ad must fit the page or your interests to be shown at all."
-        ),
+        "ranking": _ranking(campaign, personalised=bool(impression.personalised)),
     }
+
+
+def _ranking(campaign, *, personalised: bool) -> str:
+    """How ads are ranked, in the shopper's language."""
+    pays = _("per click") if campaign.pricing == campaign.Pricing.CPC else _("per 1,000 views")
+    fits = _("how well it fits this page and your interests") if personalised else _("how well it fits this page")
+    return " ".join(
+        [
+            _(
+                "Ads are ranked by what the advertiser pays (%(pays)s) times the predicted chance of a click, which "
+                "combines how often this ad was clicked so far with %(fits)s."
+            )
+            % {"pays": pays, "fits": fits},
+            _("On product, category and search pages an ad must fit the page or your interests to be shown at all."),
+        ]
+    )
 
 
 def _reasons(campaign, ctx: dict, *, own: bool, page: dict) -> list[str]:
     """The factors that decided this impression, from what was logged when it was shown."""
     reasons = []
     if ctx.get("house"):
-        reasons.append("It is the shop's own promotion, shown where no sponsored ad fitted.")
+        reasons.append(_("It is the shop's own promotion, shown where no sponsored ad fitted."))
     if ctx.get("explored"):
         reasons.append(
-            "It was picked at random among the ads that could be shown: a small share of ads is chosen this way "
-            "so that the shop keeps learning which ads people find useful."
+            _(
+                "It was picked at random among the ads that could be shown: a small share of ads is chosen this way "
+                "so that the shop keeps learning which ads people find useful."
+            )
         )
     on_page = float(ctx.get("page_relevance") or 0.0)
     if on_page >= 1.0:
-        reasons.append("It advertises the product on the page you were on.")
+        reasons.append(_("It advertises the product on the page you were on."))
     elif on_page >= 0.9:
         query = page.get("query")
         reasons.append(
-            f'Its keywords match your search "{query}".' if own and query else "Its keywords match the search."
+            _('Its keywords match your search "%(query)s".') % {"query": query}
+            if own and query
+            else _("Its keywords match the search.")
         )
     elif on_page >= 0.8:
         category = ctx.get("category") or ""
-        reasons.append(f"It targets the category of the page you were on{f' ({category})' if category else ''}.")
+        reasons.append(
+            _("It targets the category of the page you were on (%(category)s).") % {"category": category}
+            if category
+            else _("It targets the category of the page you were on.")
+        )
     return reasons

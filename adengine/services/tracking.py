@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from adengine.conf import settings as ad_settings
 from adengine.models import AdEvent, Campaign, Impression, RateCounter, Shopper
@@ -149,7 +150,7 @@ def find_impression(nonce, *, related: tuple[str, ...] = (), token: tokens.Token
     if impression is None and token is not None and token.row is not None and restore_impression(token):
         impression = qs.first()
     if impression is None:
-        raise tokens.TokenError("no such ad", 404)
+        raise tokens.TokenError(gettext_noop("no such ad"), 404)
     return impression
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core import signing
+from django.utils.translation import gettext_noop
 
 from adengine.conf import settings as ad_settings
 
@@ -29,7 +30,11 @@ KINDS = ("view", "click", "why")
 
 
 class TokenError(ValueError):
-    """A tracking token that cannot be honoured; ``status`` is the HTTP status to answer with."""
+    """A tracking token that cannot be honoured; ``status`` is the HTTP status to answer with.
+
+    The message is English (the API says it as is); the storefront shows its translation (marked with
+    ``gettext_noop`` where it is raised).
+    """
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -71,9 +76,9 @@ def read(kind: str, token: str) -> TokenData:
     try:
         value = signing.loads(token, salt=SALT, max_age=max_age(kind))
     except signing.SignatureExpired:
-        raise TokenError("this link has expired", 410) from None
+        raise TokenError(gettext_noop("this link has expired"), 410) from None
     except signing.BadSignature:
-        raise TokenError("this link is not valid", 400) from None
+        raise TokenError(gettext_noop("this link is not valid"), 400) from None
     try:
         if isinstance(value, str):
             return TokenData(uuid.UUID(hex=value))
@@ -84,7 +89,7 @@ def read(kind: str, token: str) -> TokenData:
         issued = dt.datetime.fromtimestamp(signing.b62_decode(token.rsplit(":", 2)[-2]), tz=dt.UTC)
         return TokenData(nonce, dict(zip(ROW_FIELDS, value[1:], strict=True)), issued)
     except (TypeError, ValueError, AttributeError, IndexError):
-        raise TokenError("this link is not valid", 400) from None
+        raise TokenError(gettext_noop("this link is not valid"), 400) from None
 
 
 _PLACEHOLDER = "TOKEN"

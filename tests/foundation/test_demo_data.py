@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from fixtures.demo_data import CATALOG, build_catalog, build_customers, build_market, generate
+from fixtures.demo_data import CATALOG, TYPE_FEATURES, build_catalog, build_customers, build_market, generate
 
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 SEED = 7
@@ -160,3 +160,54 @@ def test_orders_mostly_follow_a_view_or_cart_and_many_carts_are_abandoned(demo):
         for e in carts
     )
     assert abandoned / len(carts) > 0.3
+
+
+# what a product of a type must never claim (its category's other types may): the absurd claims the category-wide
+# feature sentences used to make
+NEVER = {
+    "dry cat food": ["washable"],
+    "clumping cat litter": ["washable", "grain-free"],
+    "dog leash": ["grain-free", "odours"],
+    "pet bed": ["grain-free"],
+    "chef's knife": ["hobs"],
+    "rice cooker": ["hobs"],
+    "bamboo cutting board": ["hobs", "stainless steel"],
+    "phone case": ["65 W"],
+    "scented candle": ["washable", "fibres"],
+    "cotton duvet cover": ["scent"],
+    "throw blanket": ["scent"],
+    "turntable": ["battery"],
+    "pour-over kettle": ["Roasted", "valve bag"],
+    "espresso machine": ["Roasted", "valve bag"],
+    "single-origin coffee beans": ["temperature control"],
+    "green tea": ["temperature control"],
+    "trekking poles": ["ripstop"],
+    "facial cleanser": ["absorbs quickly"],
+    "volumising mascara": ["skin tone"],
+    "adjustable dumbbells": ["recovery"],
+    "silk blouse": ["cashmere", "high-waisted"],
+    "cashmere cardigan": ["high-waisted"],
+}
+
+
+def test_feature_sentences_suit_the_product_type(truth):
+    products, _, _ = truth
+    types = {t: (ci, ti) for ci, c in enumerate(CATALOG) for ti, (t, _) in enumerate(c[4])}
+    for ptype, claims in NEVER.items():
+        ci, ti = types[ptype]
+        texts = [p.row["description_en"] for p in products if (p.category, p.ptype) == (ci, ti)]
+        assert len(texts) == 6
+        for claim in claims:
+            assert not [t for t in texts if claim in t], f"a {ptype} claims {claim!r}"
+
+
+def test_type_features_keep_the_draws_and_the_category_sentences_that_suit():
+    """A product draws two of three sentences whatever its type, so the random stream (prices, stock, all the
+    behaviour) is the catalog's of before; a sentence a type shares with its category keeps its position, so
+    products that drew two of those kept their text."""
+    for _, _, _, _, types, _, features in CATALOG:
+        for t_en, _ in types:
+            own = TYPE_FEATURES.get(t_en, features)
+            assert len(own) == len(features) == 3
+            for i, sentence in enumerate(own):
+                assert sentence == features[i] or sentence not in features, (t_en, sentence)

@@ -49,6 +49,10 @@ def test_the_wheel_holds_adengine_only_with_its_templates_and_migrations(wheel):
     # no demo shop (it would shadow a host app named `shop`), no tests, no fixtures
     assert tops == {"adengine", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "adengine/templates/adengine/slot.html" in names
+    # the storefront's Chinese translation, compiled: a host runs no compilemessages for its plugins
+    assert {"adengine/locale/zh_Hans/LC_MESSAGES/django.po", "adengine/locale/zh_Hans/LC_MESSAGES/django.mo"} <= set(
+        names
+    )
     assert any(re.fullmatch(r"adengine/migrations/0001_\w+\.py", n) for n in names)
 
 
