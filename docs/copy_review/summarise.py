@@ -57,7 +57,7 @@ def blind(products: dict[str, dict]) -> None:
 
 def summarise() -> dict:
     rows = read(HERE / "variants.jsonl")
-    scores = {s["id"]: s for s in read(HERE / "scores.jsonl")}
+    scores = {s["id"]: s for path in sorted(HERE.glob("scores*.jsonl")) for s in read(path)}
     table: dict[tuple[str, str], dict] = defaultdict(
         lambda: {"passed": 0, "scored": 0, "usable": 0, **{c: 0 for c in CRITERIA}}
     )
