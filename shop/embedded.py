@@ -159,12 +159,24 @@ def stop_services(names: list[str], data_dir: Path = DATA_DIR) -> None:
         stop_postgres(data_dir)
 
 
+def running_services(data_dir: Path = DATA_DIR) -> list[str]:
+    """The embedded services of ``data_dir`` that run now (a demo's, or another command's)."""
+    names = []
+    if (_pg_dir(data_dir) / "postmaster.pid").exists():
+        names.append("postgres")
+    if _redis_ping(_redis_socket(data_dir)):
+        names.append("redis")
+    return names
+
+
 def run(cmd: list[str]) -> int:
-    """Run ``cmd`` with the services up, then stop the ones this call started."""
+    """Run ``cmd`` with the services up, then stop the ones this call started (not those that already ran: a
+    benchmark run beside ``make demo`` leaves the demo's database up)."""
     if not cmd:
         print("usage: python -m shop.embedded run -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    started = ensure_services()
+    already = running_services()
+    started = [name for name in ensure_services() if name not in already]
     try:
         return subprocess.call(cmd, env=os.environ.copy())
     finally:
