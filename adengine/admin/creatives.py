@@ -83,6 +83,8 @@ RULE_NAMES = {
     "blocklist": "no blocked words",
     "prompt_echo": "no echo of the prompt",
     "product_fit": "about its product, not another",
+    "fluency": "as fluent as the model's other variants",
+    "truncated": "finished, not cut off",
     "near_duplicate": "not a near-duplicate of another asset",
 }
 

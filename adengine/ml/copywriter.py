@@ -49,6 +49,8 @@ class Completion:
     # the model's mean log-probability per token of what it wrote (unwarped: before temperature and top-p);
     # None when the backend does not say
     logprob: float | None = None
+    # the model ran out of tokens before it finished (no stop): its last words are cut off
+    truncated: bool = False
 
 
 # ---- model files --------------------------------------------------------------------------------
@@ -259,15 +261,17 @@ class LocalCopywriter:
         new = out[:, inputs["input_ids"].shape[1] :]
         logprobs = recorder.finish(new)
         results = []
+        stops = set(self.stop_ids(stop))
         for row, lp in zip(new, logprobs, strict=True):
             text = self.tokenizer.decode(row, skip_special_tokens=True)
             kept = text.split(stop)[0]
+            truncated = stop not in text and not any(int(t) in stops for t in row)
             # the tokens of the text that is kept (up to the stop), not of the stop or the padding after it
             ids = row.tolist()
             count = len(self.tokenizer(kept, add_special_tokens=False)["input_ids"]) if kept else 0
             count = min(max(count, 1), len(ids))
             tokens = int((row != self.tokenizer.pad_token_id).sum())
-            results.append(Completion(kept, tokens, float(lp[:count].mean()) if kept else None))
+            results.append(Completion(kept, tokens, float(lp[:count].mean()) if kept else None, truncated))
         return results
 
 
@@ -370,7 +374,12 @@ class OpenAICopywriter:
                     raise CopywriterError(f"{self.url} returned no choices")
                 per = max(1, usage // len(choices)) if usage else 0
                 return [
-                    Completion((c.get("message") or {}).get("content", "").split(stop)[0], per, _mean_logprob(c))
+                    Completion(
+                        (c.get("message") or {}).get("content", "").split(stop)[0],
+                        per,
+                        _mean_logprob(c),
+                        c.get("finish_reason") == "length",
+                    )
                     for c in choices
                 ]
             except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, CopywriterError, OSError) as exc:
@@ -435,7 +444,16 @@ def draft(
             headline, description = prompts.parse(c.text, language=prompt.language, template_set=template_set)
             for asset_type, raw in (("headline", headline), ("description", description)):
                 text = compliance.normalise(raw)
-                drafts.append(Draft(asset_type, text, judge(text, asset_type)))
+                verdicts = judge(text, asset_type)
+                # the model stopped for want of tokens: the last part it wrote (the description, or the headline
+                # when there is none) is cut off mid-sentence
+                last = "description" if description else "headline"
+                if c.truncated and asset_type == last:
+                    verdicts = [
+                        *verdicts,
+                        compliance.Verdict("truncated", False, "cut off: the model ran out of tokens"),
+                    ]
+                drafts.append(Draft(asset_type, text, verdicts))
         made += k
         if progress:
             progress(made)

@@ -33,6 +33,14 @@ CLAIM_TERMS = {
         "五星", "好评率",
     ],
 }  # fmt: skip
+# Colours: a colour the product does not come in is a false claim ("a green toy" for a navy one).
+COLOUR_TERMS = {
+    "en": ["black", "white", "grey", "gray", "navy", "blue", "red", "green", "yellow", "pink", "purple", "orange",
+           "brown", "beige", "silver", "gold"],
+    "zh": ["黑色", "白色", "灰色", "藏青色", "藏青", "蓝色", "红色", "绿色", "黄色", "粉色", "紫色", "橙色", "棕色",
+           "米色", "银色", "金色"],
+}  # fmt: skip
+NOT_COLOURS = ("口红色", "红色号")  # Chinese words that contain a colour's characters without naming one
 _CURRENCY = r"(?:¥|￥|\$|€|£|rmb|cny|yuan|元|块)"
 _PRICE = re.compile(
     rf"{_CURRENCY}\s*\d[\d,.]*|\d[\d,.]*\s*{_CURRENCY}|\d+(?:\.\d+)?\s*(?:%|percent)\s*off|\d+(?:\.\d+)?\s*折"
@@ -104,6 +112,9 @@ def claims(text: str, language: str, facts: Facts, *, generated: bool) -> list[C
         number = m.group(0).strip()
         out.append(Claim("number", number, facts.find(number) or _number_evidence(number, facts)))
     terms = CLAIM_TERMS.get(language, []) + (CLAIM_TERMS["en"] if language != "en" else [])
+    terms += COLOUR_TERMS.get(language, [])
+    for word in NOT_COLOURS:  # 口红色号 is "lipstick shades", not "red"
+        folded = folded.replace(word, " ")
     for term in sorted(terms, key=len, reverse=True):
         if _has(folded, term) and not any(term in c.text for c in out if c.kind == "attribute"):
             out.append(Claim("attribute", term, facts.find(term)))

@@ -168,6 +168,10 @@ COFFEE = compliance.grounding.Facts(
         ("不锈钢狗粮，黑色，宠物食品。", "description", "zh", PETS, {"grounded"}),
         ("低端咖啡豆，口感一般。", "description", "zh", COFFEE, {"disparaging"}),
         ("Run like a Stride runner in Kestrel trail running shoes", "description", "en", RUNNING, {"grounded"}),
+        # a colour is a claim: the shoe is white (the rubric review found "green" for a navy toy)
+        ("A green trail running shoe from Kestrel, light on the trail.", "description", "en", RUNNING, {"grounded"}),
+        ("Kestrel 绿色越野跑鞋，轻便好穿。", "description", "zh", RUNNING, {"grounded"}),
+        ("A white Kestrel trail running shoe, light on the trail.", "description", "en", RUNNING, set()),
         # grounded copy passes: the facts state the product, its brand and its features
         ("Kestrel trail running shoes, compact and light.", "description", "en", RUNNING, set()),
         ("Soft skin all day with Lumiere moisturising cream.", "description", "en", SKINCARE, set()),

@@ -29,6 +29,7 @@ class ChatServer:
     def __init__(self, delay: float = 0.0, fail_first: int = 0, logprobs: list[float] | None = None) -> None:
         self.requests: list[dict] = []
         self.delay, self.fail_first, self.logprobs = delay, fail_first, logprobs
+        self.cut_off = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +55,8 @@ class ChatServer:
                     }
                     for i in range(body.get("n", 1))
                 ]
+                if outer.cut_off:  # the server stopped the last choice for its token limit
+                    choices[-1]["finish_reason"] = "length"
                 if outer.logprobs and body.get("logprobs"):  # as OpenAI's API: one entry per token
                     for i, choice in enumerate(choices):
                         value = outer.logprobs[i % len(outer.logprobs)]
@@ -160,3 +163,23 @@ def test_the_fluency_rule_reads_the_servers_token_likelihoods(encoder):
     assert not unlikely.passes_rules and any("fluency" in r and "unlikely" in r for r in unlikely.rejection_reasons)
     assert all(c.passes_rules for text, c in headlines.items() if text != HEADLINES[3])
     assert request.stats["rejections"].get("fluency", 0) >= 1
+
+
+@pytest.mark.django_db
+def test_copy_cut_off_by_the_token_limit_is_rejected(encoder):
+    s = ChatServer()
+    s.cut_off = True
+    campaign = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Sonica"), name="Earbuds", keywords=["wireless earbuds"]
+    )
+    try:
+        cfg = {"COPYWRITER": {"BACKEND": "openai", "BASE_URL": s.url, "MODEL": "m", "BATCH_SIZE": 4}}
+        with adengine_settings(**cfg):
+            request = run_request(str(request_copy(campaign=campaign, language="en", n=4, enqueue=False).pk))
+    finally:
+        s.close()
+    cut = Creative.objects.get(request=request, asset_type="description", text=DESCRIPTIONS[3])
+    assert not cut.passes_rules and any("truncated" in r for r in cut.rejection_reasons)
+    # its headline was finished; the other choices stopped on their own
+    assert Creative.objects.get(request=request, asset_type="headline", text=HEADLINES[3]).passes_rules
+    assert request.stats["rejections"].get("truncated") == 1
