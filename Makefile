@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test test-main test-hostapp lint bench stop clean
+.PHONY: install browser demo test test-main test-hostapp lint bench screenshots stop clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -52,6 +52,9 @@ bench: install  # needs the demo data: run `make demo` once first
 	$(PY) -m shop.embedded run -- $(PY) bench/serving.py
 	$(PY) -m shop.embedded run -- $(PY) bench/imports.py
 	$(PY) -m shop.embedded run -- $(PY) bench/resilience.py
+
+screenshots: install browser  # docs/*.png at 1280 px from demo data (Chinese text needs fonts-noto-cjk)
+	ADENGINE_SCREENSHOTS=docs $(PY) -m pytest tests/screenshots -q --ds=tests.settings -p no:cacheprovider
 
 stop:
 	$(PY) -m shop.embedded stop
