@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test test-main test-hostapp lint bench copywriter stop clean
+.PHONY: install browser demo test test-main test-hostapp lint bench copywriter screenshots stop clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -58,6 +58,9 @@ bench: install  # needs the demo data: run `make demo` once first
 copywriter: install
 	$(PY) manage.py adengine_finetune_copywriter --activate \
 	  --pairs fixtures/copywriter/pairs_en.jsonl fixtures/copywriter/pairs_zh.jsonl
+
+screenshots: install browser  # docs/*.png at 1280 px from demo data (Chinese text needs fonts-noto-cjk)
+	ADENGINE_SCREENSHOTS=docs $(PY) -m pytest tests/screenshots -q --ds=tests.settings -p no:cacheprovider
 
 stop:
 	$(PY) -m shop.embedded stop

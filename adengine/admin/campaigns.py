@@ -16,7 +16,7 @@ from adengine.models import (
     Campaign,
 )
 
-from . import dashboard, pickers, reports, review
+from . import dashboard, pickers, previews, reports, review
 from .forms import CampaignForm
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ class CampaignAdmin(admin.ModelAdmin):
         return review.review_view(self, request, pk)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        """The change page links to the copy review, with how many variants wait for it."""
+        """The change page links to the copy review, with how many variants wait for it, and previews the campaign's
+        best ad in each placement."""
         campaign = self.get_object(request, object_id)
         if campaign is not None and request.user.has_perm(review.PERMISSION):
             extra_context = {
@@ -199,6 +200,9 @@ class CampaignAdmin(admin.ModelAdmin):
                 "review_url": review.review_url(campaign.pk),
                 "review_waiting": review.waiting(campaign),
             }
+        if campaign is not None:
+            preview = previews.campaign_preview(campaign, request=request)
+            extra_context = {**(extra_context or {}), "ad_preview": preview}
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="report")

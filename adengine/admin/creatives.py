@@ -107,6 +107,7 @@ class CreativeAdmin(admin.ModelAdmin):
     list_filter = ["status", "language", "asset_type", "source", "passes_rules", "label", "campaign"]
     search_fields = ["text"]
     readonly_fields = [
+        "preview",
         "passes_rules",
         "checks",
         "serving",
@@ -135,6 +136,15 @@ class CreativeAdmin(admin.ModelAdmin):
         from .review import review_url
 
         return format_html('<a href="{}">review page</a>', review_url(obj.campaign_id, creative_id=obj.pk))
+
+    @admin.display(description="preview")
+    def preview(self, obj):
+        """The asset in each of its campaign's placements, with the best partner copy (adengine.admin.previews)."""
+        if obj is None or obj.pk is None:
+            return "Saved assets are previewed here, in each of the campaign's placements."
+        from .previews import asset_preview
+
+        return asset_preview(obj)
 
     @admin.display(description="quality score", ordering="score")
     def quality(self, obj):

@@ -12,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.safestring import SafeString
 from django.utils.translation import get_language_info
 
 from adengine.conf import settings as ad_settings
@@ -35,6 +36,7 @@ class Card:
     failed: list[tuple[str, str]]  # (rule in words, why)
     passed: list[str]  # rules in words
     evidence: list[Evidence]
+    preview: SafeString | str = ""  # the variant in the campaign's placements (adengine.admin.previews)
 
     @property
     def quality(self) -> str:
@@ -112,6 +114,19 @@ def columns(campaign: Campaign, *, request: GenerationRequest | None = None) -> 
     return out
 
 
+def with_previews(campaign: Campaign, found: list[Column], *, request=None) -> None:
+    """Give every card its preview in the campaign's placements (the campaign's copy and product read once)."""
+    from adengine.selectors.previews import campaign_copy
+
+    from .previews import asset_preview
+
+    copy = campaign_copy(campaign)
+    for column in found:
+        for section in column.sections:
+            for c in section.cards:
+                c.preview = asset_preview(c.creative, copy=copy, request=request)
+
+
 def waiting(campaign: Campaign) -> int:
     """How many of the campaign's variants pass the rules and wait for a person's review."""
     return Creative.objects.filter(campaign=campaign, status=Creative.Status.DRAFT, passes_rules=True).count()
@@ -141,11 +156,13 @@ def review_view(model_admin, request, pk: int):
     if request.method == "POST":
         decide(request, campaign)
         return HttpResponseRedirect(request.get_full_path())
+    found = columns(campaign, request=generation)
+    with_previews(campaign, found, request=request)
     context = {
         **model_admin.admin_site.each_context(request),
         "campaign": campaign,
         "generation": generation,
-        "columns": columns(campaign, request=generation),
+        "columns": found,
         "waiting": waiting(campaign),
         "opts": model_admin.model._meta,
         "title": f"Review copy of {campaign}",  # (admin/base_site.html shows it as the page's heading)

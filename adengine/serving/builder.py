@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -60,6 +61,22 @@ def _ts(value) -> float | None:
     return value.timestamp() if value is not None else None
 
 
+def product_card(product: Any, *, adapter: Any, languages: list[str]) -> ProductCard:
+    """What an ad shows of a promoted product, read through the shop adapter (the admin's previews read the same)."""
+    price, currency = adapter.product_price(product), adapter.product_currency(product)
+    return ProductCard(
+        pk=product.pk,
+        url=adapter.product_url(product),
+        image_url=adapter.product_image_url(product),
+        price=price,
+        titles={lang: adapter.product_title(product, lang) for lang in languages},
+        categories=adapter.category_keys(product),
+        currency=currency,
+        price_texts={lang: adapter.format_price(price, currency, lang) for lang in languages},
+        key=adapter.product_key(product),
+    )
+
+
 def build(version: tuple | None = None) -> Snapshot:
     """Read campaigns, assets, placements and promoted products into a new snapshot."""
     started = time.perf_counter()
@@ -94,18 +111,7 @@ def build(version: tuple | None = None) -> Snapshot:
             stock = adapter.product_stock(p)
             if stock is not None and stock <= 0:
                 continue  # never advertise what cannot be bought
-            price, currency = adapter.product_price(p), adapter.product_currency(p)
-            cards[p.pk] = ProductCard(
-                pk=p.pk,
-                url=adapter.product_url(p),
-                image_url=adapter.product_image_url(p),
-                price=price,
-                titles={lang: adapter.product_title(p, lang) for lang in langs},
-                categories=adapter.category_keys(p),
-                currency=currency,
-                price_texts={lang: adapter.format_price(price, currency, lang) for lang in langs},
-                key=adapter.product_key(p),
-            )
+            cards[p.pk] = product_card(p, adapter=adapter, languages=langs)
     product_vectors = {
         pid: np.asarray(vec, np.float32)
         for pid, vec in ProductVector.objects.filter(product_id__in=all_products).values_list("product_id", "embedding")

@@ -7,10 +7,15 @@ from typing import Any
 from . import tokens
 from .engine import Ad, Decision
 
+SLOT_TEMPLATE = "adengine/slot.html"
 
-def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
-    """A chosen ad as plain data; ``build_uri`` (request.build_absolute_uri) makes the URLs absolute."""
-    urls = tokens.urls(ad.nonce, ad.row or None)
+
+def ad_data(ad: Ad, *, build_uri: Any = None, urls: dict[str, str] | None = None) -> dict:
+    """A chosen ad as plain data; ``build_uri`` (request.build_absolute_uri) makes the URLs absolute.
+
+    ``urls`` replaces the signed view, click and "Why this ad?" URLs (the admin's previews: nothing to count).
+    """
+    urls = dict(urls) if urls is not None else tokens.urls(ad.nonce, ad.row or None)
     if build_uri is not None:
         urls = {k: build_uri(v) for k, v in urls.items()}
     product = ad.product
@@ -29,6 +34,14 @@ def ad_data(ad: Ad, *, build_uri: Any = None) -> dict:
         "price_text": product.price_text(ad.language) if product else "",
         **urls,
     }
+
+
+def render_slot(*, ads: list[dict], placement: Any, decision_id: Any, request: Any) -> str:
+    """A placement's ads as the storefront shows them (``{% ad_slot %}``; the admin's previews render the same)."""
+    from django.template.loader import render_to_string
+
+    context = {"ads": ads, "placement": placement, "decision_id": decision_id, "request": request}
+    return render_to_string(SLOT_TEMPLATE, context)
 
 
 def decision_data(decision: Decision, *, build_uri: Any = None) -> dict:

@@ -85,12 +85,11 @@ def ad_slot(
     """
     request = context.get("request")
     try:
-        from django.template.loader import render_to_string
         from django.utils.translation import get_language
 
         from adengine.services.shoppers import shopper_for_request
         from adengine.serving import PageContext, UnknownPlacement, decide
-        from adengine.serving.presentation import ad_data
+        from adengine.serving.presentation import ad_data, render_slot
 
         # an existing shopper only: a page view alone creates no shopper or session row (bots, one-page visits)
         shopper = shopper_for_request(request, create=False) if request is not None else None
@@ -113,14 +112,11 @@ def ad_slot(
             return ""
         if not decision.ads:
             return ""
-        return render_to_string(
-            "adengine/slot.html",
-            {
-                "ads": [ad_data(ad) for ad in decision.ads],
-                "placement": decision.placement,
-                "decision_id": decision.id,
-                "request": request,
-            },
+        return render_slot(
+            ads=[ad_data(ad) for ad in decision.ads],
+            placement=decision.placement,
+            decision_id=decision.id,
+            request=request,
         )
     except Exception:
         log.exception("ad_slot %r failed; the page renders without it", key)
