@@ -120,12 +120,12 @@ def test_staff_without_campaign_permission_are_refused(client):
 def _form(campaign, **changes) -> dict:
     data = {
         "advertiser": campaign.advertiser_id, "name": campaign.name, "status": campaign.status, "tier": campaign.tier,
-        "description": campaign.description, "keywords": ",".join(campaign.keywords), "categories": "",
-        "promoted_products": ",".join(str(p.pk) for p in campaign.promoted_products.all()),
-        "languages": ",".join(campaign.languages), "brand_voice": "", "objective": campaign.objective,
+        "description": campaign.description, "keywords": ",".join(campaign.keywords), "categories": [],
+        "promoted_products": [p.pk for p in campaign.promoted_products.all()],
+        "languages": list(campaign.languages), "brand_voice": "", "objective": campaign.objective,
         "pricing": campaign.pricing, "bid": str(campaign.bid), "total_budget": str(campaign.total_budget),
         "daily_budget": "", "frequency_cap": "0", "landing_url": "", "starts_at_0": "", "starts_at_1": "",
-        "ends_at_0": "", "ends_at_1": "", "audience_min_similarity": "",
+        "ends_at_0": "", "ends_at_1": "", "starts_at": "", "ends_at": "", "audience_min_similarity": "",
     }  # fmt: skip
     data.update(changes)
     return data
