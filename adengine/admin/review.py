@@ -17,6 +17,7 @@ from django.utils.translation import get_language_info
 from adengine.conf import settings as ad_settings
 from adengine.ml.compliance import Evidence, evidence
 from adengine.models import Campaign, Creative, GenerationRequest
+from adengine.selectors.generation import waiting_requests
 
 from .creatives import RULE_NAMES
 
@@ -147,6 +148,7 @@ def review_view(model_admin, request, pk: int):
         "generation": generation,
         "columns": columns(campaign, request=generation),
         "waiting": waiting(campaign),
+        "copy_requests": waiting_requests(campaign_id=campaign.pk),  # queued or being written, with an estimate
         "opts": model_admin.model._meta,
         "title": f"Review copy of {campaign}",  # (admin/base_site.html shows it as the page's heading)
     }

@@ -57,6 +57,12 @@ class GenerationRequest(models.Model):
         help_text="Who asked.",
     )
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was asked for.")
+    started_at = models.DateTimeField(
+        "started",
+        null=True,
+        blank=True,
+        help_text="When a worker last started writing it: the queue's estimates learn from started to finished.",
+    )
     finished_at = models.DateTimeField("finished", null=True, blank=True, help_text="When it ended.")
     heartbeat_at = models.DateTimeField(
         "last sign of life",
