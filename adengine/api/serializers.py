@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
-from django.utils import timezone
+from django.utils import timezone, translation
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -150,7 +150,8 @@ class GenerationRequestSerializer(serializers.Serializer):
     def get_queue(self, obj) -> dict:
         from adengine.selectors.generation import queue_state
 
-        return QueueStateSerializer(queue_state(obj)).data
+        with translation.override("en"):  # the API's own messages stay English (README)
+            return QueueStateSerializer(queue_state(obj)).data
 
 
 class GenerationUnavailableSerializer(serializers.Serializer):

@@ -150,3 +150,12 @@ def test_the_admin_shows_place_and_estimate_on_the_list_change_and_review_pages(
     review = client.get(f"/admin/adengine/campaign/{shop_campaign.pk}/review/").content.decode()
     assert "Copy being generated" in review and "writing: 4 of 8 variants" in review
     assert "next in line (1 being written)" in review
+
+
+def test_the_api_message_stays_english_for_a_chinese_client(shop_campaign, client):
+    owner = get_user_model().objects.create_user("owner", password="pw")
+    shop_campaign.advertiser.managers.add(owner)
+    mine = make(shop_campaign, n=4, created=100)
+    client.force_login(owner)
+    data = client.get(f"/api/adengine/v1/generation-requests/{mine.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+    assert data["queue"]["message"].startswith("next in line; no estimate yet")
