@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AdengineConfig(AppConfig):
     name = "adengine"
-    verbose_name = "Ad engine"
+    verbose_name = _("Ad engine")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -19,36 +19,42 @@ import urllib.request
 from fixtures.demo_login import PASSWORD as SHOPPER_PASSWORD
 from fixtures.demo_login import demo_login
 from shop import embedded
+from shop.steps import Steps
 
 ROOT = embedded.ROOT
 HOST, PORT = "127.0.0.1", int(os.environ.get("DEMO_PORT", "8000"))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+GENERATE_LIMIT = 5  # demo campaigns whose copy the worker writes on first start
+STEPS = 13  # the steps demo() numbers, each done or skipped on every start
 
 
 def _manage(*args: str, check: bool = True) -> int:
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, check=check).returncode
 
 
-def _load_demo_data() -> None:
+def _generate_and_import(steps: Steps) -> None:
+    """First start: the demo catalog, customers, behaviour and orders, generated then imported."""
     marker = embedded.DATA_DIR / "demo-loaded"
     if marker.exists():
-        print("demo data already loaded (delete .data/ or run `make clean` to start over)")
+        why = "loaded on an earlier start (delete .data/ or run `make clean` to start over)"
+        steps.skip("generating the demo data", why)
+        steps.skip("importing the demo data", why)
         return
     out = embedded.DATA_DIR / "demo"
-    subprocess.run([sys.executable, "-m", "fixtures.demo_data", "--out", str(out)], cwd=ROOT, check=True)
-    started = time.monotonic()
-    _manage(
-        "shop_import",
-        "--products",
-        str(out / "products.csv"),
-        "--customers",
-        str(out / "customers.csv"),
-        "--events",
-        str(out / "events.csv"),
-        "--orders",
-        str(out / "orders.csv"),
-    )
-    print(f"demo data loaded in {time.monotonic() - started:.0f} s")
+    with steps.step("generating the demo data (catalog, customers, 35 days of behaviour, orders)"):
+        subprocess.run([sys.executable, "-m", "fixtures.demo_data", "--out", str(out)], cwd=ROOT, check=True)
+    with steps.step("importing the demo data"):
+        _manage(
+            "shop_import",
+            "--products",
+            str(out / "products.csv"),
+            "--customers",
+            str(out / "customers.csv"),
+            "--events",
+            str(out / "events.csv"),
+            "--orders",
+            str(out / "orders.csv"),
+        )
     marker.write_text("ok\n")
 
 
@@ -66,7 +72,7 @@ def _accounts() -> None:
     _manage("shell", "-c", code)
 
 
-def _campaigns_and_simulation() -> None:
+def _campaigns_and_simulation(steps: Steps) -> None:
     """First start: the demo campaigns, then a few simulated days -- before any web process serves a shopper.
 
     The simulation refuses a database with live traffic (it would bill the live campaigns and re-date beside
@@ -74,37 +80,53 @@ def _campaigns_and_simulation() -> None:
     loaded); the worker writes the generated copy once it starts.
     """
     marker = embedded.DATA_DIR / "demo-campaigns-loaded"
-    if not marker.exists():
+    what = f"loading the demo campaigns and queueing generated copy for the first {GENERATE_LIMIT}"
+    if marker.exists():
+        steps.skip(what, "loaded on an earlier start")
+    else:
         # demo advertisers and campaigns; --generate-copy queues their copy (Gemma, in en and zh) for the worker
         # (copy is generated for the first five; the others keep their written copy, so the queue stays short)
-        _manage(
-            "adengine_load_campaigns",
-            str(ROOT / "fixtures" / "demo_campaigns.json"),
-            "--generate-copy",
-            "--generate-limit",
-            "5",
+        with steps.step(what):
+            _manage(
+                "adengine_load_campaigns",
+                str(ROOT / "fixtures" / "demo_campaigns.json"),
+                "--generate-copy",
+                "--generate-limit",
+                str(GENERATE_LIMIT),
+            )
+        steps.hand_over(
+            f"generated copy for the first {GENERATE_LIMIT} demo campaigns, in English and Chinese (the slowest part)"
         )
         marker.write_text("ok\n")
     marker = embedded.DATA_DIR / "demo-simulated"
-    if not marker.exists():
-        # the simulated shoppers are personalised like real ones: the catalog embedded, the interest model
-        # trained and interest vectors computed first (here, in the foreground; later starts leave it to beat)
+    simulated = ("embedding the catalog and training the interest model", "computing the campaigns' targets",
+                 "simulating 3 days of traffic (80 customers)")  # fmt: skip
+    if marker.exists():
+        for what in simulated:
+            steps.skip(what, "done on an earlier start (beat keeps it fresh)")
+        return
+    # the simulated shoppers are personalised like real ones: the catalog embedded, the interest model
+    # trained and interest vectors computed first (here, in the foreground; later starts leave it to beat)
+    with steps.step(simulated[0]):
         _manage("adengine_embed")
+    with steps.step(simulated[1]):
         _manage("shell", "-c", "from adengine.services.campaigns import refresh_targets; refresh_targets()")
-        # a few simulated days, so the admin's reports and the strategy have data to show on first start
-        if _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0:
-            marker.write_text("ok\n")
-        else:
-            print("the simulation did not run (see above); the demo starts without simulated days", file=sys.stderr)
+    # a few simulated days, so the admin's reports and the strategy have data to show on first start
+    with steps.step(simulated[2]):
+        ran = _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0
+    if ran:
+        marker.write_text("ok\n")
+    else:
+        print("the simulation did not run (see above); the demo starts without simulated days", file=sys.stderr)
 
 
-def _enqueue_initial_work() -> None:
+def _enqueue_initial_work(steps: Steps) -> None:
     code = (
         "from adengine.tasks import embed_products, refresh_interests, train_interest_model\n"
         "embed_products.apply_async(); train_interest_model.apply_async(); refresh_interests.apply_async()\n"
-        "print('queued: embed the catalog, train the interest model, compute interest vectors (worker log)')\n"
     )
     _manage("shell", "-c", code)
+    steps.hand_over("embed new products, train the interest model, refresh every shopper's interest vector")
 
 
 def _all_queues() -> list[str]:
@@ -135,46 +157,56 @@ def _interrupt(signum, frame):  # SIGTERM stops the demo as Ctrl-C does: childre
 def demo() -> int:
     """Run the demo until interrupted (Ctrl-C or SIGTERM)."""
     signal.signal(signal.SIGTERM, _interrupt)
-    started = embedded.ensure_services(persistent_broker=True)  # queued work survives a restart of the demo
+    steps = Steps(STEPS)
+    with steps.step("starting PostgreSQL+pgvector and Redis"):
+        started = embedded.ensure_services(persistent_broker=True)  # queued work survives a restart of the demo
     env = os.environ.copy()
     env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
     procs: list[subprocess.Popen] = []
     logs = embedded.DATA_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    base = f"http://{HOST}:{PORT}"
     try:
-        _manage("migrate", "--noinput")
-        _manage("check")
-        _load_demo_data()
-        _accounts()
-        _campaigns_and_simulation()  # before the web server: the simulation never runs beside live traffic
+        with steps.step("migrating the database"):
+            _manage("migrate", "--noinput")
+        with steps.step("checking the configuration"):
+            _manage("check")
+        _generate_and_import(steps)
+        with steps.step("creating the demo accounts"):
+            _accounts()
+        _campaigns_and_simulation(steps)  # before the web server: the simulation never runs beside live traffic
         celery = [sys.executable, "-m", "celery", "-A", "shop"]
-        # one worker for every queue (the host's default and adengine's three) on a small machine; production
-        # runs one per queue (README, "Running it for real")
-        procs.append(
-            subprocess.Popen(
-                [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", "demo@%h"]
-                + ["--queues", ",".join(_all_queues())],
-                cwd=ROOT,
-                env=env,
+        with steps.step("starting the Celery worker, beat and the web server"):
+            # one worker for every queue (the host's default and adengine's three) on a small machine;
+            # production runs one per queue (README, "Running it for real")
+            procs.append(
+                subprocess.Popen(
+                    [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", "demo@%h"]
+                    + ["--queues", ",".join(_all_queues())],
+                    cwd=ROOT,
+                    env=env,
+                )
             )
-        )
-        procs.append(
-            subprocess.Popen(
-                [*celery, "beat", "--loglevel", "INFO", "--schedule", str(embedded.DATA_DIR / "celerybeat-schedule")],
-                cwd=ROOT,
-                env=env,
+            schedule = str(embedded.DATA_DIR / "celerybeat-schedule")
+            procs.append(
+                subprocess.Popen([*celery, "beat", "--loglevel", "INFO", "--schedule", schedule], cwd=ROOT, env=env)
             )
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT, env=env
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT, env=env
+                )
             )
-        )
-        _enqueue_initial_work()
-        base = f"http://{HOST}:{PORT}"
-        if not _wait_for_http(base + "/"):
+        with steps.step("queueing the catalog and shopper upkeep for the worker"):
+            _enqueue_initial_work(steps)
+        with steps.step("waiting for the web server"):
+            up = _wait_for_http(base + "/")
+        if not up:
             print("the web server did not come up; see its output above", file=sys.stderr)
             return 1
+        steps.summary(
+            'Follow them in the worker\'s lines in this terminal ("Task adengine.generate_creatives[...] succeeded"), '
+            f"and the copy's place in line, progress and estimate at {base}/admin/adengine/generationrequest/"
+        )
         print(
             "\n"
             "adengine demo is running\n"

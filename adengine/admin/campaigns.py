@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 
 from adengine.models import (
     Advertiser,
@@ -229,14 +230,14 @@ class CampaignAdmin(admin.ModelAdmin):
             k = min(max(int(request.GET.get("k", 50)), 1), 500)
         except ValueError:
             active_days, k = None, 50
-            messages.error(request, "k and active_days must be numbers; showing the defaults.")
+            messages.error(request, _("k and active_days must be numbers; showing the defaults."))
         rows, error = [], ""
         try:
             vector = campaign_target(campaign)  # computed once (and stored) when its inputs changed
             members = campaign_audience(campaign, vector, k=k, active_within_days=active_days)
             rows = [(m, why_in_audience(m.shopper, vector)) for m in members]
             if vector is None:
-                error = "Give the campaign a description, keywords or promoted products to find its audience."
+                error = _("Give the campaign a description, keywords or promoted products to find its audience.")
         except Exception as exc:
             log.exception("audience preview of campaign %s failed", pk)
             error = f"The audience could not be computed: {exc}"
@@ -248,6 +249,6 @@ class CampaignAdmin(admin.ModelAdmin):
             "k": k,
             "active_days": days or "",
             "opts": self.model._meta,
-            "title": f"Audience of {campaign}",
+            "title": _("Audience of %(campaign)s") % {"campaign": campaign},
         }
         return TemplateResponse(request, "adengine/admin/campaign_audience.html", context)

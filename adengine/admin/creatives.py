@@ -6,6 +6,7 @@ import logging
 
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from adengine.models import (
     CopywriterModel,
@@ -46,12 +47,14 @@ class GenerationRequestAdmin(ReadOnlyAdmin):
         "n",
         "seed",
         "status",
+        "where_it_stands",
         "progress",
         "error",
         "model_name",
         "stats",
         "requested_by",
         "created_at",
+        "started_at",
         "finished_at",
         "heartbeat_at",
         "queued",
@@ -61,7 +64,28 @@ class GenerationRequestAdmin(ReadOnlyAdmin):
     ]
     inlines = [CreativeInline]
 
-    @admin.display(description="review")
+    def get_list_display(self, request):
+        """The list with a "queue" column: place in line, progress and estimate, from one look at the queue."""
+        from adengine.selectors.generation import queue_states
+
+        states: dict = {}
+
+        @admin.display(description=_("queue"))
+        def queue(obj):
+            if obj.pk not in states:  # the page's rows, read once (two queries) when the first row is drawn
+                states.update(queue_states(GenerationRequest.objects.filter(status__in=["queued", "running"])))
+            state = states.get(obj.pk)
+            return state.describe() if state is not None else obj.get_status_display()
+
+        return [*self.list_display[:5], queue, *self.list_display[5:]]
+
+    @admin.display(description=_("where it stands"))
+    def where_it_stands(self, obj):
+        from adengine.selectors.generation import queue_state
+
+        return queue_state(obj).describe()
+
+    @admin.display(description=_("review"))
     def review_link(self, obj):
         from .review import review_url  # (review imports this module's RULE_NAMES)
 

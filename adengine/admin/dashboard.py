@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from adengine.models import Advertiser, Campaign
 from adengine.selectors.dashboard import SPARK_DAYS, DashboardRow, dashboard_rows
@@ -87,13 +88,17 @@ def _filters(request) -> tuple[dict, dict]:
         if advertiser.isdigit() and Advertiser.objects.filter(pk=int(advertiser)).exists():
             chosen["advertiser"], lookups["advertiser_id"] = advertiser, int(advertiser)
         else:
-            messages.error(request, f"No advertiser {advertiser!r}; showing every advertiser.")
+            messages.error(request, _("No advertiser %(id)r; showing every advertiser.") % {"id": advertiser})
     status = request.GET.get("status", "")
     if status:
         if status in Campaign.Status.values:
             chosen["status"], lookups["status"] = status, status
         else:
-            messages.error(request, f"Status must be one of {', '.join(Campaign.Status.values)}; showing every status.")
+            messages.error(
+                request,
+                _("Status must be one of %(values)s; showing every status.")
+                % {"values": ", ".join(Campaign.Status.values)},
+            )
     return chosen, lookups
 
 
@@ -123,6 +128,6 @@ def dashboard_view(model_admin, request):
         "spark_days": SPARK_DAYS,
         "changelist_url": reverse("admin:adengine_campaign_changelist"),
         "opts": model_admin.model._meta,
-        "title": "Campaign dashboard",
+        "title": _("Campaign dashboard"),
     }
     return TemplateResponse(request, "adengine/admin/dashboard.html", context)

@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
 from adengine import clock
 from adengine.conf import settings as ad_settings
@@ -132,14 +133,15 @@ def report_view(model_admin, request, pk: int):
         "ctr_chart": line_chart(
             labels,
             {"CTR %": [None if r.ctr is None else 100 * r.ctr for r in rows]},
-            title="Click-through rate by day (%)",
+            title=_("Click-through rate by day (%)"),
         ),
         "money_chart": line_chart(
             labels,
             {"spend": [float(r.spend) for r in rows], "revenue": [float(r.revenue) for r in rows]},
-            title="Spend and revenue by day",
+            title=_("Spend and revenue by day"),
         ),
         "opts": model_admin.model._meta,
-        "title": f"Report: “{campaign.name}” ({campaign.advertiser.name})",
+        "title": _("Report: “%(campaign)s” (%(advertiser)s)")
+        % {"campaign": campaign.name, "advertiser": campaign.advertiser.name},
     }
     return TemplateResponse(request, "adengine/admin/campaign_report.html", context)

@@ -14,10 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language_info
+from django.utils.translation import gettext as _
 
 from adengine.conf import settings as ad_settings
 from adengine.ml.compliance import Evidence, evidence
 from adengine.models import Campaign, Creative, GenerationRequest
+from adengine.selectors.generation import waiting_requests
 
 from .creatives import RULE_NAMES
 
@@ -152,7 +154,7 @@ def review_view(model_admin, request, pk: int):
         try:
             generation = GenerationRequest.objects.get(pk=uuid.UUID(request.GET["request"]), campaign=campaign)
         except (ValueError, GenerationRequest.DoesNotExist):
-            messages.warning(request, "No such copy generation request for this campaign; showing all its variants.")
+            messages.warning(request, _("No such copy generation request for this campaign; showing all its variants."))
     if request.method == "POST":
         decide(request, campaign)
         return HttpResponseRedirect(request.get_full_path())
@@ -164,8 +166,10 @@ def review_view(model_admin, request, pk: int):
         "generation": generation,
         "columns": found,
         "waiting": waiting(campaign),
+        "copy_requests": waiting_requests(campaign_id=campaign.pk),  # queued or being written, with an estimate
         "opts": model_admin.model._meta,
-        "title": f"Review copy of {campaign}",  # (admin/base_site.html shows it as the page's heading)
+        # (admin/base_site.html shows it as the page's heading)
+        "title": _("Review copy of %(campaign)s") % {"campaign": campaign},
     }
     return TemplateResponse(request, "adengine/admin/campaign_review.html", context)
 
@@ -181,25 +185,36 @@ def decide(request, campaign: Campaign) -> None:
     elif request.POST.get("bulk") in ("approve", "reject"):
         approve, raw = request.POST["bulk"] == "approve", request.POST.getlist("selected")
     else:
-        messages.error(request, "Choose Approve or Reject.")
+        messages.error(request, _("Choose Approve or Reject."))
         return
     try:
         ids = [int(v) for v in raw]
     except ValueError:
-        messages.error(request, "The selection is not a list of variant ids; nothing changed.")
+        messages.error(request, _("The selection is not a list of variant ids; nothing changed."))
         return
     chosen = Creative.objects.filter(campaign=campaign, pk__in=ids)
     if not ids or not chosen.exists():
-        messages.warning(request, "Select at least one variant of this campaign; nothing changed.")
+        messages.warning(request, _("Select at least one variant of this campaign; nothing changed."))
         return
     total = chosen.count()
     failing = list(chosen.filter(passes_rules=False)) if approve else []
     changed = review(creatives=chosen, approve=approve, user=request.user)
-    verb = "Approved" if approve else "Rejected"
     unchanged = total - changed - len(failing)
     if changed:
-        messages.success(request, f"{verb} {changed}." + (f" {unchanged} already were." if unchanged > 0 else ""))
+        done = (_("Approved %(count)d.") if approve else _("Rejected %(count)d.")) % {"count": changed}
+        if unchanged > 0:
+            done += " " + _("%(count)d already were.") % {"count": unchanged}
+        messages.success(request, done)
     elif not failing:
-        messages.info(request, f"Nothing changed: the selected variants already were {verb.lower()}.")
+        messages.info(
+            request,
+            _("Nothing changed: the selected variants already were approved.")
+            if approve
+            else _("Nothing changed: the selected variants already were rejected."),
+        )
     for creative in failing:
-        messages.warning(request, f"“{creative.text}” was not approved: it {card(creative).approve_blocked}.")
+        messages.warning(
+            request,
+            _("“%(text)s” was not approved: it %(why)s.")
+            % {"text": creative.text, "why": card(creative).approve_blocked},
+        )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
-from django.utils import timezone
+from django.utils import timezone, translation
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from adengine.models import AdEvent, BehaviourEvent, Creative
@@ -107,16 +108,50 @@ class GenerateRequestSerializer(serializers.Serializer):
     seed = StrictIntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
 
+class QueueStateSerializer(serializers.Serializer):
+    """Where a copy request stands: its place in line while queued, its progress while written, and an estimate."""
+
+    queue = serializers.CharField(read_only=True, help_text="The Celery queue it waits on.")
+    position = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="1: the next to start; null unless queued."
+    )
+    ahead = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Queued requests before it; null unless queued."
+    )
+    running = serializers.IntegerField(read_only=True, help_text="Requests being written now.")
+    elapsed_seconds = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Seconds since a worker started it; null unless running."
+    )
+    remaining_seconds = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="Estimated seconds until it is done (the median pace of the last finished requests, or its own "
+        "rate while running); null when finished or when no request has finished yet to learn from.",
+    )
+    message = serializers.CharField(source="describe", read_only=True, help_text="The same, in words.")
+
+
 class GenerationRequestSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     campaign = serializers.IntegerField(source="campaign_id", read_only=True)
     language = serializers.CharField(read_only=True)
     n = serializers.IntegerField(read_only=True)
     status = serializers.CharField(read_only=True)
-    progress = serializers.IntegerField(read_only=True)
+    progress = serializers.IntegerField(read_only=True, help_text="Variants written so far, of n.")
     error = serializers.CharField(read_only=True)
     model_name = serializers.CharField(read_only=True)
     stats = serializers.JSONField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    started_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    queue = serializers.SerializerMethodField()
+
+    @extend_schema_field(QueueStateSerializer)
+    def get_queue(self, obj) -> dict:
+        from adengine.selectors.generation import queue_state
+
+        with translation.override("en"):  # the API's own messages stay English (README)
+            return QueueStateSerializer(queue_state(obj)).data
 
 
 class GenerationUnavailableSerializer(serializers.Serializer):

@@ -206,8 +206,11 @@ def choose(
     grid: list[Params] | None = None,
     seed: int = 0,
     step: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Choice:
-    """Choose the collaborative settings and the blend's weights on a validation split of the log before ``before``."""
+    """Choose the collaborative settings and the blend's weights on a validation split of the log before ``before``.
+
+    ``progress(done, total)`` is called after each of the grid's settings is tried."""
     started = time.monotonic()
     base = base or Params()
     try:
@@ -228,7 +231,7 @@ def choose(
     best: tuple[float, Params, dict, dict, dict] | None = None
     fits: dict[tuple, Fitted] = {}
     notes: list[str] = []
-    for p in grid:
+    for i, p in enumerate(grid, 1):
         key = _fit_key(p)
         if key not in fits:
             fits[key] = fit(inputs, val.train, val.cutoff, p, seed=seed)
@@ -243,6 +246,8 @@ def choose(
             if best is None or objective(s) > best[0] + 1e-12:
                 best = (objective(s), p, w, spread, s)
         notes.extend(n for n in f.notes if n not in notes)
+        if progress:
+            progress(i, len(grid))
     assert best is not None
     _, params, weights, spread, summary = best
     pr = parts(inputs, _with_params(fits[_fit_key(params)], inputs, val, params), val.cases, content=content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
 from adengine.conf import product_model_name
@@ -60,7 +61,8 @@ class ProductVector(models.Model):
     )
 
     class Meta:
-        verbose_name = "product vector"
+        verbose_name = _("product vector")
+        verbose_name_plural = _("product vectors")
         indexes = [
             HnswIndex(
                 name="adengine_product_vec_hnsw",
@@ -97,7 +99,8 @@ class EncoderModel(models.Model):
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was trained.")
 
     class Meta:
-        verbose_name = "encoder version"
+        verbose_name = _("encoder version")
+        verbose_name_plural = _("encoder versions")
         constraints = [
             models.UniqueConstraint(
                 fields=["is_active"], condition=models.Q(is_active=True), name="adengine_one_active_encoder"
@@ -131,7 +134,8 @@ class InterestModel(models.Model):
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was trained.")
 
     class Meta:
-        verbose_name = "interest model"
+        verbose_name = _("interest model")
+        verbose_name_plural = _("interest models")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

@@ -9,6 +9,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 from adengine.conf import product_model_name
@@ -31,7 +32,8 @@ class Advertiser(models.Model):
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was created.")
 
     class Meta:
-        verbose_name = "advertiser"
+        verbose_name = _("advertiser")
+        verbose_name_plural = _("advertisers")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -249,7 +251,8 @@ class Campaign(models.Model):
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
 
     class Meta:
-        verbose_name = "campaign"
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=models.Q(spent__gte=0), name="adengine_campaign_spent_nonnegative"),
@@ -310,7 +313,8 @@ class CampaignDay(models.Model):
     )
 
     class Meta:
-        verbose_name = "campaign day"
+        verbose_name = _("campaign day")
+        verbose_name_plural = _("campaign days")
         constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="adengine_campaignday_unique")]
 
     def __str__(self) -> str:
@@ -348,7 +352,8 @@ class Placement(models.Model):
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
 
     class Meta:
-        verbose_name = "placement"
+        verbose_name = _("placement")
+        verbose_name_plural = _("placements")
         ordering = ["key"]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 from .campaigns import Campaign
@@ -57,6 +58,12 @@ class GenerationRequest(models.Model):
         help_text="Who asked.",
     )
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was asked for.")
+    started_at = models.DateTimeField(
+        "started",
+        null=True,
+        blank=True,
+        help_text="When a worker last started writing it: the queue's estimates learn from started to finished.",
+    )
     finished_at = models.DateTimeField("finished", null=True, blank=True, help_text="When it ended.")
     heartbeat_at = models.DateTimeField(
         "last sign of life",
@@ -74,7 +81,8 @@ class GenerationRequest(models.Model):
     task_id = models.CharField("task id", max_length=255, blank=True, help_text="The Celery task that started it last.")
 
     class Meta:
-        verbose_name = "copy generation request"
+        verbose_name = _("copy generation request")
+        verbose_name_plural = _("copy generation requests")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="adengine_genreq_sweep")]
 
@@ -199,7 +207,8 @@ class Creative(models.Model):
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
 
     class Meta:
-        verbose_name = "creative asset"
+        verbose_name = _("creative asset")
+        verbose_name_plural = _("creative assets")
         ordering = ["campaign", "language", "asset_type", "-score"]
         constraints = [
             models.UniqueConstraint(
@@ -236,7 +245,8 @@ class CopywriterModel(models.Model):
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was trained.")
 
     class Meta:
-        verbose_name = "copywriter version"
+        verbose_name = _("copywriter version")
+        verbose_name_plural = _("copywriter versions")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

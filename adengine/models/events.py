@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
 from adengine.conf import product_model_name
@@ -90,7 +91,8 @@ class Shopper(models.Model):
     )
 
     class Meta:
-        verbose_name = "shopper"
+        verbose_name = _("shopper")
+        verbose_name_plural = _("shoppers")
         constraints = [
             models.CheckConstraint(
                 condition=Q(user__isnull=False, anonymous_key__isnull=True)
@@ -188,7 +190,8 @@ class BehaviourEvent(models.Model):
     )
 
     class Meta:
-        verbose_name = "behaviour event"
+        verbose_name = _("behaviour event")
+        verbose_name_plural = _("behaviour events")
         ordering = ["-occurred_at"]
         indexes = [
             models.Index(fields=["shopper", "occurred_at"], name="adengine_event_shopper_time"),

@@ -6,6 +6,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .campaigns import Placement
 
@@ -90,7 +91,8 @@ class Experiment(models.Model):
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="When it last changed.")
 
     class Meta:
-        verbose_name = "experiment"
+        verbose_name = _("experiment")
+        verbose_name_plural = _("experiments")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(holdout__gte=0) & models.Q(holdout__lt=1), name="adengine_experiment_holdout"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .campaigns import Campaign, Placement
 from .creatives import Creative
@@ -27,7 +28,8 @@ class StrategyState(models.Model):
     )
 
     class Meta:
-        verbose_name = "strategy state"
+        verbose_name = _("strategy state")
+        verbose_name_plural = _("strategy states")
 
     def __str__(self) -> str:
         return f"strategy at impression {self.impression_id}, event {self.event_id}"
@@ -67,8 +69,8 @@ class HourlyStats(models.Model):
     )
 
     class Meta:
-        verbose_name = "hourly statistics"
-        verbose_name_plural = "hourly statistics"
+        verbose_name = _("hourly statistics")
+        verbose_name_plural = _("hourly statistics")
         constraints = [
             models.UniqueConstraint(
                 fields=["hour", "campaign", "creative", "placement", "arm"],
@@ -109,7 +111,8 @@ class ClickModel(models.Model):
     decision = models.TextField("decision", blank=True, help_text="Why it was switched on or not, in words.")
 
     class Meta:
-        verbose_name = "click model"
+        verbose_name = _("click model")
+        verbose_name_plural = _("click models")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

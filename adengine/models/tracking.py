@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from adengine.conf import product_model_name
 
@@ -86,7 +87,8 @@ class Impression(models.Model):
     viewed_at = models.DateTimeField("viewed", null=True, blank=True, help_text="When its view beacon arrived.")
 
     class Meta:
-        verbose_name = "impression"
+        verbose_name = _("impression")
+        verbose_name_plural = _("impressions")
         indexes = [
             models.Index(fields=["shopper", "served_at"], name="adengine_impr_shopper_time"),
             models.Index(fields=["campaign", "served_at"], name="adengine_impr_campaign_time"),
@@ -134,7 +136,8 @@ class AdEvent(models.Model):
     occurred_at = models.DateTimeField("when", db_index=True, help_text="When it arrived.")
 
     class Meta:
-        verbose_name = "ad event"
+        verbose_name = _("ad event")
+        verbose_name_plural = _("ad events")
         constraints = [
             # The one-time nonce: at most one counted view and one counted click per impression.
             models.UniqueConstraint(
@@ -184,7 +187,8 @@ class Conversion(models.Model):
     )
 
     class Meta:
-        verbose_name = "conversion"
+        verbose_name = _("conversion")
+        verbose_name_plural = _("conversions")
 
     def __str__(self) -> str:
         return f"order {self.order_key} -> campaign {self.campaign_id}"
@@ -201,7 +205,8 @@ class RateCounter(models.Model):
     count = models.PositiveIntegerField("count", default=0, help_text="Events from the key in that minute.")
 
     class Meta:
-        verbose_name = "rate counter"
+        verbose_name = _("rate counter")
+        verbose_name_plural = _("rate counters")
         constraints = [models.UniqueConstraint(fields=["key", "minute"], name="adengine_ratecounter_once")]
         indexes = [models.Index(fields=["minute"], name="adengine_ratecounter_minute")]
 

@@ -165,11 +165,13 @@ def evaluate(
     test_share: float = 0.25,
     weights: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
+    grid_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """The protocol's figures for the hybrid blend (weights chosen before the cut-off), its parts and baselines.
 
     ``weights`` fixes the blend instead of choosing it (for example a live model's). ``in_memory``
     (product pk -> vector, from ``catalog_vectors``) evaluates a candidate encoder before it is used.
+    ``progress`` hears each stage in words, ``grid_progress(done, total)`` the settings tried in choosing the blend.
     """
     say = progress or (lambda msg: None)
     inputs, loaded = build_inputs(encoder=encoder, in_memory=in_memory)
@@ -193,8 +195,9 @@ def evaluate(
     if weights is None:
         say("choosing the blend on the behaviour before the cut-off")
         choice = interest_fit.choose(
-            inputs, before=sp.cutoff, test_share=test_share, include_bought=include_bought, base=base, seed=seed
-        )
+            inputs, before=sp.cutoff, test_share=test_share, include_bought=include_bought, base=base, seed=seed,
+            progress=grid_progress,
+        )  # fmt: skip
     else:
         choice = interest_fit.Choice(
             params=base, weights=dict(weights), spread={}, validation={}, cases=0, notes=["weights given"]

@@ -425,8 +425,8 @@ def _claim(request_id: str, task_id: str | None) -> tuple[GenerationRequest | No
         request.status = Status.RUNNING
         request.attempts += 1
         request.task_id = task_id or ""
-        request.heartbeat_at = now
-        request.save(update_fields=["status", "attempts", "task_id", "heartbeat_at"])
+        request.heartbeat_at = request.started_at = now
+        request.save(update_fields=["status", "attempts", "task_id", "heartbeat_at", "started_at"])
         return request, True
 
 

@@ -99,6 +99,19 @@ def read_rows(path: Path, kind: str) -> list[tuple[int, dict[str, str]]]:
         raise ImportFileError(f"{path}: not a CSV file ({exc})") from exc
 
 
+def count_rows(path: Path, kind: str) -> int | None:
+    """How many rows an import of ``path`` works through (orders: distinct order ids), for a progress bar;
+    None when the file cannot be read (the import itself then says why)."""
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            if kind == "orders":
+                return len({row.get("order_id") for row in reader})
+            return sum(1 for _ in reader)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
 def _id(value: str, name: str) -> str:
     if not _ID.match(value):
         raise RowError(f"{name} {value!r} must be 1-40 letters, digits or . _ : -")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,8 +106,16 @@ def shopper_hybrid(
     return model.vectors.shopper_vectors(np.asarray(content, np.float32).reshape(1, -1), f)[0]
 
 
-def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force: bool = False) -> dict:
-    """Fit, choose, compare with the live model, and switch when the new blend wins (or ``force``)."""
+def train_interest_model(
+    *,
+    encoder: Encoder | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Fit, choose, compare with the live model, and switch when the new blend wins (or ``force``).
+
+    ``progress(done, total)`` follows the settings tried while choosing."""
     started = time.monotonic()
     encoder = encoder or get_encoder()
     try:
@@ -117,7 +126,7 @@ def train_interest_model(*, encoder: Encoder | None = None, seed: int = 0, force
         return {"trained": False, "reason": "no behaviour yet"}
     live = InterestModel.objects.filter(is_active=True).first()
     base = evaluation.base_params()
-    choice = interest_fit.choose(inputs, base=base, seed=seed)
+    choice = interest_fit.choose(inputs, base=base, seed=seed, progress=progress)
     live_figure = None
     if live is not None and choice.validation:
         live_figure = _score_weights(inputs, Params(**live.params), live.weights, seed=seed)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -171,11 +172,11 @@ def run(
     shoppers: int = 200,
     visits: int = 4,
     seed: int = 0,
-    progress=None,
+    progress: Callable[[int, int], None] | None = None,
     force: bool = False,
 ) -> Outcome:
     """Simulate ``days`` days ending yesterday; returns per day and arm the outcome, and per arm the share of
-    relevant ads on category and product pages.
+    relevant ads on category and product pages. ``progress(done, total)`` counts shopper-days simulated.
 
     Raises LiveTraffic on a database with live traffic unless ``force``.
     """
@@ -231,12 +232,12 @@ def run(
                             result = record(kind=AdEvent.Kind.CLICK, token=token, ip=ip, user_agent=BROWSER)
                             if result.counted and rng.random() < truth.conversion_probability(shopper, ad):
                                 truth.place_order(shopper, ad, timezone.now())
+                if progress:
+                    progress(d * len(people) + i + 1, days * len(people))
             impression_log.flush()
             _move_to(day, marks, today, exp, [p.pk for p in people])
             update_strategy(lag_seconds=0)
             refit(force=True)
-            if progress:
-                progress(d + 1, days)
     finally:
         exp.status = Experiment.Status.STOPPED  # live serving is not split by the simulation's experiment
         exp.save(update_fields=["status", "updated_at"])

@@ -154,10 +154,14 @@ def test_the_simulate_command_reports_the_three_arms_as_json(make_campaign):
     for key in simulation.PLACEMENT_FOR_PAGE.values():
         PlacementFactory(key=key, max_ads=1)
     make_campaign(), make_campaign()
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     with adengine_settings(SIMULATION_TRUTH="tests.strategy.test_simulation.AnyAdTruth"):
-        # (30 shoppers: each of the three arms gets some, whatever the experiment's salt)
-        call_command("adengine_simulate", "--days", "2", "--shoppers", "30", "--visits", "2", "--json", stdout=out)
+        # (30 shoppers: each of the three arms gets some, whatever the experiment's salt; --verbosity 2: the
+        # progress bar drawn on a stderr that is not a terminal)
+        call_command("adengine_simulate", "--days", "2", "--shoppers", "30", "--visits", "2", "--json",
+                     "--verbosity", "2", stdout=out, stderr=err)  # fmt: skip
+    # the progress went to stderr, counted in shopper-days, and stdout still ends with one JSON line
+    assert "simulating 2 days: 100%" in err.getvalue() and "60/60" in err.getvalue()
     report = json.loads(out.getvalue().strip().splitlines()[-1])
     # the keys it always had, and the previous policy's, revenue per 1,000 impressions and page relevance
     assert {"ctr_adengine", "ctr_random", "roas_adengine", "roas_random", "days", "by_day"} <= set(report)

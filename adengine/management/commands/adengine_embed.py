@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from adengine.adapters import get_adapter
+from adengine.management.progress import bar, follow
 from adengine.ml.encoder import EncoderLoadError, get_encoder
 from adengine.models import InterestModel
 from adengine.selectors.shoppers import stale_shoppers
@@ -36,15 +36,16 @@ class Command(BaseCommand):
             encoder = get_encoder()
         except EncoderLoadError as exc:
             raise CommandError(str(exc)) from exc
-        quiet = opts["verbosity"] < 1
+        verbosity = opts["verbosity"]
         if both or opts["products"]:
             total = get_adapter().products().count()
-            with tqdm(total=total, desc="products", unit=" products", disable=quiet, file=self.stderr._out) as bar:
-                n = embed_products(force=opts["rebuild"], encoder=encoder, progress=bar.update)
+            with bar(self, verbosity, desc="products", total=total, unit="products") as products:
+                n = embed_products(force=opts["rebuild"], encoder=encoder, progress=products.update)
             self.stdout.write(f"product vectors written: {n} of {total}")
         if (both or opts["interests"]) and not opts["no_train"]:
             if opts["rebuild"] or not InterestModel.objects.filter(is_active=True).exists():
-                result = train_interest_model(encoder=encoder)
+                with bar(self, verbosity, desc="interest model: settings tried", unit="settings") as tried:
+                    result = train_interest_model(encoder=encoder, progress=follow(tried))
                 if result["trained"]:
                     w = ", ".join(f"{k} {v:.1f}" for k, v in result["weights"].items())
                     self.stdout.write(f"interest model {result['version']}: weights {w}; {result['decision']}")
@@ -56,8 +57,8 @@ class Command(BaseCommand):
             if opts["rebuild"]:
                 mark_all_stale()
             total = stale_shoppers(tag=method_tag(encoder)).count()
-            with tqdm(total=total, desc="shoppers", unit=" shoppers", disable=quiet, file=self.stderr._out) as bar:
-                result = refresh_interests(encoder=encoder, progress=bar.update)
+            with bar(self, verbosity, desc="shoppers", total=total, unit="shoppers") as shoppers:
+                result = refresh_interests(encoder=encoder, progress=shoppers.update)
             if result.get("skipped"):
                 raise CommandError(f"not run: {result['skipped']}")
             self.stdout.write(f"interest vectors written: {result['refreshed']}, cleared: {result['cleared']}")

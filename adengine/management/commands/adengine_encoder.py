@@ -33,7 +33,7 @@ class Command(BaseCommand):
 
         def progress(kind: str, n: int) -> None:
             if kind not in bars:
-                bars[kind] = tqdm(desc=kind, unit=" rows", file=self.stderr._out, disable=o["verbosity"] < 1)
+                bars[kind] = bar(self, o["verbosity"], desc=kind, unit="rows")
             bars[kind].update(n)
 
         result = encoders.reembed_all(progress=progress)

@@ -6,6 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from adengine.management.progress import bar, follow, note
 from adengine.ml.encoder import EncoderLoadError, get_encoder
 from adengine.selectors.evaluation import evaluate
 
@@ -50,14 +51,16 @@ class Command(BaseCommand):
             raise CommandError("--max-users must be at least 1")
         try:
             encoder = get_encoder()
-            result = evaluate(
-                encoder=encoder,
-                max_users=opts["max_users"],
-                seed=opts["seed"],
-                include_bought=opts["include_bought"],
-                test_share=opts["test_share"],
-                progress=lambda msg: self.stderr.write(msg) if opts["verbosity"] > 1 else None,
-            )
+            with bar(self, opts["verbosity"], desc="choosing the blend: settings tried", unit="settings") as tried:
+                result = evaluate(
+                    encoder=encoder,
+                    max_users=opts["max_users"],
+                    seed=opts["seed"],
+                    include_bought=opts["include_bought"],
+                    test_share=opts["test_share"],
+                    progress=lambda msg: note(self, msg) if opts["verbosity"] > 1 else None,
+                    grid_progress=follow(tried),
+                )
         except (ValueError, EncoderLoadError) as exc:
             raise CommandError(str(exc)) from exc
         for key in [k for k in result if k.startswith("_")]:  # per-shopper hits, for paired comparisons only
@@ -88,7 +91,7 @@ class Command(BaseCommand):
         pop = result["hr10_popularity"]
         if pop > 0:
             self.stdout.write(f"blend / popularity: {result['hr10'] / pop:.2f}x")
-        for note in result["notes"]:
-            self.stdout.write(f"note: {note}")
+        for line in result["notes"]:
+            self.stdout.write(f"note: {line}")
         if opts["json"]:
             self.stdout.write(json.dumps(result, sort_keys=True, default=float))

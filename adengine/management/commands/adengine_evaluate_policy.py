@@ -9,6 +9,7 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from adengine.conf import settings as ad_settings
+from adengine.management.progress import bar
 from adengine.ope import ESTIMATORS, LogError, compare, evaluate
 from adengine.selectors.obd import DatasetError, ObdLog, read
 from adengine.selectors.obd_context import ContextError, compare_predictions, fit_click_model, thompson_probabilities
@@ -16,6 +17,13 @@ from adengine.serving.learning import flat_prior, posteriors
 from adengine.serving.policy import slate_probabilities
 
 POSITIONS = 3
+STAGES = (
+    "reading the logs",
+    "learning the policy",
+    "estimating its CTR",
+    "checking the estimators on BTS",
+    "the contextual policy",
+)
 CONTEXT_ESTIMATORS = ("ipw", "snipw", "dr")
 
 
@@ -158,6 +166,19 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="End with one JSON line.")
 
     def handle(self, *args, **o):
+        with bar(self, o["verbosity"], desc="evaluating", total=len(STAGES), unit="stages") as stages:
+            return self.evaluate(o, stages)
+
+    def evaluate(self, o, stages) -> None:
+        begun: list[str] = []
+
+        def next_stage() -> None:  # the stage before is done; name the one that starts
+            if begun:
+                stages.update(1)
+            begun.append(STAGES[len(begun)])
+            stages.set_description(begun[-1])
+
+        next_stage()
         try:
             random_log = read(o["obd"], policy="random", campaign=o["campaign"])
             bts_log = read(o["obd"], policy="bts", campaign=o["campaign"])
@@ -172,7 +193,9 @@ class Command(BaseCommand):
         _, bts_test = bts_log.split(0.5)
         rng = np.random.default_rng(o["seed"])
 
+        next_stage()
         probs = context_free_probabilities(train, rng, o["draws"])
+        next_stage()
         try:
             log = test.bandit_log()
             result = evaluate(
@@ -189,6 +212,7 @@ class Command(BaseCommand):
         bts_ctr = float(bts_test.click.mean())
         # are the estimators right? The paper's check: estimate the BTS policy's CTR from the Random log with
         # BTS's own action probabilities, and compare with what BTS observed on-policy in the same period
+        next_stage()
         try:
             bts_probs = bts_probabilities(o["obd"], o["campaign"], train.n_items, rng, o["draws"])
             check = evaluate(
@@ -202,6 +226,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         relative_error = {k: abs(v.value - bts_ctr) / bts_ctr if bts_ctr else None for k, v in check.items()}
         # the contextual model against the context-free policy, on the same later half
+        next_stage()
         try:
             context = contextual_evaluation(
                 train, test, probs[test.position], reward_table(train)[test.position], rng, draws=o["draws"],
@@ -216,6 +241,7 @@ class Command(BaseCommand):
             raise CommandError(f"{o['obd']}: {exc}") from None
         else:
             context_missing = None
+        stages.update(1)
         chosen = result[o["estimator"]]
         w = self.stdout.write
         w(

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from adengine.conf import settings as ad_settings
+from adengine.management.progress import showing
 from adengine.ml import copy_pairs, copywriter_finetune, prompts
 from adengine.ml.copywriter import CopywriterError, LocalCopywriter, resolve_local_model
 from adengine.models import CopywriterModel
@@ -76,7 +77,7 @@ class Command(BaseCommand):
                 f"{len(pairs)} pairs give {len(train)} for training and {len(held)} held out: "
                 "at least 8 and 1 are needed"
             )
-        quiet = o["verbosity"] < 1
+        quiet = not showing(self, o["verbosity"])  # a terminal, or --verbosity 2
         spec = str(cfg["MODEL"])
         try:
             base_folder = resolve_local_model(spec)

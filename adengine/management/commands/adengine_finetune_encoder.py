@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from adengine.management.progress import showing
 from adengine.ml import finetune, protocol
 from adengine.ml.encoder import Encoder, EncoderLoadError, get_encoder
 from adengine.selectors.evaluation import base_params, catalog_vectors, evaluate
@@ -45,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Last line: one JSON object.")
 
     def handle(self, *args, **o):
-        quiet = o["verbosity"] < 1
+        quiet = not showing(self, o["verbosity"])  # a terminal, or --verbosity 2
         try:
             base = get_encoder()
             mined = finetune.mine_pairs(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from adengine.management.progress import bar
 from adengine.models import Campaign, Creative, GenerationRequest
 from adengine.services.creatives import CreativeRequestError, request_copy, run_request
 
@@ -29,14 +29,8 @@ class Command(BaseCommand):
             request = request_copy(campaign=campaign, language=o["language"], n=o["n"], seed=o["seed"], enqueue=False)
         except CreativeRequestError as exc:
             raise CommandError(str(exc)) from exc
-        with tqdm(
-            total=o["n"],
-            desc=f"writing {o['language']} copy",
-            unit=" variants",
-            disable=o["verbosity"] < 1,
-            file=self.stderr._out,
-        ) as bar:
-            request = run_request(str(request.pk), progress=lambda done: bar.update(done - bar.n))
+        with bar(self, o["verbosity"], desc=f"writing {o['language']} copy", total=o["n"], unit="variants") as variants:
+            request = run_request(str(request.pk), progress=lambda done: variants.update(done - variants.n))
         if request.status != GenerationRequest.Status.DONE:
             raise CommandError(f"generation failed: {request.error}")
         assets = Creative.objects.filter(request=request).order_by("asset_type", "-score")

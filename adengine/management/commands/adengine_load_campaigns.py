@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from adengine.management.progress import bar, note
 from adengine.queues import QueueUnavailable
 from adengine.services.campaigns import SpecError, apply_campaign, apply_placement, refresh_targets
 from adengine.services.creatives import CreativeRequestError, request_copy
@@ -49,17 +50,20 @@ class Command(BaseCommand):
             raise CommandError(f"{o['file']}: expected a list of campaigns or {{'placements': [], 'campaigns': []}}")
         name = o["file"].name
         campaigns = []
+        specs = data.get("campaigns", [])
         try:
             with transaction.atomic():
                 for i, spec in enumerate(data.get("placements", []), 1):
                     placement = apply_placement(spec, where=f"{name} placement {i}")
                     self.stdout.write(f"placement {placement.key}")
-                for i, spec in enumerate(data.get("campaigns", []), 1):
-                    campaign, created, notes = apply_campaign(spec, where=f"{name} campaign {i}")
-                    campaigns.append(campaign)
-                    self.stdout.write(f"{'created' if created else 'updated'} {campaign}")
-                    for note in notes:
-                        self.stderr.write(f"  {note}")
+                with bar(self, o["verbosity"], desc="campaigns", total=len(specs), unit="campaigns") as done:
+                    for i, spec in enumerate(specs, 1):
+                        campaign, created, notes = apply_campaign(spec, where=f"{name} campaign {i}")
+                        campaigns.append(campaign)
+                        self.stdout.write(f"{'created' if created else 'updated'} {campaign}")
+                        for line in notes:
+                            note(self, f"  {line}")
+                        done.update(1)
         except SpecError as exc:
             raise CommandError(str(exc)) from None
         if not o["no_targets"]:
@@ -67,12 +71,15 @@ class Command(BaseCommand):
             self.stdout.write(f"{written} target vector(s) computed")
         if o["generate_copy"]:
             limit = o["generate_limit"]
-            for campaign in campaigns if limit is None else campaigns[: max(0, limit)]:
-                for language in campaign.languages or ["en"]:
+            chosen = campaigns if limit is None else campaigns[: max(0, limit)]
+            asks = [(campaign, language) for campaign in chosen for language in campaign.languages or ["en"]]
+            with bar(self, o["verbosity"], desc="queueing copy", total=len(asks), unit="requests") as queued:
+                for campaign, language in asks:
                     try:
                         request_copy(campaign=campaign, language=language, n=o["n"])
                         self.stdout.write(f"queued {o['n']} {language} variants for {campaign}")
                     except CreativeRequestError as exc:
-                        self.stderr.write(f"{campaign}: {exc}")
+                        note(self, f"{campaign}: {exc}")
                     except QueueUnavailable as exc:
                         raise CommandError(f"copy for {campaign} ({language}) not queued: {exc}") from None
+                    queued.update(1)

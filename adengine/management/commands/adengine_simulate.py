@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
 from adengine.conf import settings as ad_settings
+from adengine.management.progress import bar, follow
 from adengine.selectors.performance import Figures
 from adengine.services import simulation
 
@@ -44,19 +45,17 @@ class Command(BaseCommand):
         except ImportError as exc:
             raise CommandError(f"SIMULATION_TRUTH {path!r} cannot be imported: {exc}") from exc
 
-        def progress(done, total):
-            self.stderr.write(f"day {done}/{total} simulated")
-
         try:
-            outcome = simulation.run(
-                truth=truth,
-                days=o["days"],
-                shoppers=o["shoppers"],
-                visits=o["visits"],
-                seed=o["seed"],
-                progress=progress,
-                force=o["force"],
-            )
+            with bar(self, o["verbosity"], desc=f"simulating {o['days']} days", unit="shopper-days") as days:
+                outcome = simulation.run(
+                    truth=truth,
+                    days=o["days"],
+                    shoppers=o["shoppers"],
+                    visits=o["visits"],
+                    seed=o["seed"],
+                    progress=follow(days),
+                    force=o["force"],
+                )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         rows = outcome.days

@@ -6,6 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from adengine.management.progress import bar, follow
 from adengine.ml.encoder import EncoderLoadError, get_encoder
 from adengine.services.interest_model import train_interest_model
 
@@ -24,7 +25,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            result = train_interest_model(encoder=get_encoder(), seed=opts["seed"], force=opts["force"])
+            encoder = get_encoder()
+            with bar(self, opts["verbosity"], desc="settings tried", unit="settings") as tried:
+                result = train_interest_model(
+                    encoder=encoder, seed=opts["seed"], force=opts["force"], progress=follow(tried)
+                )
         except EncoderLoadError as exc:
             raise CommandError(str(exc)) from exc
         if not result["trained"]:

@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from adengine.adapters import ImportNotSupported
-from adengine.services.imports import ImportFileError, run_import
+from adengine.management.progress import bar, showing
+from adengine.services.imports import ImportFileError, count_rows, run_import
 
 
 class Command(BaseCommand):
@@ -30,15 +31,14 @@ class Command(BaseCommand):
         if not files:
             raise CommandError("Give at least one of --products, --customers, --events, --orders.")
         bars: dict[str, tqdm] = {}
-        quiet = opts["no_progress"] or opts["verbosity"] < 1
+        verbosity = 0 if opts["no_progress"] else opts["verbosity"]
 
         def progress(kind: str, n: int) -> None:
-            if quiet:
-                return
             if kind not in bars:
-                for bar in bars.values():
-                    bar.close()
-                bars[kind] = tqdm(desc=kind, unit=f" {kind}", file=self.stderr._out, leave=True)
+                for other in bars.values():
+                    other.close()
+                total = count_rows(files[kind], kind) if showing(self, verbosity) else None  # (a second read)
+                bars[kind] = bar(self, verbosity, desc=kind, total=total, unit=kind)
             bars[kind].update(n)
 
         try:
@@ -46,8 +46,8 @@ class Command(BaseCommand):
         except (ImportFileError, ImportNotSupported) as exc:
             raise CommandError(str(exc)) from exc
         finally:
-            for bar in bars.values():
-                bar.close()
+            for each in bars.values():
+                each.close()
         for kind in ("products", "customers", "events", "orders", "purchases"):
             if kind in files or (kind == "purchases" and "orders" in files):
                 self.stdout.write(
