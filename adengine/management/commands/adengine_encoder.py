@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from adengine.management.progress import bar
 from adengine.models import EncoderModel
 from adengine.services import encoders
 
@@ -37,8 +38,8 @@ class Command(BaseCommand):
             bars[kind].update(n)
 
         result = encoders.reembed_all(progress=progress)
-        for bar in bars.values():
-            bar.close()
+        for shown in bars.values():
+            shown.close()
         self.stdout.write(
             f"using {result['encoder']}: {result['products']} products and {result['refreshed']} shoppers re-embedded"
         )
