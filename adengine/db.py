@@ -46,3 +46,18 @@ class PgvectorExtension(VectorExtension):
                 "PostgreSQL, which ships it."
             )
         super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+
+def activate_one(model, version: str | None):
+    """Make the row of ``model`` (a versioned model with ``version`` and ``is_active``) named ``version`` the only
+    active one; None: none is. Returns the activated row (or None)."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        model.objects.filter(is_active=True).update(is_active=False)
+        if version is None:
+            return None
+        row = model.objects.select_for_update().get(version=version)
+        row.is_active = True
+        row.save(update_fields=["is_active"])
+        return row

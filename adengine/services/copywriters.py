@@ -15,9 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from adengine.conf import settings as ad_settings
+from adengine.db import activate_one
 from adengine.ml import compliance, grounding, prompts
 from adengine.ml.copy_pairs import Pair
 from adengine.ml.copywriter import draft, prompt_options
@@ -168,16 +167,9 @@ def register(*, version: str, path: str, base: str, metrics: dict, decision: str
     return CopywriterModel.objects.create(version=version, path=path, base=base, metrics=metrics, decision=decision)
 
 
-@transaction.atomic
 def set_active(*, version: str | None) -> CopywriterModel | None:
     """Make ``version`` the copywriter in use (None: back to the configured base model)."""
-    CopywriterModel.objects.filter(is_active=True).update(is_active=False)
-    if version is None:
-        return None
-    model = CopywriterModel.objects.select_for_update().get(version=version)
-    model.is_active = True
-    model.save(update_fields=["is_active"])
-    return model
+    return activate_one(CopywriterModel, version)
 
 
 def active(base: str) -> CopywriterModel | None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.db import transaction
-
+from adengine.db import activate_one
 from adengine.ml.encoder import get_encoder
 from adengine.models import EncoderModel
 from adengine.services.interests import mark_all_stale, refresh_interests
@@ -17,16 +16,9 @@ def register(*, version: str, path: str, base: str, metrics: dict) -> EncoderMod
     return EncoderModel.objects.create(version=version, path=path, base=base, metrics=metrics)
 
 
-@transaction.atomic
 def set_active(*, version: str | None) -> EncoderModel | None:
     """Make ``version`` the encoder in use (None: back to the configured base model)."""
-    EncoderModel.objects.filter(is_active=True).update(is_active=False)
-    if version is None:
-        return None
-    model = EncoderModel.objects.select_for_update().get(version=version)
-    model.is_active = True
-    model.save(update_fields=["is_active"])
-    return model
+    return activate_one(EncoderModel, version)
 
 
 def reembed_all(*, progress: Callable[[str, int], None] | None = None) -> dict:

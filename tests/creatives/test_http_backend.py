@@ -144,19 +144,24 @@ def test_a_timing_out_server_fails_the_request_with_its_reason(encoder):
     assert not Creative.objects.exists()
 
 
-@pytest.mark.django_db
-def test_the_fluency_rule_reads_the_servers_token_likelihoods(encoder):
-    # a server that says how likely each completion was: the fourth is far less likely than its siblings
-    s = ChatServer(logprobs=[-0.6, -0.7, -0.65, -4.5])
+def _earbud_copy_from(server: ChatServer):
+    """Four variants of an earbuds campaign's copy written by ``server`` (closed afterwards): the request."""
     campaign = Campaign.objects.create(
         advertiser=Advertiser.objects.create(name="Sonica"), name="Earbuds", keywords=["wireless earbuds"]
     )
     try:
-        cfg = {"COPYWRITER": {"BACKEND": "openai", "BASE_URL": s.url, "MODEL": "m", "BATCH_SIZE": 4}}
+        cfg = {"COPYWRITER": {"BACKEND": "openai", "BASE_URL": server.url, "MODEL": "m", "BATCH_SIZE": 4}}
         with adengine_settings(**cfg):
-            request = run_request(str(request_copy(campaign=campaign, language="en", n=4, enqueue=False).pk))
+            return run_request(str(request_copy(campaign=campaign, language="en", n=4, enqueue=False).pk))
     finally:
-        s.close()
+        server.close()
+
+
+@pytest.mark.django_db
+def test_the_fluency_rule_reads_the_servers_token_likelihoods(encoder):
+    # a server that says how likely each completion was: the fourth is far less likely than its siblings
+    s = ChatServer(logprobs=[-0.6, -0.7, -0.65, -4.5])
+    request = _earbud_copy_from(s)
     assert s.requests[0]["logprobs"] is True
     headlines = {c.text: c for c in Creative.objects.filter(request=request, asset_type="headline")}
     unlikely = headlines[HEADLINES[3]]
@@ -169,15 +174,7 @@ def test_the_fluency_rule_reads_the_servers_token_likelihoods(encoder):
 def test_copy_cut_off_by_the_token_limit_is_rejected(encoder):
     s = ChatServer()
     s.cut_off = True
-    campaign = Campaign.objects.create(
-        advertiser=Advertiser.objects.create(name="Sonica"), name="Earbuds", keywords=["wireless earbuds"]
-    )
-    try:
-        cfg = {"COPYWRITER": {"BACKEND": "openai", "BASE_URL": s.url, "MODEL": "m", "BATCH_SIZE": 4}}
-        with adengine_settings(**cfg):
-            request = run_request(str(request_copy(campaign=campaign, language="en", n=4, enqueue=False).pk))
-    finally:
-        s.close()
+    request = _earbud_copy_from(s)
     cut = Creative.objects.get(request=request, asset_type="description", text=DESCRIPTIONS[3])
     assert not cut.passes_rules and any("truncated" in r for r in cut.rejection_reasons)
     # its headline was finished; the other choices stopped on their own
