@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from adengine.ml import compliance, grounding
+from adengine.ml import compliance, grounding, prompts
 
 FIELDS = ("sku", "language", "product", "keywords", "voice", "headline", "description")
 
@@ -36,6 +36,22 @@ class Pair:
     voice: str
     headline: str
     description: str
+
+    @property
+    def title(self) -> str:
+        """The product's title: the product text up to its first sentence's end."""
+        return self.product.split("。" if self.language == "zh" else ". ")[0]
+
+    def prompt(self, template_set: dict, **options) -> prompts.Prompt:
+        """The copywriter's prompt for this pair's product (``options``: ``prompts.build``'s shots, version)."""
+        return prompts.build(
+            language=self.language,
+            product=self.product,
+            keywords=list(self.keywords),
+            voice=self.voice,
+            template_set=template_set,
+            **options,
+        )
 
     def held_out(self, share: float, salt: str = "copywriter") -> bool:
         """Whether this pair's *product* is in the held-out share (by a hash of the SKU: both languages together)."""
@@ -107,7 +123,7 @@ def catalog_facts(row: Mapping[str, str], brands: Iterable[str] = ()) -> groundi
 
 def verdicts(pair: Pair, facts: grounding.Facts, rule_set: dict | None = None) -> dict[str, list[compliance.Verdict]]:
     """The rules' verdicts on a pair's headline and description, judged as generated copy would be."""
-    title = pair.product.split(". ")[0] if pair.language == "en" else pair.product.split("。")[0]
+    title = pair.title
     return {
         kind: compliance.check(
             text,

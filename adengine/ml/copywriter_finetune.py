@@ -55,14 +55,7 @@ class Example:
 
 def encode(pair: Pair, tokenizer, template_set: dict) -> Example:
     """A pair as the model sees it: the zero-shot prompt's tokens, then the target's (the only ones scored)."""
-    prompt = prompts.build(
-        language=pair.language,
-        product=pair.product,
-        keywords=list(pair.keywords),
-        voice=pair.voice,
-        template_set=template_set,
-        shots=0,
-    )
+    prompt = pair.prompt(template_set, shots=0)
     head = tokenizer(prompt.text)["input_ids"]
     tail = tokenizer(
         prompts.target(pair.headline, pair.description, language=pair.language, template_set=template_set),

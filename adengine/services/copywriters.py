@@ -67,16 +67,9 @@ def write(
     rule_set = compliance.rules(ad_settings.COMPLIANCE)
     out: list[Written] = []
     for i, pair in enumerate(pairs):
-        prompt = prompts.build(
-            language=pair.language,
-            product=pair.product,
-            keywords=list(pair.keywords),
-            voice=pair.voice,
-            template_set=template_set,
-            **prompt_options(writer),
-        )
+        prompt = pair.prompt(template_set, **prompt_options(writer))
         facts = facts_for(pair) if facts_for else pair_facts(pair, shop_brands)
-        title = pair.product.split("。" if pair.language == "zh" else ". ")[0]
+        title = pair.title
 
         def judge(text: str, asset_type: str, pair=pair, prompt=prompt, facts=facts, title=title) -> list:
             return compliance.check(
