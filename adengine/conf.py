@@ -194,8 +194,20 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SERVING_CAP_CACHE_SECONDS": (
         30,
-        "A process re-reads a shopper's impressions of today (for frequency caps) at most this often; between "
-        "reads it counts what it served itself.",
+        "A process re-reads a shopper's impressions of today (which campaigns to pass over for frequency caps, "
+        "and the session's diversity) at most this often; between reads it counts what it served itself. Caps "
+        "are enforced exactly whatever this is: each capped ad is reserved in the shared counters before it is "
+        "shown (SHARED_COUNTERS).",
+    ),
+    "SHARED_COUNTERS": (
+        "database",
+        "Where the counters that every web process must agree on live: each shopper's impressions of each "
+        "frequency-capped campaign today, reserved atomically before an ad is shown, so that no number of web "
+        "servers shows more than a cap allows. 'database' (an UNLOGGED table in the default database: nothing "
+        "more to run) or a Redis URL ('redis://host:6379/2', 'rediss://...', 'unix:///path/redis.sock' or "
+        "'redis+socket:///path/redis.sock'): one round trip of a few hundred microseconds instead of a write to "
+        "PostgreSQL, for shops whose database is the bottleneck. (Per-network click limits and budgets are "
+        "always counted in PostgreSQL, by one atomic statement each.)",
     ),
     "SHOPPER_CACHE_SECONDS": (
         5,

@@ -76,8 +76,10 @@ def update_strategy() -> dict:
     from adengine.services.click_models import refit
     from adengine.services.strategy import update_strategy as run
     from adengine.services.tracking import purge_rate_counters
+    from adengine.serving import counters
 
     purge_rate_counters()
+    counters.purge()
     result = run()
     result.update(refit())
     return result

@@ -6,12 +6,13 @@ from .creatives import CopywriterModel, Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
 from .experiments import Experiment
 from .strategy import ClickModel, HourlyStats, StrategyState
-from .tracking import AdEvent, Conversion, Impression, RateCounter
+from .tracking import AdEvent, CapCounter, Conversion, Impression, RateCounter
 
 __all__ = [
     "AdEvent",
     "Advertiser",
     "BehaviourEvent",
+    "CapCounter",
     "Campaign",
     "ClickModel",
     "CampaignDay",

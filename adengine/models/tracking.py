@@ -212,3 +212,28 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} at {self.minute:%H:%M}: {self.count}"
+
+
+class CapCounter(models.Model):
+    """A shopper's impressions of a frequency-capped campaign on one day, shared by every web process.
+
+    Each decision reserves its capped ads here with one conditional upsert (``serving.counters``) before it shows
+    them, so two web servers can never both show the last impression a cap allows. An UNLOGGED table: a crash
+    resets the counts, and the impression log (which every process also reads) still bounds them.
+    """
+
+    shopper_id = models.BigIntegerField("shopper", help_text="The shopper's adengine id.")
+    campaign_id = models.BigIntegerField("campaign", help_text="The capped campaign's id.")
+    day = models.DateField("day", help_text="The shop's date.")
+    count = models.PositiveIntegerField("count", default=0, help_text="Impressions reserved that day.")
+
+    class Meta:
+        verbose_name = _("frequency-cap counter")
+        verbose_name_plural = _("frequency-cap counters")
+        constraints = [
+            models.UniqueConstraint(fields=["shopper_id", "day", "campaign_id"], name="adengine_capcounter_once")
+        ]
+        indexes = [models.Index(fields=["day"], name="adengine_capcounter_day")]
+
+    def __str__(self) -> str:
+        return f"shopper {self.shopper_id}, campaign {self.campaign_id} on {self.day}: {self.count}"

@@ -1,5 +1,5 @@
 """Which campaigns may be shown now: active, in budget after pacing, allowed in the placement, with copy in the
-language, and under the shopper's frequency caps."""
+language, and under the shopper's frequency caps (reserved exactly in the shared counters: ``reserve_capped``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from adengine.conf import settings as ad_settings
 from adengine.models import Impression, Shopper
 from adengine.services.budgets import daily_plan
 
+from . import counters
 from .snapshot import PlacementEntry, Snapshot
 
 
@@ -44,7 +45,14 @@ def eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang:
 
 
 class SeenToday:
-    """Per process: shopper -> impressions per campaign today, re-read from the log now and then."""
+    """Per process: shopper -> impressions per campaign today, re-read now and then.
+
+    A read takes the larger of two counts per campaign: the impression log's (every impression written so far)
+    and the shared counters' (every capped impression reserved by any process, written or not). Between reads the
+    process counts what it served itself. It decides which campaigns to pass over early (so that a slate is not
+    spent on a campaign whose cap is reached) and how much to damp repeats; the cap itself is enforced by the
+    reservation (``counters.reserve``), which is exact.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -57,14 +65,7 @@ class SeenToday:
             entry = self.entries.get(shopper_id)
         if entry is not None and entry[0] == today and now - entry[1] < float(ad_settings.SERVING_CAP_CACHE_SECONDS):
             return entry[2]
-        midnight = clock.midnight()
-        with connection.cursor() as cur:
-            cur.execute(
-                f"SELECT campaign_id, count(*) FROM {Impression._meta.db_table} "
-                "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id",
-                [shopper_id, midnight],
-            )
-            seen = dict(cur.fetchall())
+        seen = _read_seen(shopper_id, today)
         with self.lock:
             if len(self.entries) > 100_000:
                 self.entries.clear()
@@ -78,9 +79,40 @@ class SeenToday:
                 for cid in campaign_ids:
                     entry[2][cid] = entry[2].get(cid, 0) + 1
 
+    def at_least(self, shopper_id: int, counts: dict[int, int]) -> None:
+        """Raise the cached counts to at least ``counts`` (another process took what a cap allowed)."""
+        with self.lock:
+            entry = self.entries.get(shopper_id)
+            if entry is not None:
+                for cid, n in counts.items():
+                    entry[2][cid] = max(entry[2].get(cid, 0), n)
+
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
+
+
+def _read_seen(shopper_id: int, today) -> dict[int, int]:
+    """campaign id -> the shopper's impressions today: the log's count or the shared counters', the larger."""
+    backend = counters.counters()
+    log_sql = (
+        f"SELECT campaign_id, count(*) AS n FROM {Impression._meta.db_table} "
+        "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id"
+    )
+    params: list = [shopper_id, clock.midnight()]
+    with connection.cursor() as cur:
+        if isinstance(backend, counters.DatabaseCounters):  # one round trip for both
+            log_sql = (
+                f"SELECT campaign_id, max(n) FROM ({log_sql} UNION ALL SELECT campaign_id, count AS n "
+                f"FROM {backend.table} WHERE shopper_id = %s AND day = %s) AS s GROUP BY campaign_id"
+            )
+            params += [shopper_id, today]
+        cur.execute(log_sql, params)
+        seen = dict(cur.fetchall())
+    if not isinstance(backend, counters.DatabaseCounters):
+        for cid, n in backend.seen(shopper_id, today).items():
+            seen[cid] = max(seen.get(cid, 0), n)
+    return seen
 
 
 def capped(snap: Snapshot, seen_today: SeenToday, shopper: Shopper | None, candidates: np.ndarray) -> np.ndarray:
@@ -95,3 +127,23 @@ def capped(snap: Snapshot, seen_today: SeenToday, shopper: Shopper | None, candi
             if cap > 0 and seen.get(snap.campaigns[ci].id, 0) >= cap:
                 capped[j] = True
     return capped
+
+
+def reserve_capped(snap: Snapshot, seen_today: SeenToday, shopper_id: int, slates: list) -> bool:
+    """Reserve the capped ads of a decision's slates in the shared counters (``slates``: [(entries, ...)], an
+    entry's first field its campaign's index). True when all were granted; otherwise nothing stays reserved, this
+    process's count of the refused campaigns is raised to their caps, and the decision must choose again."""
+    caps = {
+        snap.campaigns[e[0]].id: int(snap.frequency_cap[e[0]])
+        for entries, *_ in slates
+        for e in entries
+        if snap.frequency_cap[e[0]] > 0
+    }
+    if not caps:
+        return True
+    granted = counters.reserve(shopper_id, caps)
+    if len(granted) == len(caps):
+        return True
+    counters.release(shopper_id, list(granted))
+    seen_today.at_least(shopper_id, {c: n for c, n in caps.items() if c not in granted})
+    return False

@@ -32,7 +32,7 @@ from adengine.models import Shopper
 from .backends import DecisionBackend, UnknownPlacement
 from .click_model import ClickModel, sigmoid
 from .context import CLOSE_RELEVANCE, PageContext, page_kind, page_relevance, relevance_floor, resolve_language
-from .eligibility import SeenToday, capped, eligible
+from .eligibility import SeenToday, capped, eligible, reserve_capped
 from .experiments import Params, params_for
 from .index import IndexHolder
 from .log import PendingSlate, impression_log
@@ -70,6 +70,7 @@ class Decision:
 
 
 _local = threading.local()
+MAX_RESERVATION_ATTEMPTS = 4  # a decision whose capped ads were refused chooses again at most this often
 
 
 def _rng() -> np.random.Generator:
@@ -291,6 +292,7 @@ class Engine(DecisionBackend):
         n: int | None = None,
         language: str | None = None,
         product_categories: tuple[str, ...] = (),
+        _attempt: int = 0,
     ) -> Decision:
         """Choose and log the ads for one view of a placement. Raises UnknownPlacement for an unknown key."""
         snap = self.index.get()
@@ -403,6 +405,15 @@ class Engine(DecisionBackend):
                 slates.append((filled, house_job, len(house), None))
         if not slates:
             return decision
+        # caps hold across processes: the capped ads are reserved in the shared counters; when another process
+        # took the last impression a cap allows, this process now knows it, and the decision is made again
+        # without that campaign (each refusal saturates one more campaign; after MAX_RESERVATION_ATTEMPTS, no ads)
+        if shopper is not None and shopper.pk is not None and not reserve_capped(snap, self.seen_today, shopper.pk,
+                                                                                slates):  # fmt: skip
+            if _attempt + 1 >= MAX_RESERVATION_ATTEMPTS:
+                return decision
+            return self.decide(placement_key=placement_key, shopper=shopper, context=context, n=n, language=language,
+                               product_categories=product_categories, _attempt=_attempt + 1)  # fmt: skip
 
         policy_name = CONTEXTUAL if scoring.contextual else POLICY_NAME
         ads: list[Ad] = []
