@@ -28,19 +28,29 @@ def free_port() -> int:
 class Server:
     """A web server process serving the test database; ``stop`` sends a signal and waits for it to end."""
 
-    def __init__(self, kind: str, database: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        kind: str,
+        database: str,
+        log_path: Path,
+        *,
+        workers: int = 2,
+        settings: str = "tests.faults.server_settings",
+        env: dict | None = None,
+    ) -> None:
         self.port = free_port()
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.faults.server_settings",
+            "DJANGO_SETTINGS_MODULE": settings,
             "ADENGINE_TEST_DATABASE": database,
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         bind = f"127.0.0.1:{self.port}"
         if kind == "runserver":
             cmd = [sys.executable, "manage.py", "runserver", bind, "--noreload", "--skip-checks"]
-        else:  # gunicorn as in production: two workers of four threads
-            cmd = [sys.executable, "-m", "gunicorn", "shop.wsgi", "-b", bind, "-w", "2", "--threads", "4"]
+        else:  # gunicorn as in production: workers (two by default) of four threads
+            cmd = [sys.executable, "-m", "gunicorn", "shop.wsgi", "-b", bind, "-w", str(workers), "--threads", "4"]
             cmd += ["--graceful-timeout", "20"]
         self.log_path = log_path
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop)
