@@ -14,8 +14,9 @@ from adengine import conf
 
 @register()
 def check_settings(app_configs, **kwargs):
-    """adengine.E001-E005, E007, E011-E013: the ADENGINE dict, the two model settings, the adapter, the encoder,
-    the serving policy, the relevance floors and the product key field."""
+    """adengine.E001-E005, E007, E011-E015, W014: the ADENGINE dict, the two model settings, the adapter, the
+    encoder, the serving policy, the relevance floors, the product key field, the reports database and the shared
+    counters."""
     errors = []
     raw = getattr(settings, "ADENGINE", {})
     if not isinstance(raw, dict):
@@ -86,7 +87,42 @@ def check_settings(app_configs, **kwargs):
                 )
             )
         errors += _check_product_key_field()
+        errors += _check_scale_out()
     return errors
+
+
+def _check_scale_out() -> list:
+    """adengine.E014 / W014: REPORTS_DATABASE names a database, and the router that uses it is installed;
+    adengine.E015: SHARED_COUNTERS is 'database' or a Redis URL."""
+    out: list = []
+    alias = conf.settings.REPORTS_DATABASE
+    if alias and alias not in settings.DATABASES:
+        out.append(
+            Error(
+                f"ADENGINE['REPORTS_DATABASE'] is {alias!r}, which is not in DATABASES.",
+                hint=f"Name one of {', '.join(map(repr, settings.DATABASES))}, or None for the default database.",
+                id="adengine.E014",
+            )
+        )
+    elif alias and "adengine.routers.ReportsRouter" not in getattr(settings, "DATABASE_ROUTERS", []):
+        out.append(
+            Warning(
+                f"ADENGINE['REPORTS_DATABASE'] is {alias!r} but the router that sends reports there is not installed: "
+                "reports read the default database.",
+                hint="Add 'adengine.routers.ReportsRouter' to DATABASE_ROUTERS.",
+                id="adengine.W014",
+            )
+        )
+    where = str(conf.settings.SHARED_COUNTERS or "database")
+    if where != "database" and where.split(":", 1)[0] not in ("redis", "rediss", "unix", "redis+socket"):
+        out.append(
+            Error(
+                f"ADENGINE['SHARED_COUNTERS'] is {where!r}.",
+                hint="Use 'database' or a Redis URL (redis://, rediss://, unix:// or redis+socket://).",
+                id="adengine.E015",
+            )
+        )
+    return out
 
 
 def _check_product_key_field() -> list:

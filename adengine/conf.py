@@ -199,6 +199,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "are enforced exactly whatever this is: each capped ad is reserved in the shared counters before it is "
         "shown (SHARED_COUNTERS).",
     ),
+    "REPORTS_DATABASE": (
+        None,
+        "The alias in DATABASES that the marketer's heavy reads go to -- report pages and their CSV exports, the "
+        "campaign dashboard, the advertiser API's statistics --, typically a streaming read replica, so that they "
+        "never slow the database that serves ads and takes clicks. Needs DATABASE_ROUTERS = "
+        "['adengine.routers.ReportsRouter'] (adengine.W014 otherwise). None: the default database.",
+    ),
     "SHARED_COUNTERS": (
         "database",
         "Where the counters that every web process must agree on live: each shopper's impressions of each "

@@ -16,3 +16,8 @@ ADENGINE = {
     "SERVING_INDEX_CHECK_SECONDS": 3600,  # changes reach the index through signals (no background rebuilds)
     "SHOPPER_CACHE_SECONDS": 0,  # tests change shopper rows directly (the cache: its own test)
 }
+
+# a read replica for reports, as a shop that scales out has one (in tests it mirrors the default database); the
+# router is inert until ADENGINE["REPORTS_DATABASE"] names it (tests/scale/test_reports_replica.py does)
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405
+DATABASE_ROUTERS = ["adengine.routers.ReportsRouter"]

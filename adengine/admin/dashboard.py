@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from adengine.models import Advertiser, Campaign
+from adengine.routers import for_reports
 from adengine.selectors.dashboard import SPARK_DAYS, DashboardRow, dashboard_rows
 from adengine.selectors.diagnosis import money
 
@@ -102,6 +103,7 @@ def _filters(request) -> tuple[dict, dict]:
     return chosen, lookups
 
 
+@for_reports
 def dashboard_view(model_admin, request):
     """GET: a page of campaigns (active first), each with its figures and diagnosis."""
     if not model_admin.has_view_permission(request):

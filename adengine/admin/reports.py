@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from adengine import clock
 from adengine.conf import settings as ad_settings
 from adengine.models import Campaign
+from adengine.routers import for_reports
 from adengine.selectors.reports import BREAKDOWNS, METRICS, campaign_report, noise_note, with_laplace_noise
 from adengine.text import spreadsheet_safe
 
@@ -94,6 +95,7 @@ def export_csv(campaign: Campaign, rows, *, by: str, epsilon: float | None) -> H
     return response
 
 
+@for_reports
 def report_view(model_admin, request, pk: int):
     """Impressions, reach, clicks, CTR, conversions, spend, revenue, ROAS and eCPM by day, placement or headline,
     live (today's figures before the roll-up has run), with charts; CSV export, optionally with Laplace noise."""

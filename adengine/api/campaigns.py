@@ -8,6 +8,7 @@ import re
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from adengine.api.base import AdengineAPIView, SafeRequestMixin, extend_schema
 from adengine.clock import day_start
 from adengine.models import Advertiser, Campaign, Placement
+from adengine.routers import for_reports
 from adengine.selectors.performance import Figures, figures
 from adengine.services.campaigns import save_campaign
 from adengine.validators import validate_landing_url
@@ -300,6 +302,7 @@ class CampaignStatsView(AdengineAPIView):
         responses=responses({200: CampaignStatsSerializer}, not_found=True),
         description="400 also when until is not after since.",
     )
+    @method_decorator(for_reports)
     def get(self, request, campaign_id: int):
         campaign = get_object_or_404(campaigns_for(request.user), pk=campaign_id)
         since = _date(request.query_params.get("since"), "since")

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -26,6 +25,7 @@ from adengine import clock
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.models import Campaign, CampaignDay, Creative, GenerationRequest, Impression, Placement, ProductVector
+from adengine.routers import read_connection
 from adengine.services.budgets import daily_plan, unit_price
 from adengine.serving.context import CONTEXT_CATEGORY, CONTEXT_PRODUCT, CONTEXT_QUERY
 from adengine.serving.snapshot import words
@@ -206,7 +206,7 @@ def _capped_today(campaigns: list[Campaign], now: dt.datetime) -> dict[int, tupl
     if not campaigns:
         return {}
     caps = {c.pk: c.frequency_cap for c in campaigns}
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:  # REPORTS_DATABASE on the dashboard
         cur.execute(
             f"""
             SELECT campaign_id, seen, count(*) FROM (

@@ -14,10 +14,10 @@ import datetime as dt
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from django.db import connection
 from django.utils import timezone
 
 from adengine.models import AdEvent, Conversion, HourlyStats, Impression, StrategyState
+from adengine.routers import read_connection
 
 DIMENSIONS = ("campaign", "day", "placement", "creative", "arm")
 COUNTED = tuple(AdEvent.COUNTED)
@@ -159,7 +159,7 @@ def figures(
         "counted": list(COUNTED),
     }
     out: dict[tuple, Figures] = {}
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:  # REPORTS_DATABASE inside a report
         cur.execute(sql, params)
         for row in cur.fetchall():
             key, (i, v, c, cv, s, r) = tuple(row[: len(keys)]), row[len(keys) :]
