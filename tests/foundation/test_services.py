@@ -33,7 +33,7 @@ def test_broker_is_a_real_redis_server():
     assert client.ping() is True
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "replica"])  # it checks the history of every database
 def test_no_missing_migrations():
     # makemigrations --check exits non-zero when models and migrations disagree
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
