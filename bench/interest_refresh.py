@@ -70,8 +70,8 @@ def fill(*, shoppers: int, events: int, seed: float) -> dict:
                 """
                 INSERT INTO adengine_productvector (product_id, embedding, model_version, text_hash, updated_at,
                     factors, hybrid_model, popularity)
-                SELECT p.id, l2_normalize((SELECT array_agg(random() - 0.5 + 0 * p.id) FROM generate_series(1, 384))
-                                          ::vector), %s, '', now(),
+                SELECT p.id, l2_normalize((SELECT array_agg(random() - 0.5 + 0 * p.id + 0 * k)
+                                           FROM generate_series(1, 384) k)::vector), %s, '', now(),
                        (SELECT array_agg(CASE WHEN k <= 32 THEN (random() - 0.5) / 4 ELSE 0 END + 0 * p.id)
                         FROM generate_series(1, %s) k)::vector, %s, random()
                 FROM shop_product p
@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="pairs of rounds (1 process, then --workers)")
     parser.add_argument("--seed", type=float, default=0.3)
     parser.add_argument("--full", type=int, default=1_000_000, help="shoppers of the projected full refresh")
+    parser.add_argument("--fill-only", action="store_true", help="prepare the copy and stop (needs no lock)")
     args = parser.parse_args()
     _setup()
     from django.conf import settings
@@ -207,6 +208,8 @@ def main() -> None:
     from adengine.services.interests import plan_refresh
 
     print(f"fill: {fill(shoppers=args.shoppers, events=args.events, seed=args.seed)}", flush=True)
+    if args.fill_only:
+        return
     InterestRefreshChunk.objects.filter(finished_at__isnull=True).delete()  # plans of earlier runs
     planned = plan_refresh(chunk_size=args.chunk_size)
     print(f"planned {len(planned)} chunks of {args.chunk_size} on {settings.DATABASES['default']['NAME']} "
