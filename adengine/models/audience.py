@@ -84,6 +84,27 @@ class ProductVector(models.Model):
         return f"vector of product {self.product_id}"
 
 
+class QueryVector(models.Model):
+    """A search text encoded once per encoder version, shared by every worker: the refresh encodes only new text."""
+
+    encoder_version = models.CharField(
+        "encoder version", max_length=80, help_text="Encoder version that produced the embedding."
+    )
+    query = models.CharField("query", max_length=200, help_text="The search text as the shopper typed it.")
+    embedding = VectorField("embedding", dimensions=VECTOR_DIMENSIONS, help_text="Unit-length query embedding.")
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was encoded.")
+
+    class Meta:
+        verbose_name = _("query vector")
+        verbose_name_plural = _("query vectors")
+        constraints = [
+            models.UniqueConstraint(fields=["encoder_version", "query"], name="adengine_query_vector_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.query
+
+
 class EncoderModel(models.Model):
     """A version of the text encoder: the configured base model or a fine-tuned folder."""
 

@@ -15,7 +15,7 @@ from adengine.conf import settings as ad_settings
 from adengine.db import try_advisory_lock
 from adengine.ml import profile
 from adengine.ml.encoder import Encoder, get_encoder
-from adengine.models import BehaviourEvent, InterestRefreshChunk, ProductVector, Shopper
+from adengine.models import BehaviourEvent, InterestRefreshChunk, ProductVector, QueryVector, Shopper
 from adengine.models.events import HYBRID_DIMENSIONS, VECTOR_DIMENSIONS
 from adengine.selectors.shoppers import recent_events, stale_shoppers
 
@@ -102,17 +102,30 @@ QUERY_CACHE_SIZE = 100_000  # encoded searches kept per process (384 floats each
 def query_vectors(histories: dict[object, list[profile.Event]], *, encoder: Encoder | None) -> dict[str, np.ndarray]:
     """Encoded search queries of the histories (each distinct query once; none without an encoder).
 
-    Only text this process has not encoded yet goes to the encoder: a refresh mostly meets searches it has seen
-    (the same shoppers' older ones, and the shop's common queries), and the encoder is by far its slowest part."""
+    The encoder is by far the slowest part of a refresh, so it sees only text never encoded before by this encoder:
+    a query is looked up in this process's cache, then in the stored query vectors every worker shares
+    (``QueryVector``), and only the rest is encoded and stored."""
     queries = sorted({e.query for h in histories.values() for e in h if e.kind == "search" and e.query})
     if not queries or encoder is None:
         return {}
-    new = [q for q in queries if (encoder.version, q) not in _QUERY_CACHE]
-    if new:
-        if len(_QUERY_CACHE) + len(new) > QUERY_CACHE_SIZE:
+    version = encoder.version
+    missing = [q for q in queries if (version, q) not in _QUERY_CACHE]
+    if missing:
+        if len(_QUERY_CACHE) + len(missing) > QUERY_CACHE_SIZE:
             _QUERY_CACHE.clear()
-        _QUERY_CACHE.update(((encoder.version, q), v) for q, v in zip(new, encoder.encode_queries(new), strict=True))
-    return {q: _QUERY_CACHE[(encoder.version, q)] for q in queries}
+        stored = dict(
+            QueryVector.objects.filter(encoder_version=version, query__in=missing).values_list("query", "embedding")
+        )
+        new = [q for q in missing if q not in stored]
+        if new:
+            encoded = dict(zip(new, encoder.encode_queries(new), strict=True))
+            QueryVector.objects.bulk_create(
+                [QueryVector(encoder_version=version, query=q, embedding=v) for q, v in encoded.items()],
+                ignore_conflicts=True,  # another worker stored the same text meanwhile: same vector
+            )
+            stored.update(encoded)
+        _QUERY_CACHE.update(((version, q), np.asarray(v, np.float32)) for q, v in stored.items())
+    return {q: _QUERY_CACHE[(version, q)] for q in queries}
 
 
 def mean_vectors(

@@ -175,3 +175,34 @@ def test_the_batched_fold_in_gives_the_per_shopper_vectors(imported):  # noqa: F
                 items.setdefault(e.product_id, []).append((e.kind, e.occurred_at.timestamp()))
         one = shopper_hybrid(model=model, content=vec, items=items, factors=factors, at=now.timestamp())
         np.testing.assert_allclose(batch[sid], one, rtol=1e-4, atol=1e-5)
+
+
+def test_a_search_text_is_encoded_once_for_every_worker(encoder, monkeypatch):
+    from adengine.ml import profile
+    from adengine.models import QueryVector
+
+    encoded: list[str] = []
+    encode = encoder.encode_queries
+
+    def counting(texts):
+        encoded.extend(texts)
+        return encode(texts)
+
+    monkeypatch.setattr(encoder, "encode_queries", counting)
+    now = timezone.now()
+    histories = {
+        1: [profile.Event(kind="search", occurred_at=now, product_id=None, product_label="", query="wool scarf")],
+        2: [profile.Event(kind="search", occurred_at=now, product_id=None, product_label="", query="tea kettle"),
+            profile.Event(kind="search", occurred_at=now, product_id=None, product_label="", query="wool scarf")],
+    }  # fmt: skip
+    # when one worker process encodes the searches
+    first = interests.query_vectors(histories, encoder=encoder)
+    assert sorted(encoded) == ["tea kettle", "wool scarf"]
+    assert QueryVector.objects.filter(encoder_version=encoder.version).count() == 2
+    # then another process (an empty cache) reads them back instead of encoding them again
+    interests._QUERY_CACHE.clear()
+    histories[3] = [profile.Event(kind="search", occurred_at=now, product_id=None, product_label="", query="red mug")]
+    second = interests.query_vectors(histories, encoder=encoder)
+    assert sorted(encoded) == ["red mug", "tea kettle", "wool scarf"]
+    for q in first:
+        np.testing.assert_allclose(second[q], first[q], atol=1e-6)
