@@ -244,17 +244,34 @@ def activate(*, model: InterestModel, fitted: interest_fit.Fitted, catalog: list
     return {"products": len(changed), "shoppers": refresh_hybrids()}
 
 
+_FACTORS: dict = {"version": None, "rows": {}, "absent": set()}  # the active model's product factors, per process
+
+
+def product_factors(product_ids: set, *, model: ActiveModel) -> dict:
+    """The active model's factors of the given products that have them (ALS: factors; EASE: the fold side), read
+    once per process and model: they change only when a model is activated, under a new version."""
+    column = "fold_factors" if model.params.method == "ease" else "factors"
+    if _FACTORS["version"] != (model.version, column):
+        _FACTORS.update(version=(model.version, column), rows={}, absent=set())
+    rows, absent = _FACTORS["rows"], _FACTORS["absent"]
+    unknown = [pk for pk in product_ids if pk not in rows and pk not in absent]
+    if unknown:
+        found = dict(
+            ProductVector.objects.filter(product_id__in=unknown, **{f"{column}__isnull": False}).values_list(
+                "product_id", column
+            )
+        )
+        rows.update((pk, np.asarray(v, np.float32)) for pk, v in found.items())
+        absent.update(pk for pk in unknown if pk not in found)
+    return {pk: rows[pk] for pk in product_ids if pk in rows}
+
+
 def hybrid_vectors_for(content: dict, *, model: ActiveModel, now, events: dict | None = None) -> dict:
     """Hybrid vectors of shoppers (pk -> content vector) from their recent behaviour and the stored product factors."""
     if events is None:
         events = recent_events(shopper_ids=list(content), limit_per_shopper=int(ad_settings.PROFILE_MAX_EVENTS))
     pids = {e.product_id for evs in events.values() for e in evs if e.product_id is not None}
-    column = "fold_factors" if model.params.method == "ease" else "factors"
-    factors = dict(
-        ProductVector.objects.filter(product_id__in=pids, **{f"{column}__isnull": False}).values_list(
-            "product_id", column
-        )
-    )
+    factors = product_factors(pids, model=model)
     return _fold_in_batch(content, events=events, factors=factors, model=model, at=now.timestamp())
 
 

@@ -64,13 +64,26 @@ def product_labels(product_ids: Iterable) -> dict:
     return out
 
 
+_PRODUCT_CACHE: dict = {}  # product pk -> (updated_at, vector): a worker reads each product's vector once
+PRODUCT_CACHE_SIZE = 50_000
+
+
 def product_vectors(product_ids: Iterable) -> dict:
-    """Stored vectors of the given products."""
+    """Stored vectors of the given products (read again only when a product's vector was rewritten since)."""
     ids = {pk for pk in product_ids if pk is not None}
-    return {
-        pk: np.asarray(v, dtype=np.float32)
-        for pk, v in ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "embedding")
-    }
+    if not ids:
+        return {}
+    stamps = dict(ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "updated_at"))
+    stale = [pk for pk, at in stamps.items() if _PRODUCT_CACHE.get(pk, (None,))[0] != at]
+    if stale:
+        if len(_PRODUCT_CACHE) + len(stale) > PRODUCT_CACHE_SIZE:
+            _PRODUCT_CACHE.clear()
+            stale = list(stamps)
+        for pk, at, v in ProductVector.objects.filter(product_id__in=stale).values_list(
+            "product_id", "updated_at", "embedding"
+        ):
+            _PRODUCT_CACHE[pk] = (at, np.asarray(v, dtype=np.float32))
+    return {pk: _PRODUCT_CACHE[pk][1] for pk in stamps if pk in _PRODUCT_CACHE}
 
 
 def _at(now: dt.datetime | dict, key: object) -> dt.datetime:
@@ -232,6 +245,11 @@ def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.d
     return {sid: (vectors[sid], len(events[sid]), hybrids.get(sid), version) for sid in shopper_ids}
 
 
+def _real_array(m: np.ndarray) -> str:
+    """A PostgreSQL array literal of the float32 values of ``m`` (each printed exactly: repr of its float64)."""
+    return "{" + ",".join(map(repr, m.ravel().astype(np.float64).tolist())) + "}"
+
+
 def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple], *, tag: str, now) -> None:
     """Store a batch's interest vectors in one statement (vectors passed as flat float arrays, sliced per row)."""
     table = Shopper._meta.db_table
@@ -247,8 +265,9 @@ def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple
         events.append(n if vec is not None else 0)
         vec_rows.append(vec if vec is not None else np.zeros(VECTOR_DIMENSIONS, np.float32))
         hybrid_rows.append(hybrid_vec if hybrid_vec is not None else np.zeros(HYBRID_DIMENSIONS, np.float32))
-    flat_vec = np.asarray(vec_rows, np.float32).ravel().tolist()
-    flat_hybrid = np.asarray(hybrid_rows, np.float32).ravel().tolist()
+    # one array literal per batch: psycopg would check and quote each of the ~200,000 numbers of a list
+    flat_vec = _real_array(np.asarray(vec_rows, np.float32))
+    flat_hybrid = _real_array(np.asarray(hybrid_rows, np.float32))
     with connection.cursor() as cur:
         # personalisation again: consent withdrawn during the run wins
         cur.execute(
