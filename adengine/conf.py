@@ -129,7 +129,30 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "the parts on older behaviour, chooses their weights on a later slice, and switches only when the "
         "new blend beats the live one. Changed shoppers are folded in between trainings by the refresh.",
     ),
-    "REFRESH_BATCH_SIZE": (256, "Shoppers re-embedded per batch by the incremental refresh."),
+    "REFRESH_BATCH_SIZE": (
+        256,
+        "Shoppers computed and written per batch (one read of their behaviour, one write) within a refresh chunk.",
+    ),
+    "INTEREST_REFRESH_CHUNK_SIZE": (
+        2000,
+        "Shoppers per chunk of the interest refresh: the coordinator task (adengine.refresh_interests, beat every "
+        "REFRESH_INTERVAL_SECONDS) splits the stale shoppers into chunks of this many consecutive ids and queues "
+        "one adengine.refresh_interest_chunk task per chunk on the batch queue, so every batch worker process "
+        "takes chunks in parallel. Smaller chunks spread the work more evenly and lose less to a failed attempt; "
+        "larger ones cost fewer tasks. Keep a chunk well inside the batch time limit (BENCHMARKS.md gives the "
+        "shoppers a worker process refreshes per second).",
+    ),
+    "INTEREST_REFRESH_CLAIM_SECONDS": (
+        3 * 3600,
+        "How long a queued or running refresh chunk keeps its shoppers out of the coordinator's next plan. A chunk "
+        "whose task was lost (broker down when it was queued, retries exhausted) frees its shoppers after this "
+        "long; make it longer than a full refresh takes with your workers (shoppers / (workers x throughput)).",
+    ),
+    "INTEREST_REFRESH_CHUNK_RETRIES": (
+        3,
+        "How often a failed refresh chunk is retried (that chunk alone, with a growing delay) before it is left "
+        "to the next plan after INTEREST_REFRESH_CLAIM_SECONDS.",
+    ),
     "REFRESH_INTERVAL_SECONDS": (60, "How often beat runs the incremental interest refresh."),
     "REFRESH_DEBOUNCE_SECONDS": (
         30,
@@ -286,6 +309,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
             "adengine.generate_creatives": "interactive",
             "adengine.embed_products": "batch",
             "adengine.refresh_interests": "batch",
+            "adengine.refresh_interest_chunk": "batch",
             "adengine.train_interest_model": "batch",
             "adengine.reembed_all": "batch",
             "adengine.refresh_campaign_targets": "batch",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import transaction
 
 from adengine.queues import AdengineTask
 
@@ -17,12 +18,35 @@ log = logging.getLogger(__name__)
 
 @shared_task(name="adengine.refresh_interests", ignore_result=True, base=AdengineTask)
 def refresh_interests() -> dict:
-    """Incremental refresh of stale interest vectors (beat runs it; new behaviour triggers it)."""
-    from adengine.services.interests import refresh_interests as run
+    """Coordinator of the interest refresh (beat runs it; new behaviour triggers it): split the stale shoppers into
+    chunks and queue one ``refresh_interest_chunk`` per chunk once the plan is committed."""
+    from adengine.queues import enqueue_after_commit
+    from adengine.services.interests import plan_refresh
 
-    result = run()
-    log.info("interest refresh: %s", result)
-    return result
+    with transaction.atomic():
+        chunks = plan_refresh()
+        for chunk_id in chunks:
+            enqueue_after_commit("adengine.refresh_interest_chunk", kwargs={"chunk_id": chunk_id})
+    if chunks:
+        log.info("interest refresh: %d chunks queued", len(chunks))
+    return {"chunks": len(chunks)}
+
+
+@shared_task(name="adengine.refresh_interest_chunk", ignore_result=True, base=AdengineTask, bind=True, max_retries=None)
+def refresh_interest_chunk(self, chunk_id: int) -> dict | None:
+    """Refresh the stale shoppers of one chunk (idempotent); a failure retries this chunk alone, with backoff."""
+    from adengine.conf import settings as ad_settings
+    from adengine.services.interests import refresh_chunk
+
+    try:
+        return refresh_chunk(chunk_id)
+    except Exception as exc:
+        retries = int(ad_settings.INTEREST_REFRESH_CHUNK_RETRIES)
+        if self.request.retries >= retries:
+            log.exception("interest refresh chunk %s failed %d times; left to the next plan", chunk_id, retries + 1)
+            return None
+        log.warning("interest refresh chunk %s failed (%s); retrying it", chunk_id, exc)
+        raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
 
 
 @shared_task(name="adengine.train_interest_model", ignore_result=True, base=AdengineTask)

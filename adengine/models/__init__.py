@@ -1,6 +1,6 @@
 """adengine's models, re-exported from one module per area."""
 
-from .audience import EncoderModel, InterestModel, ProductVector
+from .audience import EncoderModel, InterestModel, InterestRefreshChunk, ProductVector, QueryVector
 from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import CopywriterModel, Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
@@ -25,8 +25,10 @@ __all__ = [
     "HourlyStats",
     "Impression",
     "InterestModel",
+    "InterestRefreshChunk",
     "Placement",
     "ProductVector",
+    "QueryVector",
     "RateCounter",
     "Shopper",
     "StrategyState",

@@ -84,6 +84,27 @@ class ProductVector(models.Model):
         return f"vector of product {self.product_id}"
 
 
+class QueryVector(models.Model):
+    """A search text encoded once per encoder version, shared by every worker: the refresh encodes only new text."""
+
+    encoder_version = models.CharField(
+        "encoder version", max_length=80, help_text="Encoder version that produced the embedding."
+    )
+    query = models.CharField("query", max_length=200, help_text="The search text as the shopper typed it.")
+    embedding = VectorField("embedding", dimensions=VECTOR_DIMENSIONS, help_text="Unit-length query embedding.")
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When it was encoded.")
+
+    class Meta:
+        verbose_name = _("query vector")
+        verbose_name_plural = _("query vectors")
+        constraints = [
+            models.UniqueConstraint(fields=["encoder_version", "query"], name="adengine_query_vector_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.query
+
+
 class EncoderModel(models.Model):
     """A version of the text encoder: the configured base model or a fine-tuned folder."""
 
@@ -146,3 +167,39 @@ class InterestModel(models.Model):
     def __str__(self) -> str:
         w = ", ".join(f"{k} {v:.1f}" for k, v in (self.weights or {}).items())
         return f"{self.version} ({w})" + (" active" if self.is_active else "")
+
+
+class InterestRefreshChunk(models.Model):
+    """One task's share of an interest refresh: the stale shoppers whose ids lie in [first_shopper, last_shopper].
+
+    The coordinator (``services.interests.plan_refresh``) splits the stale shoppers into chunks and queues one
+    ``adengine.refresh_interest_chunk`` task per chunk; a chunk not finished within INTEREST_REFRESH_CLAIM_SECONDS
+    no longer holds its shoppers back from the next plan.
+    """
+
+    first_shopper = models.BigIntegerField("first shopper id", help_text="Smallest shopper id of the chunk.")
+    last_shopper = models.BigIntegerField("last shopper id", help_text="Largest shopper id of the chunk.")
+    planned = models.PositiveIntegerField("planned", help_text="Stale shoppers in the range when it was planned.")
+    queued_at = models.DateTimeField("queued", help_text="When the coordinator planned and queued it.")
+    started_at = models.DateTimeField("started", null=True, blank=True, help_text="When a worker last started it.")
+    finished_at = models.DateTimeField(
+        "finished", null=True, blank=True, help_text="When a worker finished it; empty: queued, running or failed."
+    )
+    attempts = models.PositiveSmallIntegerField("attempts", default=0, help_text="How often a worker started it.")
+    refreshed = models.PositiveIntegerField("refreshed", default=0, help_text="Interest vectors written.")
+    cleared = models.PositiveIntegerField("cleared", default=0, help_text="Vectors cleared (no usable behaviour).")
+    error = models.CharField("last error", max_length=300, blank=True, help_text="Why the last attempt failed.")
+
+    class Meta:
+        verbose_name = _("interest refresh chunk")
+        verbose_name_plural = _("interest refresh chunks")
+        ordering = ["-queued_at", "first_shopper"]
+        indexes = [models.Index(fields=["finished_at", "queued_at"], name="adengine_refresh_chunk_open")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(first_shopper__lte=models.F("last_shopper")), name="adengine_refresh_chunk_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"shoppers {self.first_shopper}-{self.last_shopper} ({'done' if self.finished_at else 'open'})"

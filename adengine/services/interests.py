@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from adengine.adapters import get_adapter
@@ -15,7 +15,8 @@ from adengine.conf import settings as ad_settings
 from adengine.db import try_advisory_lock
 from adengine.ml import profile
 from adengine.ml.encoder import Encoder, get_encoder
-from adengine.models import BehaviourEvent, ProductVector, Shopper
+from adengine.models import BehaviourEvent, InterestRefreshChunk, ProductVector, QueryVector, Shopper
+from adengine.models.events import HYBRID_DIMENSIONS, VECTOR_DIMENSIONS
 from adengine.selectors.shoppers import recent_events, stale_shoppers
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,26 @@ def product_labels(product_ids: Iterable) -> dict:
     return out
 
 
+_PRODUCT_CACHE: dict = {}  # product pk -> (updated_at, vector): a worker reads each product's vector once
+PRODUCT_CACHE_SIZE = 50_000
+
+
 def product_vectors(product_ids: Iterable) -> dict:
-    """Stored vectors of the given products."""
+    """Stored vectors of the given products (read again only when a product's vector was rewritten since)."""
     ids = {pk for pk in product_ids if pk is not None}
-    return {
-        pk: np.asarray(v, dtype=np.float32)
-        for pk, v in ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "embedding")
-    }
+    if not ids:
+        return {}
+    stamps = dict(ProductVector.objects.filter(product_id__in=ids).values_list("product_id", "updated_at"))
+    stale = [pk for pk, at in stamps.items() if _PRODUCT_CACHE.get(pk, (None,))[0] != at]
+    if stale:
+        if len(_PRODUCT_CACHE) + len(stale) > PRODUCT_CACHE_SIZE:
+            _PRODUCT_CACHE.clear()
+            stale = list(stamps)
+        for pk, at, v in ProductVector.objects.filter(product_id__in=stale).values_list(
+            "product_id", "updated_at", "embedding"
+        ):
+            _PRODUCT_CACHE[pk] = (at, np.asarray(v, dtype=np.float32))
+    return {pk: _PRODUCT_CACHE[pk][1] for pk in stamps if pk in _PRODUCT_CACHE}
 
 
 def _at(now: dt.datetime | dict, key: object) -> dt.datetime:
@@ -94,12 +108,37 @@ def text_vectors(
     return dict(zip(keys, encoder.encode_queries([texts[k] for k in keys]), strict=True))
 
 
+_QUERY_CACHE: dict[tuple[str, str], np.ndarray] = {}
+QUERY_CACHE_SIZE = 100_000  # encoded searches kept per process (384 floats each: about 150 MB when full)
+
+
 def query_vectors(histories: dict[object, list[profile.Event]], *, encoder: Encoder | None) -> dict[str, np.ndarray]:
-    """Encoded search queries of the histories (each distinct query once; none without an encoder)."""
+    """Encoded search queries of the histories (each distinct query once; none without an encoder).
+
+    The encoder is by far the slowest part of a refresh, so it sees only text never encoded before by this encoder:
+    a query is looked up in this process's cache, then in the stored query vectors every worker shares
+    (``QueryVector``), and only the rest is encoded and stored."""
     queries = sorted({e.query for h in histories.values() for e in h if e.kind == "search" and e.query})
     if not queries or encoder is None:
         return {}
-    return dict(zip(queries, encoder.encode_queries(queries), strict=True))
+    version = encoder.version
+    missing = [q for q in queries if (version, q) not in _QUERY_CACHE]
+    if missing:
+        if len(_QUERY_CACHE) + len(missing) > QUERY_CACHE_SIZE:
+            _QUERY_CACHE.clear()
+        stored = dict(
+            QueryVector.objects.filter(encoder_version=version, query__in=missing).values_list("query", "embedding")
+        )
+        new = [q for q in missing if q not in stored]
+        if new:
+            encoded = dict(zip(new, encoder.encode_queries(new), strict=True))
+            QueryVector.objects.bulk_create(
+                [QueryVector(encoder_version=version, query=q, embedding=v) for q, v in encoded.items()],
+                ignore_conflicts=True,  # another worker stored the same text meanwhile: same vector
+            )
+            stored.update(encoded)
+        _QUERY_CACHE.update(((version, q), np.asarray(v, np.float32)) for q, v in stored.items())
+    return {q: _QUERY_CACHE[(version, q)] for q in queries}
 
 
 def mean_vectors(
@@ -180,8 +219,10 @@ def compute_vectors(
 def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.datetime) -> dict[int, tuple]:
     events = recent_events(shopper_ids=shopper_ids, limit_per_shopper=ad_settings.PROFILE_MAX_EVENTS)
     pids = {e.product_id for evs in events.values() for e in evs}
-    labels = product_labels(pids)
+    method = ad_settings.INTEREST_METHOD
     vecs = product_vectors(pids)
+    # labels (a read of the host's products through the adapter) only for the text, and for products without a vector
+    labels = product_labels(pids if method in ("text", "blend") else {p for p in pids if p not in vecs})
     missing = [pid for pid in pids if pid is not None and pid not in vecs and pid in labels]
     if missing:  # products never embedded (new, or their task has not run): embed them now
         from adengine.services.products import embed_products
@@ -189,7 +230,7 @@ def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.d
         embed_products(product_ids=missing, encoder=encoder)
         vecs.update(product_vectors(missing))
     histories = {sid: to_profile_events(evs, labels) for sid, evs in events.items()}
-    vectors = compute_vectors(histories, now=now, encoder=encoder, method=ad_settings.INTEREST_METHOD, vectors=vecs)
+    vectors = compute_vectors(histories, now=now, encoder=encoder, method=method, vectors=vecs)
     from adengine.services import interest_model  # it reads the evaluation selectors, which read this module
 
     model = interest_model.active_model()
@@ -204,6 +245,99 @@ def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.d
     return {sid: (vectors[sid], len(events[sid]), hybrids.get(sid), version) for sid in shopper_ids}
 
 
+def _real_array(m: np.ndarray) -> str:
+    """A PostgreSQL array literal of the float32 values of ``m`` (each printed exactly: repr of its float64)."""
+    return "{" + ",".join(map(repr, m.ravel().astype(np.float64).tolist())) + "}"
+
+
+def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple], *, tag: str, now) -> None:
+    """Store a batch's interest vectors in one statement (vectors passed as flat float arrays, sliced per row)."""
+    table = Shopper._meta.db_table
+    ids, seen, has_vec, has_hybrid, versions, events = [], [], [], [], [], []
+    vec_rows, hybrid_rows = [], []
+    for pk, seen_at in rows:
+        vec, n, hybrid_vec, version = results[pk]
+        ids.append(pk)
+        seen.append(seen_at)
+        has_vec.append(vec is not None)
+        has_hybrid.append(hybrid_vec is not None)
+        versions.append(version if hybrid_vec is not None else "")
+        events.append(n if vec is not None else 0)
+        vec_rows.append(vec if vec is not None else np.zeros(VECTOR_DIMENSIONS, np.float32))
+        hybrid_rows.append(hybrid_vec if hybrid_vec is not None else np.zeros(HYBRID_DIMENSIONS, np.float32))
+    # one array literal per batch: psycopg would check and quote each of the ~200,000 numbers of a list
+    flat_vec = _real_array(np.asarray(vec_rows, np.float32))
+    flat_hybrid = _real_array(np.asarray(hybrid_rows, np.float32))
+    with connection.cursor() as cur:
+        # personalisation again: consent withdrawn during the run wins
+        cur.execute(
+            f"""
+            UPDATE {table} s SET
+                interest_vector = CASE WHEN v.has_vec
+                    THEN (%(vec)s::real[])[(v.n - 1) * %(vd)s + 1 : v.n * %(vd)s]::vector END,
+                interest_hybrid = CASE WHEN v.has_hybrid
+                    THEN (%(hybrid)s::real[])[(v.n - 1) * %(hd)s + 1 : v.n * %(hd)s]::vector END,
+                interest_hybrid_model = v.hybrid_model, interest_source_at = v.seen,
+                interest_model = CASE WHEN v.has_vec THEN %(tag)s ELSE '' END, interest_events = v.events,
+                interest_updated_at = %(now)s
+            FROM unnest(%(ids)s::bigint[], %(seen)s::timestamptz[], %(has_vec)s::boolean[],
+                        %(has_hybrid)s::boolean[], %(models)s::text[], %(events)s::int[])
+                 WITH ORDINALITY AS v(id, seen, has_vec, has_hybrid, hybrid_model, events, n)
+            WHERE s.id = v.id AND s.personalisation
+            """,
+            {
+                "vec": flat_vec,
+                "hybrid": flat_hybrid,
+                "vd": VECTOR_DIMENSIONS,
+                "hd": HYBRID_DIMENSIONS,
+                "tag": tag,
+                "now": now,
+                "ids": ids,
+                "seen": seen,
+                "has_vec": has_vec,
+                "has_hybrid": has_hybrid,
+                "models": versions,
+                "events": events,
+            },
+        )
+
+
+def refresh_shoppers(
+    *,
+    first_id: int | None = None,
+    last_id: int | None = None,
+    batch_size: int | None = None,
+    encoder: Encoder | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Recompute the interest vectors of the stale shoppers (those with ids in [first_id, last_id] when given), in
+    batches of REFRESH_BATCH_SIZE; returns how many were refreshed and cleared. Takes no lock: callers do."""
+    encoder = encoder or get_encoder()
+    batch_size = batch_size or ad_settings.REFRESH_BATCH_SIZE
+    tag = method_tag(encoder)
+    done = cleared = 0
+    last = first_id - 1 if first_id is not None else 0
+    while limit is None or done + cleared < limit:
+        qs = stale_shoppers(tag=tag).filter(pk__gt=last)
+        if last_id is not None:
+            qs = qs.filter(pk__lte=last_id)
+        rows = list(qs.order_by("pk").values_list("pk", "last_event_at")[:batch_size])
+        if not rows:
+            break
+        last = rows[-1][0]
+        now = timezone.now()
+        results = _compute_for_shoppers([pk for pk, _ in rows], encoder=encoder, now=now)
+        with transaction.atomic():
+            _write_vectors(rows, results, tag=tag, now=now)
+        written = sum(results[pk][0] is not None for pk, _ in rows)
+        done += written
+        cleared += len(rows) - written
+        if progress:
+            progress(len(rows))
+    return {"refreshed": done, "cleared": cleared}
+
+
 def refresh_interests(
     *,
     batch_size: int | None = None,
@@ -211,52 +345,86 @@ def refresh_interests(
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Recompute the interest vectors of consenting shoppers with behaviour since their last refresh.
+    """Recompute, in this process, the interest vectors of consenting shoppers with behaviour since their last refresh
+    (the management commands and the re-embedding use it; beat and workers use ``plan_refresh`` and chunks).
 
     Safe to run twice or concurrently: a second concurrent run returns at once (advisory lock), and
     a run with nothing stale writes nothing. Each vector records the ``last_event_at`` it saw, so
     behaviour that arrives during the run leaves the shopper stale for the next run.
     """
-    encoder = encoder or get_encoder()
-    batch_size = batch_size or ad_settings.REFRESH_BATCH_SIZE
-    tag = method_tag(encoder)
-    done = cleared = 0
     with try_advisory_lock(_REFRESH_LOCK) as got:
         if not got:
             return {"refreshed": 0, "cleared": 0, "skipped": "another refresh is running"}
-        last_id = 0
-        while limit is None or done + cleared < limit:
-            rows = list(
-                stale_shoppers(tag=tag)
-                .filter(pk__gt=last_id)
-                .order_by("pk")
-                .values_list("pk", "last_event_at")[:batch_size]
+        return refresh_shoppers(batch_size=batch_size, encoder=encoder, limit=limit, progress=progress)
+
+
+def current_tag() -> str:
+    """The method tag of the encoder in use, read without loading the encoder."""
+    from adengine.ml.encoder import configured_version
+
+    return f"{configured_version()[1]}:{ad_settings.INTEREST_METHOD}"
+
+
+def plan_refresh(*, chunk_size: int | None = None, now: dt.datetime | None = None) -> list[int]:
+    """Split the stale shoppers not held by an open chunk into chunks of INTEREST_REFRESH_CHUNK_SIZE consecutive
+    stale ids and record them; returns the new chunks' ids (the coordinator task queues one task per chunk).
+
+    Every stale shopper falls in exactly one new chunk; shoppers in chunks still open (queued or running, and
+    younger than INTEREST_REFRESH_CLAIM_SECONDS) are left to them, so a coordinator that runs every minute does
+    not queue the same shoppers again while a long refresh works through its chunks."""
+    size = int(chunk_size or ad_settings.INTEREST_REFRESH_CHUNK_SIZE)
+    if size < 1:
+        raise ValueError(f"INTEREST_REFRESH_CHUNK_SIZE must be at least 1, not {size}")
+    now = now or timezone.now()
+    claim = dt.timedelta(seconds=float(ad_settings.INTEREST_REFRESH_CLAIM_SECONDS))
+    with try_advisory_lock(_REFRESH_LOCK) as got:
+        if not got:
+            return []
+        held = np.array(
+            InterestRefreshChunk.objects.filter(finished_at__isnull=True, queued_at__gt=now - claim)
+            .order_by("first_shopper")
+            .values_list("first_shopper", "last_shopper"),
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        ids = np.fromiter(
+            stale_shoppers(tag=current_tag()).order_by("pk").values_list("pk", flat=True).iterator(chunk_size=50_000),
+            dtype=np.int64,
+        )
+        if len(held) and len(ids):
+            # an id is held when the last chunk starting at or before it ends at or after it (chunks never overlap)
+            at = np.searchsorted(held[:, 0], ids, side="right") - 1
+            ids = ids[~((at >= 0) & (held[np.maximum(at, 0), 1] >= ids))]
+        chunks = [
+            InterestRefreshChunk(
+                first_shopper=int(part[0]), last_shopper=int(part[-1]), planned=len(part), queued_at=now
             )
-            if not rows:
-                break
-            last_id = rows[-1][0]
-            now = timezone.now()
-            results = _compute_for_shoppers([pk for pk, _ in rows], encoder=encoder, now=now)
-            with transaction.atomic():
-                for pk, seen_at in rows:
-                    vec, n, hybrid_vec, version = results[pk]
-                    # personalisation=True again: consent withdrawn during the run wins
-                    Shopper.objects.filter(pk=pk, personalisation=True).update(
-                        interest_vector=vec,
-                        interest_hybrid=hybrid_vec,
-                        interest_hybrid_model=version if hybrid_vec is not None else "",
-                        interest_source_at=seen_at,
-                        interest_model=tag if vec is not None else "",
-                        interest_events=n if vec is not None else 0,
-                        interest_updated_at=now,
-                    )
-                    if vec is None:
-                        cleared += 1
-                    else:
-                        done += 1
-            if progress:
-                progress(len(rows))
-    return {"refreshed": done, "cleared": cleared}
+            for part in (ids[i : i + size] for i in range(0, len(ids), size))
+        ]
+        return [c.pk for c in InterestRefreshChunk.objects.bulk_create(chunks, batch_size=1000)]
+
+
+def refresh_chunk(chunk_id: int, *, encoder: Encoder | None = None) -> dict | None:
+    """Refresh one chunk's stale shoppers and mark it finished; None when the chunk is gone. Idempotent: a finished
+    chunk is left alone, and a chunk run again refreshes only the shoppers still stale. A failure is recorded on
+    the chunk and raised, for the task to retry this chunk alone."""
+    chunk = InterestRefreshChunk.objects.filter(pk=chunk_id).first()
+    if chunk is None:
+        log.info("interest refresh chunk %s is gone", chunk_id)
+        return None
+    if chunk.finished_at is not None:
+        return {"refreshed": 0, "cleared": 0, "skipped": "already finished"}
+    InterestRefreshChunk.objects.filter(pk=chunk_id).update(
+        started_at=timezone.now(), attempts=models.F("attempts") + 1
+    )
+    try:
+        result = refresh_shoppers(first_id=chunk.first_shopper, last_id=chunk.last_shopper, encoder=encoder)
+    except Exception as exc:
+        InterestRefreshChunk.objects.filter(pk=chunk_id).update(error=f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    InterestRefreshChunk.objects.filter(pk=chunk_id).update(
+        finished_at=timezone.now(), error="", refreshed=result["refreshed"], cleared=result["cleared"]
+    )
+    return result
 
 
 def mark_all_stale() -> int:

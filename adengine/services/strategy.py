@@ -9,13 +9,13 @@ be skipped.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
-from decimal import Decimal
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -26,8 +26,6 @@ from adengine.models import AdEvent, Campaign, Conversion, Creative, HourlyStats
 from adengine.selectors.performance import arm_sql
 from adengine.services.budgets import daily_plan
 from adengine.serving.context import CLOSE_RELEVANCE
-from adengine.serving.learning import posteriors
-from adengine.serving.policy import prior_from_scores
 
 log = logging.getLogger(__name__)
 
@@ -70,65 +68,241 @@ def add_to_rollup(rows: dict[tuple, dict]) -> None:
             )
 
 
-def _empty() -> dict:
-    return {"impressions": 0, "views": 0, "clicks": 0, "conversions": 0, "spend": Decimal(0), "revenue": Decimal(0)}
+def _hour(column: str) -> str:
+    """SQL for the shop-time hour of ``column``, as ``TruncHour`` buckets it (``%(tz)s``: the current time zone)."""
+    return f"(date_trunc('hour', {column} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)"
 
 
-def label_assets(campaign_id: int, *, rng: np.random.Generator) -> dict[str, int]:
-    """Posterior comparison of a campaign's approved headlines, per language: LEARNING until
+NEW_ROWS = "adengine_strategy_new"  # temporary table of one update's roll-up rows (dropped at commit)
+
+
+def _collect_new_rows(*, imp: tuple[int, int], ev: tuple[int, int], conv: tuple[int, int]) -> None:
+    """Aggregate the new impressions, events and conversions into NEW_ROWS, one row per roll-up key, in SQL."""
+    imp_t, ev_t, conv_t = (m._meta.db_table for m in (Impression, AdEvent, Conversion))
+    arm = arm_sql("i")
+    counted = [str(s) for s in AdEvent.COUNTED]
+    keys = "1, 2, 3, 4, 5"
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {NEW_ROWS}")
+        cur.execute(
+            f"""
+            CREATE TEMPORARY TABLE {NEW_ROWS} ON COMMIT DROP AS
+            SELECT hour, campaign_id, creative_id, placement_id, arm, sum(impressions)::int AS impressions,
+                   sum(views)::int AS views, sum(clicks)::int AS clicks, sum(conversions)::int AS conversions,
+                   sum(spend) AS spend, sum(revenue) AS revenue
+            FROM (
+                SELECT {_hour("i.served_at")} AS hour, i.campaign_id, i.creative_id, i.placement_id, {arm} AS arm,
+                       count(*) AS impressions, 0 AS views, 0 AS clicks, 0 AS conversions, 0::numeric AS spend,
+                       0::numeric AS revenue
+                FROM {imp_t} i WHERE i.id > %(imp_lo)s AND i.id <= %(imp_hi)s GROUP BY {keys}
+                UNION ALL
+                SELECT {_hour("e.occurred_at")}, e.campaign_id, i.creative_id, i.placement_id, {arm}, 0,
+                       count(*) FILTER (WHERE e.kind = %(view)s AND e.status = ANY(%(counted)s)),
+                       count(*) FILTER (WHERE e.kind = %(click)s AND e.status = ANY(%(counted)s)), 0,
+                       COALESCE(sum(e.charge), 0), 0
+                FROM {ev_t} e JOIN {imp_t} i ON i.id = e.impression_id
+                WHERE e.id > %(ev_lo)s AND e.id <= %(ev_hi)s GROUP BY {keys}
+                UNION ALL
+                SELECT {_hour("c.ordered_at")}, c.campaign_id, i.creative_id, i.placement_id, {arm}, 0, 0, 0,
+                       count(*), 0, COALESCE(sum(c.revenue), 0)
+                FROM {conv_t} c JOIN {imp_t} i ON i.id = c.impression_id
+                WHERE c.id > %(conv_lo)s AND c.id <= %(conv_hi)s AND c.reversed_at IS NULL GROUP BY {keys}
+            ) parts
+            GROUP BY {keys}
+            """,
+            {
+                "tz": timezone.get_current_timezone_name(),
+                "imp_lo": imp[0],
+                "imp_hi": imp[1],
+                "ev_lo": ev[0],
+                "ev_hi": ev[1],
+                "conv_lo": conv[0],
+                "conv_hi": conv[1],
+                "view": AdEvent.Kind.VIEW.value,
+                "click": AdEvent.Kind.CLICK.value,
+                "counted": counted,
+            },
+        )
+
+
+def _apply_new_rows(now: dt.datetime) -> tuple[dict, list[int]]:
+    """Add NEW_ROWS to the hourly roll-up, the assets' and the campaigns' counters; the totals and the campaigns."""
+    stats, creatives, campaigns = (m._meta.db_table for m in (HourlyStats, Creative, Campaign))
+    columns = "hour, campaign_id, creative_id, placement_id, arm, " + ", ".join(COUNTERS)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT COALESCE(sum(impressions), 0), COALESCE(sum(views), 0), COALESCE(sum(clicks), 0), "
+            f"COALESCE(sum(conversions), 0), array_agg(DISTINCT campaign_id) FROM {NEW_ROWS}"
+        )
+        imps, views, clicks, conversions, touched = cur.fetchone()
+        cur.execute(
+            f"INSERT INTO {stats} ({columns}) SELECT {columns} FROM {NEW_ROWS} "
+            "ON CONFLICT (hour, campaign_id, creative_id, placement_id, arm) DO UPDATE SET "
+            + ", ".join(f"{c} = {stats}.{c} + EXCLUDED.{c}" for c in COUNTERS)
+        )
+        cur.execute(
+            f"""
+            UPDATE {creatives} cr SET served = cr.served + n.impressions, clicked = cr.clicked + n.clicks
+            FROM (SELECT creative_id, sum(impressions) AS impressions, sum(clicks) AS clicks FROM {NEW_ROWS}
+                  WHERE creative_id IS NOT NULL GROUP BY creative_id) n
+            WHERE cr.id = n.creative_id
+            """
+        )
+        cur.execute(
+            f"""
+            UPDATE {campaigns} c SET clicked = c.clicked + n.clicks, converted = c.converted + n.conversions,
+                attributed_revenue = c.attributed_revenue + n.revenue
+            FROM (SELECT campaign_id, sum(clicks) AS clicks, sum(conversions) AS conversions, sum(revenue) AS revenue
+                  FROM {NEW_ROWS} GROUP BY campaign_id) n
+            WHERE c.id = n.campaign_id
+            """
+        )
+    counts = {"impressions": int(imps), "views": int(views), "clicks": int(clicks), "conversions": int(conversions)}
+    return counts, sorted(touched or [])
+
+
+def _update_posteriors(campaign_ids: list[int], now: dt.datetime) -> None:
+    """Each approved headline's CTR posterior (prior from its audience-fit score within the campaign and
+    language, plus its impressions and clicks) and each campaign's conversion posterior, in two statements.
+
+    The prior is ``serving.policy.prior_from_scores`` written in SQL over window partitions (campaign, language),
+    operation for operation, so the same floating-point values come out; the posterior is ``learning.posteriors``.
+    """
+    creatives, campaigns = Creative._meta.db_table, Campaign._meta.db_table
+    params = {
+        "ids": list(campaign_ids),
+        "base": float(ad_settings.SERVING_BASE_CTR),
+        "strength": float(ad_settings.SERVING_PRIOR_STRENGTH),
+        "spread": float(ad_settings.SERVING_PRIOR_SPREAD),
+        "headline": Creative.AssetType.HEADLINE.value,
+        "rejected": Creative.Status.REJECTED.value,
+        "human": Creative.Source.HUMAN.value,
+        "now": now,
+    }
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH assets AS (
+                SELECT id, campaign_id, language, served, LEAST(clicked, served) AS clicks, source = %(human)s AS human,
+                       score, count(score) OVER w AS known, min(score) OVER w AS lo, max(score) OVER w AS hi,
+                       bool_or(source = %(human)s) OVER w AS any_human, bool_or(source <> %(human)s) OVER w AS any_other
+                FROM {creatives}
+                WHERE campaign_id = ANY(%(ids)s) AND asset_type = %(headline)s AND status <> %(rejected)s
+                WINDOW w AS (PARTITION BY campaign_id, language)
+            ), ranked AS (
+                SELECT *, LEAST(GREATEST(%(base)s * (1.0::float8 + %(spread)s * (2.0::float8 * (
+                    CASE WHEN score IS NOT NULL AND known > 1 AND hi > lo THEN (score - lo) / (hi - lo)
+                    ELSE 0.5::float8 END) - 1.0::float8)), 1e-4::float8), 0.5::float8) AS mean
+                FROM assets
+            ), priors AS (
+                SELECT id, served, clicks, CASE WHEN any_human AND any_other AND NOT human
+                    THEN LEAST(mean, max(mean) FILTER (WHERE human) OVER w) ELSE mean END AS mean
+                FROM ranked WINDOW w AS (PARTITION BY campaign_id, language)
+            )
+            UPDATE {creatives} cr SET ctr_alpha = p.mean * %(strength)s + p.clicks,
+                ctr_beta = (1.0::float8 - p.mean) * %(strength)s + p.served - p.clicks, updated_at = %(now)s
+            FROM priors p WHERE cr.id = p.id
+            """,
+            params,
+        )
+        cur.execute(
+            f"""
+            UPDATE {campaigns} SET cvr_alpha = 1 + n.conversions, cvr_beta = 19 + GREATEST(clicked - n.conversions, 0),
+                revenue_per_conversion = CASE WHEN n.conversions > 0
+                    THEN attributed_revenue::float8 / n.conversions END,
+                updated_at = %(now)s
+            FROM (SELECT id AS campaign_id, LEAST(converted, GREATEST(clicked, converted)) AS conversions
+                  FROM {campaigns} WHERE id = ANY(%(ids)s)) n
+            WHERE id = n.campaign_id
+            """,
+            params,
+        )
+
+
+def label_assets(campaign_ids: list[int], *, rng: np.random.Generator, now: dt.datetime) -> dict[str, int]:
+    """Posterior comparison of the campaigns' approved headlines, per language: LEARNING until
     STRATEGY_MIN_IMPRESSIONS; then BEST (most likely best), LOW (the leader is better with probability
     >= STRATEGY_LOW_CONFIDENCE), GOOD otherwise; paused when the leader is better with probability
     >= STRATEGY_PAUSE_CONFIDENCE and the asset has twice the minimum impressions (a campaign always
-    keeps its leader)."""
+    keeps its leader). Monte Carlo draws only for groups with two mature assets or more; one bulk write."""
     minimum = int(ad_settings.STRATEGY_MIN_IMPRESSIONS)
     low_p = float(ad_settings.STRATEGY_LOW_CONFIDENCE)
     pause_p = float(ad_settings.STRATEGY_PAUSE_CONFIDENCE)
-    changed = defaultdict(int)
-    assets = list(
-        Creative.objects.filter(
-            campaign_id=campaign_id, asset_type=Creative.AssetType.HEADLINE, status=Creative.Status.APPROVED
-        ).exclude(ctr_alpha=None)
-    )
-    by_language: dict[str, list[Creative]] = defaultdict(list)
-    for a in assets:
-        by_language[a.language].append(a)
-    now = timezone.now()
-    for group in by_language.values():
-        mature = [a for a in group if a.served >= minimum]
-        labels: dict[int, str] = {a.pk: Creative.Label.LEARNING for a in group if a.served < minimum}
-        pause: set[int] = set()
-        if len(mature) == 1:
-            labels[mature[0].pk] = Creative.Label.BEST
-        elif mature:
-            draws = rng.beta([a.ctr_alpha for a in mature], [a.ctr_beta for a in mature], size=(4000, len(mature)))
-            p_best = np.bincount(draws.argmax(axis=1), minlength=len(mature)) / len(draws)
-            leader = int(np.argmax(p_best))
-            for i, a in enumerate(mature):
-                if i == leader:
-                    labels[a.pk] = Creative.Label.BEST
-                    continue
-                p_leader_better = float((draws[:, leader] > draws[:, i]).mean())
-                labels[a.pk] = Creative.Label.LOW if p_leader_better >= low_p else Creative.Label.GOOD
-                if p_leader_better >= pause_p and a.served >= 2 * minimum:
-                    pause.add(a.pk)
-        for a in group:
-            new_label = labels[a.pk]
-            fields = {}
-            if a.label != new_label:
-                fields["label"] = new_label
-                changed[f"label_{new_label}"] += 1
-            if a.pk in pause:
-                fields["status"] = Creative.Status.PAUSED
-                changed["paused"] += 1
-            if fields:
-                Creative.objects.filter(pk=a.pk).update(updated_at=now, **fields)
+    creatives, campaigns = Creative._meta.db_table, Campaign._meta.db_table
+    with connection.cursor() as cur:
+        # the order of the draws: campaigns as Campaign's ordering (newest first), then the assets as Creative's
+        cur.execute(
+            f"""
+            SELECT cr.id, cr.campaign_id, cr.language, cr.served, cr.ctr_alpha, cr.ctr_beta, cr.label
+            FROM {creatives} cr JOIN {campaigns} c ON c.id = cr.campaign_id
+            WHERE cr.campaign_id = ANY(%s) AND cr.asset_type = %s AND cr.status = %s AND cr.ctr_alpha IS NOT NULL
+            ORDER BY c.created_at DESC, c.id, cr.language, cr.score DESC, cr.id
+            """,
+            [list(campaign_ids), Creative.AssetType.HEADLINE.value, Creative.Status.APPROVED.value],
+        )
+        rows = cur.fetchall()
+    if not rows:
+        return {}
+    ids, camps, langs, served, alpha, beta, old = (np.array(col) for col in zip(*rows, strict=True))
+    served = served.astype(np.int64)
+    alpha, beta = alpha.astype(np.float64), beta.astype(np.float64)
+    # group number of each row: a new group where the (campaign, language) changes
+    starts = np.ones(len(ids), bool)
+    starts[1:] = (camps[1:] != camps[:-1]) | (langs[1:] != langs[:-1])
+    group = np.cumsum(starts) - 1
+    mature = served >= minimum
+    mature_per_group = np.bincount(group[mature], minlength=group[-1] + 1)
+    labels = np.where(mature, Creative.Label.GOOD.value, Creative.Label.LEARNING.value).astype(object)
+    labels[mature & (mature_per_group[group] == 1)] = Creative.Label.BEST.value
+    pause = np.zeros(len(ids), bool)
+    bounds = np.append(np.flatnonzero(starts), len(ids))
+    for g in np.flatnonzero(mature_per_group > 1):
+        lo, hi = bounds[g], bounds[g + 1]
+        idx = lo + np.flatnonzero(mature[lo:hi])
+        draws = rng.beta(alpha[idx], beta[idx], size=(4000, len(idx)))
+        p_best = np.bincount(draws.argmax(axis=1), minlength=len(idx)) / len(draws)
+        leader = int(np.argmax(p_best))
+        p_leader_better = (draws[:, [leader]] > draws).mean(axis=0)
+        p_leader_better[leader] = 0.0  # the leader is never LOW nor paused
+        labels[idx] = np.where(p_leader_better >= low_p, Creative.Label.LOW.value, Creative.Label.GOOD.value)
+        labels[idx[leader]] = Creative.Label.BEST.value
+        pause[idx] = (p_leader_better >= pause_p) & (served[idx] >= 2 * minimum)
+    relabel = labels != old
+    write = relabel | pause
+    changed: dict[str, int] = defaultdict(int)
+    for label, n in zip(*np.unique(labels[relabel].astype(str), return_counts=True), strict=True):
+        changed[f"label_{label}"] = int(n)
+    if pause.any():
+        changed["paused"] = int(pause.sum())
+    if write.any():
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""
+                UPDATE {creatives} cr SET label = v.label, updated_at = %s,
+                    status = CASE WHEN v.pause THEN %s ELSE cr.status END
+                FROM unnest(%s::bigint[], %s::varchar[], %s::boolean[]) AS v(id, label, pause)
+                WHERE cr.id = v.id
+                """,
+                [
+                    now,
+                    Creative.Status.PAUSED.value,
+                    [int(x) for x in ids[write]],
+                    [str(x) for x in labels[write]],
+                    [bool(x) for x in pause[write]],
+                ],
+            )
     return dict(changed)
 
 
 @transaction.atomic
 def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None = None) -> dict:
     """Read the log since the watermark: roll up hourly statistics, update each asset's CTR posterior and
-    label, each campaign's conversion posterior and revenue per conversion. Returns what it did."""
+    label, each campaign's conversion posterior and revenue per conversion. Returns what it did.
+
+    Set-based: the new rows are aggregated once into a temporary table by SQL, and every counter, posterior and
+    label is written by a few bulk statements, so the time grows with the rows PostgreSQL reads, not with
+    Python loops over campaigns and assets (bench/strategy_update.py: a 5-minute window of 1,000,000
+    impressions over 10,000 campaigns)."""
     now = now or timezone.now()
     lag = float(ad_settings.STRATEGY_LAG_SECONDS if lag_seconds is None else lag_seconds)
     cutoff = now - dt.timedelta(seconds=lag)
@@ -144,73 +318,18 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
         state.save(update_fields=["updated_at", "last_result"])
         return result
 
-    hourly: dict[tuple, dict] = defaultdict(_empty)
-    served: dict[int, int] = defaultdict(int)
-    clicked: dict[int, int] = defaultdict(int)
-    camp_clicks: dict[int, int] = defaultdict(int)
-    camp_conv: dict[int, int] = defaultdict(int)
-    camp_revenue: dict[int, Decimal] = defaultdict(Decimal)
-    counts = {"impressions": 0, "views": 0, "clicks": 0, "conversions": 0}
-    if imp_hi is not None:
-        for r in (
-            Impression.objects.filter(pk__gt=imp_lo, pk__lte=imp_hi)
-            .annotate(h=TruncHour("served_at"), arm=ARM)
-            .values("h", "campaign_id", "creative_id", "placement_id", "arm")
-            .annotate(n=Count("id"))
-        ):
-            hourly[(r["h"], r["campaign_id"], r["creative_id"], r["placement_id"], r["arm"])]["impressions"] += r["n"]
-            if r["creative_id"]:
-                served[r["creative_id"]] += r["n"]
-            counts["impressions"] += r["n"]
-    if ev_hi is not None:
-        for r in (
-            AdEvent.objects.filter(pk__gt=ev_lo, pk__lte=ev_hi)
-            .annotate(h=TruncHour("occurred_at"), arm=ARM)
-            .values("h", "campaign_id", "impression__creative_id", "impression__placement_id", "arm")
-            .annotate(
-                views=Count("id", filter=Q(kind=AdEvent.Kind.VIEW, status__in=AdEvent.COUNTED)),
-                clicks=Count("id", filter=Q(kind=AdEvent.Kind.CLICK, status__in=AdEvent.COUNTED)),
-                spend=Sum("charge"),
-            )
-        ):
-            key = (r["h"], r["campaign_id"], r["impression__creative_id"], r["impression__placement_id"], r["arm"])
-            hourly[key]["views"] += r["views"]
-            hourly[key]["clicks"] += r["clicks"]
-            hourly[key]["spend"] += r["spend"] or Decimal(0)
-            if r["impression__creative_id"]:
-                clicked[r["impression__creative_id"]] += r["clicks"]
-            camp_clicks[r["campaign_id"]] += r["clicks"]
-            counts["views"] += r["views"]
-            counts["clicks"] += r["clicks"]
-    if conv_hi is not None:
-        new = Conversion.objects.filter(pk__gt=conv_lo, pk__lte=conv_hi, reversed_at__isnull=True)
-        for r in conversion_keys(new).annotate(n=Count("id"), revenue=Sum("revenue")):
-            key = tuple(r[name] for name in CONVERSION_KEY)
-            hourly[key]["conversions"] += r["n"]
-            hourly[key]["revenue"] += r["revenue"] or Decimal(0)
-            camp_conv[r["campaign_id"]] += r["n"]
-            camp_revenue[r["campaign_id"]] += r["revenue"] or Decimal(0)
-            counts["conversions"] += r["n"]
-    add_to_rollup(hourly)
-
-    for cid in set(served) | set(clicked):
-        Creative.objects.filter(pk=cid).update(
-            served=F("served") + served.get(cid, 0), clicked=F("clicked") + clicked.get(cid, 0)
-        )
-    touched = set(camp_clicks) | set(camp_conv) | {key[1] for key in hourly}
-    for cid in touched:
-        Campaign.objects.filter(pk=cid).update(
-            clicked=F("clicked") + camp_clicks.get(cid, 0),
-            converted=F("converted") + camp_conv.get(cid, 0),
-            attributed_revenue=F("attributed_revenue") + camp_revenue.get(cid, Decimal(0)),
-        )
+    _collect_new_rows(
+        imp=(imp_lo, imp_hi if imp_hi is not None else imp_lo),
+        ev=(ev_lo, ev_hi if ev_hi is not None else ev_lo),
+        conv=(conv_lo, conv_hi if conv_hi is not None else conv_lo),
+    )
+    counts, touched = _apply_new_rows(now)
+    _update_posteriors(touched, now)
     rng = np.random.default_rng(int(now.timestamp()))
-    labels: dict[str, int] = defaultdict(int)
-    for campaign in Campaign.objects.filter(pk__in=touched):
-        _update_posteriors(campaign, now)
-        for key, n in label_assets(campaign.pk, rng=rng).items():
-            labels[key] += n
+    labels = label_assets(touched, rng=rng, now=now)
     delivery = shift_delivery(now)
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {NEW_ROWS}")
     state.impression_id = imp_hi if imp_hi is not None else state.impression_id
     state.event_id = ev_hi if ev_hi is not None else state.event_id
     state.conversion_id = conv_hi if conv_hi is not None else state.conversion_id
@@ -220,34 +339,6 @@ def update_strategy(*, now: dt.datetime | None = None, lag_seconds: float | None
     state.save()
     log.info("strategy update: %s", result)
     return result
-
-
-def _update_posteriors(campaign: Campaign, now: dt.datetime) -> None:
-    """Each approved headline's CTR posterior (prior from its audience-fit score within the campaign and
-    language, plus its impressions and clicks) and the campaign's conversion posterior."""
-    base = float(ad_settings.SERVING_BASE_CTR)
-    strength = float(ad_settings.SERVING_PRIOR_STRENGTH)
-    spread = float(ad_settings.SERVING_PRIOR_SPREAD)
-    by_language: dict[str, list[Creative]] = defaultdict(list)
-    for a in Creative.objects.filter(campaign=campaign, asset_type=Creative.AssetType.HEADLINE).exclude(
-        status=Creative.Status.REJECTED
-    ):
-        by_language[a.language].append(a)
-    for group in by_language.values():
-        scores = np.array([np.nan if a.score is None else a.score for a in group])
-        human = np.array([a.source == Creative.Source.HUMAN for a in group])
-        a0, b0 = prior_from_scores(scores, base_ctr=base, strength=strength, spread=spread, human=human)
-        alpha, beta = posteriors(a0, b0, [a.served for a in group], [min(a.clicked, a.served) for a in group])
-        for a, al, be in zip(group, alpha, beta, strict=True):
-            Creative.objects.filter(pk=a.pk).update(ctr_alpha=float(al), ctr_beta=float(be), updated_at=now)
-    campaign.refresh_from_db(fields=["clicked", "converted", "attributed_revenue"])
-    conversions = min(campaign.converted, max(campaign.clicked, campaign.converted))
-    Campaign.objects.filter(pk=campaign.pk).update(
-        cvr_alpha=1.0 + conversions,
-        cvr_beta=19.0 + max(campaign.clicked - conversions, 0),
-        revenue_per_conversion=(float(campaign.attributed_revenue) / conversions) if conversions else None,
-        updated_at=now,
-    )
 
 
 def shift_delivery(now: dt.datetime) -> dict[str, int]:
@@ -266,21 +357,34 @@ def shift_delivery(now: dt.datetime) -> dict[str, int]:
         per_placement[r["campaign_id"]][r["placement__key"]] = (r["c"] or 0, float(r["s"] or 0), float(r["rv"] or 0))
     per_audience = _audience_returns(now - dt.timedelta(days=7))
     paced = shifted = 0
-    for c in Campaign.objects.filter(status=Campaign.Status.ACTIVE, tier=Campaign.Tier.SPONSORED):
+    updates: list[tuple[int, float, str, str]] = []
+    for pk, daily_budget, pacing_rate, placement_weights, audience_weights in Campaign.objects.filter(
+        status=Campaign.Status.ACTIVE, tier=Campaign.Tier.SPONSORED
+    ).values_list("pk", "daily_budget", "pacing_rate", "placement_weights", "audience_weights"):
         rate = 1.0
-        if c.daily_budget:
-            plan = float(daily_plan(float(c.daily_budget), now))
-            spent = float(today.get(c.pk, 0))
+        if daily_budget:
+            plan = float(daily_plan(float(daily_budget), now))
+            spent = float(today.get(pk, 0))
             if spent > plan > 0:
                 rate = max(0.2, plan / spent)
-        weights = _relative_weights(per_placement.get(c.pk, {}), min_clicks)
-        audiences = _relative_weights(per_audience.get(c.pk, {}), min_clicks)
-        if abs(rate - c.pacing_rate) > 1e-3 or weights != c.placement_weights or audiences != c.audience_weights:
-            Campaign.objects.filter(pk=c.pk).update(
-                pacing_rate=rate, placement_weights=weights, audience_weights=audiences, updated_at=now
-            )
+        weights = _relative_weights(per_placement.get(pk, {}), min_clicks)
+        audiences = _relative_weights(per_audience.get(pk, {}), min_clicks)
+        if abs(rate - pacing_rate) > 1e-3 or weights != placement_weights or audiences != audience_weights:
+            updates.append((pk, rate, json.dumps(weights), json.dumps(audiences)))
             paced += rate < 1.0
             shifted += bool(weights) or bool(audiences)
+    if updates:  # one statement for every changed campaign
+        ids, rates, weights, audiences = (list(col) for col in zip(*updates, strict=True))
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""
+                UPDATE {Campaign._meta.db_table} c SET pacing_rate = v.rate, placement_weights = v.weights::jsonb,
+                    audience_weights = v.audiences::jsonb, updated_at = %s
+                FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::text[]) AS v(id, rate, weights, audiences)
+                WHERE c.id = v.id
+                """,
+                [now, ids, rates, weights, audiences],
+            )
     return {"paced": paced, "placement_shifts": shifted}
 
 

@@ -1,0 +1,242 @@
+"""Interest refresh at scale: shoppers refreshed per second by a worker process, through the real chunk task.
+
+Runs on a *copy* of ``adengine_bench`` (1,000,000 shoppers with interest vectors; built by bench/serving.py).
+That copy has no behaviour, no product vectors and no interest model, so the first run gives it, by SQL:
+
+- a vector for each of its 20,000 products (random unit vectors: the refresh's cost does not depend on them);
+- behaviour for ``--shoppers`` shoppers (``--events`` each over the last 30 days: views, carts, a purchase and
+  a search whose text comes from a vocabulary of about 8,000 queries), which makes them stale;
+- an active hybrid interest model with 32 ALS factors per product (random factors, their Gram matrix), so that
+  every shopper is folded in as in production (training one on this synthetic behaviour would measure nothing).
+
+Then it plans the refresh (``plan_refresh``: the coordinator's chunks) and runs chunks through the task itself
+(``adengine.refresh_interest_chunk``, ``.apply()``: the code a Celery worker runs, without the broker), in rounds
+that alternate one worker process and ``--workers`` processes side by side, each round on chunks not yet done:
+shoppers per second per process and in all, and the projected time of a full refresh of 1,000,000 shoppers.
+
+    ADENGINE_BENCH_DATABASE_URL=postgresql://postgres:@/my_bench?host=/work/main/.data/pg DATABASE_URL=... \\
+    CELERY_BROKER_URL=... flock /tmp/adengine-bench.lock .venv/bin/python bench/interest_refresh.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MODEL_VERSION = "im-bench-synthetic"
+WORDS = [
+    "red", "blue", "black", "wool", "cotton", "linen", "running", "hiking", "kids", "organic", "bamboo", "steel",
+    "leather", "waterproof", "wireless", "vintage", "shoes", "jacket", "phone case", "lamp", "desk", "tea",
+    "coffee", "mug", "cutting board", "toy", "backpack", "headphones", "scarf", "kettle",
+]  # fmt: skip
+
+
+def _setup() -> None:
+    url = os.environ.get("ADENGINE_BENCH_DATABASE_URL", "")
+    if not url:
+        sys.exit("set ADENGINE_BENCH_DATABASE_URL to a copy of adengine_bench (CREATE DATABASE ... TEMPLATE ...)")
+    if url.rstrip("/").split("/")[-1].split("?")[0] == "adengine_bench":
+        sys.exit("refusing to fill adengine_bench itself: point ADENGINE_BENCH_DATABASE_URL at a copy")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+
+
+def fill(*, shoppers: int, events: int, seed: float) -> dict:
+    """Product vectors, behaviour for the first ``shoppers`` shoppers and an active model, once (by SQL)."""
+    import numpy as np
+    from django.db import connection, transaction
+
+    from adengine.ml.encoder import configured_version
+    from adengine.ml.hybrid import MAX_FACTORS
+    from adengine.models import InterestModel
+
+    started = time.perf_counter()
+    done = {}
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT setseed(%s)", [seed])
+        cur.execute("SELECT count(*) FROM adengine_productvector")
+        if cur.fetchone()[0] == 0:
+            # random unit vectors and 32 random factors (padded to MAX_FACTORS) per product
+            cur.execute(
+                """
+                INSERT INTO adengine_productvector (product_id, embedding, model_version, text_hash, updated_at,
+                    factors, hybrid_model, popularity)
+                SELECT p.id, l2_normalize((SELECT array_agg(random() - 0.5 + 0 * p.id + 0 * k)
+                                           FROM generate_series(1, 384) k)::vector), %s, '', now(),
+                       (SELECT array_agg(CASE WHEN k <= 32 THEN (random() - 0.5) / 4 ELSE 0 END + 0 * p.id)
+                        FROM generate_series(1, %s) k)::vector, %s, random()
+                FROM shop_product p
+                """,
+                [configured_version()[1], MAX_FACTORS, MODEL_VERSION],
+            )
+            done["product_vectors"] = cur.rowcount
+        cur.execute("SELECT count(*) FROM adengine_behaviourevent")
+        if cur.fetchone()[0] == 0:
+            cur.execute("SELECT min(id), max(id) FROM shop_product")
+            lo, hi = cur.fetchone()
+            # per shopper: a search, then views, carts and a purchase of products near each other in the catalog
+            cur.execute(
+                """
+                INSERT INTO adengine_behaviourevent (kind, query, quantity, occurred_at, source, product_id,
+                    shopper_id)
+                SELECT CASE WHEN k = 1 THEN 'search' WHEN k = %(events)s THEN 'purchase'
+                            WHEN k %% 4 = 0 THEN 'cart' ELSE 'view' END,
+                       CASE WHEN k = 1 THEN (%(words)s::text[])[1 + (s.id * 7) %% cardinality(%(words)s::text[])]
+                            || ' ' || (%(words)s::text[])[1 + floor(random() * cardinality(%(words)s::text[]))::int]
+                            || ' ' || (%(words)s::text[])[1 + floor(random() * cardinality(%(words)s::text[]))::int]
+                            ELSE '' END,
+                       1, now() - (%(events)s - k) * interval '3 days' - random() * interval '2 days', 'import',
+                       CASE WHEN k = 1 THEN NULL ELSE %(lo)s + ((s.id * 37 + floor(random() * 40)::int)
+                                                                %% (%(hi)s - %(lo)s + 1)) END,
+                       s.id
+                FROM (SELECT id FROM adengine_shopper ORDER BY id LIMIT %(n)s) s, generate_series(1, %(events)s) k
+                """,
+                {"events": events, "words": WORDS, "lo": lo, "hi": hi, "n": shoppers},
+            )
+            done["events"] = cur.rowcount
+            cur.execute(
+                """
+                UPDATE adengine_shopper s SET last_event_at = e.at, interest_source_at = NULL
+                FROM (SELECT shopper_id, max(occurred_at) AS at FROM adengine_behaviourevent GROUP BY 1) e
+                WHERE s.id = e.shopper_id
+                """
+            )
+            done["stale_shoppers"] = cur.rowcount
+    if not InterestModel.objects.filter(version=MODEL_VERSION).exists():
+        from adengine.models import ProductVector
+
+        rows = ProductVector.objects.values_list("embedding", "factors")
+        content = np.array([np.asarray(e, np.float32) for e, _ in rows])
+        factors = np.array([np.asarray(f, np.float32)[:32] for _, f in rows], np.float64)
+        InterestModel.objects.filter(is_active=True).update(is_active=False)
+        InterestModel.objects.create(
+            version=MODEL_VERSION,
+            is_active=True,
+            weights={"content": 0.5, "collab": 0.3, "popularity": 0.2},
+            params={
+                "factors": 32,
+                "regularization": 0.05,
+                "alpha": 5.0,
+                "iterations": 15,
+                "half_life_days": 14.0,
+                "method": "als",
+                "session_hours": 0.0,
+            },  # fmt: skip
+            spread={"content": 1.0, "collab": 1.0, "popularity": 1.0},
+            content_mean=[float(x) for x in content.mean(axis=0)],
+            factor_scale=float(np.linalg.norm(factors, axis=1).max()),
+            gram=(factors.T @ factors).tolist(),
+            decision="synthetic model for bench/interest_refresh.py",
+        )
+        done["model"] = MODEL_VERSION
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE adengine_behaviourevent, adengine_productvector, adengine_shopper")
+    done["seconds"] = round(time.perf_counter() - started, 1)
+    return done
+
+
+def _worker(chunk_ids: list[int], out: mp.Queue) -> None:
+    """One worker process: run its chunks through the task, report shoppers and seconds."""
+    _setup()
+    from adengine.ml.encoder import get_encoder
+    from adengine.models import InterestRefreshChunk
+    from adengine.tasks import refresh_interest_chunk
+
+    get_encoder().encode_queries(["warm up"])  # a worker loads the encoder once, before its first task
+    t = time.perf_counter()
+    for chunk_id in chunk_ids:
+        refresh_interest_chunk.apply(kwargs={"chunk_id": chunk_id}).get()
+    seconds = time.perf_counter() - t
+    chunks = InterestRefreshChunk.objects.filter(pk__in=chunk_ids)
+    out.put({"shoppers": sum(c.refreshed + c.cleared for c in chunks), "seconds": seconds,
+             "finished": sum(c.finished_at is not None for c in chunks)})  # fmt: skip
+
+
+def run_round(chunks: list[int], processes: int) -> dict:
+    """Run ``chunks`` split over ``processes`` worker processes at once; shoppers, wall seconds, per process."""
+    out: mp.Queue = mp.get_context("spawn").Queue()
+    ctx = mp.get_context("spawn")
+    parts = [chunks[i::processes] for i in range(processes)]
+    t = time.perf_counter()
+    procs = [ctx.Process(target=_worker, args=(part, out)) for part in parts]
+    for p in procs:
+        p.start()
+    reports = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.perf_counter() - t
+    shoppers = sum(r["shoppers"] for r in reports)
+    busy = max(r["seconds"] for r in reports)  # from the first task to the last (encoder loaded before)
+    return {
+        "processes": processes,
+        "chunks": len(chunks),
+        "shoppers": shoppers,
+        "seconds": round(busy, 1),
+        "wall_with_start_s": round(wall, 1),
+        "per_second": round(shoppers / busy, 1),
+        "per_second_per_process": round(shoppers / busy / processes, 1),
+        "finished": sum(r["finished"] for r in reports),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shoppers", type=int, default=100_000, help="shoppers given behaviour (first run)")
+    parser.add_argument("--events", type=int, default=10, help="events per shopper (first run)")
+    parser.add_argument("--chunk-size", type=int, default=2000)
+    parser.add_argument("--chunks", type=int, default=4, help="chunks per worker process per round")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="pairs of rounds (1 process, then --workers)")
+    parser.add_argument("--seed", type=float, default=0.3)
+    parser.add_argument("--full", type=int, default=1_000_000, help="shoppers of the projected full refresh")
+    parser.add_argument("--fill-only", action="store_true", help="prepare the copy and stop (needs no lock)")
+    args = parser.parse_args()
+    _setup()
+    from django.conf import settings
+    from django.db import connection
+
+    from adengine.models import InterestRefreshChunk
+    from adengine.services.interests import plan_refresh
+
+    print(f"fill: {fill(shoppers=args.shoppers, events=args.events, seed=args.seed)}", flush=True)
+    if args.fill_only:
+        return
+    InterestRefreshChunk.objects.filter(finished_at__isnull=True).delete()  # plans of earlier runs
+    planned = plan_refresh(chunk_size=args.chunk_size)
+    print(f"planned {len(planned)} chunks of {args.chunk_size} on {settings.DATABASES['default']['NAME']} "
+          f"(method {settings.ADENGINE.get('INTEREST_METHOD', 'mean')})", flush=True)  # fmt: skip
+    connection.close()  # the worker processes open their own
+    rounds, queue = [], list(planned)
+    for _ in range(args.rounds):
+        for processes in (1, args.workers):
+            take = args.chunks * processes
+            if len(queue) < take:
+                break
+            chunks, queue = queue[:take], queue[take:]
+            r = run_round(chunks, processes)
+            r["load"] = [round(x, 2) for x in os.getloadavg()]
+            rounds.append(r)
+            print(json.dumps(r), flush=True)
+    summary = {}
+    for processes in sorted({r["processes"] for r in rounds}):
+        mine = [r for r in rounds if r["processes"] == processes]
+        rate = sum(r["shoppers"] for r in mine) / sum(r["seconds"] for r in mine)
+        summary[processes] = {
+            "per_second": round(rate, 1),
+            "per_second_per_process": round(rate / processes, 1),
+            "full_refresh_hours": round(args.full / rate / 3600, 2),
+        }
+    print(json.dumps({"rounds": rounds, "summary": summary, "full": args.full}))
+
+
+if __name__ == "__main__":
+    main()
