@@ -14,8 +14,8 @@ from adengine import conf
 
 @register()
 def check_settings(app_configs, **kwargs):
-    """adengine.E001-E005, E007, E011-E013: the ADENGINE dict, the two model settings, the adapter, the encoder,
-    the serving policy, the relevance floors and the product key field."""
+    """adengine.E001-E005, E007, E011-E014: the ADENGINE dict, the two model settings, the adapter, the encoder,
+    the serving policy, the relevance floors, the product key field and the nearest-neighbour settings."""
     errors = []
     raw = getattr(settings, "ADENGINE", {})
     if not isinstance(raw, dict):
@@ -86,6 +86,31 @@ def check_settings(app_configs, **kwargs):
                 )
             )
         errors += _check_product_key_field()
+        errors += _check_ann()
+    return errors
+
+
+def _check_ann() -> list:
+    """adengine.E014: HNSW_EF_SEARCH is None or a positive whole number, ANN_RERANK_FACTOR a whole number >= 1."""
+    errors = []
+    ef, factor = conf.settings.HNSW_EF_SEARCH, conf.settings.ANN_RERANK_FACTOR
+    if ef is not None and (not isinstance(ef, int) or isinstance(ef, bool) or not 1 <= ef <= 1000):
+        errors.append(
+            Error(
+                f"ADENGINE['HNSW_EF_SEARCH'] is {ef!r}.",
+                hint="None to choose it by the number of shoppers, or a whole number from 1 to 1000 "
+                "(pgvector's limit), e.g. 80.",
+                id="adengine.E014",
+            )
+        )
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+        errors.append(
+            Error(
+                f"ADENGINE['ANN_RERANK_FACTOR'] is {factor!r}.",
+                hint="A whole number of candidates per result, at least 1 (1: no re-rank beyond k), e.g. 2.",
+                id="adengine.E014",
+            )
+        )
     return errors
 
 
