@@ -93,8 +93,10 @@ class Variant:
         order = f"ORDER BY {self.expression} <=> %(q)s::halfvec({DIM})"
         if not rerank:
             return f"SELECT id FROM bench_vectors {order} LIMIT 10"
+        # the shape of adengine's query (selectors/audience.py): the index scan in a subquery, the exact order outside
         return (
-            f"SELECT id FROM (SELECT id, v FROM bench_vectors {order} LIMIT {rerank}) c ORDER BY v <=> %(q)s LIMIT 10"
+            f"SELECT id FROM bench_vectors WHERE id IN (SELECT id FROM bench_vectors {order} LIMIT {rerank}) "
+            "ORDER BY v <=> %(q)s LIMIT 10"
         )
 
 
