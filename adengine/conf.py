@@ -139,8 +139,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "HNSW_EF_SEARCH": (
         None,
         "hnsw.ef_search of nearest-neighbour queries (recall against speed). None: chosen by the number of rows "
-        "searched (PostgreSQL's estimate): 40 below 200,000, 80 below 2,000,000, 120 above (BENCHMARKS.md, "
-        "'Nearest-neighbour search'); a number: always that.",
+        "searched (PostgreSQL's estimate): 40 below 200,000, 200 from there (recall@10 >= 0.95 on both sides, "
+        "BENCHMARKS.md 'Nearest-neighbour search'); a number from 1 to 1000: always that.",
     ),
     "ANN_RERANK_FACTOR": (
         2,

@@ -20,8 +20,8 @@ from adengine.models import ProductVector
 
 # hnsw.ef_search by the rows searched when HNSW_EF_SEARCH is None: (fewer rows than, ef_search), then the rest
 # (measured by bench/ann_search.py, BENCHMARKS.md "Nearest-neighbour search")
-EF_SEARCH_BY_ROWS = ((200_000, 40), (2_000_000, 80))
-EF_SEARCH_LARGEST = 120
+EF_SEARCH_BY_ROWS = ((200_000, 40),)
+EF_SEARCH_LARGEST = 200
 _ROWS_TTL_SECONDS = 600
 _rows: dict[str, tuple[float, float]] = {}
 
