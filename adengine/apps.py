@@ -18,6 +18,15 @@ class AdengineConfig(AppConfig):
         )
 
         signal_handlers.connect()
+        # the shopper indexes are HNSW indexes on an expression with an operator class (OpClass), which Django
+        # renders correctly once OpClass is an index wrapper: what django.contrib.postgres's ready() registers,
+        # done here too so that the host need not install that app
+        from django.contrib.postgres.indexes import OpClass
+        from django.db.models.expressions import OrderBy
+        from django.db.models.functions import Collate
+        from django.db.models.indexes import IndexExpression
+
+        IndexExpression.register_wrappers(OrderBy, OpClass, Collate)
         # adengine's queues, routes and periodic tasks in the host's Celery app, before a worker selects its
         # queues and before beat reads its schedule (both start Django first)
         from celery import current_app

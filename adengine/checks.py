@@ -14,9 +14,9 @@ from adengine import conf
 
 @register()
 def check_settings(app_configs, **kwargs):
-    """adengine.E001-E005, E007, E011-E015, W014: the ADENGINE dict, the two model settings, the adapter, the
-    encoder, the serving policy, the relevance floors, the product key field, the reports database and the shared
-    counters."""
+    """adengine.E001-E005, E007, E011-E016, W014: the ADENGINE dict, the two model settings, the adapter, the
+    encoder, the serving policy, the relevance floors, the product key field, the reports database, the shared
+    counters and the nearest-neighbour settings."""
     errors = []
     raw = getattr(settings, "ADENGINE", {})
     if not isinstance(raw, dict):
@@ -88,6 +88,31 @@ def check_settings(app_configs, **kwargs):
             )
         errors += _check_product_key_field()
         errors += _check_scale_out()
+        errors += _check_ann()
+    return errors
+
+
+def _check_ann() -> list:
+    """adengine.E016: HNSW_EF_SEARCH is None or a positive whole number, ANN_RERANK_FACTOR a whole number >= 1."""
+    errors = []
+    ef, factor = conf.settings.HNSW_EF_SEARCH, conf.settings.ANN_RERANK_FACTOR
+    if ef is not None and (not isinstance(ef, int) or isinstance(ef, bool) or not 1 <= ef <= 1000):
+        errors.append(
+            Error(
+                f"ADENGINE['HNSW_EF_SEARCH'] is {ef!r}.",
+                hint="None to choose it by the number of shoppers, or a whole number from 1 to 1000 "
+                "(pgvector's limit), e.g. 80.",
+                id="adengine.E016",
+            )
+        )
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+        errors.append(
+            Error(
+                f"ADENGINE['ANN_RERANK_FACTOR'] is {factor!r}.",
+                hint="A whole number of candidates per result, at least 1 (1: no re-rank beyond k), e.g. 2.",
+                id="adengine.E016",
+            )
+        )
     return errors
 
 

@@ -159,7 +159,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "After new behaviour, a refresh is enqueued at most once per this many seconds.",
     ),
     "ACTIVE_SESSION_DAYS": (30, "An anonymous session counts as active this many days."),
-    "HNSW_EF_SEARCH": (80, "hnsw.ef_search for nearest-neighbour queries (recall vs speed)."),
+    "HNSW_EF_SEARCH": (
+        None,
+        "hnsw.ef_search of nearest-neighbour queries (recall against speed). None: chosen by the number of rows "
+        "searched (PostgreSQL's estimate): 40 below 200,000, 200 from there (recall@10 >= 0.95 on both sides, "
+        "BENCHMARKS.md 'Nearest-neighbour search'); a number from 1 to 1000: always that.",
+    ),
+    "ANN_RERANK_FACTOR": (
+        2,
+        "Shopper (audience) queries take k x this many candidates from the half-precision HNSW index and return "
+        "the k nearest of them by the exact, full-precision distance; 1: the index's own top k, sorted exactly.",
+    ),
     # --- serving ---
     "DECISION_BACKEND": (
         "adengine.serving.engine.Engine",

@@ -170,7 +170,7 @@ def populate(seed: int = 1) -> None:
     # path reads a shopper by key (the ANN index serves audience queries, measured in bench/ann_search.py)
     t0 = time.perf_counter()
     with connection.cursor() as cur:
-        cur.execute("DROP INDEX IF EXISTS adengine_shopper_interest_hnsw")
+        cur.execute("DROP INDEX IF EXISTS adengine_shopper_interest_half")
         cur.execute("DELETE FROM adengine_impression")
         cur.execute("DELETE FROM adengine_shopper WHERE user_id IS NULL")
     raw = connection.connection

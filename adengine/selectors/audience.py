@@ -3,7 +3,8 @@
 The target vector is the normalised sum of the mean vector of the promoted products and the
 passage embedding of the description and keywords. Filters (consent, recent activity, registered
 only) run inside the HNSW scan with pgvector's iterative scan (``hnsw.iterative_scan``), so a
-filtered query still returns ``k`` shoppers when that many qualify.
+filtered query still returns ``k`` shoppers when that many qualify. The index is half-precision (half
+the size, faster to build and to search); its candidates are re-ranked by the exact distance.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
 from adengine.ml import profile
 from adengine.models import BehaviourEvent, Campaign, ProductVector, Shopper
+from adengine.models.events import HYBRID_DIMENSIONS, VECTOR_DIMENSIONS, half_precision
+from adengine.selectors.vectors import ef_search_for, half_query, rerank_candidates, set_hnsw
 
 
 def target_text(campaign: Campaign) -> str:
@@ -52,40 +55,40 @@ def nearest_shoppers(
     With ``hybrid`` (interest model version, the target in that model's space) they are ranked by the
     hybrid interest model's fit instead (inner product on ``interest_hybrid``: content, what shoppers
     buy together, popularity); ``distance`` stays the content cosine distance, the unit marketers see.
+    Either way the half-precision HNSW index gives ``rerank_candidates(k)`` candidates (the filters run
+    inside its iterative scan) and the ``k`` best of them by the exact, full-precision score are returned.
     """
     qs = Shopper.objects.filter(personalisation=True, interest_vector__isnull=False)
     if active_within_days is not None:
         qs = qs.filter(last_event_at__gte=timezone.now() - dt.timedelta(days=active_within_days))
     if registered_only:
         qs = qs.filter(user__isnull=False)
+    candidates = rerank_candidates(k)
+    ef = ef_search or ef_search_for(Shopper, at_least=candidates)
     if hybrid is not None:
         version, target = hybrid
-        qs = (
-            qs.filter(interest_hybrid_model=version, interest_hybrid__isnull=False)
-            .annotate(
-                neg_fit=MaxInnerProduct("interest_hybrid", target), distance=CosineDistance("interest_vector", vector)
-            )
-            .order_by("neg_fit")
+        near = qs.filter(interest_hybrid_model=version, interest_hybrid__isnull=False).order_by(
+            MaxInnerProduct(half_precision("interest_hybrid", HYBRID_DIMENSIONS), half_query(target))
         )
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            cur.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true)",
-                [str(int(ef_search or max(ad_settings.HNSW_EF_SEARCH, k)))],
-            )
-            rows = list(qs.select_related("user")[:k])
+        exact = Shopper.objects.annotate(
+            neg_fit=MaxInnerProduct("interest_hybrid", target), distance=CosineDistance("interest_vector", vector)
+        ).order_by("neg_fit", "pk")
+        rows = _rerank(near, exact, candidates=candidates, k=k, ef_search=ef)
         if rows:
-            rows.sort(key=lambda s: s.neg_fit)
             return [AudienceMember(s, float(s.distance)) for s in rows]
-    qs = qs.annotate(distance=CosineDistance("interest_vector", vector)).order_by("distance")
+    near = qs.order_by(CosineDistance(half_precision("interest_vector", VECTOR_DIMENSIONS), half_query(vector)))
+    exact = Shopper.objects.annotate(distance=CosineDistance("interest_vector", vector)).order_by("distance", "pk")
+    return [
+        AudienceMember(s, float(s.distance)) for s in _rerank(near, exact, candidates=candidates, k=k, ef_search=ef)
+    ]
+
+
+def _rerank(near, exact, *, candidates: int, k: int, ef_search: int) -> list[Shopper]:
+    """The ``k`` first of ``exact`` among the ``candidates`` first of ``near`` (the half-precision index's order),
+    in one query: the index scan in a subquery, the exact order on those rows only."""
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-        cur.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search or max(ad_settings.HNSW_EF_SEARCH, k)))]
-        )
-        rows = list(qs.select_related("user")[:k])
-    rows.sort(key=lambda s: s.distance)  # relaxed order: re-sort the few rows
-    return [AudienceMember(s, float(s.distance)) for s in rows]
+        set_hnsw(cur, ef_search=ef_search, iterative=True)
+        return list(exact.filter(pk__in=near.values("pk")[:candidates]).select_related("user")[:k])
 
 
 def campaign_audience(
