@@ -6,9 +6,9 @@ change: an update builds a new one, sharing the unchanged campaigns' parts, and 
 
 - Changes made in this process (signals) name their campaigns: the next read applies them at once
   (``builder.update``, a fraction of a second at 10,000 campaigns).
-- Changes made by other processes (other web servers, the workers' strategy update) are found by a cheap
-  fingerprint query every ``SERVING_INDEX_CHECK_SECONDS`` and applied the same way, in a background thread, while
-  requests go on with the current snapshot.
+- Changes made by other processes (other web servers, the workers' strategy update) are found by a fingerprint
+  query every ``SERVING_INDEX_CHECK_SECONDS`` and applied the same way; the check and the update run in a
+  background thread while requests go on with the current snapshot (no request waits for either).
 - A full build runs when there is no snapshot, after ``invalidate()`` without campaigns, when the active interest
   model changed, and every ``SERVING_INDEX_FULL_REBUILD_SECONDS`` as a safety net (in the background).
 - Spend, which changes with every billed event, is re-read every ``SERVING_SPEND_REFRESH_SECONDS``.
@@ -72,25 +72,30 @@ class IndexHolder:
                 if self.rebuilding:
                     self.during_job |= changed
             elif now - self.checked_at >= float(ad_settings.SERVING_INDEX_CHECK_SECONDS) and not self.rebuilding:
+                # has another process changed something (an edit, the strategy update), or is the safety net due?
+                # Checked and applied in the background: requests go on with the current snapshot meanwhile
                 self.checked_at = now
                 full_every = float(ad_settings.SERVING_INDEX_FULL_REBUILD_SECONDS)
                 full = bool(full_every) and now - snap.full_at >= full_every
-                version = builder.fingerprint()
-                if full or version != snap.version:
-                    # another process changed something (an edit, the strategy update), or the safety net is due:
-                    # build in the background and keep serving the current snapshot meanwhile
-                    self.rebuilding = True
-                    self.during_job = set()
-                    threading.Thread(target=self._background, args=(snap, version, full), daemon=True).start()
+                self.rebuilding = True
+                self.during_job = set()
+                threading.Thread(target=self._background, args=(snap, full), daemon=True).start()
             if now - snap.spend_at >= float(ad_settings.SERVING_SPEND_REFRESH_SECONDS):
                 builder.refresh_spend(snap)
             return snap
 
-    def _background(self, base: Snapshot, version: tuple, full: bool) -> None:
+    def _background(self, base: Snapshot, full: bool) -> None:
         try:
+            version = builder.fingerprint()
+            if not full and version == base.version:
+                return
             fresh = builder.build(version) if full else builder.update(base, version)
             with self.lock:
-                if self.snapshot is not base:  # this process applied its own changes meanwhile: again on top
+                current = self.snapshot
+                if current is not None and current.full_at != base.full_at:
+                    self.checked_at = 0.0  # built in full here meanwhile (newer than this): check again on top
+                    return
+                if current is not base:  # this process applied its own changes meanwhile: again on top
                     self.invalidate(self.during_job)  # (re-reading a campaign is idempotent)
                 self.snapshot = fresh
         except Exception:
