@@ -277,3 +277,22 @@ def test_a_change_here_during_a_background_update_is_applied_again_on_top(shop, 
     with override_settings(ADENGINE={**settings.ADENGINE, "SERVING_INDEX_CHECK_SECONDS": 3600}):
         assert holder.get().campaigns[1].bid == Decimal("4.44")
     assert first.campaigns[1].bid != Decimal("4.44")
+
+
+def test_a_build_reads_in_as_many_queries_whatever_the_number_of_campaigns_and_products(shop):
+    # given the shop's index, built once (warm caches), and the queries of a second build counted
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    builder.build()
+    with CaptureQueriesContext(connection) as few:
+        builder.build()
+    # when campaigns with their products and headlines are added
+    for _ in range(4):
+        c = CampaignFactory(products=[ProductFactory(), ProductFactory()])
+        CreativeFactory(campaign=c)
+    with CaptureQueriesContext(connection) as more:
+        snap = builder.build()
+    # then a build reads them in the same number of queries (no query per product or campaign)
+    assert len(snap.campaigns) == 10
+    assert len(more.captured_queries) == len(few.captured_queries)
