@@ -179,8 +179,14 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SERVING_ENABLED": (True, "Kill switch: False makes every ad slot render nothing and the API return no ads."),
     "SERVING_INDEX_CHECK_SECONDS": (
         10,
-        "How often a process checks whether campaigns, assets or placements changed and rebuilds its "
-        "in-memory candidate index (changes made in the same process apply at once).",
+        "How often a process checks whether campaigns, assets or placements changed (in another process) and "
+        "updates its in-memory candidate index with the changed campaigns (changes made in the same process apply "
+        "at once).",
+    ),
+    "SERVING_INDEX_FULL_REBUILD_SECONDS": (
+        3600,
+        "How often a process rebuilds its candidate index in full, in the background, as a safety net behind the "
+        "incremental updates (it also picks up a new audience sample and re-embedded products); 0: never.",
     ),
     "SERVING_SPEND_REFRESH_SECONDS": (5, "How often a process re-reads campaigns' spend for budgets and pacing."),
     "SERVING_CANDIDATES": (

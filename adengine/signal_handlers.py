@@ -72,8 +72,8 @@ def product_offer_changed(sender: type, instance: Any, raw: bool = False, **kwar
         backend = get_backend()
         if backend.shows_product_as(instance.pk, price=adapter.product_price(instance), available=available):
             return
-        Campaign.objects.filter(pk__in=campaigns).update(updated_at=timezone.now())  # other processes rebuild
-        backend.invalidate()
+        Campaign.objects.filter(pk__in=campaigns).update(updated_at=timezone.now())  # other processes re-read them
+        backend.campaigns_changed(campaigns)
     except Exception:
         log.warning("could not check product %s against the serving index", instance.pk, exc_info=True)
 
@@ -121,10 +121,17 @@ def logged_in(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
 
 
 def serving_changed(sender: type, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
-    """Campaigns, assets or placements changed: this process rebuilds its serving index on next use."""
+    """Campaigns, assets, placements or experiments changed: this process's serving index re-reads the campaign (or
+    the shared rows) on next use."""
+    from adengine.models import Campaign, Creative
     from adengine.serving import get_backend
 
-    get_backend().invalidate()
+    if sender is Campaign:
+        get_backend().campaigns_changed([instance.pk])
+    elif sender is Creative:
+        get_backend().campaigns_changed([instance.campaign_id])
+    else:  # a placement or an experiment: every campaign's digest is compared, the shared rows re-read
+        get_backend().campaigns_changed([])
 
 
 def campaign_links_changed(sender: type, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
@@ -140,14 +147,16 @@ def campaign_links_changed(sender: type, instance: Any, action: str, reverse: bo
         Campaign.objects.filter(pk=instance.pk).update(updated_at=timezone.now())
         if sender is Campaign.promoted_products.through or action != "post_clear":
             _enqueue_target(instance.pk)
-    get_backend().invalidate()
+        get_backend().campaigns_changed([instance.pk])
+    else:  # from a product's or a placement's side: the campaigns named (a clear names none: digests tell)
+        get_backend().campaigns_changed(kwargs.get("pk_set") or [])
 
 
 def campaign_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """A campaign's words may have changed: recompute its target vector in the worker."""
     from adengine.serving import get_backend
 
-    get_backend().invalidate()
+    get_backend().campaigns_changed([instance.pk])
     if not raw and not in_bulk_writes():
         _enqueue_target(instance.pk)
 

@@ -104,7 +104,7 @@ def placements(campaign: Campaign) -> list[Placement]:
 
 def product_card(campaign: Campaign) -> ProductCard | None:
     """The card of the campaign's first promoted product in stock (serving never advertises what cannot be bought)."""
-    from adengine.serving.builder import product_card as card
+    from adengine.serving.parts import product_card as card
 
     through = Campaign.promoted_products.through
     product_fk = Campaign.promoted_products.field.m2m_reverse_field_name()

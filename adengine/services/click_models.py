@@ -393,5 +393,5 @@ def _refit(now: dt.datetime) -> dict:
             ClickModel.objects.filter(status=ClickModel.Status.LIVE).update(status=ClickModel.Status.RETIRED)
         row.save()
     if row.status == ClickModel.Status.LIVE:  # this process serves it at once; others at their next index check
-        transaction.on_commit(get_backend().invalidate)
+        transaction.on_commit(lambda: get_backend().campaigns_changed(()))
     return {"click_model": row.status, "version": version, "note": f"{version}: {row.decision}"}

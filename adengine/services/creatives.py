@@ -707,14 +707,15 @@ def review(*, creatives, approve: bool, user=None) -> int:
     qs = creatives.exclude(status=status)
     if approve:
         qs = qs.filter(passes_rules=True)
+    campaigns = set(qs.values_list("campaign_id", flat=True).distinct())
     changed = qs.update(
         status=status, reviewed_by=user if getattr(user, "is_authenticated", False) else None, updated_at=timezone.now()
     )
-    if changed:  # a bulk update sends no post_save: this process's serving index is rebuilt on next use, and
-        # the other processes see the newer updated_at when they check theirs
+    if changed:  # a bulk update sends no post_save: this process's serving index re-reads these campaigns on next
+        # use, and the other processes see the rows' new versions when they check theirs
         from adengine.serving import get_backend
 
-        get_backend().invalidate()
+        get_backend().campaigns_changed(campaigns)
     return changed
 
 

@@ -10,6 +10,7 @@ backends are chosen.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -50,6 +51,11 @@ class DecisionBackend:
 
     def invalidate(self) -> None:
         """Forget this process's caches: campaigns, assets or placements changed here."""
+
+    def campaigns_changed(self, campaign_ids: Iterable[int]) -> None:
+        """These campaigns (or their assets, products, placements) changed here; an empty list: placements,
+        experiments or the click model did. A backend that cannot tell forgets everything."""
+        self.invalidate()
 
     def reset(self) -> None:
         """Forget everything cached in this process (tests, a simulated day)."""

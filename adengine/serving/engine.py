@@ -252,13 +252,16 @@ class Engine(DecisionBackend):
     def invalidate(self) -> None:
         self.index.invalidate()
 
+    def campaigns_changed(self, campaign_ids) -> None:
+        self.index.invalidate(campaign_ids)
+
     def reset(self) -> None:
         self.index.invalidate()
         self.seen_today.clear()
 
     def shows_product_as(self, product_pk, *, price, available: bool) -> bool:
         snap = self.index.snapshot
-        if snap is None or self.index.dirty:
+        if snap is None or self.index.dirty or self.index.pending is not None:
             return False
         card = snap.cards.get(product_pk)
         return card is None if not available else card is not None and card.price == price

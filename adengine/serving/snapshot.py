@@ -168,3 +168,11 @@ class Snapshot:
     spent_today: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spend_day: object = None
     spend_at: float = 0.0
+    # what an incremental update starts from (``builder.update``): each served campaign's part (parts.CampaignPart,
+    # shared with the snapshots before and after: never changed in place), every campaign's digest as read before
+    # its rows, the audience sample the fit distributions were computed over, and when the last full build ran
+    parts: dict = field(default_factory=dict)
+    digests: dict = field(default_factory=dict)
+    audience_sample: np.ndarray | None = None
+    hybrid_sample: np.ndarray | None = None
+    full_at: float = 0.0

@@ -16,6 +16,9 @@ class HostAdapter(ShopAdapter):
     def products(self):
         return self.product_model()._default_manager.filter(listed=True)
 
+    def card_products(self, pks):
+        return self.products().filter(pk__in=pks).select_related("section")
+
     def product_title(self, product, language):
         return product.name
 
