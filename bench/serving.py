@@ -450,7 +450,10 @@ def bench_throughput(seconds: float, clients: int, rounds: int = 6, port: int = 
                     break
             except OSError:
                 time.sleep(0.5)
-        decision = "/api/adengine/v1/decisions/?placement=home-hero&page=home&session=bench-session-{i}-abcdefgh"
+        # new app sessions (so new shoppers) each run: a shopper's impressions of today, which frequency caps
+        # read, would otherwise pile up from run to run
+        run = f"{int(time.time()):x}"
+        decision = f"/api/adengine/v1/decisions/?placement=home-hero&page=home&session=bench-{run}-{{i}}-abcdefgh"
         # each worker builds its serving index in the background at its first decision (answering 503 until it
         # is ready): wait until every client's connection is served, then warm both workers
         ready_s = _wait_ready(port, decision, clients)

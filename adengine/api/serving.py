@@ -22,7 +22,7 @@ from adengine.selectors.why import explain
 from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
 from adengine.services.tracking import impression_for, record
 from adengine.serving import IndexNotReady, PageContext, UnknownPlacement, decide, tokens
-from adengine.serving.presentation import decision_data
+from adengine.serving.presentation import decision_data, uri_builder
 
 from .fields import PatternField, StrictBooleanField
 from .lookups import UnknownProduct, product_by_key
@@ -181,7 +181,7 @@ class DecisionView(AdengineAPIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "1"},
             )
-        return Response(decision_data(decision, build_uri=request.build_absolute_uri))
+        return Response(decision_data(decision, build_uri=uri_builder(request)))
 
 
 class TokenSerializer(serializers.Serializer):

@@ -43,9 +43,17 @@ def groups(campaign_ids) -> np.ndarray:
 
 
 def slate_sampler(
-    cand: dict, *, policy: str, model: cm.ClickModel | None, personalised: bool, kind: str, placement_id: int
+    cand: dict,
+    *,
+    policy: str,
+    model: cm.ClickModel | None,
+    personalised: bool,
+    kind: str,
+    placement_id: int,
+    x_const: np.ndarray | None = None,
 ) -> tuple[object, np.ndarray, np.ndarray]:
-    """The sampler of each arm's CTR, the arms' weights and groups that a logged candidate set was sampled with."""
+    """The sampler of each arm's CTR, the arms' weights and groups that a logged candidate set was sampled with
+    (``x_const``: the decision's features when the caller has them already, computed from the same values)."""
     alpha = np.asarray(cand["a"], dtype=np.float64)
     beta = np.asarray(cand["b"], dtype=np.float64)
     value = np.asarray(cand["v"], dtype=np.float64)
@@ -55,13 +63,17 @@ def slate_sampler(
         if model is None:
             raise ValueError("the contextual policy needs its click model")
         interest = np.full(len(alpha), np.nan) if cand.get("i") is None else np.asarray(cand["i"], np.float64)
-        x_const = model.const(
-            personalised=personalised,
-            kind=kind,
-            position=0,
-            other_language=bool(cand.get("o", False)),
-            hour=float(cand.get("h", 12.0)),
-            placement_id=placement_id,
+        x_const = (
+            x_const
+            if x_const is not None
+            else model.const(
+                personalised=personalised,
+                kind=kind,
+                position=0,
+                other_language=bool(cand.get("o", False)),
+                hour=float(cand.get("h", 12.0)),
+                placement_id=placement_id,
+            )
         )
         sampler = model.sampler(
             alpha=alpha, beta=beta, x_const=x_const, relevance=rel, interest=interest, page_fit=np.asarray(cand["p"])
