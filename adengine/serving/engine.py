@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,7 @@ from .rows import PENDING, ImpressionRow
 from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
 
 log = logging.getLogger(__name__)
+FIT_CACHE_BYTES = 16_000_000  # recent shoppers' fits kept per process (``Engine._shopper_fit``)
 
 
 @dataclass
@@ -279,6 +281,10 @@ class Engine(DecisionBackend):
         self._first_error: BaseException | None = None
         self._first_lock = threading.Lock()
         self._ids: tuple | None = None  # (snapshot, its version, its campaign ids sorted, their indices)
+        self._fits: OrderedDict[tuple, tuple] = OrderedDict()  # recent shoppers' fits to self._fits_of
+        self._fits_of: Snapshot | None = None
+        self._fits_version: tuple | None = None
+        self._fits_lock = threading.Lock()
 
     def _serving_snapshot(self) -> Snapshot:
         """The index for a decision. The process's first build runs in the background: a decision waits for it at
@@ -319,6 +325,8 @@ class Engine(DecisionBackend):
     def reset(self) -> None:
         self.index.invalidate()
         self.seen_today.clear()
+        with self._fits_lock:
+            self._fits.clear()
 
     def shows_product_as(self, product_pk, *, price, available: bool) -> bool:
         snap = self.index.snapshot
@@ -363,6 +371,59 @@ class Engine(DecisionBackend):
         known = sorted_ids[pos] == ids
         return order[pos[known]], known
 
+    def _shopper_fit(
+        self, snap: Snapshot, shopper: Shopper, vector: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Per campaign: the shopper's content similarity, interest relevance (None: no audience to stand in) and
+        whether they pass its audience threshold -- a product of the whole target matrix, so kept per process for
+        the shopper's next pages (keyed by the snapshot and the shopper's vectors, which a refresh changes)."""
+        hybrid = (
+            np.asarray(shopper.interest_hybrid, np.float32)
+            if snap.hybrid_targets is not None
+            and shopper.interest_hybrid is not None
+            and shopper.interest_hybrid_model == snap.hybrid_version
+            else None
+        )
+        key = (shopper.pk, vector.tobytes(), None if hybrid is None else hybrid.tobytes())
+        with self._fits_lock:
+            if self._fits_of is not snap or self._fits_version != snap.version:
+                self._fits.clear()
+                self._fits_of, self._fits_version = snap, snap.version
+            found = self._fits.get(key)
+            if found is not None:
+                self._fits.move_to_end(key)
+                return found
+        similarity = snap.targets @ vector
+        # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the hybrid
+        # model's (content + what shoppers buy together + popularity) when both sides have it
+        audience_ok = snap.no_threshold | (similarity >= snap.min_similarity0)
+        fit, mean, sd = similarity, snap.audience_mean, snap.audience_sd
+        if hybrid is not None:
+            fit = snap.hybrid_targets @ hybrid
+            mean, sd = snap.hybrid_audience_mean, snap.hybrid_audience_sd
+        with_target = fit[snap.target_idx]
+        interest = None
+        if mean is not None:
+            # interest relevance: where the shopper stands in each campaign's audience (0.75: one sd above the
+            # shop's average shopper for that campaign, its "close" audience)
+            interest = np.clip(0.5 + 0.25 * (fit - mean) / sd, 0.0, 1.0)
+            interest[snap.no_target_idx] = 0.5
+        elif len(with_target) > 1:  # too few shoppers to know an audience: standardised over the campaigns
+            mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
+            interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
+            interest[snap.no_target_idx] = 0.5
+        result = (similarity, interest, audience_ok)
+        for array in result:
+            if array is not None:
+                array.flags.writeable = False  # shared by the shopper's next decisions
+        with self._fits_lock:
+            if self._fits_of is snap and self._fits_version == snap.version:
+                self._fits[key] = result
+                # at most ~16 MB of fits per process, whatever the number of campaigns
+                while len(self._fits) > max(8, FIT_CACHE_BYTES // max(1, 17 * len(snap.campaigns))):
+                    self._fits.popitem(last=False)
+        return result
+
     def decide(
         self,
         *,
@@ -397,32 +458,9 @@ class Engine(DecisionBackend):
         vector = None
         if personalised:
             vector = np.asarray(shopper.interest_vector, np.float32)
-            similarity = snap.targets @ vector
-            # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the
-            # hybrid model's (content + what shoppers buy together + popularity) when both sides have it
-            ok = ok & (snap.no_threshold | (similarity >= snap.min_similarity0))
-            fit, mean, sd = similarity, snap.audience_mean, snap.audience_sd
-            if (
-                snap.hybrid_targets is not None
-                and shopper.interest_hybrid is not None
-                and shopper.interest_hybrid_model == snap.hybrid_version
-            ):
-                fit = snap.hybrid_targets @ np.asarray(shopper.interest_hybrid, np.float32)
-                mean, sd = snap.hybrid_audience_mean, snap.hybrid_audience_sd
-            with_target = fit[snap.target_idx]
-            if mean is not None:
-                # interest relevance: where the shopper stands in each campaign's audience (0.75: one sd above the
-                # shop's average shopper for that campaign, its "close" audience)
-                interest = np.clip(0.5 + 0.25 * (fit - mean) / sd, 0.0, 1.0)
-                interest[snap.no_target_idx] = 0.5
-                relevance = np.maximum(relevance, interest)
-            elif len(with_target) > 1:  # too few shoppers to know an audience: standardised over the campaigns
-                mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
-                interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
-                interest[snap.no_target_idx] = 0.5
-                relevance = np.maximum(relevance, interest)
-            else:
-                relevance = np.maximum(relevance, 0.5)
+            similarity, interest, audience_ok = self._shopper_fit(snap, shopper, vector)
+            ok = ok & audience_ok
+            relevance = np.maximum(relevance, interest if interest is not None else 0.5)
         else:  # audience-restricted campaigns are personalised by definition: not for this shopper
             ok = ok & snap.no_threshold
             relevance = np.maximum(relevance, 0.5)
