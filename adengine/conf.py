@@ -214,6 +214,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "How often beat runs adengine.fill_propensities over the impressions of the last two such intervals (and "
         "ten minutes) whose propensity is still unknown (their task was lost: the broker was down).",
     ),
+    "SERVING_SLOT_CACHE": (
+        2000,
+        "Storefront slots rendered per process and kept (least recently used out), one per set of ads (assets, "
+        "product, language, placement): a page view only signs its impressions' URLs into the kept markup. 0: "
+        "render every slot (a slot template that shows the request's details needs it).",
+    ),
     "SERVING_INDEX_WAIT_SECONDS": (
         2.0,
         "A process builds its candidate index in the background at its first decision; decisions wait this long "
