@@ -261,6 +261,29 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "read the row once; consent changes and erasure take effect at once in the process that made them.",
     ),
     "SERVING_PROPENSITY_DRAWS": (100, "Monte-Carlo draws that estimate the propensity of each Thompson choice."),
+    "PROPENSITY_FILL_SECONDS": (
+        5,
+        "Impressions are written with their propensity unknown; each web process's log writer hands the ids it "
+        "wrote to the strategy queue's task adengine.fill_propensities this often, which computes them from each "
+        "slate's logged candidate set.",
+    ),
+    "PROPENSITY_SWEEP_SECONDS": (
+        900,
+        "How often beat runs adengine.fill_propensities over the impressions of the last two such intervals (and "
+        "ten minutes) whose propensity is still unknown (their task was lost: the broker was down).",
+    ),
+    "SERVING_SLOT_CACHE": (
+        2000,
+        "Storefront slots rendered per process and kept (least recently used out), one per set of ads (assets, "
+        "product, language, placement): a page view only signs its impressions' URLs into the kept markup. 0: "
+        "render every slot (a slot template that shows the request's details needs it).",
+    ),
+    "SERVING_INDEX_WAIT_SECONDS": (
+        2.0,
+        "A process builds its candidate index in the background at its first decision; decisions wait this long "
+        "for it, then get no ads (the API answers 503 with Retry-After, a slot renders nothing) until it is ready, "
+        "so that no request thread is held for a whole build (tens of seconds at 10,000 campaigns).",
+    ),
     "RELEVANCE_FLOORS": (
         {"product": 0.75, "category": 0.75, "search": 0.75},
         "Per kind of page (product, category, search, or the page name a slot passes): sponsored ads less "
@@ -331,6 +354,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
             "adengine.refresh_campaign_targets": "batch",
             "adengine.update_strategy": "strategy",
             "adengine.sweep_generation_requests": "strategy",
+            "adengine.fill_propensities": "strategy",
         },
         "Which kind of queue (a key of QUEUES) each adengine task goes to. The host's own task_routes for the "
         "same task names win.",

@@ -86,6 +86,10 @@ def beat_schedule() -> dict:
             "task": "adengine.update_strategy",
             "schedule": float(ad_settings.STRATEGY_INTERVAL_SECONDS),
         },
+        "adengine.fill_propensities": {
+            "task": "adengine.fill_propensities",
+            "schedule": float(ad_settings.PROPENSITY_SWEEP_SECONDS),
+        },
         "adengine.sweep_generation_requests": {
             "task": "adengine.sweep_generation_requests",
             "schedule": float(ad_settings.SWEEP_INTERVAL_SECONDS),
@@ -145,3 +149,20 @@ def sweep_generation_requests() -> dict:
     if any(result.values()):
         log.info("copy request sweep: %s", result)
     return result
+
+
+@shared_task(name="adengine.fill_propensities", ignore_result=True, base=AdengineTask)
+def fill_propensities(impression_ids: list[int] | None = None) -> dict:
+    """Compute the unknown propensities of the given impressions (sent by the web processes' log writers), or of
+    those served in the last two sweep intervals (beat's sweep)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from adengine.conf import settings as ad_settings
+    from adengine.serving.propensity import fill
+
+    if impression_ids is not None:
+        return fill(impression_ids=impression_ids)
+    window = 2 * float(ad_settings.PROPENSITY_SWEEP_SECONDS) + 600
+    return fill(since=timezone.now() - dt.timedelta(seconds=window))

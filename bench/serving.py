@@ -17,6 +17,9 @@ vectors (mixtures of 200 topics, the campaigns' targets drawn from the same topi
    thread) in six alternating rounds: requests per second and their ratio.
 
     python -m shop.embedded run -- .venv/bin/python bench/serving.py [--reuse] [--only decisions|page|throughput]
+
+``ADENGINE_BENCH_DATABASE_URL`` names another database to run on (a copy made with ``CREATE DATABASE ...
+TEMPLATE adengine_bench``, so that several people can measure at once).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ BENCH_DB = "adengine_bench"
 
 
 def _bench_database_url() -> str:
+    """ADENGINE_BENCH_DATABASE_URL when set (a copy of the bench database, say), else BENCH_DB on DATABASE_URL's
+    server."""
+    if os.environ.get("ADENGINE_BENCH_DATABASE_URL"):
+        return os.environ["ADENGINE_BENCH_DATABASE_URL"]
     url = os.environ["DATABASE_URL"]
     return re.sub(r"/[^/?]+(\?|$)", rf"/{BENCH_DB}\1", url, count=1)
 
@@ -56,6 +63,9 @@ def _setup_django(template_dir: str | None = None) -> None:
 
 def _ensure_database() -> None:
     import psycopg
+
+    if os.environ.get("ADENGINE_BENCH_DATABASE_URL"):
+        return  # named by the caller: it exists
 
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
@@ -309,8 +319,10 @@ def bench_page(n: int) -> dict:
     from django.test.utils import override_settings
 
     from adengine.models import Shopper
+    from adengine.serving import get_backend
     from shop import views
 
+    get_backend().snapshot()  # the serving index, built before the first page is timed
     user, _ = get_user_model().objects.get_or_create(username="bench-shopper")
     shopper, _ = Shopper.objects.get_or_create(user=user)
     shopper.interest_vector = Shopper.objects.filter(user__isnull=True).first().interest_vector
@@ -394,6 +406,31 @@ def _load(port: int, path: str, seconds: float, clients: int) -> float:
     return sum(counts) / seconds
 
 
+def _wait_ready(port: int, path: str, clients: int, timeout: float = 600) -> float:
+    """Seconds until each of ``clients`` keep-alive connections got a 200 from ``path`` (503s while warming)."""
+    t0 = time.monotonic()
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)]
+    ready = [False] * clients
+    while not all(ready):
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"{path} not ready after {timeout:.0f} s")
+        for i, conn in enumerate(conns):
+            if ready[i]:
+                continue
+            try:
+                conn.request("GET", path.replace("{i}", f"{i:02d}"), headers={"User-Agent": "bench"})
+                resp = conn.getresponse()
+                resp.read()
+                ready[i] = resp.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conns[i] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        time.sleep(0.2)
+    for conn in conns:
+        conn.close()
+    return time.monotonic() - t0
+
+
 def bench_throughput(seconds: float, clients: int, rounds: int = 6, port: int = 8765) -> dict:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
     server = subprocess.Popen(
@@ -415,8 +452,15 @@ def bench_throughput(seconds: float, clients: int, rounds: int = 6, port: int = 
                     break
             except OSError:
                 time.sleep(0.5)
-        decision = "/api/adengine/v1/decisions/?placement=home-hero&page=home&session=bench-session-{i}-abcdefgh"
-        _load(port, decision, 5, clients)  # warm both workers' serving index
+        # new app sessions (so new shoppers) each run: a shopper's impressions of today, which frequency caps
+        # read, would otherwise pile up from run to run
+        run = f"{int(time.time()):x}"
+        decision = f"/api/adengine/v1/decisions/?placement=home-hero&page=home&session=bench-{run}-{{i}}-abcdefgh"
+        # each worker builds its serving index in the background at its first decision (answering 503 until it
+        # is ready): wait until every client's connection is served, then warm both workers
+        ready_s = _wait_ready(port, decision, clients)
+        print(f"  decision endpoint ready after {ready_s:.0f} s", flush=True)
+        _load(port, decision, 5, clients)
         _load(port, "/bench/fixed/", 2, clients)
         # alternate short rounds: this machine's speed drifts, and one long run of each would compare drifts
         fixed, decisions = [], []

@@ -21,8 +21,8 @@ from adengine.net import client_ip
 from adengine.selectors.why import explain
 from adengine.services.shoppers import get_or_create_anonymous, set_personalisation, shopper_for_request
 from adengine.services.tracking import impression_for, record
-from adengine.serving import PageContext, UnknownPlacement, decide, tokens
-from adengine.serving.presentation import decision_data
+from adengine.serving import IndexNotReady, PageContext, UnknownPlacement, decide, tokens
+from adengine.serving.presentation import decision_data, uri_builder
 
 from .fields import PatternField, StrictBooleanField
 from .lookups import UnknownProduct, product_by_key
@@ -151,8 +151,8 @@ class DecisionView(AdengineAPIView):
     @extend_schema(
         parameters=[DecisionQuerySerializer],
         responses=responses({200: DecisionSerializer}, extra={404: error("No placement has this key.")}),
-        description="404: no placement has this key. 503: the database is unavailable (the storefront's slots "
-        "render nothing then).\n\n" + COUNTED_CLIENTS,
+        description="404: no placement has this key. 503: the database is unavailable, or the serving process is "
+        "starting (with Retry-After; the storefront's slots render nothing then).\n\n" + COUNTED_CLIENTS,
     )
     def get(self, request):
         q = parse_decision_query(request.query_params)
@@ -175,7 +175,13 @@ class DecisionView(AdengineAPIView):
             )
         except UnknownPlacement:
             return Response({"detail": f"no placement {q['placement']!r}."}, status=status.HTTP_404_NOT_FOUND)
-        return Response(decision_data(decision, build_uri=request.build_absolute_uri))
+        except IndexNotReady:  # this process is starting: its candidate index is being built
+            return Response(
+                {"detail": "ads are unavailable right now (the ad server is starting); try again shortly."},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "1"},
+            )
+        return Response(decision_data(decision, build_uri=uri_builder(request)))
 
 
 class TokenSerializer(serializers.Serializer):

@@ -43,6 +43,7 @@ from adengine.serving import click_model as cm
 from adengine.serving import get_backend
 from adengine.serving.builder import live_click_model
 from adengine.serving.policy import slate_probabilities
+from adengine.serving.propensity import fill as fill_propensities
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def load(*, since: dt.datetime, until: dt.datetime, limit: int) -> LoggedImpress
 
 def load_slates(data: LoggedImpressions, rows: np.ndarray, *, max_slates: int) -> None:
     """Read the logged candidate sets of the newest ``max_slates`` slates among ``rows`` into ``data.slates``."""
-    firsts = [i for i in sorted(rows.tolist()) if data.has_slate[i]][:max_slates]  # rows are newest first
+    # rows are newest first; house slates log their candidates too (for their propensities): not gated
+    firsts = [i for i in sorted(rows.tolist()) if data.has_slate[i] and not data.house[i]][:max_slates]
     if not firsts:
         return
     row_of = {int(data.ids[i]): i for i in firsts}
@@ -317,6 +319,9 @@ def refit(*, now: dt.datetime | None = None, force: bool = False) -> dict:
 
 def _refit(now: dt.datetime) -> dict:
     since = now - dt.timedelta(days=float(ad_settings.CLICK_MODEL_WINDOW_DAYS))
+    # propensities not filled yet (their task still queued, or lost while the broker was down): computed now from
+    # the logged slates, so the gate reads every held-out slate whose propensity can be known
+    fill_propensities(since=since, until=now)
     data = load(since=since, until=now, limit=int(ad_settings.CLICK_MODEL_MAX_IMPRESSIONS))
     holdout = held_out(data.decision, float(ad_settings.CLICK_MODEL_HOLDOUT))
     train = ~holdout

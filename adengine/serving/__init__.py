@@ -20,9 +20,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backends import DecisionBackend, UnknownPlacement, decide, get_backend
+from .backends import DecisionBackend, IndexNotReady, UnknownPlacement, decide, get_backend
 
-__all__ = ["Ad", "Decision", "DecisionBackend", "PageContext", "UnknownPlacement", "decide", "get_backend"]
+__all__ = [
+    "Ad",
+    "Decision",
+    "DecisionBackend",
+    "IndexNotReady",
+    "PageContext",
+    "UnknownPlacement",
+    "decide",
+    "get_backend",
+]
 
 
 def __getattr__(name: str) -> Any:  # the engine's types load the models: imported on first use, after start-up

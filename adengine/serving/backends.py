@@ -28,6 +28,10 @@ class UnknownPlacement(LookupError):
     """No placement has this key."""
 
 
+class IndexNotReady(RuntimeError):
+    """The process's first candidate index is still being built (``SERVING_INDEX_WAIT_SECONDS``): no ads yet."""
+
+
 class DecisionBackend:
     """Chooses and logs the ads of one placement view."""
 

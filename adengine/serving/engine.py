@@ -10,8 +10,9 @@ One decision, top to bottom (``Engine.decide``):
 4. candidates: the best campaigns by expected value (bid x mean click rate x delivery shift x relevance factor)
    from the in-memory candidate index (``index``: a ``snapshot`` built by ``builder``);
 5. the slate: Thompson sampling among the candidates' assets (``policy``), house ads to fill;
-6. the rows (``rows.ImpressionRow``) go to the impression log (``log``), which estimates their exact
-   propensities and writes them off the request path; the ads' URLs are signed (``tokens``).
+6. the rows (``rows.ImpressionRow``) go to the impression log (``log``), which writes them off the request path;
+   their propensities are computed later from each slate's logged candidate set (``propensity``, on the strategy
+   queue); the ads' URLs are signed (``tokens``).
 
 It never loads a model and never touches the broker. The engine owns its per-process caches (the candidate
 index, today's impressions per shopper); ``ADENGINE["DECISION_BACKEND"]`` may name another backend.
@@ -19,26 +20,34 @@ index, today's impressions per shopper); ``ADENGINE["DECISION_BACKEND"]`` may na
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.db import connection
 from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
 from adengine.models import Shopper
 
-from .backends import DecisionBackend, UnknownPlacement
+from .backends import DecisionBackend, IndexNotReady, UnknownPlacement
 from .click_model import ClickModel, sigmoid
 from .context import CLOSE_RELEVANCE, PageContext, page_kind, page_relevance, relevance_floor, resolve_language
 from .eligibility import SeenToday, capped, eligible, reserve_capped
 from .experiments import Params, params_for
 from .index import IndexHolder
-from .log import PendingSlate, impression_log
-from .policy import CONTEXTUAL, POLICY_NAME, BetaSampler, relevance_factor, sample_slate
-from .rows import ImpressionRow
+from .log import impression_log
+from .policy import CONTEXTUAL, POLICY_NAME, relevance_factor, sample_slate
+from .propensity import slate_sampler
+from .rows import PENDING, ImpressionRow
 from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
+
+log = logging.getLogger(__name__)
+FIT_CACHE_BYTES = 16_000_000  # recent shoppers' fits kept per process (``Engine._shopper_fit``)
 
 
 @dataclass
@@ -125,6 +134,11 @@ class _Scoring:
     on_page: np.ndarray  # per campaign: the page fit
     delivery: np.ndarray  # per campaign: the strategy's delivery shift
     relevance_weight: float
+    personalised: bool
+    kind: str
+    placement_id: int
+    other_language: bool  # the page's language is not the shop's default
+    hour: float  # the local hour, rounded as logged
 
     def expected(self, snap: Snapshot, lang: str) -> np.ndarray:
         """Per campaign: the value of an impression of its best asset with mean parameters (ranks candidates)."""
@@ -144,18 +158,18 @@ def _choose(
     default_lang: str,
     n: int,
     params: Params,
-) -> tuple[list[tuple], PendingSlate | None, dict | None]:
+) -> tuple[list[tuple], dict | None]:
     """Thompson-sample a slate among the candidate campaigns' arms.
 
-    Returns [(campaign idx, language, arm, sampled CTR, value, explored)], the slate's propensity job and its
-    candidate set as logged for off-policy evaluation (every arm's inputs, so any policy's probability of the
-    logged choice can be computed later).
+    Returns [(campaign idx, language, arm, sampled CTR, value, explored)] and the slate's candidate set as logged
+    (every arm's inputs, rounded): the slate is sampled from exactly these values, so its propensities (and any
+    other policy's probability of the logged choice) can be computed later from the log alone (``propensity``).
     """
     if n <= 0 or len(candidates) == 0:
-        return [], None, None
+        return [], None
     langs, idx, group = _arms_for(snap, candidates, lang, default_lang, params)
     if not langs:
-        return [], None, None
+        return [], None
     alpha = np.empty(len(idx))
     beta = np.empty(len(idx))
     creative_ids = np.empty(len(idx), dtype=np.int64)
@@ -166,38 +180,53 @@ def _choose(
         beta[mask] = snap.arms[lg].beta[idx[mask]]
         creative_ids[mask] = snap.arms[lg].creative_ids[idx[mask]]
     base = snap.value_per_click[group] * scoring.delivery[group]
-    rel, interest, on_page = scoring.relevance[group], scoring.interest[group], scoring.on_page[group]
-    if scoring.contextual:
-        sampler = scoring.model.sampler(
-            alpha=alpha, beta=beta, x_const=scoring.x_const, relevance=rel, interest=interest, page_fit=on_page
-        )
-        weight = base
-    else:
-        sampler = BetaSampler(alpha, beta)
-        weight = base * relevance_factor(rel, scoring.relevance_weight)
-    epsilon = params.epsilon
-    slate = sample_slate(_rng(), sampler=sampler, weight=weight, group=group, n=n, epsilon=epsilon)
-    job = PendingSlate(rows=[], sampler=sampler, weight=weight, group=group, arms=slate.arms, epsilon=epsilon)
-    candidate_set = {
+    interest = scoring.interest[group]
+    cand = {
         "c": creative_ids.tolist(),
         "g": [snap.campaigns[ci].id for ci in group.tolist()],
         "a": np.round(alpha, 4).tolist(),
         "b": np.round(beta, 4).tolist(),
         "v": [float(f"{x:.6g}") for x in base.tolist()],
-        "r": np.round(rel, 4).tolist(),
+        "r": np.round(scoring.relevance[group], 4).tolist(),
         "i": None if np.isnan(interest).all() else np.round(np.nan_to_num(interest, nan=0.5), 4).tolist(),
-        "p": np.round(on_page, 4).tolist(),
-        "e": epsilon,
+        "p": np.round(scoring.on_page[group], 4).tolist(),
+        "e": params.epsilon,
         "n": n,
+        "o": scoring.other_language,
+        "h": scoring.hour,
     }
+    if not scoring.contextual:
+        cand["w"] = float(scoring.relevance_weight)
+    sampler, weight, slate_group = slate_sampler(
+        cand,
+        policy=CONTEXTUAL if scoring.contextual else POLICY_NAME,
+        model=scoring.model,
+        personalised=scoring.personalised,
+        kind=scoring.kind,
+        placement_id=scoring.placement_id,
+        x_const=scoring.x_const,
+    )
+    slate = sample_slate(_rng(), sampler=sampler, weight=weight, group=slate_group, n=n, epsilon=params.epsilon)
     return (
         [
             (int(group[a]), langs[a], int(idx[a]), float(ctr), float(v), slate.explored)
             for a, ctr, v in zip(slate.arms, slate.sampled_ctr, slate.values, strict=True)
         ],
-        job,
-        candidate_set,
+        cand,
     )
+
+
+_random = threading.local()
+
+
+def _uuid4() -> uuid.UUID:
+    """A random (version 4) UUID from the OS's randomness, read 4 KiB at a time per thread (one system call per
+    256 ids instead of one each: a decision takes three)."""
+    buf = getattr(_random, "buf", b"")
+    if not buf or _random.pid != os.getpid():  # a forked child never reuses its parent's bytes
+        buf, _random.pid = os.urandom(4096), os.getpid()
+    _random.buf = buf[16:]
+    return uuid.UUID(bytes=buf[:16], version=4)
 
 
 def _local_hour(now) -> float:
@@ -248,6 +277,48 @@ class Engine(DecisionBackend):
         self.index = IndexHolder()
         self.seen_today = SeenToday()
         self.log = impression_log
+        self._first_build: threading.Thread | None = None
+        self._first_built = threading.Event()
+        self._first_error: BaseException | None = None
+        self._first_lock = threading.Lock()
+        self._ids: tuple | None = None  # (snapshot, its version, its campaign ids sorted, their indices)
+        self._fits: OrderedDict[tuple, tuple] = OrderedDict()  # recent shoppers' fits to self._fits_of
+        self._fits_of: Snapshot | None = None
+        self._fits_version: tuple | None = None
+        self._fits_lock = threading.Lock()
+
+    def _serving_snapshot(self) -> Snapshot:
+        """The index for a decision. The process's first build runs in the background: a decision waits for it at
+        most SERVING_INDEX_WAIT_SECONDS (None: as long as it takes), then raises IndexNotReady, so that no request
+        thread -- nor the requests queued behind the ones waiting -- is held for a whole build."""
+        wait = ad_settings.SERVING_INDEX_WAIT_SECONDS
+        if self.index.snapshot is not None or wait is None:
+            return self.index.get()
+        with self._first_lock:
+            if self.index.snapshot is None and (self._first_build is None or not self._first_build.is_alive()):
+                self._first_built = threading.Event()
+                self._first_error = None
+                self._first_build = threading.Thread(
+                    target=self._build_first, args=(self._first_built,), name="adengine-index-build", daemon=True
+                )
+                self._first_build.start()
+            built = self._first_built
+        built.wait(float(wait))
+        if self.index.snapshot is not None:
+            return self.index.get()
+        if built.is_set() and self._first_error is not None:  # the build failed (say, the database is down)
+            raise self._first_error
+        raise IndexNotReady("the candidate index is being built")
+
+    def _build_first(self, done: threading.Event) -> None:
+        try:
+            self.index.get()
+        except Exception as exc:
+            log.exception("serving index: the first build failed; the next decision starts another")
+            self._first_error = exc
+        finally:
+            connection.close()
+            done.set()
 
     def invalidate(self) -> None:
         self.index.invalidate()
@@ -258,6 +329,8 @@ class Engine(DecisionBackend):
     def reset(self) -> None:
         self.index.invalidate()
         self.seen_today.clear()
+        with self._fits_lock:
+            self._fits.clear()
 
     def shows_product_as(self, product_pk, *, price, available: bool) -> bool:
         snap = self.index.snapshot
@@ -279,12 +352,81 @@ class Engine(DecisionBackend):
         seen = self.seen_today.get(shopper.pk)
         if not seen:
             return 1.0
+        # vectorised: an app session or a heavy shopper may have seen thousands of campaigns today
+        ids = np.fromiter(seen.keys(), np.int64, len(seen))
+        counts = np.fromiter(seen.values(), np.float64, len(seen))
+        where, known = self._campaign_indices(snap, ids)
         repeats = np.zeros(len(snap.campaigns))
-        for campaign_id, count in seen.items():
-            i = snap.index_of.get(campaign_id)
-            if i is not None:
-                repeats[i] = count
+        repeats[where] = counts[known]
         return np.where(snap.house, 1.0, decay**repeats)
+
+    def _campaign_indices(self, snap: Snapshot, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The snapshot's indices of the campaigns ``ids`` that it has, and which of ``ids`` those are."""
+        lookup = self._ids
+        stale = lookup is None or lookup[0] is not snap or lookup[1] != snap.version
+        if stale or len(lookup[2]) != len(snap.campaigns):
+            all_ids = np.fromiter((c.id for c in snap.campaigns), np.int64, len(snap.campaigns))
+            order = np.argsort(all_ids, kind="stable")
+            lookup = self._ids = (snap, snap.version, all_ids[order], order)
+        _, _, sorted_ids, order = lookup
+        if len(sorted_ids) == 0:
+            return np.zeros(0, np.int64), np.zeros(len(ids), bool)
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        known = sorted_ids[pos] == ids
+        return order[pos[known]], known
+
+    def _shopper_fit(
+        self, snap: Snapshot, shopper: Shopper, vector: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Per campaign: the shopper's content similarity, interest relevance (None: no audience to stand in) and
+        whether they pass its audience threshold -- a product of the whole target matrix, so kept per process for
+        the shopper's next pages (keyed by the snapshot and the shopper's vectors, which a refresh changes)."""
+        hybrid = (
+            np.asarray(shopper.interest_hybrid, np.float32)
+            if snap.hybrid_targets is not None
+            and shopper.interest_hybrid is not None
+            and shopper.interest_hybrid_model == snap.hybrid_version
+            else None
+        )
+        key = (shopper.pk, vector.tobytes(), None if hybrid is None else hybrid.tobytes())
+        with self._fits_lock:
+            if self._fits_of is not snap or self._fits_version != snap.version:
+                self._fits.clear()
+                self._fits_of, self._fits_version = snap, snap.version
+            found = self._fits.get(key)
+            if found is not None:
+                self._fits.move_to_end(key)
+                return found
+        similarity = snap.targets @ vector
+        # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the hybrid
+        # model's (content + what shoppers buy together + popularity) when both sides have it
+        audience_ok = snap.no_threshold | (similarity >= snap.min_similarity0)
+        fit, mean, sd = similarity, snap.audience_mean, snap.audience_sd
+        if hybrid is not None:
+            fit = snap.hybrid_targets @ hybrid
+            mean, sd = snap.hybrid_audience_mean, snap.hybrid_audience_sd
+        with_target = fit[snap.target_idx]
+        interest = None
+        if mean is not None:
+            # interest relevance: where the shopper stands in each campaign's audience (0.75: one sd above the
+            # shop's average shopper for that campaign, its "close" audience)
+            interest = np.clip(0.5 + 0.25 * (fit - mean) / sd, 0.0, 1.0)
+            interest[snap.no_target_idx] = 0.5
+        elif len(with_target) > 1:  # too few shoppers to know an audience: standardised over the campaigns
+            mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
+            interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
+            interest[snap.no_target_idx] = 0.5
+        result = (similarity, interest, audience_ok)
+        for array in result:
+            if array is not None:
+                array.flags.writeable = False  # shared by the shopper's next decisions
+        with self._fits_lock:
+            if self._fits_of is snap and self._fits_version == snap.version:
+                self._fits[key] = result
+                # at most ~16 MB of fits per process, whatever the number of campaigns
+                while len(self._fits) > max(8, FIT_CACHE_BYTES // max(1, 17 * len(snap.campaigns))):
+                    self._fits.popitem(last=False)
+        return result
 
     def decide(
         self,
@@ -297,14 +439,15 @@ class Engine(DecisionBackend):
         product_categories: tuple[str, ...] = (),
         _attempt: int = 0,
     ) -> Decision:
-        """Choose and log the ads for one view of a placement. Raises UnknownPlacement for an unknown key."""
-        snap = self.index.get()
+        """Choose and log the ads for one view of a placement. Raises UnknownPlacement for an unknown key,
+        IndexNotReady while the process's first candidate index is being built."""
+        snap = self._serving_snapshot()
         placement = snap.placements.get(placement_key)
         if placement is None:
             raise UnknownPlacement(placement_key)
         context = context or PageContext()
         personalised = bool(shopper is not None and shopper.personalisation and shopper.interest_vector is not None)
-        decision = Decision(id=uuid.uuid4(), placement=placement, personalised=personalised)
+        decision = Decision(id=_uuid4(), placement=placement, personalised=personalised)
         if not ad_settings.SERVING_ENABLED or not placement.is_active or not snap.campaigns:
             return decision
         n = placement.max_ads if n is None else max(0, min(int(n), placement.max_ads))
@@ -320,32 +463,9 @@ class Engine(DecisionBackend):
         vector = None
         if personalised:
             vector = np.asarray(shopper.interest_vector, np.float32)
-            similarity = snap.targets @ vector
-            # audience thresholds on the content similarity (the marketer's unit); the fit that ranks is the
-            # hybrid model's (content + what shoppers buy together + popularity) when both sides have it
-            ok = ok & (snap.no_threshold | (similarity >= snap.min_similarity0))
-            fit, mean, sd = similarity, snap.audience_mean, snap.audience_sd
-            if (
-                snap.hybrid_targets is not None
-                and shopper.interest_hybrid is not None
-                and shopper.interest_hybrid_model == snap.hybrid_version
-            ):
-                fit = snap.hybrid_targets @ np.asarray(shopper.interest_hybrid, np.float32)
-                mean, sd = snap.hybrid_audience_mean, snap.hybrid_audience_sd
-            with_target = fit[snap.target_idx]
-            if mean is not None:
-                # interest relevance: where the shopper stands in each campaign's audience (0.75: one sd above the
-                # shop's average shopper for that campaign, its "close" audience)
-                interest = np.clip(0.5 + 0.25 * (fit - mean) / sd, 0.0, 1.0)
-                interest[snap.no_target_idx] = 0.5
-                relevance = np.maximum(relevance, interest)
-            elif len(with_target) > 1:  # too few shoppers to know an audience: standardised over the campaigns
-                mean, std = float(with_target.mean()), max(float(with_target.std()), 1e-6)
-                interest = np.clip(0.5 + (0.25 / std) * (fit - mean), 0.0, 1.0)
-                interest[snap.no_target_idx] = 0.5
-                relevance = np.maximum(relevance, interest)
-            else:
-                relevance = np.maximum(relevance, 0.5)
+            similarity, interest, audience_ok = self._shopper_fit(snap, shopper, vector)
+            ok = ok & audience_ok
+            relevance = np.maximum(relevance, interest if interest is not None else 0.5)
         else:  # audience-restricted campaigns are personalised by definition: not for this shopper
             ok = ok & snap.no_threshold
             relevance = np.maximum(relevance, 0.5)
@@ -359,6 +479,7 @@ class Engine(DecisionBackend):
         now = timezone.now()
         kind = page_kind(context)
         model = snap.click_model
+        hour = round(_local_hour(now), 4)
         scoring = _Scoring(
             contextual=params.policy == "contextual",
             model=model,
@@ -367,9 +488,14 @@ class Engine(DecisionBackend):
                 kind=kind,
                 position=0,
                 other_language=lang != default_lang,
-                hour=_local_hour(now),
+                hour=hour,
                 placement_id=placement.id,
             ),
+            personalised=personalised,
+            kind=kind,
+            placement_id=placement.id,
+            other_language=lang != default_lang,
+            hour=hour,
             relevance=relevance,
             interest=interest if interest is not None else snap.no_interest,
             on_page=on_page,
@@ -392,20 +518,20 @@ class Engine(DecisionBackend):
         # the holdout of an experiment sees house ads only; one campaign per advertiser competes (its best), so
         # a slot never shows one advertiser twice
         sponsored = _one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
-        chosen, job, candidate_set = _choose(
+        chosen, candidate_set = _choose(
             snap, sponsored, scoring, lang=lang, default_lang=default_lang, n=n, params=params
         )
-        slates = [(chosen, job, len(sponsored), candidate_set)] if chosen else []
+        slates = [(chosen, len(sponsored), candidate_set)] if chosen else []
         if len(chosen) < n and placement.allow_house_ads:
             house = ranked[snap.house[ranked]][:k]
             if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
                 house_pool = _top(expected, ok & snap.house, k)
                 house = house_pool[~capped(snap, self.seen_today, shopper, house_pool)]
-            filled, house_job, _ = _choose(
+            filled, house_set = _choose(
                 snap, house, scoring, lang=lang, default_lang=default_lang, n=n - len(chosen), params=params
             )
             if filled:
-                slates.append((filled, house_job, len(house), None))
+                slates.append((filled, len(house), house_set))
         if not slates:
             return decision
         # caps hold across processes: the capped ads are reserved in the shared counters; when another process
@@ -420,15 +546,16 @@ class Engine(DecisionBackend):
 
         policy_name = CONTEXTUAL if scoring.contextual else POLICY_NAME
         ads: list[Ad] = []
-        for entries, job, n_candidates, candidate_set in slates:
-            for ci, lg, j, ctr, value, explored in entries:
+        rows: list[ImpressionRow] = []
+        for entries, n_candidates, candidate_set in slates:
+            for k, (ci, lg, j, ctr, value, explored) in enumerate(entries):
                 position = len(ads)
                 campaign = snap.campaigns[ci]
                 arms = snap.arms[lg]
                 product = _product(snap, campaign, context, vector)
                 landing = arms.landing[j] or (product.url if product else "") or campaign.landing_url or "/"
                 description = snap.descriptions.get((ci, lg), (None, ""))
-                nonce = uuid.uuid4()
+                nonce = _uuid4()
                 ctx = {
                     "page": context.page,
                     "product": None if context.product is None else str(context.product),
@@ -446,7 +573,7 @@ class Engine(DecisionBackend):
                 }
                 if scoring.contextual:
                     ctx["model"] = model.version
-                if candidate_set is not None and not job.rows:  # the slate's first row carries its candidates
+                if k == 0:  # the slate's first row carries its candidates (its propensities are computed from them)
                     ctx["slate"] = candidate_set
                 if context.client:
                     ctx["client"] = context.client
@@ -457,11 +584,11 @@ class Engine(DecisionBackend):
                     creative_id=int(arms.creative_ids[j]), description_id=description[0],
                     product_id=product.pk if product else None,
                     shopper_id=shopper.pk if shopper is not None else None, language=lg, position=position,
-                    propensity=None, predicted_ctr=ctr, relevance=float(relevance[ci]), value=value,
+                    propensity=PENDING, predicted_ctr=ctr, relevance=float(relevance[ci]), value=value,
                     candidates=n_candidates, personalised=personalised, policy=policy_name, context=ctx,
                     landing_url=landing, served_at=now,
                 )  # fmt: skip
-                job.rows.append(row)
+                rows.append(row)
                 ads.append(
                     Ad(
                         nonce=nonce,
@@ -478,7 +605,7 @@ class Engine(DecisionBackend):
                         row=row.signed(),
                     )
                 )
-        self.log.write([job for _, job, _, _ in slates])
+        self.log.write(rows, model=model if scoring.contextual else None)
         if shopper is not None and shopper.pk is not None:
             self.seen_today.add(shopper.pk, [ad.campaign_id for ad in ads])
         decision.ads = ads

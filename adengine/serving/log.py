@@ -1,9 +1,12 @@
-"""The impression log writer: decisions hand it their impressions; it estimates propensities and inserts.
+"""The impression log writer: decisions hand it their impressions; it inserts them.
 
 In the default ``async`` mode a background thread per process writes batches every
-``SERVING_LOG_FLUSH_SECONDS`` (or sooner when ``SERVING_LOG_BATCH`` rows wait), so a page view waits
-neither for the Monte-Carlo propensity estimate nor for the database. ``sync`` mode writes before
-``decide()`` returns (tests, one-off scripts).
+``SERVING_LOG_FLUSH_SECONDS`` (or sooner when ``SERVING_LOG_BATCH`` rows wait), so a page view does not wait
+for the database. Rows are written with their propensity unknown (NaN); every ``PROPENSITY_FILL_SECONDS`` the
+writer hands the ids it wrote to the strategy queue's task ``adengine.fill_propensities``, which computes them
+from each slate's logged candidate set (``propensity``): the Monte-Carlo estimate runs in a worker, not in the
+web process. ``sync`` mode writes, and fills the propensities, before ``decide()`` returns (tests, one-off
+scripts).
 
 Nothing served is lost on the way:
 
@@ -30,9 +33,7 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 
-import numpy as np
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -43,7 +44,6 @@ from django.db import (
 
 from adengine.conf import settings as ad_settings
 
-from .policy import propensities
 from .rows import ImpressionRow, insert_sql
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ stats: dict[str, object] = {
     "retries": 0,  # failed attempts to write a batch (each retried later)
     "dropped": 0,  # impressions given up: buffer full, refused by the database, or still unwritten at exit
     "pending": 0,  # impressions waiting now
+    "fill_sent": 0,  # impressions handed to the propensity task
     "last_error": "",
 }
 """This process's impression log counters (for a health check or the admin)."""
@@ -67,21 +68,11 @@ def _count(key: str, n: int = 1) -> int:
         return stats[key]
 
 
-@dataclass
-class PendingSlate:
-    """One slate's impression rows and what its propensities are estimated from."""
-
-    rows: list[ImpressionRow]
-    sampler: object  # policy.BetaSampler or click_model.ContextualSampler: draws the arms' CTRs
-    weight: np.ndarray
-    group: np.ndarray
-    arms: np.ndarray
-    epsilon: float
-
-
-def _insert(rows: list[ImpressionRow]) -> None:
+def _insert(rows: list[ImpressionRow]) -> list[int]:
+    """Insert; returns the ids of the rows written."""
     with connection.cursor() as cur:
         cur.execute(insert_sql(len(rows)), [value for row in rows for value in row.values()])
+        return [r[0] for r in cur.fetchall()]
 
 
 TRANSIENT = (OperationalError, InterfaceError)
@@ -91,37 +82,40 @@ class ImpressionLog:
     """Per-process buffer and writer thread (restarted after a fork)."""
 
     def __init__(self) -> None:
-        self._pending: list[PendingSlate] = []  # propensities not estimated yet
-        self._ready: deque[list] = deque()  # rows ready to insert (kept here while the database fails)
+        self._ready: deque[ImpressionRow] = deque()  # rows to insert (kept here while the database fails)
         self._inflight = 0  # rows taken by a writer and not yet written or put back
+        self._unfilled: list[int] = []  # ids written whose propensities are still to be computed
+        self._fill_sent_at = 0.0
         # re-entrant: the SIGTERM handler runs in the main thread, which may be inside write() (gunicorn's sync
         # worker serves requests there)
         self._lock = threading.RLock()
-        self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._pid: int | None = None
-        self._rng = np.random.default_rng()
         self._thread: threading.Thread | None = None
         self._closing = False
         self._dropped_unlogged = 0
         self._atexit = False
 
     # ---------------------------------------------------------------- the request path
-    def write(self, slates: list[PendingSlate]) -> None:
-        """Log the slates' impressions (now in sync mode or while shutting down, soon in async mode)."""
+    def write(self, rows: list[ImpressionRow], *, model: object = None) -> None:
+        """Log the impressions (now in sync mode or while shutting down, soon in async mode); ``model``: the click
+        model that served them (sync mode computes their propensities before writing)."""
         if ad_settings.SERVING_LOG_MODE == "sync":
-            self._insert_now(self._prepare(slates))
+            from .propensity import fill_rows
+
+            fill_rows(rows, model=model)  # sync mode is for tests and scripts: the rows are complete when written
+            self._insert_now(rows)
             return
         with self._lock:
             if self._pid != os.getpid():
                 self._start()
             closing = self._closing
             if not closing:
-                self._pending.extend(slates)
-                waiting = self._waiting()
+                self._ready.extend(rows)
+                waiting = len(self._ready)
                 self._trim()
         if closing:  # shutting down: the response waits until its impressions are written (or kept)
-            self._queue(self._prepare(slates))
+            self._queue(rows)
             self._insert_ready()
         elif waiting >= int(ad_settings.SERVING_LOG_BATCH):
             self._wake.set()
@@ -132,35 +126,18 @@ class ImpressionLog:
 
     # ---------------------------------------------------------------- writing
     def _waiting(self) -> int:
-        return sum(len(s.rows) for s in self._pending) + len(self._ready)
+        return len(self._ready)
 
-    def _prepare(self, slates: list[PendingSlate]) -> list[ImpressionRow]:
-        draws = int(ad_settings.SERVING_PROPENSITY_DRAWS)
-        rows = []
-        with self._write_lock:  # the generator is not thread-safe
-            for s in slates:
-                p = propensities(
-                    self._rng,
-                    sampler=s.sampler,
-                    weight=s.weight,
-                    group=s.group,
-                    arms=s.arms,
-                    epsilon=s.epsilon,
-                    draws=draws,
-                )
-                for row, value in zip(s.rows, p, strict=True):
-                    row.propensity = float(value)
-                    rows.append(row)
-        return rows
-
-    def _insert_now(self, rows: list[ImpressionRow]) -> None:
+    def _insert_now(self, rows: list[ImpressionRow]) -> list[int]:
+        ids: list[int] = []
         for start in range(0, len(rows), CHUNK):
-            self._insert_chunk(rows[start : start + CHUNK])
+            ids.extend(self._insert_chunk(rows[start : start + CHUNK]))
+        return ids
 
-    def _insert_chunk(self, rows: list[ImpressionRow]) -> None:
+    def _insert_chunk(self, rows: list[ImpressionRow]) -> list[int]:
         """Insert; a row the database refuses (not a lost connection) is dropped alone, counted and logged."""
         try:
-            _insert(rows)
+            ids = _insert(rows)
         except TRANSIENT:
             raise
         except DatabaseError:
@@ -168,11 +145,13 @@ class ImpressionLog:
                 raise
             if len(rows) == 1:
                 self._drop(1, "refused by the database", exc_info=True)
-                return
+                return []
+            ids = []
             for row in rows:  # find the bad row: the others are written
-                self._insert_chunk([row])
-            return
+                ids.extend(self._insert_chunk([row]))
+            return ids
         _count("written", len(rows))
+        return ids
 
     def _queue(self, rows: list[ImpressionRow]) -> None:
         with self._lock:
@@ -180,19 +159,6 @@ class ImpressionLog:
             self._trim()
 
     def _flush(self) -> tuple[int, BaseException | None]:
-        with self._lock:
-            batch, self._pending = self._pending, []
-            self._inflight += sum(len(s.rows) for s in batch)
-        try:
-            rows = self._prepare(batch) if batch else []
-            with self._lock:
-                self._ready.extend(rows)
-        except Exception as exc:
-            self._drop(sum(len(s.rows) for s in batch), "their propensities could not be estimated", exc_info=True)
-            return 0, exc
-        finally:
-            with self._lock:
-                self._inflight -= sum(len(s.rows) for s in batch)
         return self._insert_ready()
 
     def _insert_ready(self) -> tuple[int, BaseException | None]:
@@ -205,8 +171,10 @@ class ImpressionLog:
                 chunk = [self._ready.popleft() for _ in range(min(CHUNK, len(self._ready)))]
                 self._inflight += len(chunk)
             try:
-                self._insert_chunk(chunk)
+                ids = self._insert_chunk(chunk)
                 written += len(chunk)
+                with self._lock:
+                    self._unfilled.extend(ids)
             except Exception as exc:
                 with self._lock:  # kept, in order, for the next attempt
                     self._ready.extendleft(reversed(chunk))
@@ -219,6 +187,26 @@ class ImpressionLog:
                 with self._lock:
                     self._inflight -= len(chunk)
 
+    def _send_fill(self, *, force: bool = False) -> None:
+        """Hand the ids written since the last time to the strategy queue's propensity task (every
+        PROPENSITY_FILL_SECONDS); with the broker down they are left to beat's sweep."""
+        now = time.monotonic()
+        if not force and now - self._fill_sent_at < float(ad_settings.PROPENSITY_FILL_SECONDS):
+            return
+        with self._lock:
+            ids, self._unfilled = self._unfilled, []
+        self._fill_sent_at = now
+        if not ids:
+            return
+        try:
+            from adengine import tasks
+
+            tasks.fill_propensities.apply_async(kwargs={"impression_ids": ids}, retry=False)
+            _count("fill_sent", len(ids))
+        except Exception as exc:
+            log.warning("impression log: could not send %d impression(s) to the propensity task (%s); beat's "
+                        "sweep will fill them", len(ids), exc)  # fmt: skip
+
     def _trim(self) -> None:
         """Keep at most SERVING_LOG_MAX_PENDING impressions waiting (called with the lock held): drop the oldest."""
         excess = self._waiting() - int(ad_settings.SERVING_LOG_MAX_PENDING)
@@ -227,10 +215,6 @@ class ImpressionLog:
             self._ready.popleft()
             excess -= 1
             dropped += 1
-        while excess > 0 and self._pending:
-            n = len(self._pending.pop(0).rows)
-            excess -= n
-            dropped += n
         if dropped:
             _count("dropped", dropped)
             self._dropped_unlogged += dropped  # logged by the writer thread, not once per request
@@ -248,8 +232,8 @@ class ImpressionLog:
     # ---------------------------------------------------------------- the writer thread
     def _start(self) -> None:
         self._pid = os.getpid()
-        self._pending = []  # rows inherited from a parent process are the parent's to write
-        self._ready = deque()
+        self._ready = deque()  # rows inherited from a parent process are the parent's to write
+        self._unfilled = []
         self._inflight = 0
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="adengine-impression-log", daemon=True)
@@ -274,6 +258,7 @@ class ImpressionLog:
             except Exception as exc:  # not the database: log it and go on
                 log.exception("impression log: a batch could not be prepared")
                 written, error = 0, exc
+            self._send_fill(force=self._closing)
             if self._dropped_unlogged:
                 n, self._dropped_unlogged = self._dropped_unlogged, 0
                 log.error(
@@ -321,6 +306,8 @@ class ImpressionLog:
             with self._lock:
                 left = self._waiting() + self._inflight
             if left == 0:
+                if here:
+                    self._send_fill(force=True)
                 return True
             if time.monotonic() >= deadline:
                 break
@@ -329,7 +316,7 @@ class ImpressionLog:
         if final:
             with self._lock:
                 lost = self._waiting()
-                self._pending, self._ready = [], deque()
+                self._ready = deque()
             why = stats["last_error"] if error is None else error
             if lost:
                 self._drop(lost, f"not written within SERVING_LOG_SHUTDOWN_SECONDS of shutdown; last error: {why}")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 
 from adengine.models import Impression
 
+PENDING = float("nan")  # a propensity not known (yet): what off-policy evaluation leaves out
+
 
 @dataclass(slots=True)
 class ImpressionRow:
@@ -24,7 +26,8 @@ class ImpressionRow:
     shopper_id: int | None
     language: str
     position: int
-    propensity: float | None  # estimated by the log writer (NaN: restored from a token, unknown)
+    propensity: float  # NaN (PENDING): not known yet -- filled from the slate's candidate set by ``propensity``
+    # (off the request path), or never when the row was restored from a token
     predicted_ctr: float
     relevance: float
     value: float
@@ -55,10 +58,11 @@ _VALUES = "(" + ", ".join("%s::jsonb" if c == "context" else "%s" for c in COLUM
 
 def insert_sql(n: int, *, complete_restored: bool = True) -> str:
     """INSERT of ``n`` rows. ``complete_restored``: a row restored from its token earlier (propensity NaN) is
-    completed by the real one; otherwise an existing row is left as it is."""
+    completed by the real one, and the ids of the rows written are returned; otherwise an existing row is left as
+    it is."""
     table = Impression._meta.db_table
     sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES " + ", ".join([_VALUES] * n)
     if not complete_restored:
         return sql + " ON CONFLICT (nonce) DO NOTHING"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "nonce")
-    return sql + f" ON CONFLICT (nonce) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN'"
+    return sql + f" ON CONFLICT (nonce) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN' RETURNING {table}.id"

@@ -14,11 +14,16 @@ row is written (another process's writer still waiting for the database, say) is
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core import signing
+from django.utils.encoding import force_bytes
 from django.utils.translation import gettext_noop
 
 from adengine.conf import settings as ad_settings
@@ -51,14 +56,35 @@ class TokenData:
     issued_at: dt.datetime | None = None
 
 
+_mac: tuple[str, object] | None = None
+
+
+def _signed(obj) -> str:
+    """``signing.dumps(obj, salt=SALT, compress=False)``, the same string, with the HMAC key derived once per
+    SECRET_KEY instead of once per token (a decision signs a token per ad)."""
+    global _mac
+    from django.conf import settings
+
+    secret = settings.SECRET_KEY
+    cached = _mac
+    if cached is None or cached[0] != secret:  # Django's salted_hmac(SALT + "signer", value, SECRET_KEY)
+        key = hashlib.sha256(force_bytes(SALT + "signer") + force_bytes(secret)).digest()
+        cached = _mac = (secret, hmac.new(key, digestmod=hashlib.sha256))
+    value = f"{signing.b64_encode(json.dumps(obj, separators=(',', ':')).encode('latin-1')).decode()}:"
+    value += signing.b62_encode(int(time.time()))
+    mac = cached[1].copy()
+    mac.update(value.encode())
+    return f"{value}:{signing.b64_encode(mac.digest()).decode()}"
+
+
 def make(*, nonce: uuid.UUID, row: Sequence | None = None) -> str:
     """A signed, timestamped token naming one impression by its one-time nonce (and carrying its ROW_FIELDS)."""
     if row is None:
-        return signing.dumps(nonce.hex, salt=SALT, compress=False)
+        return _signed(nonce.hex)
     if len(row) != len(ROW_FIELDS):
         raise ValueError(f"row must have {len(ROW_FIELDS)} values: {', '.join(ROW_FIELDS)}")
     values = [v if v is None or isinstance(v, int | str) else str(v) for v in row]  # a UUID product key as text
-    return signing.dumps([nonce.hex, *values], salt=SALT, compress=False)
+    return _signed([nonce.hex, *values])
 
 
 def max_age(kind: str) -> int:

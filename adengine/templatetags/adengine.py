@@ -85,39 +85,25 @@ def ad_slot(
     """
     request = context.get("request")
     try:
-        from django.utils.translation import get_language
+        from adengine.serving import IndexNotReady, UnknownPlacement
+        from adengine.serving.presentation import PageSlots
 
-        from adengine.services.shoppers import shopper_for_request
-        from adengine.serving import PageContext, UnknownPlacement, decide
-        from adengine.serving.presentation import ad_data, render_slot
-
-        # an existing shopper only: a page view alone creates no shopper or session row (bots, one-page visits)
-        shopper = shopper_for_request(request, create=False) if request is not None else None
         page_category, product_categories = _category_keys(product, category)
         try:
-            decision = decide(
-                placement_key=key,
-                shopper=shopper,
-                context=PageContext(
-                    page=page or (request.resolver_match.url_name if request and request.resolver_match else ""),
-                    product=getattr(product, "pk", None),
-                    category=page_category,
-                    query=query or "",
-                ),
-                language=get_language(),
+            return PageSlots.of(request).render(
+                key,
+                product=product,
+                page_category=page_category,
                 product_categories=product_categories,
+                query=query,
+                page=page,
             )
         except UnknownPlacement:
             log.warning("ad_slot: no placement %r; rendering nothing", key)
             return ""
-        if not decision.ads:
+        except IndexNotReady:  # this process is starting: no ads until its candidate index is built
+            log.info("ad_slot %r: the serving index is being built; rendering nothing", key)
             return ""
-        return render_slot(
-            ads=[ad_data(ad) for ad in decision.ads],
-            placement=decision.placement,
-            decision_id=decision.id,
-            request=request,
-        )
     except Exception:
         log.exception("ad_slot %r failed; the page renders without it", key)
         return ""

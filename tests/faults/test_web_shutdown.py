@@ -12,6 +12,7 @@ from django.db import connection
 
 from adengine.models import AdEvent, Impression
 from adengine.serving import tokens
+from adengine.serving.propensity import fill
 
 from .servers import BROWSER, Server, burst
 
@@ -38,9 +39,11 @@ def test_sigterm_right_after_a_burst_writes_every_impression(served, tmp_path, k
         server.stop(signal.SIGTERM)
     nonces = {tokens.read("view", t).nonce for t in served_tokens}
     assert len(nonces) == 2 * (150 + 30)  # two ads a view, on every page and in every answer
-    # then every impression it served is in the table, with its propensity
+    # then every impression it served is in the table
     written = Impression.objects.filter(nonce__in=nonces)
     assert written.count() == len(nonces), f"{written.count()} of {len(nonces)} written\n{server.output()}"
+    # and its propensity can be computed from what was logged (what the strategy queue's task does)
+    assert fill(impression_ids=list(written.values_list("pk", flat=True)))["unknown"] == 0
     assert not any(math.isnan(p) for p in written.values_list("propensity", flat=True))
 
 

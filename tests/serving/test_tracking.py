@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from decimal import Decimal
 
@@ -147,31 +148,46 @@ def test_truncate_ip(ip, expected):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_async_log_writes_impressions_with_propensities_off_the_request_path(client, placement, make_campaign):
-    # given the production mode: impressions are written by the log's background thread
+def test_async_log_writes_impressions_and_hands_their_propensities_to_the_strategy_queue(
+    client, placement, make_campaign, monkeypatch
+):
+    # given the production mode: impressions are written by the log's background thread, and the ids it wrote go
+    # to the propensity task (captured here instead of the broker)
+    from adengine import tasks
     from adengine.serving.log import impression_log
 
+    sent: list[list[int]] = []
+    monkeypatch.setattr(
+        tasks.fill_propensities, "apply_async", lambda kwargs, **kw: sent.append(kwargs["impression_ids"])
+    )
     campaign = make_campaign(headlines=3)
-    with adengine_settings(SERVING_LOG_MODE="async", SERVING_LOG_FLUSH_SECONDS=30):
+    with adengine_settings(SERVING_LOG_MODE="async", SERVING_LOG_FLUSH_SECONDS=30, PROPENSITY_FILL_SECONDS=0):
         # when an ad is chosen, nothing is written yet (the writer waits for its batch)
         (ad,) = decide(placement_key=placement.key, shopper=None).ads
         assert not Impression.objects.exists()
-        # then its click, arriving first, still finds it (this process's pending rows are flushed)
+        # then its click, arriving first, still finds it (this process's pending rows are flushed), its
+        # propensity not computed yet: no Monte-Carlo in the web process
         resp = click(client, tokens.urls(ad.nonce)["click_url"])
         assert resp.status_code == 302
         imp = Impression.objects.get(nonce=ad.nonce)
-        assert 0 < imp.propensity <= 1 and imp.campaign_id == campaign.pk
-        # and the background thread writes the rest by itself
+        assert math.isnan(imp.propensity) and imp.campaign_id == campaign.pk
+        # and the background thread writes the rest by itself, and sends what it wrote to the propensity task
         (other,) = decide(placement_key=placement.key, shopper=None).ads
         impression_log._wake.set()
         import time
 
         deadline = time.monotonic() + 10
-        while not Impression.objects.filter(nonce=other.nonce).exists() and time.monotonic() < deadline:
+        while (
+            not Impression.objects.filter(nonce=other.nonce).exists() or len(sum(sent, [])) < 2
+        ) and time.monotonic() < deadline:
             impression_log._wake.set()
             time.sleep(0.05)
-        assert Impression.objects.filter(nonce=other.nonce).exists()
+        written = Impression.objects.filter(nonce__in=[ad.nonce, other.nonce])
+        assert sorted(sum(sent, [])) == sorted(written.values_list("pk", flat=True))
     impression_log.stop()
+    # when the task runs (a strategy worker), the propensities are filled
+    assert tasks.fill_propensities(impression_ids=sum(sent, [])) == {"filled": 2, "unknown": 0}
+    assert all(0 < p <= 1 for p in written.values_list("propensity", flat=True))
 
 
 APP_UAS = ["okhttp/4.12.0", "MyShop/2.3 CFNetwork/1410.0.3 Darwin/22.6.0", "Dart/3.2 (dart:io)"]
