@@ -66,6 +66,10 @@ def beat_schedule() -> dict:
             "task": "adengine.sweep_generation_requests",
             "schedule": float(ad_settings.SWEEP_INTERVAL_SECONDS),
         },
+        "adengine.maintain_log_partitions": {
+            "task": "adengine.maintain_log_partitions",
+            "schedule": float(ad_settings.LOG_PARTITION_INTERVAL_SECONDS),
+        },
     }
 
 
@@ -119,3 +123,12 @@ def sweep_generation_requests() -> dict:
     if any(result.values()):
         log.info("copy request sweep: %s", result)
     return result
+
+
+@shared_task(name="adengine.maintain_log_partitions", ignore_result=True, base=AdengineTask)
+def maintain_log_partitions() -> dict:
+    """The logs' daily partitions: LOG_PARTITIONS_AHEAD days created ahead, strays of the default partition moved,
+    days past LOG_RETENTION_DAYS dropped once rolled up (idempotent)."""
+    from adengine.services.log_partitions import maintain
+
+    return maintain().as_dict()
