@@ -159,7 +159,7 @@ def partition(apps, schema_editor):
         for name, definition in fks:
             cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
         cur.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
-        source = IMP + "_old" if table == IMP else old
+        source = f"{IMP}_old"  # an event belongs to the day of its impression
         cur.execute(f"SELECT DISTINCT (served_at AT TIME ZONE 'UTC')::date FROM {source}")
         days = {r[0] for r in cur.fetchall()} | {today + dt.timedelta(days=n) for n in range(-1, AHEAD + 1)}
         for day in sorted(days):

@@ -10,6 +10,18 @@ from dataclasses import dataclass, field, fields
 from adengine.models import Impression
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_micros(when: dt.datetime | None) -> int | None:
+    """A time as whole microseconds since the epoch (exact, and short in a token)."""
+    return None if when is None else (when - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def from_micros(value: int | None) -> dt.datetime | None:
+    return None if value is None else _EPOCH + dt.timedelta(microseconds=int(value))
+
+
 @dataclass(slots=True)
 class ImpressionRow:
     """One served ad, as the impression log writes it (the columns of ``adengine.Impression``)."""
@@ -44,18 +56,6 @@ class ImpressionRow:
 
     def signed(self) -> tuple:
         return tuple(to_micros(self.served_at) if name == "served_at" else getattr(self, name) for name in self.SIGNED)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def to_micros(when: dt.datetime | None) -> int | None:
-    """A time as whole microseconds since the epoch (exact, and short in a token)."""
-    return None if when is None else (when - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-def from_micros(value: int | None) -> dt.datetime | None:
-    return None if value is None else _EPOCH + dt.timedelta(microseconds=int(value))
 
     def values(self) -> list:
         """The column values in ``COLUMNS`` order (context as JSON text)."""
