@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 CONTEXT = '{"kind": "product", "asset_ctr": 0.021, "page_relevance": 0.41, "interest": 0.37, "explored": false}'
 TAIL_MINUTES = 5
 TAIL_ROWS = 5_000
+MIN_FREE_BYTES = 10 * 2**30
 
 
 def _url(db: str) -> str:
@@ -59,8 +61,57 @@ def _migrate() -> float:
 
 
 # ---------------------------------------------------------------- filling
-def fill(rows: int, days: int) -> dict:
-    """``rows`` impressions over the last ``days`` days, 1 % clicked, rolled up but for the last minutes."""
+HOURLY_INDEXES = Path("/tmp/adengine-log-scale-hourly-indexes.json")
+
+
+def _index_statements(cur, parent: str, child: str) -> list[str]:
+    """The partitioned indexes of ``parent`` as statements that build them on the table ``child``."""
+    cur.execute("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = "
+                "i.indexrelid WHERE i.indrelid = %s::regclass", [parent])  # fmt: skip
+    out = []
+    for n, (_, definition) in enumerate(cur.fetchall()):
+        body = definition.split(" USING ", 1)[1]
+        unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
+        out.append(f"CREATE {unique}INDEX {child}_{n} ON {child} USING {body}")
+    return out
+
+
+def _drop_hourly_indexes(cur) -> None:
+    """The roll-up is loaded without its indexes (built once at the end, ``_hourly_indexes``)."""
+    cur.execute("SELECT c.relname, pg_get_indexdef(i.indexrelid), con.conname FROM pg_index i JOIN pg_class c ON "
+                "c.oid = i.indexrelid LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype = "
+                "'u' WHERE i.indrelid = 'adengine_hourlystats'::regclass AND NOT i.indisprimary")  # fmt: skip
+    found = cur.fetchall()
+    if not found:
+        return
+    saved = json.loads(HOURLY_INDEXES.read_text()) if HOURLY_INDEXES.exists() else []
+    HOURLY_INDEXES.write_text(json.dumps(saved + [[d, c] for _, d, c in found]))
+    for name, _, constraint in found:
+        cur.execute(f"ALTER TABLE adengine_hourlystats DROP CONSTRAINT {constraint}" if constraint
+                    else f"DROP INDEX {name}")  # fmt: skip
+
+
+def _hourly_indexes(cur) -> None:
+    if not HOURLY_INDEXES.exists():
+        return
+    for definition, constraint in json.loads(HOURLY_INDEXES.read_text()):
+        name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
+        cur.execute("SELECT to_regclass(%s)", [name])
+        if cur.fetchone()[0] is None:
+            cur.execute(definition)
+            if constraint:
+                cur.execute(f"ALTER TABLE adengine_hourlystats ADD CONSTRAINT {constraint} UNIQUE USING INDEX {name}")
+    HOURLY_INDEXES.unlink()
+
+
+def fill(rows: int, days: int, *, fresh: bool = False) -> dict:
+    """``rows`` impressions over the last ``days`` days, 1 % clicked, rolled up but for the last minutes.
+
+    Day by day, resumable: each day's impressions and clicks go into tables of their own without indexes, which
+    are then indexed as the partitioned tables' indexes say and attached as that day's partitions (faster than
+    keeping four b-trees up to date per row); its roll-up is written at once. A day already loaded is kept
+    unless ``fresh``.
+    """
     import datetime as dt
 
     from django.db import connection, transaction
@@ -70,20 +121,14 @@ def fill(rows: int, days: int) -> dict:
     from adengine.services import log_partitions
 
     migrate_s = _migrate()
-    with connection.cursor() as cur:
-        oldest = timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=days - 1)
-        cur.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                    [log_partitions.partition_name("adengine_impression", oldest)])  # fmt: skip
-        found = cur.fetchone()
-        if found and found[0] >= 0.9 * rows / days:
-            print("log already filled", flush=True)
-            return {"migrate_s": round(migrate_s, 1), "reused": True}
     now = timezone.now()
     today = now.astimezone(dt.UTC).date()
     first = today - dt.timedelta(days=days - 1)
+    per_day = rows // days
     tz = timezone.get_current_timezone_name()
+    tail_start = now - dt.timedelta(minutes=TAIL_MINUTES)
+    imp_t, ev_t = "adengine_impression", "adengine_adevent"
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE adengine_adevent, adengine_impression, adengine_hourlystats")
         cur.execute(
             "CREATE TEMP TABLE bench_camp AS SELECT (row_number() OVER (ORDER BY c.id) - 1)::int AS r, c.id AS "
             "campaign_id, array_agg(a.id ORDER BY a.id) AS creatives FROM adengine_campaign c JOIN adengine_creative "
@@ -97,12 +142,19 @@ def fill(rows: int, days: int) -> dict:
         cur.execute("SELECT min(id), max(id), count(*) FROM adengine_shopper WHERE user_id IS NULL")
         lo, hi, n_shoppers = cur.fetchone()
         assert hi - lo + 1 == n_shoppers, "anonymous shoppers' ids are not contiguous"
-    for d in range(days + log_partitions.ad_settings.LOG_PARTITIONS_AHEAD):
-        for entry in log_partitions.logs():
-            log_partitions.create_partition(entry, first + dt.timedelta(days=d))
+        # what is there: days loaded by an earlier (interrupted) run are kept
+        loaded = set()
+        for day, name in log_partitions.partition_days(imp_t).items():
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")
+            if cur.fetchone()[0] and first <= day and not fresh:
+                loaded.add(day)
+        if not loaded:
+            cur.execute("TRUNCATE adengine_adevent, adengine_impression, adengine_hourlystats")
+        _drop_hourly_indexes(cur)
+        cur.execute("SET session_replication_role = replica")  # generated consistent: no FK triggers per row
     insert = f"""
         WITH ins AS (
-            INSERT INTO adengine_impression (nonce, decision_id, placement_id, campaign_id, creative_id, shopper_id,
+            INSERT INTO {{imp}} (nonce, decision_id, placement_id, campaign_id, creative_id, shopper_id,
                 language, position, propensity, predicted_ctr, relevance, value, candidates, personalised, policy,
                 context, landing_url, served_at)
             SELECT gen_random_uuid(), gen_random_uuid(), (%(placements)s::bigint[])[1 + s.g %% 4], c.campaign_id,
@@ -114,73 +166,78 @@ def fill(rows: int, days: int) -> dict:
               JOIN bench_camp c ON c.r = s.r
             RETURNING id, served_at, campaign_id
         )
-        INSERT INTO adengine_adevent (impression_id, impression_served_at, campaign_id, kind, status, charge, ip,
+        INSERT INTO {{ev}} (impression_id, impression_served_at, campaign_id, kind, status, charge, ip,
                                       user_agent, occurred_at)
-        SELECT id, served_at, campaign_id, 'click', 'accepted', 0.5, '10.0.0.0', 'bench',
-               served_at + interval '30 seconds'
+        SELECT id, served_at, campaign_id, 'click', 'accepted', 0.5, '10.0.0.0', 'bench', served_at
           FROM ins WHERE random() < 0.01
     """
+    hour = "(date_trunc('hour', {c} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)"
+    # a click is logged in the second of its impression: its hour, hence its roll-up row, is its impression's
+    rollup = f"""
+        INSERT INTO adengine_hourlystats (hour, campaign_id, creative_id, placement_id, arm, impressions, views,
+            clicks, conversions, spend, revenue)
+        SELECT h, campaign_id, creative_id, placement_id, '', sum(i), 0, sum(c), 0, sum(s), 0 FROM (
+            SELECT {hour.format(c="served_at")} AS h, campaign_id, creative_id, placement_id, 1 AS i, 0 AS c, 0 AS s
+              FROM {{imp}}
+            UNION ALL
+            SELECT {hour.format(c="e.occurred_at")}, e.campaign_id, i.creative_id, i.placement_id, 0, 1, e.charge
+              FROM {{ev}} e JOIN {{imp}} i ON i.id = e.impression_id
+        ) x GROUP BY 1, 2, 3, 4
+    """
+    common = {"placements": placements, "lo": lo, "n_shoppers": n_shoppers, "n_camp": n_camp, "tz": tz}
     t0 = time.perf_counter()
-    per_day = rows // days
-    tail_start = now - dt.timedelta(minutes=TAIL_MINUTES)
+    for d in range(days):
+        day = first + dt.timedelta(days=d)
+        if day in loaded:
+            continue
+        free = shutil.disk_usage(ROOT).free
+        if free < MIN_FREE_BYTES:  # the server is shared: leave room for the others
+            print(f"  stopped before {day}: {free / 2**30:.1f} GB free on the disk", flush=True)
+            break
+        start, end = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC), None
+        end = start + dt.timedelta(days=1)
+        span = min(dt.timedelta(days=1), tail_start - start)
+        with transaction.atomic(), connection.cursor() as cur:
+            names = {t: log_partitions.partition_name(t, day) for t in (imp_t, ev_t)}
+            for table, name in names.items():
+                cur.execute(f"DROP TABLE IF EXISTS {name}")  # an empty partition made ahead
+                cur.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+            cur.execute(insert.replace("{imp}", names[imp_t]).replace("{ev}", names[ev_t]),
+                        {**common, "start": start, "span": span, "n": per_day})  # fmt: skip
+            cur.execute(rollup.replace("{imp}", names[imp_t]).replace("{ev}", names[ev_t]), common)
+            for table, name in names.items():
+                for statement in _index_statements(cur, table, name):
+                    cur.execute(statement)
+                key = log_partitions.logs()[0 if table == imp_t else 1].key
+                cur.execute(f"ALTER TABLE {name} ADD CONSTRAINT {name}_day CHECK ({key} >= %s AND {key} < %s)",
+                            [start, end])  # fmt: skip
+                cur.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
+                cur.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_day")
+                cur.execute(f"ANALYZE {name}")
+        print(f"  {day}: {per_day:,} impressions loaded, indexed, rolled up ({time.perf_counter() - t0:.0f} s)",
+              flush=True)  # fmt: skip
+    fill_s = time.perf_counter() - t0
     with connection.cursor() as cur:
-        cur.execute("SET session_replication_role = replica")  # generated consistent: no FK triggers per row
-        for d in range(days):
-            day = first + dt.timedelta(days=d)
-            start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-            span = min(dt.timedelta(days=1), tail_start - start)
-            params = {"placements": placements, "lo": lo, "n_shoppers": n_shoppers, "n_camp": n_camp,
-                      "start": start, "span": span, "n": per_day}  # fmt: skip
-            with transaction.atomic():
-                cur.execute(insert, params)
-            done = (d + 1) * per_day
-            print(f"  {day}: {done:,} impressions ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for d in range(log_partitions.ad_settings.LOG_PARTITIONS_AHEAD + 1):
+            for entry in log_partitions.logs():
+                log_partitions.create_partition(entry, today + dt.timedelta(days=d))
+        t1 = time.perf_counter()
+        _hourly_indexes(cur)
+        index_s = time.perf_counter() - t1
         cur.execute("SELECT max(id) FROM adengine_impression")
         imp_mark = cur.fetchone()[0]
         cur.execute("SELECT max(id) FROM adengine_adevent")
         ev_mark = cur.fetchone()[0]
-        fill_s = time.perf_counter() - t0
-        # the roll-up the strategy update writes (hour of shop time, campaign, headline, placement, arm), day by day
-        t1 = time.perf_counter()
-        hour = "(date_trunc('hour', {c} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)"
-        for d in range(days):
-            day = first + dt.timedelta(days=d)
-            imp, ev = (log_partitions.partition_name(t, day) for t in ("adengine_impression", "adengine_adevent"))
-            cur.execute(
-                f"""
-                INSERT INTO adengine_hourlystats (hour, campaign_id, creative_id, placement_id, arm, impressions,
-                    views, clicks, conversions, spend, revenue)
-                SELECT h, campaign_id, creative_id, placement_id, '', sum(i), 0, sum(c), 0, sum(s), 0 FROM (
-                    SELECT {hour.format(c="served_at")} AS h, campaign_id, creative_id, placement_id, 1 AS i, 0 AS c,
-                           0 AS s
-                      FROM {imp}
-                    UNION ALL
-                    SELECT {hour.format(c="e.occurred_at")}, e.campaign_id, i.creative_id, i.placement_id, 0, 1,
-                           e.charge
-                      FROM {ev} e JOIN {imp} i ON i.id = e.impression_id
-                ) x GROUP BY 1, 2, 3, 4
-                ON CONFLICT (hour, campaign_id, creative_id, placement_id, arm) DO UPDATE SET
-                    impressions = adengine_hourlystats.impressions + EXCLUDED.impressions,
-                    clicks = adengine_hourlystats.clicks + EXCLUDED.clicks,
-                    spend = adengine_hourlystats.spend + EXCLUDED.spend
-                """,
-                {"tz": tz},
-            )
-            print(f"  rolled up {day} ({time.perf_counter() - t1:.0f} s)", flush=True)
-        rollup_s = time.perf_counter() - t1
         marks = {"impression_id": imp_mark, "event_id": ev_mark, "updated_at": now}
         StrategyState.objects.update_or_create(key="default", defaults=marks)
         # the live tail: the last minutes, after the roll-up's watermark
         tail = {"start": tail_start, "span": dt.timedelta(minutes=TAIL_MINUTES), "n": TAIL_ROWS}
-        cur.execute(insert, {"placements": placements, "lo": lo, "n_shoppers": n_shoppers, "n_camp": n_camp,
-                             **tail})  # fmt: skip
+        cur.execute(insert.replace("{imp}", imp_t).replace("{ev}", ev_t), {**common, **tail})
         cur.execute("SET session_replication_role = DEFAULT")
         t2 = time.perf_counter()
-        cur.execute("VACUUM ANALYZE adengine_impression")
-        cur.execute("VACUUM ANALYZE adengine_adevent")
         cur.execute("VACUUM ANALYZE adengine_hourlystats")
         vacuum_s = time.perf_counter() - t2
-    return {"migrate_s": round(migrate_s, 1), "fill_s": round(fill_s), "rollup_s": round(rollup_s),
+    return {"migrate_s": round(migrate_s, 1), "fill_s": round(fill_s), "hourly_index_s": round(index_s),
             "vacuum_s": round(vacuum_s), **sizes()}  # fmt: skip
 
 
@@ -377,6 +434,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--only", choices=["fill", "decisions", "reports"], action="append")
+    parser.add_argument("--fresh", action="store_true", help="fill: start again (else loaded days are kept)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,7 +445,7 @@ def main() -> None:
     results: dict = {}
     _setup_django(args.db)
     if "fill" in only:
-        results["fill"] = fill(args.rows, args.days)
+        results["fill"] = fill(args.rows, args.days, fresh=args.fresh)
         print(f"fill: {json.dumps(results['fill'])}", flush=True)
     if "reports" in only:
         results["reports"] = reports()
