@@ -161,6 +161,20 @@ def test_expired_days_are_dropped_only_once_rolled_up_and_reports_stay_the_same(
         assert row_after == row_before
 
 
+def test_beat_runs_the_maintenance_on_the_strategy_queue():
+    from adengine.queues import queue_for
+    from adengine.tasks import beat_schedule, maintain_log_partitions
+
+    # given the beat schedule, then the maintenance is in it, every LOG_PARTITION_INTERVAL_SECONDS
+    with adengine_settings(LOG_PARTITION_INTERVAL_SECONDS=600):
+        entry = beat_schedule()["adengine.maintain_log_partitions"]
+    assert entry == {"task": "adengine.maintain_log_partitions", "schedule": 600.0}
+    assert queue_for("adengine.maintain_log_partitions") == "adengine.strategy"
+    # and the task runs it (idempotent: a second run has nothing to create, nothing expired)
+    maintain_log_partitions()
+    assert maintain_log_partitions() == {"created": [], "dropped": [], "kept": []}
+
+
 def test_a_retention_shorter_than_attribution_needs_is_refused():
     with adengine_settings(LOG_RETENTION_DAYS=3), pytest.raises(ImproperlyConfigured, match="at least 9"):
         log_partitions.maintain()
