@@ -41,7 +41,6 @@ PARTITIONED = {
             f"WHERE {COUNTED}",
             f"CREATE INDEX adengine_adevent_impression_id_1586e0d7 ON {EV} (impression_id)",
             f"CREATE INDEX adengine_adevent_campaign ON {EV} (campaign_id, kind, occurred_at)",
-            f"CREATE INDEX adengine_adevent_ip ON {EV} (ip, kind, occurred_at)",
             f"CREATE INDEX adengine_adevent_occurred_at_6b95355b ON {EV} (occurred_at)",
         ],
     },
@@ -231,6 +230,10 @@ class Migration(migrations.Migration):
                 migrations.RemoveConstraint(
                     model_name="adevent",
                     name="adengine_adevent_once",
+                ),
+                migrations.RemoveIndex(
+                    model_name="adevent",
+                    name="adengine_adevent_ip",
                 ),
                 migrations.AddField(
                     model_name="adevent",

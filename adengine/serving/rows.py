@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, fields
 
 from adengine.models import Impression
 
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
