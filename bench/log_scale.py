@@ -104,13 +104,13 @@ def _hourly_indexes(cur) -> None:
     HOURLY_INDEXES.unlink()
 
 
-def fill(rows: int, days: int, *, fresh: bool = False) -> dict:
+def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
     """``rows`` impressions over the last ``days`` days, 1 % clicked, rolled up but for the last minutes.
 
     Day by day, resumable: each day's impressions and clicks go into tables of their own without indexes, which
     are then indexed as the partitioned tables' indexes say and attached as that day's partitions (faster than
     keeping four b-trees up to date per row); its roll-up is written at once. A day already loaded is kept
-    unless ``fresh``.
+    unless ``fresh``; no new day is started after ``stop_at`` (a UTC datetime).
     """
     import datetime as dt
 
@@ -187,9 +187,12 @@ def fill(rows: int, days: int, *, fresh: bool = False) -> dict:
     common = {"placements": placements, "lo": lo, "n_shoppers": n_shoppers, "n_camp": n_camp, "tz": tz}
     t0 = time.perf_counter()
     for d in range(days):
-        day = first + dt.timedelta(days=d)
+        day = today - dt.timedelta(days=d)  # newest first: today's partition (the frequency cap's) is there first
         if day in loaded:
             continue
+        if stop_at is not None and dt.datetime.now(dt.UTC) >= stop_at:
+            print(f"  stopped before {day}: --stop-at {stop_at:%H:%M} UTC", flush=True)
+            break
         free = shutil.disk_usage(ROOT).free
         if free < MIN_FREE_BYTES:  # the server is shared: leave room for the others
             print(f"  stopped before {day}: {free / 2**30:.1f} GB free on the disk", flush=True)
@@ -435,6 +438,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--only", choices=["fill", "decisions", "reports"], action="append")
     parser.add_argument("--fresh", action="store_true", help="fill: start again (else loaded days are kept)")
+    parser.add_argument("--stop-at", help="fill: start no new day after this UTC time (HH:MM)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -445,7 +449,13 @@ def main() -> None:
     results: dict = {}
     _setup_django(args.db)
     if "fill" in only:
-        results["fill"] = fill(args.rows, args.days, fresh=args.fresh)
+        stop_at = None
+        if args.stop_at:
+            import datetime as dt
+
+            hour, minute = (int(x) for x in args.stop_at.split(":"))
+            stop_at = dt.datetime.now(dt.UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        results["fill"] = fill(args.rows, args.days, fresh=args.fresh, stop_at=stop_at)
         print(f"fill: {json.dumps(results['fill'])}", flush=True)
     if "reports" in only:
         results["reports"] = reports()

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from adengine.conf import settings as ad_settings
@@ -80,27 +80,28 @@ def is_partitioned(table: str) -> bool:
         return cur.fetchone() is not None
 
 
+# Partition DDL waits at most this long for its lock, then gives up until the next run: a DDL statement queued
+# behind a long report would queue every decision's insert behind itself.
+LOCK_TIMEOUT = "5s"
+
+
 @transaction.atomic
 def create_partition(entry: Log, day: dt.date) -> bool:
-    """The partition of ``day`` (False if it was there); rows of that day in the default partition move into it."""
+    """The partition of ``day`` (False if it was there); rows of that day in the default partition move into it.
+
+    Made as a table of its own and attached (ATTACH PARTITION locks the parent only against other DDL, where
+    CREATE TABLE ... PARTITION OF would lock out its readers and writers); the default partition is locked while
+    its strays move (milliseconds: it holds only rows that found no partition).
+    """
     if day in partition_days(entry.table):
         return False
     name, default = partition_name(entry.table, day), default_name(entry.table)
     start, end = _bounds(day)
     qn = connection.ops.quote_name
     with connection.cursor() as cur:
-        # the writers wait for the move (milliseconds: the default partition holds only strays)
-        cur.execute(f"LOCK TABLE {qn(default)} IN EXCLUSIVE MODE")
-        cur.execute(f"SELECT EXISTS (SELECT 1 FROM {qn(default)} WHERE {entry.key} >= %s AND {entry.key} < %s)",
-                    [start, end])  # fmt: skip
-        strays = cur.fetchone()[0]
-        if not strays:
-            cur.execute(
-                f"CREATE TABLE {qn(name)} PARTITION OF {qn(entry.table)} FOR VALUES FROM (%s) TO (%s)", [start, end]
-            )
-            return True
-        # rows already in the default partition: a table of their own, then attached as the day's partition
+        cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         cur.execute(f"CREATE TABLE {qn(name)} (LIKE {qn(entry.table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cur.execute(f"LOCK TABLE {qn(default)} IN EXCLUSIVE MODE")
         cur.execute(
             f"WITH moved AS (DELETE FROM {qn(default)} WHERE {entry.key} >= %s AND {entry.key} < %s RETURNING *) "
             f"INSERT INTO {qn(name)} SELECT * FROM moved",
@@ -109,7 +110,8 @@ def create_partition(entry: Log, day: dt.date) -> bool:
         moved = cur.rowcount
         cur.execute(f"ALTER TABLE {qn(entry.table)} ATTACH PARTITION {qn(name)} FOR VALUES FROM (%s) TO (%s)",
                     [start, end])  # fmt: skip
-    log.warning("log partitions: %d row(s) of %s moved from %s into the new %s", moved, day, default, name)
+    if moved:
+        log.warning("log partitions: %d row(s) of %s moved from %s into the new %s", moved, day, default, name)
     return True
 
 
@@ -193,25 +195,37 @@ def drop_expired(*, today: dt.date | None = None) -> tuple[list[str], list[str]]
     for day in days:
         if day >= first_kept:
             break
-        with transaction.atomic():
-            parts = {e: partition_days(e.table).get(day) for e in entries}
-            # rolled up: every id of the day at or below the strategy's watermark (it reads ids in order)
-            pending = [
-                e.table
-                for e, name in parts.items()
-                if name is not None and (_max_id(name) or 0) > (getattr(state, e.watermark) if state else 0)
-            ]
-            if pending:
-                kept.append(str(day))
-                log.warning("log partitions: %s is past LOG_RETENTION_DAYS but not rolled up yet (%s): kept",
-                            day, ", ".join(pending))  # fmt: skip
-                continue
-            with connection.cursor() as cur:
-                for name in parts.values():
-                    if name is not None:
-                        cur.execute(f"DROP TABLE {connection.ops.quote_name(name)}")
-                        dropped.append(name)
+        try:
+            dropped += _drop_day(day, entries, state, kept)
+        except OperationalError as exc:  # its lock not had within LOCK_TIMEOUT: the next run tries again
+            kept.append(str(day))
+            log.warning("log partitions: %s not dropped this time (%s)", day, exc)
     return dropped, kept
+
+
+def _drop_day(day: dt.date, entries, state, kept: list[str]) -> list[str]:
+    """Drop the partitions of ``day`` if rolled up (else note it in ``kept``); returns the partitions dropped."""
+    dropped = []
+    with transaction.atomic():
+        parts = {e: partition_days(e.table).get(day) for e in entries}
+        # rolled up: every id of the day at or below the strategy's watermark (it reads ids in order)
+        pending = [
+            e.table
+            for e, name in parts.items()
+            if name is not None and (_max_id(name) or 0) > (getattr(state, e.watermark) if state else 0)
+        ]
+        if pending:
+            kept.append(str(day))
+            log.warning("log partitions: %s is past LOG_RETENTION_DAYS but not rolled up yet (%s): kept",
+                        day, ", ".join(pending))  # fmt: skip
+            return []
+        with connection.cursor() as cur:
+            cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            for name in parts.values():
+                if name is not None:
+                    cur.execute(f"DROP TABLE {connection.ops.quote_name(name)}")
+                    dropped.append(name)
+    return dropped
 
 
 def maintain(*, today: dt.date | None = None) -> Maintenance:
