@@ -355,6 +355,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
             "adengine.update_strategy": "strategy",
             "adengine.sweep_generation_requests": "strategy",
             "adengine.fill_propensities": "strategy",
+            "adengine.maintain_log_partitions": "strategy",
         },
         "Which kind of queue (a key of QUEUES) each adengine task goes to. The host's own task_routes for the "
         "same task names win.",
@@ -395,6 +396,23 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         60,
         "The strategy update leaves log rows younger than this for its next run (ids are assigned at insert, "
         "and a late commit must not be skipped).",
+    ),
+    "LOG_RETENTION_DAYS": (
+        90,
+        "Days the impression and event logs keep (they are partitioned by UTC day): beat drops a day older than "
+        "this once the strategy update has rolled all of it up into the hourly statistics (never before), so "
+        "reports keep its figures but no longer its reach (distinct shoppers). At least ATTRIBUTION_WINDOW_DAYS "
+        "plus a click's lifetime (TRACKING_CLICK_MAX_AGE) plus a day; None keeps the log forever.",
+    ),
+    "LOG_PARTITIONS_AHEAD": (
+        7,
+        "Days ahead for which beat creates the logs' daily partitions. A row whose day has none lands in a "
+        "default partition (nothing is lost) and is moved into its own day's partition by the next run.",
+    ),
+    "LOG_PARTITION_INTERVAL_SECONDS": (
+        3600,
+        "How often beat runs adengine.maintain_log_partitions (strategy queue): partitions ahead, strays moved, "
+        "expired days dropped.",
     ),
     "STRATEGY_MIN_IMPRESSIONS": (200, "An asset is LEARNING until it has been served this often."),
     "STRATEGY_MIN_CLICKS": (

@@ -94,6 +94,10 @@ def beat_schedule() -> dict:
             "task": "adengine.sweep_generation_requests",
             "schedule": float(ad_settings.SWEEP_INTERVAL_SECONDS),
         },
+        "adengine.maintain_log_partitions": {
+            "task": "adengine.maintain_log_partitions",
+            "schedule": float(ad_settings.LOG_PARTITION_INTERVAL_SECONDS),
+        },
     }
 
 
@@ -166,3 +170,12 @@ def fill_propensities(impression_ids: list[int] | None = None) -> dict:
         return fill(impression_ids=impression_ids)
     window = 2 * float(ad_settings.PROPENSITY_SWEEP_SECONDS) + 600
     return fill(since=timezone.now() - dt.timedelta(seconds=window))
+
+
+@shared_task(name="adengine.maintain_log_partitions", ignore_result=True, base=AdengineTask)
+def maintain_log_partitions() -> dict:
+    """The logs' daily partitions: LOG_PARTITIONS_AHEAD days created ahead, strays of the default partition moved,
+    days past LOG_RETENTION_DAYS dropped once rolled up (idempotent)."""
+    from adengine.services.log_partitions import maintain
+
+    return maintain().as_dict()

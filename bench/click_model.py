@@ -131,8 +131,9 @@ def populate(n: int) -> None:
                 for r in rows:
                     copy.write_row([*r[:16], dt_of(r[16])])
             cur.execute(
-                "INSERT INTO adengine_adevent (impression_id, campaign_id, kind, status, charge, occurred_at, ip, "
-                "user_agent) SELECT id, campaign_id, 'click', 'accepted', 0.5, served_at, '10.0.0.0', "
+                "INSERT INTO adengine_adevent (impression_id, impression_served_at, campaign_id, kind, status, charge, "
+                "occurred_at, ip, user_agent) SELECT id, served_at, campaign_id, 'click', 'accepted', 0.5, served_at, "
+                "'10.0.0.0', "
                 "'bench' FROM adengine_impression WHERE nonce = ANY(%s::uuid[])",
                 [[r[0] for r in rows if r[17]]],
             )

@@ -1,4 +1,13 @@
-"""What was served and what happened: impressions (with their propensities), views, clicks, conversions."""
+"""What was served and what happened: impressions (with their propensities), views, clicks, conversions.
+
+Impressions and ad events are PostgreSQL tables partitioned by day (``adengine.services.log_partitions``):
+impressions by ``served_at``, events by their impression's ``impression_served_at``, so an impression and its
+events live in partitions of the same day and are dropped together after ``LOG_RETENTION_DAYS``. A partitioned
+table's primary and unique keys include the partition key: in the database the impression's primary key is
+(id, served_at) and its one-time nonce is unique with its time (Django keeps ``id`` as the model's key; ids
+come from one sequence, so they stay unique). Foreign keys into the log are kept by the services rather than the
+database (``db_constraint=False``): a dropped day must not take the conversions credited to it along.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +29,34 @@ class Impression(models.Model):
     """One ad served in one position of one decision, with what is needed to evaluate the policy offline."""
 
     nonce = models.UUIDField(
-        "nonce", default=uuid.uuid4, unique=True, editable=False, help_text="One-time key in its signed URLs."
+        "nonce",
+        default=uuid.uuid4,
+        editable=False,
+        help_text="One-time key in its signed URLs (unique with served_at: the log is partitioned by day).",
     )
     decision_id = models.UUIDField("decision", help_text="The decision that chose it (with others).")
+    # the log is written on every page view: only the indexes a query needs (listed in Meta)
     placement = models.ForeignKey(
-        Placement, models.CASCADE, related_name="impressions", verbose_name="placement", help_text="Where it showed."
+        Placement,
+        models.CASCADE,
+        db_index=False,
+        related_name="impressions",
+        verbose_name="placement",
+        help_text="Where it showed.",
     )
     campaign = models.ForeignKey(
-        Campaign, models.CASCADE, related_name="impressions", verbose_name="campaign", help_text="Whose ad."
+        Campaign,
+        models.CASCADE,
+        db_index=False,  # (campaign, served_at) serves it
+        related_name="impressions",
+        verbose_name="campaign",
+        help_text="Whose ad.",
     )
     creative = models.ForeignKey(
         Creative,
         models.SET_NULL,
         null=True,
+        db_index=False,
         related_name="impressions",
         verbose_name="headline",
         help_text="The headline asset (the arm the policy chose).",
@@ -42,7 +66,7 @@ class Impression(models.Model):
         models.SET_NULL,
         null=True,
         blank=True,
-        db_index=False,  # the log is written on every page view: only the indexes reads need
+        db_index=False,
         related_name="+",
         verbose_name="description",
         help_text="The description asset shown with it.",
@@ -62,6 +86,7 @@ class Impression(models.Model):
         models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,  # (shopper, served_at) serves it
         related_name="impressions",
         verbose_name="shopper",
         help_text="Who saw it; emptied when the shopper is erased (the billing record stays).",
@@ -83,12 +108,20 @@ class Impression(models.Model):
     landing_url = models.CharField(
         "landing URL", max_length=500, help_text="The only place its click URL redirects to."
     )
-    served_at = models.DateTimeField("served", help_text="When it was chosen.")
+    served_at = models.DateTimeField("served", help_text="When it was chosen (the log's partition key).")
     viewed_at = models.DateTimeField("viewed", null=True, blank=True, help_text="When its view beacon arrived.")
 
     class Meta:
         verbose_name = _("impression")
         verbose_name_plural = _("impressions")
+        constraints = [
+            # the one-time nonce, unique with the partition key (its signed URLs carry both)
+            models.UniqueConstraint(fields=["nonce", "served_at"], name="adengine_impression_nonce_once")
+        ]
+        # Every index on the log and who needs it (besides the primary key (id, served_at): the strategy's and the
+        # live tail's id ranges, updates by id): the nonce's unique key (tracking URLs, the log writer's upsert);
+        # (shopper, served_at): the frequency cap, attribution, a shopper's erasure; (campaign, served_at): reports'
+        # reach, the diagnosis, a campaign's deletion. Nothing reads by placement or asset alone.
         indexes = [
             models.Index(fields=["shopper", "served_at"], name="adengine_impr_shopper_time"),
             models.Index(fields=["campaign", "served_at"], name="adengine_impr_campaign_time"),
@@ -119,10 +152,24 @@ class AdEvent(models.Model):
     COUNTED = (Status.ACCEPTED, Status.OVER_BUDGET)
 
     impression = models.ForeignKey(
-        Impression, models.CASCADE, related_name="events", verbose_name="impression", help_text="What was seen."
+        Impression,
+        models.CASCADE,
+        db_constraint=False,  # kept by the tracking service: the log's days are dropped, not its rows deleted
+        related_name="events",
+        verbose_name="impression",
+        help_text="What was seen.",
+    )
+    impression_served_at = models.DateTimeField(
+        "impression served",
+        help_text="When its impression was served (copied): the events' partition key, the day of its impression.",
     )
     campaign = models.ForeignKey(
-        Campaign, models.CASCADE, related_name="ad_events", verbose_name="campaign", help_text="Whose ad (copied)."
+        Campaign,
+        models.CASCADE,
+        db_index=False,  # (campaign, kind, occurred_at) serves it
+        related_name="ad_events",
+        verbose_name="campaign",
+        help_text="Whose ad (copied).",
     )
     kind = models.CharField("kind", max_length=5, choices=Kind.choices, help_text="View or click.")
     status = models.CharField("status", max_length=12, choices=Status.choices, help_text="Counted, billed or why not.")
@@ -141,18 +188,22 @@ class AdEvent(models.Model):
         constraints = [
             # The one-time nonce: at most one counted view and one counted click per impression.
             models.UniqueConstraint(
-                fields=["impression", "kind"],
+                fields=["impression", "impression_served_at", "kind"],
                 condition=Q(status__in=["accepted", "over_budget"]),
                 name="adengine_adevent_once",
             )
         ]
         indexes = [
             models.Index(fields=["campaign", "kind", "occurred_at"], name="adengine_adevent_campaign"),
-            models.Index(fields=["ip", "kind", "occurred_at"], name="adengine_adevent_ip"),
-        ]
+        ]  # (ip, kind, occurred_at) went with 0023: nothing read it since the per-IP limits count in RateCounter
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.impression_id}: {self.status}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.impression_served_at is None and self.impression_id is not None:
+            self.impression_served_at = self.impression.served_at  # the partition key comes with the impression
+        super().save(*args, **kwargs)
 
 
 class Conversion(models.Model):
@@ -162,11 +213,22 @@ class Conversion(models.Model):
     campaign = models.ForeignKey(
         Campaign, models.CASCADE, related_name="conversions", verbose_name="campaign", help_text="Credited campaign."
     )
+    # no database constraints into the log: a conversion outlives the day of its click (LOG_RETENTION_DAYS)
     impression = models.ForeignKey(
-        Impression, models.CASCADE, related_name="conversions", verbose_name="impression", help_text="Clicked ad."
+        Impression,
+        models.CASCADE,
+        db_constraint=False,
+        related_name="conversions",
+        verbose_name="impression",
+        help_text="Clicked ad.",
     )
     click = models.ForeignKey(
-        AdEvent, models.CASCADE, related_name="conversions", verbose_name="click", help_text="The credited click."
+        AdEvent,
+        models.CASCADE,
+        db_constraint=False,
+        related_name="conversions",
+        verbose_name="click",
+        help_text="The credited click.",
     )
     shopper = models.ForeignKey(
         Shopper,

@@ -103,7 +103,7 @@ def _sources() -> str:
         SELECT {_hour("e.occurred_at")}, e.campaign_id, i.placement_id, i.creative_id, {arm}, 0,
                (e.kind = 'view' AND e.status = ANY(%(counted)s))::int,
                (e.kind = 'click' AND e.status = ANY(%(counted)s))::int, 0, e.charge, 0
-        FROM {ev} e JOIN {imp} i ON i.id = e.impression_id
+        FROM {ev} e JOIN {imp} i ON i.id = e.impression_id AND i.served_at = e.impression_served_at
         WHERE e.id > (SELECT e FROM mark) AND {{campaigns_e}}
               AND {window.format(h=_hour("e.occurred_at"))}
         UNION ALL

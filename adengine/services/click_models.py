@@ -111,7 +111,8 @@ def load(*, since: dt.datetime, until: dt.datetime, limit: int) -> LoggedImpress
                (i.context->>'asset_ctr')::float8, (i.context->>'page_relevance')::float8,
                (i.context->>'interest')::float8, i.context->>'kind', i.propensity,
                coalesce((i.context->>'house')::boolean, false),
-               EXISTS (SELECT 1 FROM {ev} e WHERE e.impression_id = i.id AND e.kind = %s
+               EXISTS (SELECT 1 FROM {ev} e WHERE e.impression_id = i.id AND e.impression_served_at = i.served_at
+                       AND e.kind = %s
                        AND e.status IN ({", ".join(["%s"] * len(counted))})),
                i.context ? 'slate', i.id
           FROM {imp} i

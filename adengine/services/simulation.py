@@ -132,7 +132,7 @@ def _move_to(day: dt.date, marks: dict[str, int], today: dt.date, exp: Experimen
     Conversion.objects.filter(pk__gt=marks["conversion"], impression__in=impressions).update(
         ordered_at=F("ordered_at") - shift, created_at=F("created_at") - shift
     )
-    events.update(occurred_at=F("occurred_at") - shift)
+    events.update(occurred_at=F("occurred_at") - shift, impression_served_at=F("impression_served_at") - shift)
     impressions.update(served_at=F("served_at") - shift)
 
 

@@ -127,18 +127,24 @@ def _price(impression: Impression, kind: str) -> Decimal:
     return Decimal(0)
 
 
-def find_impression(nonce, *, related: tuple[str, ...] = (), token: tokens.TokenData | None = None) -> Impression:
+def find_impression(
+    nonce, *, related: tuple[str, ...] = (), token: tokens.TokenData | None = None, restore: bool = True
+) -> Impression:
     """The impression with this nonce; TokenError 404 if none.
 
     With the asynchronous impression log an impression may not be written yet when its beacon arrives:
     this process's pending impressions are flushed, then the lookup is retried briefly (the writer of
     another process flushes within SERVING_LOG_FLUSH_SECONDS). If it is still missing -- its writer is
     waiting for the database, or its process died -- the row is restored from the signed fields of the
-    ``token`` (propensity unknown: NaN, ``context["restored"]``); the writer completes it if its row comes.
+    ``token`` (propensity unknown: NaN, ``context["restored"]``) unless ``restore`` is False; the writer
+    completes it if its row comes. A token that carries its impression's time is looked up in that day's
+    partition of the log only.
     """
     from adengine.serving.log import impression_log
 
     qs = Impression.objects.select_related(*related).filter(nonce=nonce)
+    if token is not None and token.served_at is not None:
+        qs = qs.filter(served_at=token.served_at)  # its day's partition only
     impression = qs.first()
     if impression is None and ad_settings.SERVING_LOG_MODE != "sync":
         impression_log.flush()
@@ -147,7 +153,7 @@ def find_impression(nonce, *, related: tuple[str, ...] = (), token: tokens.Token
             impression = qs.first()
             if impression is not None:
                 break
-    if impression is None and token is not None and token.row is not None and restore_impression(token):
+    if impression is None and restore and token is not None and token.row is not None and restore_impression(token):
         impression = qs.first()
     if impression is None:
         raise tokens.TokenError(gettext_noop("no such ad"), 404)
@@ -163,6 +169,8 @@ def restore_impression(token: tokens.TokenData) -> bool:
     from adengine.serving.rows import ImpressionRow, insert_sql
 
     signed = dict(token.row or {})
+    served_at = token.served_at or token.issued_at or timezone.now()
+    signed.pop("served_at", None)
     campaign = Campaign.objects.filter(pk=signed["campaign_id"]).only("landing_url").first()
     if campaign is None:
         return False
@@ -183,7 +191,7 @@ def restore_impression(token: tokens.TokenData) -> bool:
         policy="restored",
         context={"restored": True},
         landing_url=(landing or campaign.landing_url or "/")[:500],
-        served_at=token.issued_at or timezone.now(),
+        served_at=served_at,  # the real row's, so that it completes this one (ON CONFLICT (nonce, served_at))
     )
     try:
         with transaction.atomic(), connection.cursor() as cur:
@@ -200,14 +208,16 @@ def impression_for(kind: str, token: str, *, related: tuple[str, ...] = ()) -> I
     data = tokens.read(kind, token)
     # views and clicks of an impression not written yet are honoured from the token; "Why this ad?" is not
     # worth writing a row for
-    return find_impression(data.nonce, related=related, token=data if kind in ("view", "click") else None)
+    return find_impression(data.nonce, related=related, token=data, restore=kind in ("view", "click"))
 
 
 def claim_impression(*, impression: Impression, shopper: Shopper | None) -> bool:
     """Give an anonymous impression to the shopper who clicked it (only if it has none); True if claimed."""
     if shopper is None or impression.shopper_id is not None:
         return False
-    claimed = Impression.objects.filter(pk=impression.pk, shopper__isnull=True).update(shopper=shopper)
+    claimed = Impression.objects.filter(pk=impression.pk, served_at=impression.served_at, shopper__isnull=True).update(
+        shopper=shopper
+    )
     if claimed:
         impression.shopper = shopper
     return bool(claimed)
@@ -220,6 +230,7 @@ def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackRe
     ip = truncate_ip(ip)
     event = AdEvent(
         impression=impression,
+        impression_served_at=impression.served_at,  # the events' partition: the day of their impression
         campaign_id=impression.campaign_id,
         kind=kind,
         ip=ip,
@@ -239,14 +250,18 @@ def record(*, kind: str, token: str, ip: str | None, user_agent: str) -> TrackRe
                 event.status = AdEvent.Status.ACCEPTED
                 event.save(force_insert=True)
                 if price > 0:
+                    # by id in its day's partition (the events are partitioned by impression_served_at)
+                    mine = AdEvent.objects.filter(pk=event.pk, impression_served_at=event.impression_served_at)
                     if charge(campaign_id=impression.campaign_id, amount=price):
                         event.charge = price
-                        event.save(update_fields=["charge"])
+                        mine.update(charge=price)
                     else:
                         event.status = AdEvent.Status.OVER_BUDGET
-                        event.save(update_fields=["status"])
+                        mine.update(status=event.status)
                 if kind == AdEvent.Kind.VIEW:
-                    Impression.objects.filter(pk=impression.pk, viewed_at__isnull=True).update(viewed_at=now)
+                    Impression.objects.filter(
+                        pk=impression.pk, served_at=impression.served_at, viewed_at__isnull=True
+                    ).update(viewed_at=now)
             return TrackResult(impression, event)
         except IntegrityError:
             event.pk = None

@@ -9,6 +9,18 @@ from dataclasses import dataclass, field, fields
 
 from adengine.models import Impression
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_micros(when: dt.datetime | None) -> int | None:
+    """A time as whole microseconds since the epoch (exact, and short in a token)."""
+    return None if when is None else (when - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def from_micros(value: int | None) -> dt.datetime | None:
+    return None if value is None else _EPOCH + dt.timedelta(microseconds=int(value))
+
+
 PENDING = float("nan")  # a propensity not known (yet): what off-policy evaluation leaves out
 
 
@@ -38,14 +50,15 @@ class ImpressionRow:
     landing_url: str = "/"
     served_at: dt.datetime | None = None
 
-    # what a token signs, so a click that arrives before the row is written can be honoured from it
+    # what a token signs, so a click that arrives before the row is written can be honoured from it; served_at
+    # (microseconds since the epoch) also names the log's partition, so a token's impression is found in its day
     SIGNED = (
         "placement_id", "campaign_id", "creative_id", "description_id", "product_id", "shopper_id", "language",
-        "position",
+        "position", "served_at",
     )  # fmt: skip
 
     def signed(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.SIGNED)
+        return tuple(to_micros(self.served_at) if name == "served_at" else getattr(self, name) for name in self.SIGNED)
 
     def values(self) -> list:
         """The column values in ``COLUMNS`` order (context as JSON text)."""
@@ -62,7 +75,11 @@ def insert_sql(n: int, *, complete_restored: bool = True) -> str:
     it is."""
     table = Impression._meta.db_table
     sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES " + ", ".join([_VALUES] * n)
+    # the nonce is unique with served_at (the partition key): a restored row carries its impression's served_at
     if not complete_restored:
-        return sql + " ON CONFLICT (nonce) DO NOTHING"
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "nonce")
-    return sql + f" ON CONFLICT (nonce) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN' RETURNING {table}.id"
+        return sql + " ON CONFLICT (nonce, served_at) DO NOTHING"
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("nonce", "served_at"))
+    return (
+        sql + f" ON CONFLICT (nonce, served_at) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN' "
+        f"RETURNING {table}.id"
+    )

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_noop
 
 from adengine.conf import settings as ad_settings
 
-from .rows import ImpressionRow
+from .rows import ImpressionRow, from_micros
 
 SALT = "adengine.impression"
 KINDS = ("view", "click", "why")
@@ -54,6 +54,11 @@ class TokenData:
     nonce: uuid.UUID
     row: dict | None = None  # the signed ROW_FIELDS (None: a token of an older version, the nonce alone)
     issued_at: dt.datetime | None = None
+
+    @property
+    def served_at(self) -> dt.datetime | None:
+        """When its impression was served, exactly (its partition of the log); None in older tokens."""
+        return from_micros((self.row or {}).get("served_at"))
 
 
 _mac: tuple[str, object] | None = None
@@ -108,12 +113,15 @@ def read(kind: str, token: str) -> TokenData:
     try:
         if isinstance(value, str):
             return TokenData(uuid.UUID(hex=value))
-        if not isinstance(value, list) or len(value) != 1 + len(ROW_FIELDS):
+        # a token signed before served_at was among ROW_FIELDS has one field fewer
+        if not isinstance(value, list) or len(value) not in (len(ROW_FIELDS), 1 + len(ROW_FIELDS)):
             raise ValueError(value)
         nonce = uuid.UUID(hex=value[0])
         # the timestamp is part of what was signed: when the ad was served
         issued = dt.datetime.fromtimestamp(signing.b62_decode(token.rsplit(":", 2)[-2]), tz=dt.UTC)
-        return TokenData(nonce, dict(zip(ROW_FIELDS, value[1:], strict=True)), issued)
+        row = dict(zip(ROW_FIELDS, value[1:], strict=False))
+        row.setdefault("served_at", None)
+        return TokenData(nonce, row, issued)
     except (TypeError, ValueError, AttributeError, IndexError):
         raise TokenError(gettext_noop("this link is not valid"), 400) from None
 

@@ -42,6 +42,7 @@ def test_a_worker_with_q_keeps_its_choice():
         ("adengine.train_interest_model", "adengine.batch"),
         ("adengine.update_strategy", "adengine.strategy"),
         ("adengine.sweep_generation_requests", "adengine.strategy"),
+        ("adengine.maintain_log_partitions", "adengine.strategy"),
         ("shop.anything_else", "celery"),
     ],
 )

@@ -114,12 +114,13 @@ def _day(rng, campaign, day, hours, n, ctr, cvr, headlines, products, shoppers, 
         later = imp.served_at + dt.timedelta(seconds=rng.uniform(1, 50))
         if rng.random() < 0.72:
             cost = unit if campaign.pricing == Campaign.Pricing.CPM else Decimal(0)
-            events.append(AdEvent(impression=imp, campaign=campaign, kind="view", status="accepted", charge=cost,
-                                  occurred_at=later))  # fmt: skip
+            events.append(AdEvent(impression=imp, impression_served_at=imp.served_at, campaign=campaign, kind="view",
+                                  status="accepted", charge=cost, occurred_at=later))  # fmt: skip
             spent += cost
             if rng.random() < ctr / 0.72:
                 cost = unit if campaign.pricing == Campaign.Pricing.CPC else Decimal(0)
-                events.append(AdEvent(impression=imp, campaign=campaign, kind="click", status="accepted", charge=cost,
+                events.append(AdEvent(impression=imp, impression_served_at=imp.served_at, campaign=campaign,
+                                      kind="click", status="accepted", charge=cost,
                                       occurred_at=later + dt.timedelta(seconds=2)))  # fmt: skip
                 spent += cost
                 if imp.product is not None and rng.random() < cvr:

@@ -169,8 +169,8 @@ def _click(impressions):
     from adengine.models import AdEvent
 
     AdEvent.objects.bulk_create(
-        [AdEvent(impression=i, campaign_id=i.campaign_id, kind="click", status="accepted", charge=Decimal("0.10"),
-                 occurred_at=i.served_at) for i in impressions]
+        [AdEvent(impression=i, impression_served_at=i.served_at, campaign_id=i.campaign_id, kind="click",
+                 status="accepted", charge=Decimal("0.10"), occurred_at=i.served_at) for i in impressions]
     )  # fmt: skip
 
 

@@ -34,8 +34,8 @@ def log_traffic(
     )  # fmt: skip
     AdEvent.objects.bulk_create(
         [
-            AdEvent(impression=i, campaign=creative.campaign, kind="click", status="accepted", charge=Decimal("1.00"),
-                    occurred_at=when)
+            AdEvent(impression=i, impression_served_at=i.served_at, campaign=creative.campaign, kind="click",
+                    status="accepted", charge=Decimal("1.00"), occurred_at=when)
             for i in imps[:clicks]
         ]
     )  # fmt: skip

@@ -11,7 +11,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adengine', '0019_started_at_and_plural_names'),
+        ("adengine", "0020_cap_counter"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('adengine', '0019_started_at_and_plural_names'),
+        ("adengine", "0021_halfvec_shopper_index"),
     ]
 
     operations = [
