@@ -89,12 +89,12 @@ def log(rng: random.Random, creatives: list[Creative], placements, *, n: int, st
     events = []
     for imp in imps:
         if rng.random() < 0.5:
-            events.append(AdEvent(impression=imp, campaign=imp.campaign, kind="view", status="accepted",
-                                  charge=0, occurred_at=imp.served_at))  # fmt: skip
+            events.append(AdEvent(impression=imp, impression_served_at=imp.served_at, campaign=imp.campaign,
+                                  kind="view", status="accepted", charge=0, occurred_at=imp.served_at))  # fmt: skip
         if rng.random() < 0.08:
             status = rng.choice(["accepted"] * 8 + ["over_budget", "bot"])
-            events.append(AdEvent(impression=imp, campaign=imp.campaign, kind="click", status=status,
-                                  charge=Decimal("0.45") if status == "accepted" else 0,
+            events.append(AdEvent(impression=imp, impression_served_at=imp.served_at, campaign=imp.campaign,
+                                  kind="click", status=status, charge=Decimal("0.45") if status == "accepted" else 0,
                                   occurred_at=imp.served_at + dt.timedelta(seconds=3)))  # fmt: skip
     events = AdEvent.objects.bulk_create(events)
     clicks = [e for e in events if e.kind == "click" and e.status == "accepted"]
