@@ -237,11 +237,11 @@ def run(args, n: int) -> dict:
         out = {"n": n, "data": args.data, "queries": len(qs), "load": os.getloadavg(), "variants": []}
         if args.prepare:
             return out
-        for text in args.variant or ["vector:16:64"]:
+        for text in args.variant or ["halfvec:24:128"]:  # adengine's since 0020
             variant = Variant.parse(text)
             entry = {"variant": text, **build_index(conn, variant, args.reuse_index, args.maintenance_work_mem)}
             entry["results"] = []
-            for ef in args.ef or [40, 80, 120, 200]:
+            for ef in args.ef or [40, 200]:
                 modes = [0] + [c for c in args.rerank or [] if variant.kind == "halfvec" and c <= ef]
                 for rerank in modes:
                     entry["results"].append(measure(conn, variant, qs, exact, ef, rerank, args.rounds))
