@@ -282,7 +282,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         2.0,
         "A process builds its candidate index in the background at its first decision; decisions wait this long "
         "for it, then get no ads (the API answers 503 with Retry-After, a slot renders nothing) until it is ready, "
-        "so that no request thread is held for a whole build (tens of seconds at 10,000 campaigns).",
+        "so that no request thread is held for a whole build (tens of seconds at 10,000 campaigns); the periodic "
+        "version check and spend re-read run in the background too. None: all of it in the request (tests).",
     ),
     "RELEVANCE_FLOORS": (
         {"product": 0.75, "category": 0.75, "search": 0.75},

@@ -11,7 +11,8 @@ change: an update builds a new one, sharing the unchanged campaigns' parts, and 
   background thread while requests go on with the current snapshot (no request waits for either).
 - A full build runs when there is no snapshot, after ``invalidate()`` without campaigns, when the active interest
   model changed, and every ``SERVING_INDEX_FULL_REBUILD_SECONDS`` as a safety net (in the background).
-- Spend, which changes with every billed event, is re-read every ``SERVING_SPEND_REFRESH_SECONDS``.
+- Spend, which changes with every billed event, is re-read every ``SERVING_SPEND_REFRESH_SECONDS``, in the
+  background too (unless ``SERVING_INDEX_WAIT_SECONDS`` is None).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class IndexHolder:
         self.pending_lock = threading.Lock()
         self.rebuilding = False
         self.during_job: set[int] = set()  # campaigns changed here while a background job was building
+        self.checking = False
+        self.retry_at = 0.0  # after a failed background check (the database is down): not before this
 
     def _fresh(self, snap: Snapshot | None, now: float) -> bool:
         return (
@@ -58,12 +61,25 @@ class IndexHolder:
         snap = self.snapshot
         if self._fresh(snap, now):
             return snap
+        if (
+            snap is not None
+            and not self.dirty
+            and self.pending is None
+            and ad_settings.SERVING_INDEX_WAIT_SECONDS is not None
+        ):
+            # only the periodic checks are due (the fingerprint, the spend): in the background, so that no request
+            # -- nor the requests queued behind the lock -- waits for them; the current snapshot serves meanwhile
+            # (None: in the request, as tests that look at their own transaction need)
+            with self.lock:
+                if not self.checking and now >= self.retry_at:
+                    self.checking = True
+                    threading.Thread(target=self._check, name="adengine-index-check", daemon=True).start()
+            return snap
         with self.lock:
             snap = self.snapshot
-            now = time.monotonic()
             if snap is None or self.dirty:
                 self.dirty, self.pending = False, None  # before reading: a change during the build marks it again
-                self.checked_at = now
+                self.checked_at = time.monotonic()
                 snap = self.snapshot = builder.build(builder.fingerprint())
             elif self.pending is not None:
                 with self.pending_lock:
@@ -71,18 +87,37 @@ class IndexHolder:
                 snap = self.snapshot = builder.update(snap, campaign_ids=changed)
                 if self.rebuilding:
                     self.during_job |= changed
-            elif now - self.checked_at >= float(ad_settings.SERVING_INDEX_CHECK_SECONDS) and not self.rebuilding:
-                # has another process changed something (an edit, the strategy update), or is the safety net due?
-                # Checked and applied in the background: requests go on with the current snapshot meanwhile
-                self.checked_at = now
-                full_every = float(ad_settings.SERVING_INDEX_FULL_REBUILD_SECONDS)
-                full = bool(full_every) and now - snap.full_at >= full_every
-                self.rebuilding = True
-                self.during_job = set()
-                threading.Thread(target=self._background, args=(snap, full), daemon=True).start()
-            if now - snap.spend_at >= float(ad_settings.SERVING_SPEND_REFRESH_SECONDS):
-                builder.refresh_spend(snap)
+            self._check_locked()
             return snap
+
+    def _check_locked(self) -> None:
+        """The periodic checks, with the lock held: has another process changed something (an edit, the strategy
+        update), or is the safety net due? -- checked and applied in the background, requests going on with the
+        current snapshot meanwhile; and stale spend is re-read."""
+        snap = self.snapshot
+        if snap is None or self.dirty:
+            return
+        now = time.monotonic()
+        if now - self.checked_at >= float(ad_settings.SERVING_INDEX_CHECK_SECONDS) and not self.rebuilding:
+            self.checked_at = now
+            full_every = float(ad_settings.SERVING_INDEX_FULL_REBUILD_SECONDS)
+            full = bool(full_every) and now - snap.full_at >= full_every
+            self.rebuilding = True
+            self.during_job = set()
+            threading.Thread(target=self._background, args=(snap, full), daemon=True).start()
+        if now - snap.spend_at >= float(ad_settings.SERVING_SPEND_REFRESH_SECONDS):
+            builder.refresh_spend(snap)
+
+    def _check(self) -> None:
+        try:
+            with self.lock:
+                self._check_locked()
+        except Exception:
+            log.exception("serving index: the periodic check failed; retried in a second")
+            self.retry_at = time.monotonic() + 1.0
+        finally:
+            self.checking = False
+            connection.close()
 
     def _background(self, base: Snapshot, full: bool) -> None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -203,3 +204,34 @@ def _without_urls(html: str) -> str:
     import re
 
     return re.sub(r'(/ads/[^"]+|data-decision="[^"]+")', "", html)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_periodic_index_checks_run_in_the_background(placement, make_campaign, monkeypatch):
+    # given a built index whose spend is due for a re-read, and a slow database
+    from adengine.serving.index import IndexHolder
+
+    make_campaign()
+    holder = IndexHolder()
+    snap = holder.get()
+    started, release = threading.Event(), threading.Event()
+    real_refresh = serving_builder.refresh_spend
+
+    def slow_refresh(s):
+        started.set()
+        release.wait(10)
+        real_refresh(s)
+
+    monkeypatch.setattr(serving_builder, "refresh_spend", slow_refresh)
+    with adengine_settings(SERVING_INDEX_WAIT_SECONDS=1, SERVING_SPEND_REFRESH_SECONDS=0):
+        # when requests ask for it, they get the current snapshot at once while one background thread re-reads
+        assert holder.get() is snap
+        assert started.wait(5)
+        assert holder.get() is snap and holder.checking
+        spent_at = snap.spend_at
+        release.set()
+        deadline = time.monotonic() + 10
+        while holder.checking and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # then the spend was re-read
+    assert snap.spend_at > spent_at
