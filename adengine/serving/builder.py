@@ -82,8 +82,9 @@ def build(version: tuple | None = None) -> Snapshot:
     version = version if version is not None else fingerprint()
     seen = loader.digests()  # before the rows: a write after this shows as a changed digest at the next update
     hybrid = active_model()
-    loaded = loader.load(None, adapter=get_adapter(), hybrid=hybrid)
-    snap = assemble(version=version, parts=loaded, digests=seen, hybrid=hybrid, sample=None)
+    sample = _audience_sample(hybrid.version if hybrid is not None else "")
+    loaded = loader.load(None, adapter=get_adapter(), hybrid=hybrid, sample=sample)
+    snap = assemble(version=version, parts=loaded, digests=seen, hybrid=hybrid, sample=sample)
     snap.full_at = snap.built_at
     log.info(
         "serving index built: %d campaigns, %d assets, %d placements in %.2f s",
@@ -113,14 +114,9 @@ def update(snap: Snapshot, version: tuple | None = None, *, campaign_ids: Collec
     now = time.time()
     ended = {cid for cid, p in snap.parts.items() if p.entry.ends_at is not None and p.entry.ends_at <= now}
     kept = {cid: p for cid, p in snap.parts.items() if cid not in changed and cid not in ended}
-    kept.update(loader.load(changed, adapter=get_adapter(), hybrid=hybrid) if changed else {})
-    fresh = assemble(
-        version=version,
-        parts=kept,
-        digests=seen,
-        hybrid=hybrid,
-        sample=(snap.audience_sample, snap.hybrid_sample),
-    )
+    sample = (snap.audience_sample, snap.hybrid_sample)
+    kept.update(loader.load(changed, adapter=get_adapter(), hybrid=hybrid, sample=sample) if changed else {})
+    fresh = assemble(version=version, parts=kept, digests=seen, hybrid=hybrid, sample=sample)
     fresh.full_at = snap.full_at
     log.info(
         "serving index updated: %d of %d campaigns re-read in %.3f s",
@@ -132,9 +128,10 @@ def update(snap: Snapshot, version: tuple | None = None, *, campaign_ids: Collec
 
 
 def assemble(
-    *, version: tuple, parts: dict[int, loader.CampaignPart], digests: dict, hybrid, sample: tuple | None
+    *, version: tuple, parts: dict[int, loader.CampaignPart], digests: dict, hybrid, sample: tuple
 ) -> Snapshot:
-    """A snapshot from the campaigns' parts (in id order), the shared rows and an audience sample (None: draw one)."""
+    """A snapshot from the campaigns' parts (in id order), the shared rows and the audience sample they were read
+    with."""
     langs = list(ad_settings.LANGUAGES)
     order = sorted(parts)
     chosen = [parts[cid] for cid in order]
@@ -149,10 +146,11 @@ def assemble(
     descriptions: dict[tuple[int, str], tuple[int, str]] = {}
     cards: dict[object, ProductCard] = {}
     product_vectors: dict[object, np.ndarray] = {}
+    if chosen:
+        zero = np.zeros(dims, np.float32)
+        targets = np.stack([zero if p.target is None else p.target for p in chosen])
+        has_target = np.array([p.target is not None for p in chosen], bool)
     for i, p in enumerate(chosen):
-        if p.target is not None:
-            targets[i] = p.target
-            has_target[i] = True
         for pid in p.entry.products:
             by_product[pid].add(i)
         for key in p.category_keys:
@@ -186,12 +184,10 @@ def assemble(
     )
     snap.parts = parts
     snap.digests = digests
-    _hybrid_targets(snap, chosen, hybrid)
-    _globals(snap)
-    if sample is None:
-        sample = _audience_sample(snap.hybrid_version)
     snap.audience_sample, snap.hybrid_sample = sample
-    _audience_stats(snap)
+    _hybrid_targets(snap, chosen, hybrid)
+    _audience_stats(snap, chosen)
+    _globals(snap)
     _derive(snap)
     refresh_spend(snap)
     return snap
@@ -233,13 +229,7 @@ def _hybrid_targets(snap: Snapshot, chosen: list, hybrid) -> None:
     """Each campaign as a point of the active interest model's space: its target and its products' factors."""
     if hybrid is None or not len(snap.campaigns):
         return
-    factors = np.zeros((len(chosen), hybrid.rank), np.float32)
-    pop = np.zeros(len(chosen), np.float32)
-    for i, p in enumerate(chosen):
-        if p.factors is not None:
-            factors[i] = p.factors
-            pop[i] = p.popularity
-    snap.hybrid_targets = hybrid.vectors.product_vectors(snap.targets, factors, pop)
+    snap.hybrid_targets = np.stack([p.hybrid_target for p in chosen])
     snap.hybrid_version = hybrid.version
 
 
@@ -270,19 +260,18 @@ def _audience_sample(hybrid_version: str) -> tuple[np.ndarray | None, np.ndarray
     return content, (np.array(hybrid, np.float32) if len(hybrid) >= AUDIENCE_MIN else None)
 
 
-def _audience_stats(snap: Snapshot) -> None:
+def _audience_stats(snap: Snapshot, chosen: list) -> None:
     """Each campaign's fit distribution over the shop's shoppers (mean and sd of the similarity of a sample of
-    interest vectors to its target, in the content and the hybrid space): serving turns a shopper's fit into
-    where they stand in the campaign's audience, a measure that does not depend on the other campaigns."""
+    interest vectors to its target, in the content and the hybrid space; ``parts.fit_stats``): serving turns a
+    shopper's fit into where they stand in the campaign's audience, a measure that does not depend on the other
+    campaigns."""
     if not len(snap.campaigns) or not snap.has_target.any() or snap.audience_sample is None:
         return
-    fits = snap.targets @ snap.audience_sample.T
-    snap.audience_mean = fits.mean(axis=1)
-    snap.audience_sd = np.maximum(fits.std(axis=1), 1e-6)
+    snap.audience_mean = np.array([p.fit[0] for p in chosen], np.float32)
+    snap.audience_sd = np.array([p.fit[1] for p in chosen], np.float32)
     if snap.hybrid_targets is not None and snap.hybrid_sample is not None:
-        fits = snap.hybrid_targets @ snap.hybrid_sample.T
-        snap.hybrid_audience_mean = fits.mean(axis=1)
-        snap.hybrid_audience_sd = np.maximum(fits.std(axis=1), 1e-6)
+        snap.hybrid_audience_mean = np.array([p.hybrid_fit[0] for p in chosen], np.float32)
+        snap.hybrid_audience_sd = np.array([p.hybrid_fit[1] for p in chosen], np.float32)
 
 
 def live_click_model(placement_ids: tuple[int, ...]) -> ServedClickModel:
@@ -353,8 +342,8 @@ def _derive(snap: Snapshot) -> None:
         snap.has_copy[lang] = has
         best = np.zeros(len(cs))
         means = arms.alpha / (arms.alpha + arms.beta) if len(arms.alpha) else arms.alpha
-        for ci, (s, e) in arms.spans.items():
-            best[ci] = means[s:e].max()
+        if arms.spans:  # spans are contiguous, in campaign order: one reduction over all of them
+            best[list(arms.spans)] = np.maximum.reduceat(means, [s for s, _ in arms.spans.values()])
         snap.best_mean[lang] = best
     default = ad_settings.default_language
     for lang, best in snap.best_mean.items():
