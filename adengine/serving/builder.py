@@ -188,7 +188,7 @@ def assemble(
     _hybrid_targets(snap, chosen, hybrid)
     _audience_stats(snap, chosen)
     _globals(snap)
-    _derive(snap)
+    _derive(snap, chosen)
     refresh_spend(snap)
     return snap
 
@@ -306,24 +306,37 @@ def value_per_click(c: CampaignEntry) -> float:
     return value
 
 
-def _derive(snap: Snapshot) -> None:
+def _scalars(c: CampaignEntry) -> tuple[float, ...]:
+    """A campaign's figures for the hot path's arrays, in ``SCALARS`` order (NaN: none)."""
+    nan = float("nan")
+    return (
+        c.starts_at if c.starts_at is not None else nan,
+        c.ends_at if c.ends_at is not None else nan,
+        float(c.unit_price),
+        float(c.total_budget),
+        float(c.daily_budget) if c.daily_budget is not None else nan,
+        float(c.frequency_cap),
+        c.audience_min_similarity if c.audience_min_similarity is not None else nan,
+        value_per_click(c),
+        float(c.audience_weights.get("close", 1.0)),
+        float(c.audience_weights.get("broad", 1.0)),
+    )
+
+
+SCALARS = ("starts_at", "ends_at", "unit_price", "total_budget", "daily_budget", "frequency_cap", "min_similarity",
+           "value_per_click", "audience_close", "audience_broad")  # fmt: skip
+
+
+def _derive(snap: Snapshot, chosen: list) -> None:
     """The per-campaign arrays the hot path filters and ranks with."""
     cs = snap.campaigns
-    nan = float("nan")
-    snap.starts_at = np.array([c.starts_at if c.starts_at is not None else nan for c in cs], dtype=np.float64)
-    snap.ends_at = np.array([c.ends_at if c.ends_at is not None else nan for c in cs], dtype=np.float64)
-    snap.unit_price = np.array([float(c.unit_price) for c in cs], dtype=np.float64)
-    snap.total_budget = np.array([float(c.total_budget) for c in cs], dtype=np.float64)
-    snap.daily_budget = np.array(
-        [float(c.daily_budget) if c.daily_budget is not None else nan for c in cs], dtype=np.float64
-    )
-    snap.frequency_cap = np.array([c.frequency_cap for c in cs], dtype=np.int64)
-    snap.min_similarity = np.array(
-        [c.audience_min_similarity if c.audience_min_similarity is not None else nan for c in cs], dtype=np.float64
-    )
-    snap.value_per_click = np.array([value_per_click(c) for c in cs], dtype=np.float64)
-    snap.audience_close = np.array([float(c.audience_weights.get("close", 1.0)) for c in cs], dtype=np.float64)
-    snap.audience_broad = np.array([float(c.audience_weights.get("broad", 1.0)) for c in cs], dtype=np.float64)
+    for p in chosen:  # kept with the part: an update computes only the re-read campaigns' figures
+        if p.scalars is None:
+            p.scalars = _scalars(p.entry)
+    table = np.array([p.scalars for p in chosen], dtype=np.float64).reshape(len(chosen), len(SCALARS))
+    for k, name in enumerate(SCALARS):
+        setattr(snap, name, np.ascontiguousarray(table[:, k]))
+    snap.frequency_cap = snap.frequency_cap.astype(np.int64)
     snap.no_threshold = np.isnan(snap.min_similarity)
     snap.min_similarity0 = np.nan_to_num(snap.min_similarity)
     snap.target_idx = np.flatnonzero(snap.has_target)

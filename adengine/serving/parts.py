@@ -53,6 +53,7 @@ class CampaignPart:
     # its fit distribution over the audience sample (mean, sd), content and hybrid space; None: no sample
     fit: tuple | None = None
     hybrid_fit: tuple | None = None
+    scalars: tuple | None = None  # its figures for the hot path's arrays (builder._scalars), computed once
 
 
 def product_card(product: Any, *, adapter: Any, languages: list[str]) -> ProductCard:
