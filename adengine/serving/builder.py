@@ -34,6 +34,10 @@ from .snapshot import Arms, CampaignEntry, PlacementEntry, ProductCard, Snapshot
 log = logging.getLogger(__name__)
 
 
+# where each digest's table is in the fingerprint
+FINGERPRINT = {"campaign": 0, "assets": 1, "products": 4, "placements": 5}
+
+
 def fingerprint() -> tuple:
     """A cheap fingerprint of everything the snapshot is built from (except spend): per table, its row count and
     the sum of its rows' ``xmin`` (the id of the transaction that wrote each row), which moves with every
@@ -46,7 +50,9 @@ def fingerprint() -> tuple:
         Campaign.promoted_products.through._meta.db_table,
         Campaign.placements.through._meta.db_table,
     )
-    sums = ", ".join(f"(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0) FROM {t})" for t in tables)
+    sums = ", ".join(
+        f"(SELECT concat_ws(':', count(*), sum(xmin::text::bigint), sum(id)) FROM {t})" for t in tables
+    )  # (the ids' sum tells a row deleted and another inserted by one transaction)
     with connection.cursor() as cur:
         cur.execute(
             f"""
@@ -108,9 +114,13 @@ def update(snap: Snapshot, version: tuple | None = None, *, campaign_ids: Collec
     hybrid = active_model()
     if (hybrid.version if hybrid is not None else "") != snap.hybrid_version:
         return build(version)
-    seen = loader.digests()
-    changed = {cid for cid, digest in seen.items() if snap.digests.get(cid) != digest}
-    changed |= set(campaign_ids) | (snap.parts.keys() - seen.keys())  # and deleted ones
+    # the digests of the tables whose fingerprint moved (a bid edit reads no asset table)
+    moved = [s for s in loader.DIGESTS if version[FINGERPRINT[s]] != snap.version[FINGERPRINT[s]]]
+    seen = {**snap.digests, **loader.digests(moved)}
+    changed = set(campaign_ids) | (snap.parts.keys() - seen["campaign"].keys())  # named here, deleted
+    for source in moved:
+        before, after = snap.digests[source], seen[source]
+        changed |= {cid for cid in before.keys() | after.keys() if before.get(cid) != after.get(cid)}
     now = time.time()
     ended = {cid for cid, p in snap.parts.items() if p.entry.ends_at is not None and p.entry.ends_at <= now}
     kept = {cid: p for cid, p in snap.parts.items() if cid not in changed and cid not in ended}

@@ -72,22 +72,31 @@ def product_card(product: Any, *, adapter: Any, languages: list[str]) -> Product
     )
 
 
-def digests() -> dict[int, tuple]:
-    """Every campaign's row version and those of its assets and links (count and sum of ``xmin``, the id of the
-    transaction that wrote each row): any committed write to a campaign, one of its assets, promoted products or
-    placements changes its digest, whether or not it went through a signal or moved ``updated_at``."""
-    through_products = Campaign.promoted_products.through._meta.db_table
-    through_placements = Campaign.placements.through._meta.db_table
-    groups = " ".join(
-        f"LEFT JOIN (SELECT campaign_id, count(*) n, sum(xmin::text::bigint) s FROM {table} GROUP BY campaign_id)"
-        f" {alias} ON {alias}.campaign_id = c.id"
-        for alias, table in (("a", Creative._meta.db_table), ("p", through_products), ("l", through_placements))
-    )
+DIGESTS = ("campaign", "assets", "products", "placements")  # the tables a campaign's digest is read from
+
+
+def digests(sources: Collection[str] = DIGESTS) -> dict[str, dict]:
+    """The row versions of campaigns and of their assets and links, by source: for each campaign the ``xmin`` of its
+    row (the id of the transaction that wrote it), and the count and sums of ``xmin`` and ids of its assets,
+    promoted-product links and placement links. Any committed write to any of these rows changes its campaign's
+    digest, whether or not it went through a signal or moved ``updated_at``. ``sources``: only these."""
+    tables = {
+        "assets": Creative._meta.db_table,
+        "products": Campaign.promoted_products.through._meta.db_table,
+        "placements": Campaign.placements.through._meta.db_table,
+    }
+    out: dict[str, dict] = {}
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT c.id, c.xmin::text::bigint, a.n, a.s, p.n, p.s, l.n, l.s FROM {Campaign._meta.db_table} c {groups}"
-        )
-        return {row[0]: row[1:] for row in cur.fetchall()}
+        for source in sources:
+            if source == "campaign":
+                cur.execute(f"SELECT id, xmin::text::bigint FROM {Campaign._meta.db_table}")
+            else:
+                cur.execute(
+                    f"SELECT campaign_id, count(*), sum(xmin::text::bigint), sum(id) FROM {tables[source]} "
+                    "GROUP BY campaign_id"
+                )
+            out[source] = {row[0]: row[1:] for row in cur.fetchall()}
+    return out
 
 
 def active_campaigns(ids: Collection[int] | None = None):
