@@ -34,6 +34,10 @@ from .snapshot import Arms, CampaignEntry, PlacementEntry, ProductCard, Snapshot
 log = logging.getLogger(__name__)
 
 
+# where each digest's table is in the fingerprint
+FINGERPRINT = {"campaign": 0, "assets": 1, "products": 4, "placements": 5}
+
+
 def fingerprint() -> tuple:
     """A cheap fingerprint of everything the snapshot is built from (except spend): per table, its row count and
     the sum of its rows' ``xmin`` (the id of the transaction that wrote each row), which moves with every
@@ -46,7 +50,9 @@ def fingerprint() -> tuple:
         Campaign.promoted_products.through._meta.db_table,
         Campaign.placements.through._meta.db_table,
     )
-    sums = ", ".join(f"(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0) FROM {t})" for t in tables)
+    sums = ", ".join(
+        f"(SELECT concat_ws(':', count(*), sum(xmin::text::bigint), sum(id)) FROM {t})" for t in tables
+    )  # (the ids' sum tells a row deleted and another inserted by one transaction)
     with connection.cursor() as cur:
         cur.execute(
             f"""
@@ -82,8 +88,9 @@ def build(version: tuple | None = None) -> Snapshot:
     version = version if version is not None else fingerprint()
     seen = loader.digests()  # before the rows: a write after this shows as a changed digest at the next update
     hybrid = active_model()
-    loaded = loader.load(None, adapter=get_adapter(), hybrid=hybrid)
-    snap = assemble(version=version, parts=loaded, digests=seen, hybrid=hybrid, sample=None)
+    sample = _audience_sample(hybrid.version if hybrid is not None else "")
+    loaded = loader.load(None, adapter=get_adapter(), hybrid=hybrid, sample=sample)
+    snap = assemble(version=version, parts=loaded, digests=seen, hybrid=hybrid, sample=sample)
     snap.full_at = snap.built_at
     log.info(
         "serving index built: %d campaigns, %d assets, %d placements in %.2f s",
@@ -107,20 +114,19 @@ def update(snap: Snapshot, version: tuple | None = None, *, campaign_ids: Collec
     hybrid = active_model()
     if (hybrid.version if hybrid is not None else "") != snap.hybrid_version:
         return build(version)
-    seen = loader.digests()
-    changed = {cid for cid, digest in seen.items() if snap.digests.get(cid) != digest}
-    changed |= set(campaign_ids) | (snap.parts.keys() - seen.keys())  # and deleted ones
+    # the digests of the tables whose fingerprint moved (a bid edit reads no asset table)
+    moved = [s for s in loader.DIGESTS if version[FINGERPRINT[s]] != snap.version[FINGERPRINT[s]]]
+    seen = {**snap.digests, **loader.digests(moved)}
+    changed = set(campaign_ids) | (snap.parts.keys() - seen["campaign"].keys())  # named here, deleted
+    for source in moved:
+        before, after = snap.digests[source], seen[source]
+        changed |= {cid for cid in before.keys() | after.keys() if before.get(cid) != after.get(cid)}
     now = time.time()
     ended = {cid for cid, p in snap.parts.items() if p.entry.ends_at is not None and p.entry.ends_at <= now}
     kept = {cid: p for cid, p in snap.parts.items() if cid not in changed and cid not in ended}
-    kept.update(loader.load(changed, adapter=get_adapter(), hybrid=hybrid) if changed else {})
-    fresh = assemble(
-        version=version,
-        parts=kept,
-        digests=seen,
-        hybrid=hybrid,
-        sample=(snap.audience_sample, snap.hybrid_sample),
-    )
+    sample = (snap.audience_sample, snap.hybrid_sample)
+    kept.update(loader.load(changed, adapter=get_adapter(), hybrid=hybrid, sample=sample) if changed else {})
+    fresh = assemble(version=version, parts=kept, digests=seen, hybrid=hybrid, sample=sample)
     fresh.full_at = snap.full_at
     log.info(
         "serving index updated: %d of %d campaigns re-read in %.3f s",
@@ -132,9 +138,10 @@ def update(snap: Snapshot, version: tuple | None = None, *, campaign_ids: Collec
 
 
 def assemble(
-    *, version: tuple, parts: dict[int, loader.CampaignPart], digests: dict, hybrid, sample: tuple | None
+    *, version: tuple, parts: dict[int, loader.CampaignPart], digests: dict, hybrid, sample: tuple
 ) -> Snapshot:
-    """A snapshot from the campaigns' parts (in id order), the shared rows and an audience sample (None: draw one)."""
+    """A snapshot from the campaigns' parts (in id order), the shared rows and the audience sample they were read
+    with."""
     langs = list(ad_settings.LANGUAGES)
     order = sorted(parts)
     chosen = [parts[cid] for cid in order]
@@ -149,10 +156,11 @@ def assemble(
     descriptions: dict[tuple[int, str], tuple[int, str]] = {}
     cards: dict[object, ProductCard] = {}
     product_vectors: dict[object, np.ndarray] = {}
+    if chosen:
+        zero = np.zeros(dims, np.float32)
+        targets = np.stack([zero if p.target is None else p.target for p in chosen])
+        has_target = np.array([p.target is not None for p in chosen], bool)
     for i, p in enumerate(chosen):
-        if p.target is not None:
-            targets[i] = p.target
-            has_target[i] = True
         for pid in p.entry.products:
             by_product[pid].add(i)
         for key in p.category_keys:
@@ -186,13 +194,11 @@ def assemble(
     )
     snap.parts = parts
     snap.digests = digests
-    _hybrid_targets(snap, chosen, hybrid)
-    _globals(snap)
-    if sample is None:
-        sample = _audience_sample(snap.hybrid_version)
     snap.audience_sample, snap.hybrid_sample = sample
-    _audience_stats(snap)
-    _derive(snap)
+    _hybrid_targets(snap, chosen, hybrid)
+    _audience_stats(snap, chosen)
+    _globals(snap)
+    _derive(snap, chosen)
     refresh_spend(snap)
     return snap
 
@@ -233,13 +239,7 @@ def _hybrid_targets(snap: Snapshot, chosen: list, hybrid) -> None:
     """Each campaign as a point of the active interest model's space: its target and its products' factors."""
     if hybrid is None or not len(snap.campaigns):
         return
-    factors = np.zeros((len(chosen), hybrid.rank), np.float32)
-    pop = np.zeros(len(chosen), np.float32)
-    for i, p in enumerate(chosen):
-        if p.factors is not None:
-            factors[i] = p.factors
-            pop[i] = p.popularity
-    snap.hybrid_targets = hybrid.vectors.product_vectors(snap.targets, factors, pop)
+    snap.hybrid_targets = np.stack([p.hybrid_target for p in chosen])
     snap.hybrid_version = hybrid.version
 
 
@@ -270,19 +270,18 @@ def _audience_sample(hybrid_version: str) -> tuple[np.ndarray | None, np.ndarray
     return content, (np.array(hybrid, np.float32) if len(hybrid) >= AUDIENCE_MIN else None)
 
 
-def _audience_stats(snap: Snapshot) -> None:
+def _audience_stats(snap: Snapshot, chosen: list) -> None:
     """Each campaign's fit distribution over the shop's shoppers (mean and sd of the similarity of a sample of
-    interest vectors to its target, in the content and the hybrid space): serving turns a shopper's fit into
-    where they stand in the campaign's audience, a measure that does not depend on the other campaigns."""
+    interest vectors to its target, in the content and the hybrid space; ``parts.fit_stats``): serving turns a
+    shopper's fit into where they stand in the campaign's audience, a measure that does not depend on the other
+    campaigns."""
     if not len(snap.campaigns) or not snap.has_target.any() or snap.audience_sample is None:
         return
-    fits = snap.targets @ snap.audience_sample.T
-    snap.audience_mean = fits.mean(axis=1)
-    snap.audience_sd = np.maximum(fits.std(axis=1), 1e-6)
+    snap.audience_mean = np.array([p.fit[0] for p in chosen], np.float32)
+    snap.audience_sd = np.array([p.fit[1] for p in chosen], np.float32)
     if snap.hybrid_targets is not None and snap.hybrid_sample is not None:
-        fits = snap.hybrid_targets @ snap.hybrid_sample.T
-        snap.hybrid_audience_mean = fits.mean(axis=1)
-        snap.hybrid_audience_sd = np.maximum(fits.std(axis=1), 1e-6)
+        snap.hybrid_audience_mean = np.array([p.hybrid_fit[0] for p in chosen], np.float32)
+        snap.hybrid_audience_sd = np.array([p.hybrid_fit[1] for p in chosen], np.float32)
 
 
 def live_click_model(placement_ids: tuple[int, ...]) -> ServedClickModel:
@@ -317,24 +316,37 @@ def value_per_click(c: CampaignEntry) -> float:
     return value
 
 
-def _derive(snap: Snapshot) -> None:
+def _scalars(c: CampaignEntry) -> tuple[float, ...]:
+    """A campaign's figures for the hot path's arrays, in ``SCALARS`` order (NaN: none)."""
+    nan = float("nan")
+    return (
+        c.starts_at if c.starts_at is not None else nan,
+        c.ends_at if c.ends_at is not None else nan,
+        float(c.unit_price),
+        float(c.total_budget),
+        float(c.daily_budget) if c.daily_budget is not None else nan,
+        float(c.frequency_cap),
+        c.audience_min_similarity if c.audience_min_similarity is not None else nan,
+        value_per_click(c),
+        float(c.audience_weights.get("close", 1.0)),
+        float(c.audience_weights.get("broad", 1.0)),
+    )
+
+
+SCALARS = ("starts_at", "ends_at", "unit_price", "total_budget", "daily_budget", "frequency_cap", "min_similarity",
+           "value_per_click", "audience_close", "audience_broad")  # fmt: skip
+
+
+def _derive(snap: Snapshot, chosen: list) -> None:
     """The per-campaign arrays the hot path filters and ranks with."""
     cs = snap.campaigns
-    nan = float("nan")
-    snap.starts_at = np.array([c.starts_at if c.starts_at is not None else nan for c in cs], dtype=np.float64)
-    snap.ends_at = np.array([c.ends_at if c.ends_at is not None else nan for c in cs], dtype=np.float64)
-    snap.unit_price = np.array([float(c.unit_price) for c in cs], dtype=np.float64)
-    snap.total_budget = np.array([float(c.total_budget) for c in cs], dtype=np.float64)
-    snap.daily_budget = np.array(
-        [float(c.daily_budget) if c.daily_budget is not None else nan for c in cs], dtype=np.float64
-    )
-    snap.frequency_cap = np.array([c.frequency_cap for c in cs], dtype=np.int64)
-    snap.min_similarity = np.array(
-        [c.audience_min_similarity if c.audience_min_similarity is not None else nan for c in cs], dtype=np.float64
-    )
-    snap.value_per_click = np.array([value_per_click(c) for c in cs], dtype=np.float64)
-    snap.audience_close = np.array([float(c.audience_weights.get("close", 1.0)) for c in cs], dtype=np.float64)
-    snap.audience_broad = np.array([float(c.audience_weights.get("broad", 1.0)) for c in cs], dtype=np.float64)
+    for p in chosen:  # kept with the part: an update computes only the re-read campaigns' figures
+        if p.scalars is None:
+            p.scalars = _scalars(p.entry)
+    table = np.array([p.scalars for p in chosen], dtype=np.float64).reshape(len(chosen), len(SCALARS))
+    for k, name in enumerate(SCALARS):
+        setattr(snap, name, np.ascontiguousarray(table[:, k]))
+    snap.frequency_cap = snap.frequency_cap.astype(np.int64)
     snap.no_threshold = np.isnan(snap.min_similarity)
     snap.min_similarity0 = np.nan_to_num(snap.min_similarity)
     snap.target_idx = np.flatnonzero(snap.has_target)
@@ -353,8 +365,8 @@ def _derive(snap: Snapshot) -> None:
         snap.has_copy[lang] = has
         best = np.zeros(len(cs))
         means = arms.alpha / (arms.alpha + arms.beta) if len(arms.alpha) else arms.alpha
-        for ci, (s, e) in arms.spans.items():
-            best[ci] = means[s:e].max()
+        if arms.spans:  # spans are contiguous, in campaign order: one reduction over all of them
+            best[list(arms.spans)] = np.maximum.reduceat(means, [s for s, _ in arms.spans.values()])
         snap.best_mean[lang] = best
     default = ad_settings.default_language
     for lang, best in snap.best_mean.items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,11 @@ class CampaignPart:
     cjk_keywords: tuple[str, ...]
     factors: np.ndarray | None = None  # mean of its products' collaborative factors (hybrid model), None: none
     popularity: float = 0.0
-    extra: dict = field(default_factory=dict)
+    hybrid_target: np.ndarray | None = None  # its point of the active interest model's space
+    # its fit distribution over the audience sample (mean, sd), content and hybrid space; None: no sample
+    fit: tuple | None = None
+    hybrid_fit: tuple | None = None
+    scalars: tuple | None = None  # its figures for the hot path's arrays (builder._scalars), computed once
 
 
 def product_card(product: Any, *, adapter: Any, languages: list[str]) -> ProductCard:
@@ -68,22 +72,31 @@ def product_card(product: Any, *, adapter: Any, languages: list[str]) -> Product
     )
 
 
-def digests() -> dict[int, tuple]:
-    """Every campaign's row version and those of its assets and links (count and sum of ``xmin``, the id of the
-    transaction that wrote each row): any committed write to a campaign, one of its assets, promoted products or
-    placements changes its digest, whether or not it went through a signal or moved ``updated_at``."""
-    through_products = Campaign.promoted_products.through._meta.db_table
-    through_placements = Campaign.placements.through._meta.db_table
-    groups = " ".join(
-        f"LEFT JOIN (SELECT campaign_id, count(*) n, sum(xmin::text::bigint) s FROM {table} GROUP BY campaign_id)"
-        f" {alias} ON {alias}.campaign_id = c.id"
-        for alias, table in (("a", Creative._meta.db_table), ("p", through_products), ("l", through_placements))
-    )
+DIGESTS = ("campaign", "assets", "products", "placements")  # the tables a campaign's digest is read from
+
+
+def digests(sources: Collection[str] = DIGESTS) -> dict[str, dict]:
+    """The row versions of campaigns and of their assets and links, by source: for each campaign the ``xmin`` of its
+    row (the id of the transaction that wrote it), and the count and sums of ``xmin`` and ids of its assets,
+    promoted-product links and placement links. Any committed write to any of these rows changes its campaign's
+    digest, whether or not it went through a signal or moved ``updated_at``. ``sources``: only these."""
+    tables = {
+        "assets": Creative._meta.db_table,
+        "products": Campaign.promoted_products.through._meta.db_table,
+        "placements": Campaign.placements.through._meta.db_table,
+    }
+    out: dict[str, dict] = {}
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT c.id, c.xmin::text::bigint, a.n, a.s, p.n, p.s, l.n, l.s FROM {Campaign._meta.db_table} c {groups}"
-        )
-        return {row[0]: row[1:] for row in cur.fetchall()}
+        for source in sources:
+            if source == "campaign":
+                cur.execute(f"SELECT id, xmin::text::bigint FROM {Campaign._meta.db_table}")
+            else:
+                cur.execute(
+                    f"SELECT campaign_id, count(*), sum(xmin::text::bigint), sum(id) FROM {tables[source]} "
+                    "GROUP BY campaign_id"
+                )
+            out[source] = {row[0]: row[1:] for row in cur.fetchall()}
+    return out
 
 
 def active_campaigns(ids: Collection[int] | None = None):
@@ -98,9 +111,33 @@ def _ts(value) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def load(ids: Collection[int] | None, *, adapter: Any, hybrid: Any = None) -> dict[int, CampaignPart]:
+FIT_BLOCK = 256  # campaigns whose fit distributions are computed together (see ``fit_stats``)
+
+
+def fit_stats(rows: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd of each row's similarity to the sample's rows. Computed in zero-padded blocks of FIT_BLOCK rows,
+    so that a campaign's figures come from the same arithmetic whether it is read with every other campaign (a full
+    build) or alone (an update): the two give the same snapshot, bit for bit."""
+    n = len(rows)
+    mean = np.zeros(n, np.float32)
+    sd = np.zeros(n, np.float32)
+    block = np.zeros((FIT_BLOCK, rows.shape[1]), np.float32)
+    for start in range(0, n, FIT_BLOCK):
+        m = min(FIT_BLOCK, n - start)
+        block[:m] = rows[start : start + m]
+        block[m:] = 0.0
+        fits = block @ sample.T
+        mean[start : start + m] = fits.mean(axis=1)[:m]
+        sd[start : start + m] = np.maximum(fits.std(axis=1), 1e-6)[:m]
+    return mean, sd
+
+
+def load(
+    ids: Collection[int] | None, *, adapter: Any, hybrid: Any = None, sample: tuple = (None, None)
+) -> dict[int, CampaignPart]:
     """The parts of the active campaigns (all, or those among ``ids``; the others among ``ids`` are not served),
-    in a fixed number of queries whatever their count. ``hybrid`` is the active interest model, if any."""
+    in a fixed number of queries whatever their count. ``hybrid`` is the active interest model, if any; ``sample``
+    the audience sample's content and hybrid vectors (None: no fit distributions)."""
     langs = list(ad_settings.LANGUAGES)
     rows = list(active_campaigns(ids).select_related("advertiser").order_by("pk"))
     if not rows:
@@ -205,7 +242,37 @@ def load(ids: Collection[int] | None, *, adapter: Any, hybrid: Any = None) -> di
                 part.factors = np.mean([f[: hybrid.rank] for f, _ in got], axis=0)
                 part.popularity = float(np.mean([p for _, p in got]))
         parts[c.pk] = part
+    _place(list(parts.values()), hybrid=hybrid, sample=sample)
     return parts
+
+
+def _place(chosen: list[CampaignPart], *, hybrid: Any, sample: tuple) -> None:
+    """Each part's point of the hybrid space and fit distributions (row by row: the same alone or with others)."""
+    dims = int(ad_settings.VECTOR_DIMENSIONS)
+    targets = np.zeros((len(chosen), dims), np.float32)
+    for i, p in enumerate(chosen):
+        if p.target is not None:
+            targets[i] = p.target
+    hybrid_targets = None
+    if hybrid is not None:
+        factors = np.zeros((len(chosen), hybrid.rank), np.float32)
+        pop = np.zeros(len(chosen), np.float32)
+        for i, p in enumerate(chosen):
+            if p.factors is not None:
+                factors[i] = p.factors
+                pop[i] = p.popularity
+        hybrid_targets = hybrid.vectors.product_vectors(targets, factors, pop)
+        for i, p in enumerate(chosen):
+            p.hybrid_target = hybrid_targets[i]
+    content, hybrid_sample = sample
+    if content is not None:
+        mean, sd = fit_stats(targets, content)
+        for i, p in enumerate(chosen):
+            p.fit = (mean[i], sd[i])
+    if hybrid_targets is not None and hybrid_sample is not None:
+        mean, sd = fit_stats(hybrid_targets, hybrid_sample)
+        for i, p in enumerate(chosen):
+            p.hybrid_fit = (mean[i], sd[i])
 
 
 def _headlines(ids: list[int], scope: dict) -> dict[int, dict[str, Headlines]]:

@@ -258,7 +258,8 @@ def test_a_change_here_during_a_background_update_is_applied_again_on_top(shop, 
         return real_update(snap, version, **kwargs)
 
     monkeypatch.setattr(builder, "update", slow_update)
-    monkeypatch.setattr(builder, "fingerprint", lambda: ("changed elsewhere",))
+    real = builder.fingerprint()
+    monkeypatch.setattr(builder, "fingerprint", lambda: (*real[:-1], "changed elsewhere"))
     with override_settings(
         ADENGINE={**settings.ADENGINE, "SERVING_INDEX_CHECK_SECONDS": 0, "SERVING_INDEX_FULL_REBUILD_SECONDS": 0}
     ):
