@@ -14,6 +14,7 @@ from adengine.services.tracking import restore_impression
 from adengine.serving import decide, tokens
 from adengine.serving import log as impression_log_module
 from adengine.serving.log import impression_log
+from adengine.serving.propensity import fill
 from tests.conftest import adengine_settings
 
 from .outage import database_outage
@@ -53,7 +54,10 @@ def test_a_batch_meeting_an_outage_is_kept_and_written_when_the_database_is_back
     nonces = [ad.nonce for ad in ads]
     wait_for(lambda: Impression.objects.filter(nonce__in=nonces).count() == len(nonces), what="the kept batch")
     assert stats["dropped"] == dropped and stats["pending"] == 0
-    assert all(0 < p <= 1 for p in Impression.objects.filter(nonce__in=nonces).values_list("propensity", flat=True))
+    # with what their propensities are computed from (the strategy queue's task does it)
+    written = Impression.objects.filter(nonce__in=nonces)
+    assert fill(impression_ids=list(written.values_list("pk", flat=True)))["unknown"] == 0
+    assert all(0 < p <= 1 for p in written.values_list("propensity", flat=True))
 
 
 def test_beyond_the_buffer_the_oldest_are_dropped_counted_and_logged(placement, make_campaign, async_log, caplog):
@@ -87,7 +91,11 @@ def test_the_writers_row_completes_one_restored_from_its_token(placement, make_c
         assert math.isnan(restored.propensity) and restored.context == {"restored": True}
         # when the writer writes its row
         impression_log.stop()
-    # then the same row (same id: its events stay attached) carries the decision's propensity and context
+    # then the same row (same id: its events stay attached) carries the decision's context, and its propensity once
+    # the strategy queue's task has computed it
     row = Impression.objects.get(nonce=ad.nonce)
+    assert row.pk == restored.pk and row.context["page"] == ""
+    assert fill(impression_ids=[row.pk])["filled"] == 1
+    row.refresh_from_db()
     assert row.pk == restored.pk and 0 < row.propensity <= 1 and row.context["page"] == ""
     assert row.policy != "restored" and row.candidates >= 1
