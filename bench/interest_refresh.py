@@ -144,9 +144,15 @@ def fill(*, shoppers: int, events: int, seed: float) -> dict:
     return done
 
 
-def _worker(chunk_ids: list[int], out: mp.Queue) -> None:
+def _worker(chunk_ids: list[int], out: mp.Queue, threads: int | None) -> None:
     """One worker process: run its chunks through the task, report shoppers and seconds."""
     _setup()
+    if threads:  # ENCODER["THREADS"]: one torch thread per worker process when there is one process per core
+        from django.conf import settings
+        from django.test import override_settings
+
+        encoder = {**settings.ADENGINE.get("ENCODER", {}), "THREADS": threads}
+        override_settings(ADENGINE={**settings.ADENGINE, "ENCODER": encoder}).enable()
     from adengine.ml.encoder import get_encoder
     from adengine.models import InterestRefreshChunk
     from adengine.tasks import refresh_interest_chunk
@@ -161,13 +167,13 @@ def _worker(chunk_ids: list[int], out: mp.Queue) -> None:
              "finished": sum(c.finished_at is not None for c in chunks)})  # fmt: skip
 
 
-def run_round(chunks: list[int], processes: int) -> dict:
+def run_round(chunks: list[int], processes: int, threads: int | None = None) -> dict:
     """Run ``chunks`` split over ``processes`` worker processes at once; shoppers, wall seconds, per process."""
     out: mp.Queue = mp.get_context("spawn").Queue()
     ctx = mp.get_context("spawn")
     parts = [chunks[i::processes] for i in range(processes)]
     t = time.perf_counter()
-    procs = [ctx.Process(target=_worker, args=(part, out)) for part in parts]
+    procs = [ctx.Process(target=_worker, args=(part, out, threads)) for part in parts]
     for p in procs:
         p.start()
     reports = [out.get() for _ in procs]
@@ -198,6 +204,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="pairs of rounds (1 process, then --workers)")
     parser.add_argument("--seed", type=float, default=0.3)
     parser.add_argument("--full", type=int, default=1_000_000, help="shoppers of the projected full refresh")
+    parser.add_argument("--encoder-threads", type=int, default=1, help="ENCODER THREADS of each worker process")
     parser.add_argument("--fill-only", action="store_true", help="prepare the copy and stop (needs no lock)")
     args = parser.parse_args()
     _setup()
@@ -222,7 +229,7 @@ def main() -> None:
             if len(queue) < take:
                 break
             chunks, queue = queue[:take], queue[take:]
-            r = run_round(chunks, processes)
+            r = run_round(chunks, processes, args.encoder_threads)
             r["load"] = [round(x, 2) for x in os.getloadavg()]
             rounds.append(r)
             print(json.dumps(r), flush=True)
