@@ -14,9 +14,9 @@ ADENGINE = {
     "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly
     "SERVING_LOG_MODE": "sync",  # tests look at impressions right after deciding (async mode: its own test)
     "SERVING_INDEX_CHECK_SECONDS": 3600,  # changes reach the index through signals (no background rebuilds)
-    "SHOPPER_CACHE_SECONDS": 0,
+    "SHOPPER_CACHE_SECONDS": 0,  # tests change shopper rows directly (the cache: its own test)
     # the first index build in the test's own thread, inside its transaction (the background build: its own test)
-    "SERVING_INDEX_WAIT_SECONDS": None,  # tests change shopper rows directly (the cache: its own test)
+    "SERVING_INDEX_WAIT_SECONDS": None,
 }
 
 # a read replica for reports, as a shop that scales out has one (in tests it mirrors the default database); the

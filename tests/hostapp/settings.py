@@ -60,5 +60,8 @@ ADENGINE = {
     "REFRESH_DEBOUNCE_SECONDS": 0,
     "SERVING_LOG_MODE": "sync",
     "SHOPPER_CACHE_SECONDS": 0,
+    # the first index build in the test's own thread, inside its transaction: a background build reads only what
+    # is committed, and the test's rows are not (a real shop's are)
+    "SERVING_INDEX_WAIT_SECONDS": None,
     "MODELS_DIR": str(embedded.ROOT / ".data" / "models"),
 }
