@@ -114,8 +114,8 @@ def fill(*, impressions: int, view_rate: float, click_rate: float, conversion_ra
         cur.execute(
             """
             INSERT INTO adengine_adevent (kind, status, charge, ip, user_agent, occurred_at, campaign_id,
-                impression_id)
-            SELECT 'view', 'accepted', 0, '10.0.0.1', 'bench', viewed_at, campaign_id, id
+                impression_id, impression_served_at)
+            SELECT 'view', 'accepted', 0, '10.0.0.1', 'bench', viewed_at, campaign_id, id, served_at
             FROM adengine_impression WHERE policy = %(mark)s AND viewed_at IS NOT NULL
             """,
             {"mark": MARK},
@@ -124,10 +124,10 @@ def fill(*, impressions: int, view_rate: float, click_rate: float, conversion_ra
         cur.execute(
             """
             INSERT INTO adengine_adevent (kind, status, charge, ip, user_agent, occurred_at, campaign_id,
-                impression_id)
+                impression_id, impression_served_at)
             SELECT 'click', CASE WHEN r < %(rate)s * 0.95 THEN 'accepted' ELSE 'bot' END,
                    CASE WHEN r < %(rate)s * 0.95 THEN 0.30 ELSE 0 END, '10.0.0.2', 'bench',
-                   served_at + interval '5 seconds', campaign_id, id
+                   served_at + interval '5 seconds', campaign_id, id, served_at
             FROM (SELECT id, campaign_id, served_at, random() AS r FROM adengine_impression
                   WHERE policy = %(mark)s) i WHERE r < %(rate)s
             """,
