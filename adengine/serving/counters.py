@@ -56,16 +56,14 @@ class DatabaseCounters:
         """
         if not caps:
             return set()
-        ids, limits = list(caps), [int(caps[c]) for c in caps]
         with connection.cursor() as cur:
             cur.execute(
-                f"INSERT INTO {self.table} AS t (shopper_id, campaign_id, day, count) "
-                "SELECT %s, c.id, %s, 1 FROM unnest(%s::bigint[], %s::int[]) AS c(id, cap) WHERE c.cap > 0 "
+                "WITH c AS (SELECT * FROM unnest(%s::bigint[], %s::int[]) AS u(id, cap) WHERE u.cap > 0) "
+                f"INSERT INTO {self.table} AS t (shopper_id, campaign_id, day, count) SELECT %s, c.id, %s, 1 FROM c "
                 "ON CONFLICT (shopper_id, day, campaign_id) DO UPDATE SET count = t.count + 1 "
-                "WHERE t.count < (SELECT cap FROM unnest(%s::bigint[], %s::int[]) AS k(id, cap) "
-                "WHERE k.id = t.campaign_id) "
+                "WHERE t.count < (SELECT cap FROM c WHERE c.id = t.campaign_id) "
                 "RETURNING campaign_id",
-                [shopper_id, day, ids, limits, ids, limits],
+                [list(caps), [int(n) for n in caps.values()], shopper_id, day],
             )
             return {row[0] for row in cur.fetchall()}
 
@@ -78,11 +76,15 @@ class DatabaseCounters:
                 [shopper_id, day, list(campaign_ids)],
             )
 
+    def seen_query(self, shopper_id: int, day: dt.date) -> tuple[str, list]:
+        """The query of ``seen`` (rows of campaign id, count), for a caller that folds it into its own statement
+        to save a round trip (``eligibility._read_seen``)."""
+        return f"SELECT campaign_id, count FROM {self.table} WHERE shopper_id = %s AND day = %s", [shopper_id, day]
+
     def seen(self, shopper_id: int, day: dt.date) -> dict[int, int]:
         """campaign id -> impressions reserved for the shopper on ``day``."""
         with connection.cursor() as cur:
-            cur.execute(f"SELECT campaign_id, count FROM {self.table} WHERE shopper_id = %s AND day = %s",
-                        [shopper_id, day])  # fmt: skip
+            cur.execute(*self.seen_query(shopper_id, day))
             return dict(cur.fetchall())
 
     def purge(self, *, before: dt.date) -> int:
@@ -128,6 +130,10 @@ class RedisCounters:
         for campaign_id in campaign_ids:
             pipe.hincrby(self.key(shopper_id, day), campaign_id, -1)
         pipe.execute()
+
+    def seen_query(self, shopper_id: int, day: dt.date) -> None:
+        """Not SQL: ``seen`` is a separate round trip to Redis."""
+        return None
 
     def seen(self, shopper_id: int, day: dt.date) -> dict[int, int]:
         return {int(k): int(v) for k, v in self.client.hgetall(self.key(shopper_id, day)).items()}

@@ -93,23 +93,23 @@ class SeenToday:
 
 
 def _read_seen(shopper_id: int, today) -> dict[int, int]:
-    """campaign id -> the shopper's impressions today: the log's count or the shared counters', the larger."""
+    """campaign id -> the shopper's impressions today: the log's count or the shared counters', the larger.
+
+    When the counters are SQL (``seen_query``), both are read in one statement: one round trip per cache miss."""
     backend = counters.counters()
-    log_sql = (
+    sql = (
         f"SELECT campaign_id, count(*) AS n FROM {Impression._meta.db_table} "
         "WHERE shopper_id = %s AND served_at >= %s GROUP BY campaign_id"
     )
     params: list = [shopper_id, clock.midnight()]
+    shared = backend.seen_query(shopper_id, today)
+    if shared is not None:
+        sql = f"SELECT campaign_id, max(n) FROM ({sql} UNION ALL {shared[0]}) AS s GROUP BY campaign_id"
+        params += shared[1]
     with connection.cursor() as cur:
-        if isinstance(backend, counters.DatabaseCounters):  # one round trip for both
-            log_sql = (
-                f"SELECT campaign_id, max(n) FROM ({log_sql} UNION ALL SELECT campaign_id, count AS n "
-                f"FROM {backend.table} WHERE shopper_id = %s AND day = %s) AS s GROUP BY campaign_id"
-            )
-            params += [shopper_id, today]
-        cur.execute(log_sql, params)
+        cur.execute(sql, params)
         seen = dict(cur.fetchall())
-    if not isinstance(backend, counters.DatabaseCounters):
+    if shared is None:
         for cid, n in backend.seen(shopper_id, today).items():
             seen[cid] = max(seen.get(cid, 0), n)
     return seen
