@@ -27,6 +27,7 @@ from adengine.models import (
 
 from . import parts as loader
 from .click_model import ClickModel as ServedClickModel
+from .click_model import logit
 from .click_model import prior as click_prior
 from .experiments import ExperimentEntry
 from .snapshot import Arms, CampaignEntry, PlacementEntry, ProductCard, Snapshot
@@ -377,6 +378,7 @@ def _derive(snap: Snapshot, chosen: list) -> None:
         if lang not in snap.value_mean and default in snap.value_mean:
             snap.value_mean[lang] = snap.value_mean[default]
             snap.best_ctr[lang] = snap.best_ctr[default]
+    snap.best_ctr_logit = {lang: logit(ctr) for lang, ctr in snap.best_ctr.items()}  # the click model's input
     snap.no_interest = np.full(len(cs), np.nan)
     snap.no_interest.flags.writeable = False
 

@@ -216,10 +216,22 @@ class ClickModel:
         """One decision's per-decision features (see ``const_features``)."""
         return const_features(self.placements, **kw)[0]
 
-    def mean_logit(self, x_const: np.ndarray, asset_ctr, relevance, interest, page_fit) -> np.ndarray:
-        """The logit of the predicted CTR with the posterior mean weights, per ad."""
-        arms = arm_features(asset_ctr, relevance, interest, page_fit, base_ctr=self.base_ctr)
-        return float(x_const @ self.mean[N_ARM:]) + arms @ self.mean[:N_ARM]
+    def mean_logit(
+        self, x_const: np.ndarray, asset_ctr, relevance, interest, page_fit, *, asset_logit: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The logit of the predicted CTR with the posterior mean weights, per ad: ``arm_features(...) @ weights``
+        written out term by term (no (n, 4) matrix: the serving engine scores every campaign on each decision).
+        ``asset_logit``: ``logit(asset_ctr)`` when the caller keeps it (the serving snapshot does, per campaign)."""
+        w = self.mean
+        a = logit(asset_ctr) if asset_logit is None else asset_logit
+        interest = np.asarray(interest, dtype=np.float64)
+        # the arm features' constant parts (-logit(base CTR), -0.5 each) folded into one scalar
+        const = float(x_const @ w[N_ARM:]) - w[0] * self.base_logit - 0.5 * (w[1] + w[3])
+        z = w[0] * a + w[1] * np.asarray(relevance, dtype=np.float64) + w[3] * np.asarray(page_fit, dtype=np.float64)
+        z += const
+        if w[2] != 0.0:
+            z += w[2] * np.where(np.isnan(interest), 0.0, interest - 0.5)
+        return z
 
     def sampler(self, *, alpha, beta, x_const, relevance, interest, page_fit) -> ContextualSampler:
         return ContextualSampler(self, alpha, beta, x_const, relevance, interest, page_fit)

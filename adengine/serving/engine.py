@@ -145,7 +145,7 @@ class _Scoring:
         if not self.contextual:
             return snap.value_mean[lang] * self.delivery * relevance_factor(self.relevance, self.relevance_weight)
         ctr = sigmoid(self.model.mean_logit(self.x_const, snap.best_ctr[lang], self.relevance, self.interest,
-                                            self.on_page))  # fmt: skip
+                                            self.on_page, asset_logit=snap.best_ctr_logit.get(lang)))  # fmt: skip
         return snap.value_per_click * self.delivery * ctr
 
 
@@ -248,12 +248,10 @@ def _one_per_advertiser(snap: Snapshot, ranked: np.ndarray) -> np.ndarray:
 
 def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
     """Indices of the (up to) k largest values where mask is set."""
-    masked = np.where(mask, values, -np.inf)
-    if k < len(masked):
-        idx = np.argpartition(-masked, k - 1)[:k]
-    else:
-        idx = np.arange(len(masked))
-    return idx[np.isfinite(masked[idx])]
+    idx = np.flatnonzero(mask)  # partition only the allowed ones (often a fraction of the campaigns)
+    if k < len(idx):
+        idx = idx[np.argpartition(-values[idx], k - 1)[:k]]
+    return idx[np.isfinite(values[idx])]
 
 
 def _product(
@@ -352,13 +350,16 @@ class Engine(DecisionBackend):
         seen = self.seen_today.get(shopper.pk)
         if not seen:
             return 1.0
-        # vectorised: an app session or a heavy shopper may have seen thousands of campaigns today
+        # sparse: only the campaigns seen today differ from 1 (an app session or a heavy shopper may have seen
+        # thousands of campaigns today, so vectorised over them)
         ids = np.fromiter(seen.keys(), np.int64, len(seen))
         counts = np.fromiter(seen.values(), np.float64, len(seen))
         where, known = self._campaign_indices(snap, ids)
-        repeats = np.zeros(len(snap.campaigns))
-        repeats[where] = counts[known]
-        return np.where(snap.house, 1.0, decay**repeats)
+        counts = counts[known]
+        repeats = ~snap.house[where]
+        decays = np.ones(len(snap.campaigns))
+        decays[where[repeats]] = decay ** counts[repeats]
+        return decays
 
     def _campaign_indices(self, snap: Snapshot, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The snapshot's indices of the campaigns ``ids`` that it has, and which of ``ids`` those are."""

@@ -139,6 +139,7 @@ class Snapshot:
     has_copy: dict[str, np.ndarray] = field(default_factory=dict)  # language -> campaign has approved headlines
     value_mean: dict[str, np.ndarray] = field(default_factory=dict)  # language -> value x best mean CTR
     best_ctr: dict[str, np.ndarray] = field(default_factory=dict)  # language -> best arm's mean CTR (with fallback)
+    best_ctr_logit: dict[str, np.ndarray] = field(default_factory=dict)  # language -> logit(best_ctr)
     no_interest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # NaN per campaign: not personalised
     click_model: object = None  # click_model.ClickModel: the live model's posterior, else the prior
     # each campaign's fit over a sample of the shop's shoppers (content and hybrid space); None: too few shoppers

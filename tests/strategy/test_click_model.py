@@ -65,6 +65,27 @@ def test_the_prior_is_the_context_free_policy():
     assert cm.sigmoid(model.mean_logit(x, [0.02], [0.5], [np.nan], [0.5]))[0] == pytest.approx(0.02, rel=0.2)
 
 
+def test_the_serving_score_is_the_design_matrix_times_the_weights():
+    """mean_logit (written out term by term for serving) equals the features the model was fitted on, times its
+    mean weights, for any weights, NaN interest (not personalised) included; and the snapshot's kept logits give
+    the same answer."""
+    rng = np.random.default_rng(7)
+    placements = (1, 2)
+    n = 500
+    inputs = dict(asset_ctr=rng.beta(2, 80, n), relevance=rng.random(n),
+                  interest=np.where(rng.random(n) < 0.4, np.nan, rng.random(n)), page_fit=rng.random(n))  # fmt: skip
+    const = dict(personalised=True, kind="product", position=0, other_language=False, hour=9.5, placement_id=2)
+    X = cm.design(placements, **inputs, **{k: np.full(n, v) for k, v in const.items()}, base_ctr=BASE)
+    for weights in (rng.normal(size=X.shape[1]), np.r_[rng.normal(size=2), 0.0, rng.normal(size=X.shape[1] - 3)]):
+        model = cm.ClickModel(version="w", placements=placements, mean=weights, cov=np.eye(len(weights)), base_ctr=BASE)
+        x = model.const(**const)
+        expected = X @ weights
+        np.testing.assert_allclose(model.mean_logit(x, *inputs.values()), expected, rtol=1e-10, atol=1e-10)
+        kept = cm.logit(inputs["asset_ctr"])
+        np.testing.assert_allclose(model.mean_logit(x, None, *list(inputs.values())[1:], asset_logit=kept), expected,
+                                   rtol=1e-10, atol=1e-10)  # fmt: skip
+
+
 def test_too_few_data_are_refused_with_a_reason():
     with pytest.raises(cm.FitError, match="labels 0 or 1"):
         cm.fit(np.ones((3, 2)), np.array([0, 2, 1]), prior_mean=np.zeros(2), prior_precision=np.ones(2))
