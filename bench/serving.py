@@ -17,6 +17,7 @@ vectors (mixtures of 200 topics, the campaigns' targets drawn from the same topi
    thread) in six alternating rounds: requests per second and their ratio.
 
     python -m shop.embedded run -- .venv/bin/python bench/serving.py [--reuse] [--only decisions|page|throughput]
+        [--counters database|redis]
 
 ``ADENGINE_BENCH_DATABASE_URL`` names another database to run on (a copy made with ``CREATE DATABASE ...
 TEMPLATE adengine_bench``, so that several people can measure at once).
@@ -493,7 +494,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="per endpoint, split into rounds")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--counters",
+        choices=["database", "redis"],
+        default="database",
+        help="where frequency caps are reserved (SHARED_COUNTERS): PostgreSQL, or the broker's Redis",
+    )
     args = parser.parse_args()
+    os.environ["ADENGINE_BENCH_COUNTERS"] = (
+        os.environ["CELERY_BROKER_URL"] if args.counters == "redis" else "database"
+    )  # read by bench/settings.py, in this process and the gunicorn one
+    print(f"frequency caps reserved in: {args.counters}", flush=True)
     only = set(args.only or ["decisions", "page", "throughput"])
     _ensure_database()
     _setup_django()

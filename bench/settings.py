@@ -18,3 +18,5 @@ ADENGINE = {
     # request of the last minute on each call, which measures the throttle, not the decision.)
     "API_THROTTLE_RATES": {"decisions": None, "tracking": None, "advertiser": "300/min"},
 }
+if os.environ.get("ADENGINE_BENCH_COUNTERS"):  # bench/serving.py --counters: "database" or a Redis URL
+    ADENGINE["SHARED_COUNTERS"] = os.environ["ADENGINE_BENCH_COUNTERS"]
