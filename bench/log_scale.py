@@ -61,7 +61,13 @@ def _migrate() -> float:
 
 
 # ---------------------------------------------------------------- filling
-HOURLY_INDEXES = Path("/tmp/adengine-log-scale-hourly-indexes.json")
+
+
+def _hourly_indexes_file() -> Path:
+    """Where the roll-up's dropped indexes are kept until the fill ends (one file per database)."""
+    from django.db import connection
+
+    return Path(f"/tmp/adengine-log-scale-hourly-indexes-{connection.settings_dict['NAME']}.json")
 
 
 def _index_statements(cur, parent: str, child: str) -> list[str]:
@@ -84,24 +90,26 @@ def _drop_hourly_indexes(cur) -> None:
     found = cur.fetchall()
     if not found:
         return
-    saved = json.loads(HOURLY_INDEXES.read_text()) if HOURLY_INDEXES.exists() else []
-    HOURLY_INDEXES.write_text(json.dumps(saved + [[d, c] for _, d, c in found]))
+    saved_in = _hourly_indexes_file()
+    saved = json.loads(saved_in.read_text()) if saved_in.exists() else []
+    saved_in.write_text(json.dumps(saved + [[d, c] for _, d, c in found]))
     for name, _, constraint in found:
         cur.execute(f"ALTER TABLE adengine_hourlystats DROP CONSTRAINT {constraint}" if constraint
                     else f"DROP INDEX {name}")  # fmt: skip
 
 
 def _hourly_indexes(cur) -> None:
-    if not HOURLY_INDEXES.exists():
+    saved_in = _hourly_indexes_file()
+    if not saved_in.exists():
         return
-    for definition, constraint in json.loads(HOURLY_INDEXES.read_text()):
+    for definition, constraint in json.loads(saved_in.read_text()):
         name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
         cur.execute("SELECT to_regclass(%s)", [name])
         if cur.fetchone()[0] is None:
             cur.execute(definition)
             if constraint:
                 cur.execute(f"ALTER TABLE adengine_hourlystats ADD CONSTRAINT {constraint} UNIQUE USING INDEX {name}")
-    HOURLY_INDEXES.unlink()
+    saved_in.unlink()
 
 
 def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
@@ -142,10 +150,11 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
         cur.execute("SELECT min(id), max(id), count(*) FROM adengine_shopper WHERE user_id IS NULL")
         lo, hi, n_shoppers = cur.fetchone()
         assert hi - lo + 1 == n_shoppers, "anonymous shoppers' ids are not contiguous"
-        # what is there: days loaded by an earlier (interrupted) run are kept
+        # what is there: days loaded by an earlier (interrupted) run are kept (a day holding fewer rows, such as
+        # the serving benchmark's own decisions in the template database, is not a loaded day: the log is emptied)
         loaded = set()
         for day, name in log_partitions.partition_days(imp_t).items():
-            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")
+            cur.execute(f"SELECT count(*) >= %s FROM {name}", [per_day])
             if cur.fetchone()[0] and first <= day and not fresh:
                 loaded.add(day)
         if not loaded:
@@ -217,6 +226,10 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
                 cur.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
                 cur.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_day")
                 cur.execute(f"ANALYZE {name}")
+        if day < today:  # a closed day: vacuumed as maintain_log_partitions does (all-visible: index-only reach)
+            with connection.cursor() as cur:
+                for name in names.values():
+                    cur.execute(f"VACUUM (ANALYZE) {name}")
         print(f"  {day}: {per_day:,} impressions loaded, indexed, rolled up ({time.perf_counter() - t0:.0f} s)",
               flush=True)  # fmt: skip
     fill_s = time.perf_counter() - t0
