@@ -6,7 +6,9 @@ assets, 1,000,000 shoppers; make them with ``CREATE DATABASE <name> TEMPLATE ade
 ``generate_series`` straight into the daily partitions, campaigns drawn with a skew (campaign rank r with
 probability ~ 1/sqrt(r): the largest has 1 % of all impressions) and shoppers uniformly; the hourly roll-up is
 built from them in SQL as the strategy update builds it, and its watermark set before the last 5 minutes
-(the live tail a report reads from the log). ``--empty-db`` has the same campaigns and an empty log.
+(the live tail a report reads from the log). ``--empty-db`` has the same campaigns and a log emptied of every
+day but today: today's impressions of ``--db`` are copied into it (the frequency cap and session diversity read
+today's partition, so both databases hold the same rows there and differ only by the past days).
 
 1. ``decisions``: bench/serving.py's decision loop (``--only decisions``: random shoppers, four placements,
    a live click model, the log's writer thread running) in one process per database, alternating rounds, so
@@ -282,9 +284,43 @@ def sizes() -> dict:
 
 
 # ---------------------------------------------------------------- 1. decisions, side by side
-def worker(db: str, *, empty: bool) -> None:
+def _copy_today(source: str) -> int:
+    """Today's (UTC) impressions of the database ``source``, copied into this one's emptied log: the frequency cap
+    and session diversity read today's partition, so both databases start a round with the same rows in it."""
+    import datetime as dt
+
+    import psycopg
+    from django.db import connection
+
+    midnight = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+    with connection.cursor() as cur:
+        cur.execute("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid "
+                    "= 'adengine_impression'::regclass AND attnum > 0 AND NOT attisdropped")  # fmt: skip
+        columns = cur.fetchone()[0]
+    connection.ensure_connection()
+    raw = connection.connection
+    with psycopg.connect(_url(source)) as src, src.cursor() as out, raw.cursor() as into:
+        into.execute("SET session_replication_role = replica")  # the same ids everywhere: no FK check per row
+        with (
+            out.copy(
+                f"COPY (SELECT {columns} FROM adengine_impression WHERE served_at >= %s) TO STDOUT", [midnight]
+            ) as reader,
+            into.copy(f"COPY adengine_impression ({columns}) FROM STDIN") as writer,
+        ):
+            for block in reader:
+                writer.write(block)
+        into.execute("SET session_replication_role = DEFAULT")
+        into.execute("SELECT setval('adengine_impression_id_seq', (SELECT max(id) FROM adengine_impression))")
+        into.execute("SELECT count(*) FROM adengine_impression")
+        copied = into.fetchone()[0]
+        into.execute("ANALYZE adengine_impression")
+    raw.commit()
+    return copied
+
+
+def worker(db: str, *, empty: bool, today_from: str | None = None) -> None:
     """Answer 'run <n> <seed>' lines with bench/serving.py's decision loop on ``db`` (one JSON line each);
-    ``empty``: its log is emptied first."""
+    ``empty``: its log is emptied first, then given today's impressions of ``today_from`` (if named)."""
     _setup_django(db)
     _migrate()
     if empty:
@@ -293,6 +329,9 @@ def worker(db: str, *, empty: bool) -> None:
         with connection.cursor() as cur:
             cur.execute("TRUNCATE adengine_adevent, adengine_impression, adengine_hourlystats")
             cur.execute("UPDATE adengine_strategystate SET impression_id = 0, event_id = 0")
+        if today_from:
+            print(f"  {_copy_today(today_from):,} impressions of today copied from {today_from} into {db}",
+                  file=sys.stderr, flush=True)  # fmt: skip
     from bench.serving import bench_decisions
 
     for line in sys.stdin:
@@ -305,7 +344,7 @@ def worker(db: str, *, empty: bool) -> None:
 def side_by_side(full: str, empty: str, *, decisions: int, rounds: int) -> dict:
     procs = {
         name: subprocess.Popen(
-            [sys.executable, __file__, "--worker", db, *(["--empty"] if name == "empty" else [])],
+            [sys.executable, __file__, "--worker", db, *(["--empty", "--today-from", full] if name == "empty" else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -454,9 +493,10 @@ def main() -> None:
     parser.add_argument("--stop-at", help="fill: start no new day after this UTC time (HH:MM)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--today-from", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, empty=args.empty)
+        worker(args.worker, empty=args.empty, today_from=args.today_from)
         return
     only = set(args.only or ["fill", "decisions", "reports"])
     results: dict = {}
