@@ -87,7 +87,7 @@ def test_the_impression_table_has_only_the_indexes_a_query_needs():
         cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", [IMP])
         columns = sorted(d.split("USING btree ")[1] for (d,) in cur.fetchall())
     assert columns == [
-        "(campaign_id, served_at) INCLUDE (shopper_id)",  # reach by campaign read from the index alone
+        "(campaign_id, served_at) INCLUDE (shopper_id, placement_id, creative_id)",  # reports' reach: index only
         "(id, served_at)",
         "(nonce, served_at)",
         "(shopper_id, served_at)",
