@@ -73,14 +73,22 @@ def _hourly_indexes_file() -> Path:
 
 
 def _index_statements(cur, parent: str, child: str) -> list[str]:
-    """The partitioned indexes of ``parent`` as statements that build them on the table ``child``."""
-    cur.execute("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = "
-                "i.indexrelid WHERE i.indrelid = %s::regclass", [parent])  # fmt: skip
+    """The partitioned indexes of ``parent`` as statements that build them on the table ``child``.
+
+    An index behind a primary key or unique constraint becomes that constraint on ``child`` too (``USING INDEX``):
+    ATTACH PARTITION then takes it as the partition's, where it would otherwise build a second one beside it.
+    """
+    cur.execute("SELECT pg_get_indexdef(i.indexrelid), con.contype FROM pg_index i LEFT JOIN pg_constraint con ON "
+                "con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
+                "WHERE i.indrelid = %s::regclass", [parent])  # fmt: skip
     out = []
-    for n, (_, definition) in enumerate(cur.fetchall()):
+    for n, (definition, constraint) in enumerate(cur.fetchall()):
         body = definition.split(" USING ", 1)[1]
         unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
         out.append(f"CREATE {unique}INDEX {child}_{n} ON {child} USING {body}")
+        if constraint:
+            kind = "PRIMARY KEY" if constraint == "p" else "UNIQUE"
+            out.append(f"ALTER TABLE {child} ADD CONSTRAINT {child}_{n} {kind} USING INDEX {child}_{n}")
     return out
 
 
