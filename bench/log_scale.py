@@ -443,8 +443,32 @@ def reports(repeat: int = 5) -> dict:
     page = list(Campaign.objects.order_by("-created_at")[:50])
     dashboard_rows(page)
     out["dashboard_50_campaigns"] = _timed(lambda: dashboard_rows(page), repeat)
+    out["dashboard_parts"] = dashboard_parts(page, repeat)
     out["plans"] = plans(picks["largest"][0])
     return out
+
+
+def dashboard_parts(page, repeat: int) -> dict:
+    """Where the dashboard's time goes: its diagnosis and its three figures queries, each timed alone."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from adengine import clock
+    from adengine.selectors.dashboard import SPARK_DAYS
+    from adengine.selectors.diagnosis import diagnose
+    from adengine.selectors.performance import figures
+
+    now = timezone.now()
+    ids = [c.pk for c in page]
+    first_day = clock.today(now) - dt.timedelta(days=SPARK_DAYS - 1)
+    parts = {
+        "diagnose": lambda: diagnose(page, now=now),
+        "figures_today": lambda: figures(ids, by=("campaign",), since=clock.midnight(now)),
+        "figures_total": lambda: figures(ids, by=("campaign",)),
+        "figures_by_day_14": lambda: figures(ids, by=("campaign", "day"), since=clock.day_start(first_day)),
+    }
+    return {name: _timed(fn, repeat) for name, fn in parts.items()}
 
 
 def plans(campaign_id: int) -> dict:
@@ -479,12 +503,18 @@ def plans(campaign_id: int) -> dict:
                 "SELECT count(DISTINCT shopper_id) FROM adengine_impression WHERE campaign_id = %s AND served_at >= %s",
                 [campaign_id, timezone.now() - dt.timedelta(days=30)],
             ),
+            "report reach by placement, 30 days": (
+                "SELECT placement_id, count(DISTINCT shopper_id) FROM adengine_impression WHERE campaign_id = %s AND "
+                "served_at >= %s GROUP BY 1",
+                [campaign_id, timezone.now() - dt.timedelta(days=30)],
+            ),
         }
         out = {}
         for name, (sql, params) in queries.items():
             cur.execute("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + sql, params)
             lines = [r[0] for r in cur.fetchall()]
-            out[name] = [ln for ln in lines if "Scan" in ln or "Execution" in ln or "Planning" in ln][:6]
+            keep = ("Scan", "Execution", "Planning", "Heap Fetches")
+            out[name] = [ln for ln in lines if any(k in ln for k in keep)][:8]
     return out
 
 
@@ -502,6 +532,11 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--today-from", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-index-only",
+        action="store_true",
+        help="reports: SET enable_indexonlyscan = off (each impression's row read from the heap, as before 0024)",
+    )
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, empty=args.empty, today_from=args.today_from)
@@ -519,6 +554,11 @@ def main() -> None:
         results["fill"] = fill(args.rows, args.days, fresh=args.fresh, stop_at=stop_at)
         print(f"fill: {json.dumps(results['fill'])}", flush=True)
     if "reports" in only:
+        if args.no_index_only:
+            from django.db import connection
+
+            with connection.cursor() as cur:
+                cur.execute("SET enable_indexonlyscan = off")
         results["reports"] = reports()
         print(f"reports: {json.dumps(results['reports'])}", flush=True)
     if "decisions" in only:
