@@ -282,8 +282,8 @@ def vacuum_closed_days(*, today: dt.date | None = None) -> list[str]:
 
 
 def maintain(*, today: dt.date | None = None) -> Maintenance:
-    """Create the days ahead (and those of strays), vacuum the closed days written since their last vacuum, then
-    drop the expired days that are rolled up."""
+    """Create the days ahead (and those of strays), drop the expired days that are rolled up, then vacuum the
+    closed days written since their last vacuum."""
     for entry in logs():
         if not is_partitioned(entry.table):
             raise ImproperlyConfigured(f"{entry.table} is not partitioned: run `manage.py migrate adengine`.")
