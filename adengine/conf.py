@@ -413,7 +413,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "LOG_PARTITION_INTERVAL_SECONDS": (
         3600,
         "How often beat runs adengine.maintain_log_partitions (strategy queue): partitions ahead, strays moved, "
-        "expired days dropped.",
+        "closed days vacuumed, expired days dropped.",
     ),
     "STRATEGY_MIN_IMPRESSIONS": (200, "An asset is LEARNING until it has been served this often."),
     "STRATEGY_MIN_CLICKS": (

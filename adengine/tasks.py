@@ -175,7 +175,7 @@ def fill_propensities(impression_ids: list[int] | None = None) -> dict:
 @shared_task(name="adengine.maintain_log_partitions", ignore_result=True, base=AdengineTask)
 def maintain_log_partitions() -> dict:
     """The logs' daily partitions: LOG_PARTITIONS_AHEAD days created ahead, strays of the default partition moved,
-    days past LOG_RETENTION_DAYS dropped once rolled up (idempotent)."""
+    closed days vacuumed, days past LOG_RETENTION_DAYS dropped once rolled up (idempotent)."""
     from adengine.services.log_partitions import maintain
 
     return maintain().as_dict()

@@ -6,7 +6,9 @@ assets, 1,000,000 shoppers; make them with ``CREATE DATABASE <name> TEMPLATE ade
 ``generate_series`` straight into the daily partitions, campaigns drawn with a skew (campaign rank r with
 probability ~ 1/sqrt(r): the largest has 1 % of all impressions) and shoppers uniformly; the hourly roll-up is
 built from them in SQL as the strategy update builds it, and its watermark set before the last 5 minutes
-(the live tail a report reads from the log). ``--empty-db`` has the same campaigns and an empty log.
+(the live tail a report reads from the log). ``--empty-db`` has the same campaigns and a log emptied of every
+day but today: today's impressions of ``--db`` are copied into it (the frequency cap and session diversity read
+today's partition, so both databases hold the same rows there and differ only by the past days).
 
 1. ``decisions``: bench/serving.py's decision loop (``--only decisions``: random shoppers, four placements,
    a live click model, the log's writer thread running) in one process per database, alternating rounds, so
@@ -61,18 +63,32 @@ def _migrate() -> float:
 
 
 # ---------------------------------------------------------------- filling
-HOURLY_INDEXES = Path("/tmp/adengine-log-scale-hourly-indexes.json")
+
+
+def _hourly_indexes_file() -> Path:
+    """Where the roll-up's dropped indexes are kept until the fill ends (one file per database)."""
+    from django.db import connection
+
+    return Path(f"/tmp/adengine-log-scale-hourly-indexes-{connection.settings_dict['NAME']}.json")
 
 
 def _index_statements(cur, parent: str, child: str) -> list[str]:
-    """The partitioned indexes of ``parent`` as statements that build them on the table ``child``."""
-    cur.execute("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = "
-                "i.indexrelid WHERE i.indrelid = %s::regclass", [parent])  # fmt: skip
+    """The partitioned indexes of ``parent`` as statements that build them on the table ``child``.
+
+    An index behind a primary key or unique constraint becomes that constraint on ``child`` too (``USING INDEX``):
+    ATTACH PARTITION then takes it as the partition's, where it would otherwise build a second one beside it.
+    """
+    cur.execute("SELECT pg_get_indexdef(i.indexrelid), con.contype FROM pg_index i LEFT JOIN pg_constraint con ON "
+                "con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
+                "WHERE i.indrelid = %s::regclass", [parent])  # fmt: skip
     out = []
-    for n, (_, definition) in enumerate(cur.fetchall()):
+    for n, (definition, constraint) in enumerate(cur.fetchall()):
         body = definition.split(" USING ", 1)[1]
         unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
         out.append(f"CREATE {unique}INDEX {child}_{n} ON {child} USING {body}")
+        if constraint:
+            kind = "PRIMARY KEY" if constraint == "p" else "UNIQUE"
+            out.append(f"ALTER TABLE {child} ADD CONSTRAINT {child}_{n} {kind} USING INDEX {child}_{n}")
     return out
 
 
@@ -84,24 +100,26 @@ def _drop_hourly_indexes(cur) -> None:
     found = cur.fetchall()
     if not found:
         return
-    saved = json.loads(HOURLY_INDEXES.read_text()) if HOURLY_INDEXES.exists() else []
-    HOURLY_INDEXES.write_text(json.dumps(saved + [[d, c] for _, d, c in found]))
+    saved_in = _hourly_indexes_file()
+    saved = json.loads(saved_in.read_text()) if saved_in.exists() else []
+    saved_in.write_text(json.dumps(saved + [[d, c] for _, d, c in found]))
     for name, _, constraint in found:
         cur.execute(f"ALTER TABLE adengine_hourlystats DROP CONSTRAINT {constraint}" if constraint
                     else f"DROP INDEX {name}")  # fmt: skip
 
 
 def _hourly_indexes(cur) -> None:
-    if not HOURLY_INDEXES.exists():
+    saved_in = _hourly_indexes_file()
+    if not saved_in.exists():
         return
-    for definition, constraint in json.loads(HOURLY_INDEXES.read_text()):
+    for definition, constraint in json.loads(saved_in.read_text()):
         name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
         cur.execute("SELECT to_regclass(%s)", [name])
         if cur.fetchone()[0] is None:
             cur.execute(definition)
             if constraint:
                 cur.execute(f"ALTER TABLE adengine_hourlystats ADD CONSTRAINT {constraint} UNIQUE USING INDEX {name}")
-    HOURLY_INDEXES.unlink()
+    saved_in.unlink()
 
 
 def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
@@ -142,10 +160,11 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
         cur.execute("SELECT min(id), max(id), count(*) FROM adengine_shopper WHERE user_id IS NULL")
         lo, hi, n_shoppers = cur.fetchone()
         assert hi - lo + 1 == n_shoppers, "anonymous shoppers' ids are not contiguous"
-        # what is there: days loaded by an earlier (interrupted) run are kept
+        # what is there: days loaded by an earlier (interrupted) run are kept (a day holding fewer rows, such as
+        # the serving benchmark's own decisions in the template database, is not a loaded day: the log is emptied)
         loaded = set()
         for day, name in log_partitions.partition_days(imp_t).items():
-            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")
+            cur.execute(f"SELECT count(*) >= %s FROM {name}", [per_day])
             if cur.fetchone()[0] and first <= day and not fresh:
                 loaded.add(day)
         if not loaded:
@@ -217,6 +236,10 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
                 cur.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
                 cur.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_day")
                 cur.execute(f"ANALYZE {name}")
+        if day < today:  # a closed day: vacuumed as maintain_log_partitions does (all-visible: index-only reach)
+            with connection.cursor() as cur:
+                for name in names.values():
+                    cur.execute(f"VACUUM (ANALYZE) {name}")
         print(f"  {day}: {per_day:,} impressions loaded, indexed, rolled up ({time.perf_counter() - t0:.0f} s)",
               flush=True)  # fmt: skip
     fill_s = time.perf_counter() - t0
@@ -269,9 +292,43 @@ def sizes() -> dict:
 
 
 # ---------------------------------------------------------------- 1. decisions, side by side
-def worker(db: str, *, empty: bool) -> None:
+def _copy_today(source: str) -> int:
+    """Today's (UTC) impressions of the database ``source``, copied into this one's emptied log: the frequency cap
+    and session diversity read today's partition, so both databases start a round with the same rows in it."""
+    import datetime as dt
+
+    import psycopg
+    from django.db import connection
+
+    midnight = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+    with connection.cursor() as cur:
+        cur.execute("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid "
+                    "= 'adengine_impression'::regclass AND attnum > 0 AND NOT attisdropped")  # fmt: skip
+        columns = cur.fetchone()[0]
+    connection.ensure_connection()
+    raw = connection.connection
+    with psycopg.connect(_url(source)) as src, src.cursor() as out, raw.cursor() as into:
+        into.execute("SET session_replication_role = replica")  # the same ids everywhere: no FK check per row
+        with (
+            out.copy(
+                f"COPY (SELECT {columns} FROM adengine_impression WHERE served_at >= %s) TO STDOUT", [midnight]
+            ) as reader,
+            into.copy(f"COPY adengine_impression ({columns}) FROM STDIN") as writer,
+        ):
+            for block in reader:
+                writer.write(block)
+        into.execute("SET session_replication_role = DEFAULT")
+        into.execute("SELECT setval('adengine_impression_id_seq', (SELECT max(id) FROM adengine_impression))")
+        into.execute("SELECT count(*) FROM adengine_impression")
+        copied = into.fetchone()[0]
+        into.execute("ANALYZE adengine_impression")
+    raw.commit()
+    return copied
+
+
+def worker(db: str, *, empty: bool, today_from: str | None = None) -> None:
     """Answer 'run <n> <seed>' lines with bench/serving.py's decision loop on ``db`` (one JSON line each);
-    ``empty``: its log is emptied first."""
+    ``empty``: its log is emptied first, then given today's impressions of ``today_from`` (if named)."""
     _setup_django(db)
     _migrate()
     if empty:
@@ -280,6 +337,9 @@ def worker(db: str, *, empty: bool) -> None:
         with connection.cursor() as cur:
             cur.execute("TRUNCATE adengine_adevent, adengine_impression, adengine_hourlystats")
             cur.execute("UPDATE adengine_strategystate SET impression_id = 0, event_id = 0")
+        if today_from:
+            print(f"  {_copy_today(today_from):,} impressions of today copied from {today_from} into {db}",
+                  file=sys.stderr, flush=True)  # fmt: skip
     from bench.serving import bench_decisions
 
     for line in sys.stdin:
@@ -292,7 +352,7 @@ def worker(db: str, *, empty: bool) -> None:
 def side_by_side(full: str, empty: str, *, decisions: int, rounds: int) -> dict:
     procs = {
         name: subprocess.Popen(
-            [sys.executable, __file__, "--worker", db, *(["--empty"] if name == "empty" else [])],
+            [sys.executable, __file__, "--worker", db, *(["--empty", "--today-from", full] if name == "empty" else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -383,8 +443,32 @@ def reports(repeat: int = 5) -> dict:
     page = list(Campaign.objects.order_by("-created_at")[:50])
     dashboard_rows(page)
     out["dashboard_50_campaigns"] = _timed(lambda: dashboard_rows(page), repeat)
+    out["dashboard_parts"] = dashboard_parts(page, repeat)
     out["plans"] = plans(picks["largest"][0])
     return out
+
+
+def dashboard_parts(page, repeat: int) -> dict:
+    """Where the dashboard's time goes: its diagnosis and its three figures queries, each timed alone."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from adengine import clock
+    from adengine.selectors.dashboard import SPARK_DAYS
+    from adengine.selectors.diagnosis import diagnose
+    from adengine.selectors.performance import figures
+
+    now = timezone.now()
+    ids = [c.pk for c in page]
+    first_day = clock.today(now) - dt.timedelta(days=SPARK_DAYS - 1)
+    parts = {
+        "diagnose": lambda: diagnose(page, now=now),
+        "figures_today": lambda: figures(ids, by=("campaign",), since=clock.midnight(now)),
+        "figures_total": lambda: figures(ids, by=("campaign",)),
+        "figures_by_day_14": lambda: figures(ids, by=("campaign", "day"), since=clock.day_start(first_day)),
+    }
+    return {name: _timed(fn, repeat) for name, fn in parts.items()}
 
 
 def plans(campaign_id: int) -> dict:
@@ -419,12 +503,18 @@ def plans(campaign_id: int) -> dict:
                 "SELECT count(DISTINCT shopper_id) FROM adengine_impression WHERE campaign_id = %s AND served_at >= %s",
                 [campaign_id, timezone.now() - dt.timedelta(days=30)],
             ),
+            "report reach by placement, 30 days": (
+                "SELECT placement_id, count(DISTINCT shopper_id) FROM adengine_impression WHERE campaign_id = %s AND "
+                "served_at >= %s GROUP BY 1",
+                [campaign_id, timezone.now() - dt.timedelta(days=30)],
+            ),
         }
         out = {}
         for name, (sql, params) in queries.items():
             cur.execute("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + sql, params)
             lines = [r[0] for r in cur.fetchall()]
-            out[name] = [ln for ln in lines if "Scan" in ln or "Execution" in ln or "Planning" in ln][:6]
+            keep = ("Scan", "Execution", "Planning", "Heap Fetches")
+            out[name] = [ln for ln in lines if any(k in ln for k in keep)][:8]
     return out
 
 
@@ -441,9 +531,15 @@ def main() -> None:
     parser.add_argument("--stop-at", help="fill: start no new day after this UTC time (HH:MM)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--today-from", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-index-only",
+        action="store_true",
+        help="reports: SET enable_indexonlyscan = off (each impression's row read from the heap, as before 0024)",
+    )
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, empty=args.empty)
+        worker(args.worker, empty=args.empty, today_from=args.today_from)
         return
     only = set(args.only or ["fill", "decisions", "reports"])
     results: dict = {}
@@ -458,6 +554,11 @@ def main() -> None:
         results["fill"] = fill(args.rows, args.days, fresh=args.fresh, stop_at=stop_at)
         print(f"fill: {json.dumps(results['fill'])}", flush=True)
     if "reports" in only:
+        if args.no_index_only:
+            from django.db import connection
+
+            with connection.cursor() as cur:
+                cur.execute("SET enable_indexonlyscan = off")
         results["reports"] = reports()
         print(f"reports: {json.dumps(results['reports'])}", flush=True)
     if "decisions" in only:

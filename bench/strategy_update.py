@@ -133,6 +133,7 @@ def fill(*, impressions: int, view_rate: float, click_rate: float, conversion_ra
             """,
             {"mark": MARK, "rate": click_rate},
         )
+        cur.execute("ANALYZE adengine_impression, adengine_adevent")  # the rows just written: a plan that joins
         cur.execute(
             """
             INSERT INTO adengine_conversion (order_key, revenue, ordered_at, created_at, campaign_id, click_id,
@@ -141,6 +142,7 @@ def fill(*, impressions: int, view_rate: float, click_rate: float, conversion_ra
                    e.occurred_at + interval '20 seconds', e.campaign_id, e.id, i.shopper_id, i.id,
                    CASE WHEN random() < 0.05 THEN e.occurred_at + interval '25 seconds' END
             FROM adengine_adevent e JOIN adengine_impression i ON i.id = e.impression_id
+                 AND i.served_at = e.impression_served_at
             WHERE i.policy = %(mark)s AND e.kind = 'click' AND e.status = 'accepted' AND random() < %(rate)s
             """,
             {"mark": MARK, "rate": conversion_rate},

@@ -27,6 +27,9 @@ def last_click(*, shopper: Shopper, before: dt.datetime) -> AdEvent | None:
             kind=AdEvent.Kind.CLICK,
             status__in=AdEvent.COUNTED,
             impression__shopper=shopper,
+            # joined on the partition key too: each click's impression is looked up in its own day's partition
+            impression__served_at=F("impression_served_at"),
+            impression__served_at__lte=before,
             occurred_at__lte=before,
             occurred_at__gte=before - window,
         )

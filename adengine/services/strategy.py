@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -77,12 +77,25 @@ NEW_ROWS = "adengine_strategy_new"  # temporary table of one update's roll-up ro
 
 
 def _collect_new_rows(*, imp: tuple[int, int], ev: tuple[int, int], conv: tuple[int, int]) -> None:
-    """Aggregate the new impressions, events and conversions into NEW_ROWS, one row per roll-up key, in SQL."""
+    """Aggregate the new impressions, events and conversions into NEW_ROWS, one row per roll-up key, in SQL.
+
+    An event is joined to its impression on (id, served_at), the log's partition key, and the impressions are
+    bounded by the first and last ``impression_served_at`` of the new events, as constants: the plan reads only the
+    partitions of those days (joined on impression_id alone, PostgreSQL hash-joined a few thousand new events
+    against every day of a 60-day log: 26-34 s for 20,000 events in 50 million impressions).
+    """
     imp_t, ev_t, conv_t = (m._meta.db_table for m in (Impression, AdEvent, Conversion))
     arm = arm_sql("i")
     counted = [str(s) for s in AdEvent.COUNTED]
     keys = "1, 2, 3, 4, 5"
     with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT min(impression_served_at), max(impression_served_at) FROM {ev_t} WHERE id > %s AND id <= %s",
+            [ev[0], ev[1]],
+        )
+        ev_from, ev_to = cur.fetchone()
+        if ev_from is None:  # no new event: an empty span
+            ev_from = ev_to = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         cur.execute(f"DROP TABLE IF EXISTS {NEW_ROWS}")
         cur.execute(
             f"""
@@ -100,8 +113,10 @@ def _collect_new_rows(*, imp: tuple[int, int], ev: tuple[int, int], conv: tuple[
                        count(*) FILTER (WHERE e.kind = %(view)s AND e.status = ANY(%(counted)s)),
                        count(*) FILTER (WHERE e.kind = %(click)s AND e.status = ANY(%(counted)s)), 0,
                        COALESCE(sum(e.charge), 0), 0
-                FROM {ev_t} e JOIN {imp_t} i ON i.id = e.impression_id
-                WHERE e.id > %(ev_lo)s AND e.id <= %(ev_hi)s GROUP BY {keys}
+                FROM {ev_t} e JOIN {imp_t} i ON i.id = e.impression_id AND i.served_at = e.impression_served_at
+                     AND i.served_at >= %(ev_from)s AND i.served_at <= %(ev_to)s
+                WHERE e.id > %(ev_lo)s AND e.id <= %(ev_hi)s AND e.impression_served_at >= %(ev_from)s
+                      AND e.impression_served_at <= %(ev_to)s GROUP BY {keys}
                 UNION ALL
                 SELECT {_hour("c.ordered_at")}, c.campaign_id, i.creative_id, i.placement_id, {arm}, 0, 0, 0,
                        count(*), 0, COALESCE(sum(c.revenue), 0)
@@ -116,6 +131,8 @@ def _collect_new_rows(*, imp: tuple[int, int], ev: tuple[int, int], conv: tuple[
                 "imp_hi": imp[1],
                 "ev_lo": ev[0],
                 "ev_hi": ev[1],
+                "ev_from": ev_from,
+                "ev_to": ev_to,
                 "conv_lo": conv[0],
                 "conv_hi": conv[1],
                 "view": AdEvent.Kind.VIEW.value,
@@ -392,7 +409,12 @@ def _audience_returns(since: dt.datetime) -> dict[int, dict[str, tuple]]:
     """Per campaign and audience ('close' / 'broad'): clicks, spend and revenue since ``since``."""
     close = Q(impression__relevance__gte=CLOSE_RELEVANCE)
     out: dict[int, dict[str, tuple]] = defaultdict(dict)
-    events = AdEvent.objects.filter(occurred_at__gte=since, impression__campaign__tier=Campaign.Tier.SPONSORED)
+    # joined to their impressions on the partition key too: one day's partition probed per event, not every day's
+    events = AdEvent.objects.filter(
+        occurred_at__gte=since,
+        impression__served_at=F("impression_served_at"),
+        impression__campaign__tier=Campaign.Tier.SPONSORED,
+    )
     conversions = Conversion.objects.filter(ordered_at__gte=since, reversed_at__isnull=True)
     for name, cond in (("close", close), ("broad", ~close)):
         money = dict(

@@ -86,7 +86,12 @@ def test_the_impression_table_has_only_the_indexes_a_query_needs():
     with connection.cursor() as cur:
         cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", [IMP])
         columns = sorted(d.split("USING btree ")[1] for (d,) in cur.fetchall())
-    assert columns == ["(campaign_id, served_at)", "(id, served_at)", "(nonce, served_at)", "(shopper_id, served_at)"]
+    assert columns == [
+        "(campaign_id, served_at) INCLUDE (shopper_id, placement_id, creative_id)",  # reports' reach: index only
+        "(id, served_at)",
+        "(nonce, served_at)",
+        "(shopper_id, served_at)",
+    ]
 
 
 def test_maintenance_creates_partitions_ahead_and_is_idempotent():
@@ -172,7 +177,7 @@ def test_beat_runs_the_maintenance_on_the_strategy_queue():
     assert queue_for("adengine.maintain_log_partitions") == "adengine.strategy"
     # and the task runs it (idempotent: a second run has nothing to create, nothing expired)
     maintain_log_partitions()
-    assert maintain_log_partitions() == {"created": [], "dropped": [], "kept": []}
+    assert maintain_log_partitions() == {"created": [], "dropped": [], "kept": [], "vacuumed": []}
 
 
 def test_a_retention_shorter_than_attribution_needs_is_refused():
