@@ -5,7 +5,7 @@ That copy has no behaviour, no product vectors and no interest model, so the fir
 
 - a vector for each of its 20,000 products (random unit vectors: the refresh's cost does not depend on them);
 - behaviour for ``--shoppers`` shoppers (``--events`` each over the last 30 days: views, carts, a purchase and
-  a search whose text comes from a vocabulary of about 8,000 queries), which makes them stale;
+  a search whose text is one of about 27,000 three-word queries), which makes them stale;
 - an active hybrid interest model with 32 ALS factors per product (random factors, their Gram matrix), so that
   every shopper is folded in as in production (training one on this synthetic behaviour would measure nothing).
 
@@ -13,6 +13,8 @@ Then it plans the refresh (``plan_refresh``: the coordinator's chunks) and runs 
 (``adengine.refresh_interest_chunk``, ``.apply()``: the code a Celery worker runs, without the broker), in rounds
 that alternate one worker process and ``--workers`` processes side by side, each round on chunks not yet done:
 shoppers per second per process and in all, and the projected time of a full refresh of 1,000,000 shoppers.
+``--warm-queries`` first stores a vector for every search text (the warm state, once a full refresh's first chunks
+have met its texts); without it the rounds are cold (the encoder runs for every text not stored yet).
 
     ADENGINE_BENCH_DATABASE_URL=postgresql://postgres:@/my_bench?host=/work/main/.data/pg DATABASE_URL=... \\
     CELERY_BROKER_URL=... flock /tmp/adengine-bench.lock .venv/bin/python bench/interest_refresh.py
