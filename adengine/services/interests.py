@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import numpy as np
 from django.db import connection, models, transaction
 from django.utils import timezone
+from scipy import sparse
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
@@ -17,7 +19,7 @@ from adengine.ml import profile
 from adengine.ml.encoder import Encoder, get_encoder
 from adengine.models import BehaviourEvent, InterestRefreshChunk, ProductVector, QueryVector, Shopper
 from adengine.models.events import HYBRID_DIMENSIONS, VECTOR_DIMENSIONS
-from adengine.selectors.shoppers import recent_events, stale_shoppers
+from adengine.selectors.shoppers import recent_event_rows, stale_shoppers
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,13 @@ def query_vectors(histories: dict[object, list[profile.Event]], *, encoder: Enco
     The encoder is by far the slowest part of a refresh, so it sees only text never encoded before by this encoder:
     a query is looked up in this process's cache, then in the stored query vectors every worker shares
     (``QueryVector``), and only the rest is encoded and stored."""
-    queries = sorted({e.query for h in histories.values() for e in h if e.kind == "search" and e.query})
+    texts = {e.query for h in histories.values() for e in h if e.kind == "search" and e.query}
+    return encoded_queries(texts, encoder=encoder)
+
+
+def encoded_queries(texts: Iterable[str], *, encoder: Encoder | None) -> dict[str, np.ndarray]:
+    """The vectors of the given search texts, each encoded at most once by this encoder (``query_vectors``)."""
+    queries = sorted({q for q in texts if q})
     if not queries or encoder is None:
         return {}
     version = encoder.version
@@ -177,6 +185,56 @@ def mean_vectors(
     return out
 
 
+def row_weights(rows: list[tuple], *, now: dt.datetime) -> np.ndarray:
+    """``profile.event_weight`` of every ``recent_event_rows`` row at once (EVENT_WEIGHTS of its kind, halved every
+    RECENCY_HALF_LIFE_DAYS of age)."""
+    kinds = ad_settings.EVENT_WEIGHTS
+    weight = np.array([float(kinds.get(r[1], 1.0)) for r in rows], np.float64)
+    seconds = now.timestamp() - np.array([r[4].timestamp() for r in rows], np.float64)
+    return weight * 0.5 ** ((np.maximum(seconds, 0.0) / 86400.0) / float(ad_settings.RECENCY_HALF_LIFE_DAYS))
+
+
+def mean_vectors_from_rows(
+    rows: list[tuple], shopper_ids: list, *, now: dt.datetime, vectors: dict, queries: dict[str, np.ndarray]
+) -> dict[object, np.ndarray]:
+    """``mean_vectors`` of a whole batch at once from its ``recent_event_rows``: the recency weights of each shopper's
+    products and searches as two sparse (shoppers x products / texts) matrices times the stacked vectors, then every
+    row normalised; shoppers with nothing to average are left out. Equal to ``mean_vectors`` within float rounding
+    (the weights are summed in float64 rather than added to a float32 vector one by one)."""
+    if not rows:
+        return {}
+    index = {sid: i for i, sid in enumerate(shopper_ids)}
+    weights = row_weights(rows, now=now)
+    # per part: the column of each product / text, then (row, column, weight) of each event that counts
+    parts: dict[str, tuple[dict, dict, list, list, list]] = {
+        "product": (vectors, {}, [], [], []),
+        "search": (queries, {}, [], [], []),
+    }
+    for (sid, kind, pid, query, _), w in zip(rows, weights, strict=True):
+        for name, key in (("product", pid), ("search", query if kind == "search" else None)):
+            source, columns, r, c, ws = parts[name]
+            if key is not None and key in source:
+                r.append(index[sid])
+                c.append(columns.setdefault(key, len(columns)))
+                ws.append(w)
+    acc = None
+    seen = np.zeros(len(shopper_ids), bool)
+    for source, columns, r, c, ws in parts.values():
+        if not columns:
+            continue
+        m = sparse.csr_matrix((np.asarray(ws), (r, c)), shape=(len(shopper_ids), len(columns)))
+        stacked = np.stack([np.asarray(source[key], np.float32) for key in columns])
+        term = np.asarray(m @ stacked, np.float64)
+        acc = term if acc is None else acc + term
+        seen[r] = True
+    if acc is None:
+        return {}
+    norms = np.linalg.norm(acc, axis=1)
+    keep = np.flatnonzero(seen & (norms > 1e-9))
+    unit = (acc[keep] / norms[keep, None]).astype(np.float32)
+    return {shopper_ids[i]: unit[j] for j, i in enumerate(keep)}
+
+
 def blend_vectors(text: dict, mean: dict, *, text_weight: float) -> dict[object, np.ndarray]:
     """Normalised mix ``text_weight * text + (1 - text_weight) * mean`` (either alone if the other is missing)."""
     out = {}
@@ -217,44 +275,77 @@ def compute_vectors(
 
 
 def _compute_for_shoppers(shopper_ids: list[int], *, encoder: Encoder, now: dt.datetime) -> dict[int, tuple]:
-    events = recent_events(shopper_ids=shopper_ids, limit_per_shopper=ad_settings.PROFILE_MAX_EVENTS)
-    pids = {e.product_id for evs in events.values() for e in evs}
+    """(content vector, events seen, hybrid vector, model version) of each shopper of a batch.
+
+    The batch's events are read as plain rows in one query; with the 'mean' method (the default) the content
+    vectors and the fold-in weights are sums over those rows done by numpy for the whole batch, and the encoder
+    sees only search texts never encoded before (``encoded_queries``). 'text' and 'blend' build each shopper's
+    behaviour text and encode it, as before."""
+    rows = recent_event_rows(shopper_ids=shopper_ids, limit_per_shopper=ad_settings.PROFILE_MAX_EVENTS)
+    counts = Counter(r[0] for r in rows)
+    pids = {r[2] for r in rows if r[2] is not None}
     method = ad_settings.INTEREST_METHOD
     vecs = product_vectors(pids)
     # labels (a read of the host's products through the adapter) only for the text, and for products without a vector
     labels = product_labels(pids if method in ("text", "blend") else {p for p in pids if p not in vecs})
-    missing = [pid for pid in pids if pid is not None and pid not in vecs and pid in labels]
+    missing = [pid for pid in pids if pid not in vecs and pid in labels]
     if missing:  # products never embedded (new, or their task has not run): embed them now
         from adengine.services.products import embed_products
 
         embed_products(product_ids=missing, encoder=encoder)
         vecs.update(product_vectors(missing))
-    histories = {sid: to_profile_events(evs, labels) for sid, evs in events.items()}
-    vectors = compute_vectors(histories, now=now, encoder=encoder, method=method, vectors=vecs)
+    if method == "mean":
+        queries = encoded_queries((r[3] for r in rows if r[1] == "search"), encoder=encoder)
+        found = mean_vectors_from_rows(rows, shopper_ids, now=now, vectors=vecs, queries=queries)
+        vectors = {sid: found.get(sid) for sid in shopper_ids}
+    else:
+        histories: dict[int, list[profile.Event]] = {sid: [] for sid in shopper_ids}
+        for sid, kind, pid, query, at in rows:
+            histories[sid].append(
+                profile.Event(kind=kind, occurred_at=at, product_id=pid, product_label=labels.get(pid, ""), query=query)
+            )
+        vectors = compute_vectors(histories, now=now, encoder=encoder, method=method, vectors=vecs)
     from adengine.services import interest_model  # it reads the evaluation selectors, which read this module
 
     model = interest_model.active_model()
     hybrids = (
-        interest_model.hybrid_vectors_for(
-            {sid: v for sid, v in vectors.items() if v is not None}, model=model, now=now, events=events
+        interest_model.hybrid_vectors_from_rows(
+            {sid: v for sid, v in vectors.items() if v is not None}, model=model, now=now, rows=rows
         )
         if model is not None
         else {}
     )
     version = model.version if model is not None else ""
-    return {sid: (vectors[sid], len(events[sid]), hybrids.get(sid), version) for sid in shopper_ids}
+    return {sid: (vectors[sid], counts.get(sid, 0), hybrids.get(sid), version) for sid in shopper_ids}
 
 
-def _real_array(m: np.ndarray) -> str:
-    """A PostgreSQL array literal of the float32 values of ``m`` (each printed exactly: repr of its float64)."""
-    return "{" + ",".join(map(repr, m.ravel().astype(np.float64).tolist())) + "}"
+_VECTOR_TYPE: dict = {}  # database -> pgvector's type info (its oid), fetched once per process
+
+
+def _vector_cursor():
+    """A psycopg cursor on Django's connection (same transaction) that binds parameters on the server and sends
+    numpy vectors in pgvector's binary form: a batch of vectors goes as one ``vector[]`` of raw float32 bytes,
+    with no float printed in Python nor parsed in PostgreSQL."""
+    import psycopg
+    from pgvector.psycopg.vector import register_vector_info
+    from psycopg.types import TypeInfo
+
+    connection.ensure_connection()
+    raw = connection.connection
+    key = (connection.alias, connection.settings_dict["NAME"])
+    if key not in _VECTOR_TYPE:
+        _VECTOR_TYPE[key] = TypeInfo.fetch(raw, "vector")
+    cur = psycopg.Cursor(raw)
+    register_vector_info(cur, _VECTOR_TYPE[key])
+    return cur
 
 
 def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple], *, tag: str, now) -> None:
-    """Store a batch's interest vectors in one statement (vectors passed as flat float arrays, sliced per row)."""
+    """Store a batch's interest vectors in one statement (the vectors as two binary ``vector[]`` parameters)."""
     table = Shopper._meta.db_table
     ids, seen, has_vec, has_hybrid, versions, events = [], [], [], [], [], []
     vec_rows, hybrid_rows = [], []
+    zero_vec, zero_hybrid = np.zeros(VECTOR_DIMENSIONS, np.float32), np.zeros(HYBRID_DIMENSIONS, np.float32)
     for pk, seen_at in rows:
         vec, n, hybrid_vec, version = results[pk]
         ids.append(pk)
@@ -263,33 +354,27 @@ def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple
         has_hybrid.append(hybrid_vec is not None)
         versions.append(version if hybrid_vec is not None else "")
         events.append(n if vec is not None else 0)
-        vec_rows.append(vec if vec is not None else np.zeros(VECTOR_DIMENSIONS, np.float32))
-        hybrid_rows.append(hybrid_vec if hybrid_vec is not None else np.zeros(HYBRID_DIMENSIONS, np.float32))
-    # one array literal per batch: psycopg would check and quote each of the ~200,000 numbers of a list
-    flat_vec = _real_array(np.asarray(vec_rows, np.float32))
-    flat_hybrid = _real_array(np.asarray(hybrid_rows, np.float32))
-    with connection.cursor() as cur:
+        vec_rows.append(np.asarray(vec, np.float32) if vec is not None else zero_vec)
+        hybrid_rows.append(np.asarray(hybrid_vec, np.float32) if hybrid_vec is not None else zero_hybrid)
+    with _vector_cursor() as cur:
         # personalisation again: consent withdrawn during the run wins
         cur.execute(
             f"""
             UPDATE {table} s SET
-                interest_vector = CASE WHEN v.has_vec
-                    THEN (%(vec)s::real[])[(v.n - 1) * %(vd)s + 1 : v.n * %(vd)s]::vector END,
-                interest_hybrid = CASE WHEN v.has_hybrid
-                    THEN (%(hybrid)s::real[])[(v.n - 1) * %(hd)s + 1 : v.n * %(hd)s]::vector END,
+                interest_vector = CASE WHEN v.has_vec THEN v.vec END,
+                interest_hybrid = CASE WHEN v.has_hybrid THEN v.hybrid END,
                 interest_hybrid_model = v.hybrid_model, interest_source_at = v.seen,
                 interest_model = CASE WHEN v.has_vec THEN %(tag)s ELSE '' END, interest_events = v.events,
                 interest_updated_at = %(now)s
             FROM unnest(%(ids)s::bigint[], %(seen)s::timestamptz[], %(has_vec)s::boolean[],
-                        %(has_hybrid)s::boolean[], %(models)s::text[], %(events)s::int[])
-                 WITH ORDINALITY AS v(id, seen, has_vec, has_hybrid, hybrid_model, events, n)
+                        %(has_hybrid)s::boolean[], %(models)s::text[], %(events)s::int[],
+                        %(vec)b::vector[], %(hybrid)b::vector[])
+                 AS v(id, seen, has_vec, has_hybrid, hybrid_model, events, vec, hybrid)
             WHERE s.id = v.id AND s.personalisation
             """,
             {
-                "vec": flat_vec,
-                "hybrid": flat_hybrid,
-                "vd": VECTOR_DIMENSIONS,
-                "hd": HYBRID_DIMENSIONS,
+                "vec": vec_rows,
+                "hybrid": hybrid_rows,
                 "tag": tag,
                 "now": now,
                 "ids": ids,

@@ -206,3 +206,59 @@ def test_a_search_text_is_encoded_once_for_every_worker(encoder, monkeypatch):
     assert sorted(encoded) == ["red mug", "tea kettle", "wool scarf"]
     for q in first:
         np.testing.assert_allclose(second[q], first[q], atol=1e-6)
+
+
+def _old_path(shopper_ids: list[int], *, encoder, now) -> dict:
+    """The refresh as it was before issue 16 item 7: model instances per event, a loop per shopper and product."""
+    from adengine.conf import settings as ad_settings
+    from adengine.selectors.shoppers import recent_events
+    from adengine.services.interest_model import active_model, hybrid_vectors_for
+
+    events = recent_events(shopper_ids=shopper_ids, limit_per_shopper=ad_settings.PROFILE_MAX_EVENTS)
+    vecs = interests.product_vectors({e.product_id for evs in events.values() for e in evs})
+    histories = {sid: interests.to_profile_events(evs, {}) for sid, evs in events.items()}
+    queries = interests.query_vectors(histories, encoder=encoder)
+    content = interests.mean_vectors(histories, now=now, vectors=vecs, queries=queries)
+    model = active_model()
+    hybrids = hybrid_vectors_for(content, model=model, now=now, events=events)
+    return {sid: (content.get(sid), len(events[sid]), hybrids.get(sid)) for sid in shopper_ids}
+
+
+def test_the_batched_refresh_gives_the_per_shopper_vectors(imported, encoder):  # noqa: F811
+    from adengine.models import BehaviourEvent
+    from adengine.services.interest_model import train_interest_model
+
+    # given a trained model, and shoppers with views, carts, purchases, repeated products and searches (and one with
+    # no behaviour at all)
+    train_interest_model()
+    products = list(interests.product_vectors(BehaviourEvent.objects.values_list("product_id", flat=True)))[:3]
+    now = timezone.now()
+    searcher = ShopperFactory()
+    for i, text in enumerate(["wool scarf", "tea kettle", "wool scarf"]):
+        EventFactory(shopper=searcher, kind="search", product=None, query=text, occurred_at=now - dt.timedelta(days=i))
+    for pid in products + products[:1]:
+        EventFactory(shopper=searcher, kind="cart", product_id=pid, occurred_at=now - dt.timedelta(days=3))
+    ids = sorted(set(BehaviourEvent.objects.values_list("shopper_id", flat=True))) + [ShopperFactory().pk]
+    assert len(ids) > 100
+    # when a batch is computed the new way (rows, sparse sums, one statement) and the old way (per shopper)
+    new = interests._compute_for_shoppers(ids, encoder=encoder, now=now)
+    old = _old_path(ids, encoder=encoder, now=now)
+    # then every shopper gets the same content and hybrid vectors, within float rounding
+    assert new.keys() == old.keys()
+    assert new[ids[-1]][:3] == (None, 0, None)
+    assert sum(new[sid][0] is not None for sid in ids) > 100
+    for sid in ids:
+        vec, n, hybrid, _ = new[sid]
+        assert (vec is None, n, hybrid is None) == (old[sid][0] is None, old[sid][1], old[sid][2] is None)
+        if vec is not None:
+            np.testing.assert_allclose(vec, old[sid][0], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(hybrid, old[sid][2], rtol=1e-4, atol=1e-5)
+    # and what the refresh stores is exactly the float32 it computed (the binary write loses nothing)
+    Shopper.objects.filter(pk=searcher.pk).update(last_event_at=now)
+    assert interests.refresh_shoppers(first_id=searcher.pk, last_id=searcher.pk, encoder=encoder)["refreshed"] == 1
+    stored = Shopper.objects.get(pk=searcher.pk)
+    at = stored.interest_updated_at  # the refresh's own "now"
+    computed = interests._compute_for_shoppers([searcher.pk], encoder=encoder, now=at)[searcher.pk]
+    np.testing.assert_array_equal(np.asarray(stored.interest_vector, np.float32), computed[0])
+    np.testing.assert_array_equal(np.asarray(stored.interest_hybrid, np.float32), computed[2])
+    assert stored.interest_events == 7 and stored.interest_hybrid_model
