@@ -270,45 +270,8 @@ def hybrid_vectors_for(content: dict, *, model: ActiveModel, now, events: dict |
     """Hybrid vectors of shoppers (pk -> content vector) from their recent behaviour and the stored product factors."""
     if events is None:
         events = recent_events(shopper_ids=list(content), limit_per_shopper=int(ad_settings.PROFILE_MAX_EVENTS))
-    pids = {e.product_id for evs in events.values() for e in evs if e.product_id is not None}
-    factors = product_factors(pids, model=model)
-    return _fold_in_batch(content, events=events, factors=factors, model=model, at=now.timestamp())
-
-
-def _fold_in_batch(content: dict, *, events: dict, factors: dict, model: ActiveModel, at: float) -> dict:
-    """``shopper_hybrid`` for many shoppers at once: one sparse (shoppers x products) weight matrix, one call of
-    the fold-in and of ``shopper_vectors`` (the same sums per shopper and product, in the same float32)."""
-    sids = [sid for sid, vec in content.items() if vec is not None]
-    out: dict = {sid: None for sid, vec in content.items() if vec is None}
-    if not sids:
-        return out
-    p = model.params
-    k = model.rank
-    kind_w = evaluation.kind_weights()
-    columns: dict = {}
-    rows, cols, weights = [], [], []
-    if k:
-        for r, sid in enumerate(sids):
-            items: dict = {}
-            for e in events.get(sid, []):
-                if e.product_id is not None and e.kind != "search" and e.product_id in factors:
-                    items.setdefault(e.product_id, []).append((e.kind, e.occurred_at.timestamp()))
-            for pid, seen in items.items():
-                kinds = np.array([protocol.KIND_CODE[kind] for kind, _ in seen])
-                ages = np.array([(at - t) / DAY for _, t in seen])
-                rows.append(r)
-                cols.append(columns.setdefault(pid, len(columns)))
-                weights.append(np.float32((kind_w[kinds] * hybrid.decay(ages, p.half_life_days)).sum()))
-    f = np.zeros((len(sids), k), np.float32)
-    if columns:
-        y = np.stack([np.asarray(factors[pid], np.float32)[:k] for pid in columns])
-        matrix = sparse.csr_matrix(
-            (np.asarray(weights, np.float32), (rows, cols)), shape=(len(sids), len(columns)), dtype=np.float32
-        )
-        f = hybrid.user_factors(p, matrix, factors=y, fold=y, gram=model.gram)
-    content_rows = np.stack([np.asarray(content[sid], np.float32).reshape(-1) for sid in sids])
-    out.update(zip(sids, model.vectors.shopper_vectors(content_rows, f), strict=True))
-    return out
+    rows = [(sid, e.kind, e.product_id, e.query, e.occurred_at) for sid, evs in events.items() for e in evs]
+    return hybrid_vectors_from_rows(content, model=model, now=now, rows=rows)
 
 
 def hybrid_vectors_from_rows(content: dict, *, model: ActiveModel, now, rows: list[tuple]) -> dict:
