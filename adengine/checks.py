@@ -138,12 +138,14 @@ def _check_scale_out() -> list:
                 id="adengine.W014",
             )
         )
+    from adengine.serving.counters import HOW_TO_SET, REDIS_SCHEMES
+
     where = str(conf.settings.SHARED_COUNTERS or "database")
-    if where != "database" and where.split(":", 1)[0] not in ("redis", "rediss", "unix", "redis+socket"):
+    if where != "database" and where.split(":", 1)[0] not in REDIS_SCHEMES:
         out.append(
             Error(
                 f"ADENGINE['SHARED_COUNTERS'] is {where!r}.",
-                hint="Use 'database' or a Redis URL (redis://, rediss://, unix:// or redis+socket://).",
+                hint=HOW_TO_SET,
                 id="adengine.E015",
             )
         )

@@ -22,6 +22,10 @@ from adengine import clock
 from adengine.conf import settings as ad_settings
 from adengine.models import CapCounter
 
+#: The URL schemes of a Redis server that SHARED_COUNTERS takes (redis-py's, and the embedded broker's socket form).
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
+HOW_TO_SET = "Use 'database' or a Redis URL (redis://, rediss://, unix:// or redis+socket://)."
+
 #: Redis keys live two days: a day's counts are needed until the shop's day ends, wherever the server's clock is.
 REDIS_TTL_SECONDS = 2 * 86400
 
@@ -101,15 +105,15 @@ class RedisCounters:
 
         self.url = url
         parts = urlsplit(url)
-        if parts.scheme in ("redis+socket", "unix"):  # the embedded broker's form, and redis-py's own
-            self.client = redis.Redis(unix_socket_path=parts.path, socket_timeout=2, socket_connect_timeout=2)
-        elif parts.scheme in ("redis", "rediss"):
-            self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        else:
+        if parts.scheme not in REDIS_SCHEMES:
             raise ImproperlyConfigured(
                 f"ADENGINE['SHARED_COUNTERS'] is {url!r}: use 'database' or a Redis URL "
                 "(redis://, rediss://, unix:// or redis+socket://)."
             )
+        if parts.scheme in ("redis+socket", "unix"):  # the embedded broker's form, and redis-py's own
+            self.client = redis.Redis(unix_socket_path=parts.path, socket_timeout=2, socket_connect_timeout=2)
+        else:
+            self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._reserve = self.client.register_script(_RESERVE)
 
     @staticmethod
