@@ -44,6 +44,27 @@ def eligible(snap: Snapshot, placement: PlacementEntry, lang: str, default_lang:
     return ok
 
 
+class Seen(dict):
+    """campaign id -> the shopper's impressions today, with what the engine derived from them (``derived``) and the
+    campaigns counted since (``changed``), so that a decision updates its repeat decay instead of recomputing it."""
+
+    __slots__ = ("derived", "changed")
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.derived = None
+        self.changed: list[int] = []
+
+    def note(self, campaign_ids) -> None:
+        """Record campaigns whose counts changed (past a few thousand, what was derived is dropped instead)."""
+        if self.derived is None:
+            return
+        self.changed.extend(campaign_ids)
+        if len(self.changed) > 4096:
+            self.derived = None
+            self.changed.clear()
+
+
 class SeenToday:
     """Per process: shopper -> impressions per campaign today, re-read now and then.
 
@@ -56,9 +77,9 @@ class SeenToday:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: dict[int, tuple[object, float, dict[int, int]]] = {}
+        self.entries: dict[int, tuple[object, float, Seen]] = {}
 
-    def get(self, shopper_id: int) -> dict[int, int]:
+    def get(self, shopper_id: int) -> Seen:
         today = clock.today()
         now = time.monotonic()
         with self.lock:
@@ -78,6 +99,7 @@ class SeenToday:
             if entry is not None:
                 for cid in campaign_ids:
                     entry[2][cid] = entry[2].get(cid, 0) + 1
+                entry[2].note(campaign_ids)
 
     def at_least(self, shopper_id: int, counts: dict[int, int]) -> None:
         """Raise the cached counts to at least ``counts`` (another process took what a cap allowed)."""
@@ -86,13 +108,14 @@ class SeenToday:
             if entry is not None:
                 for cid, n in counts.items():
                     entry[2][cid] = max(entry[2].get(cid, 0), n)
+                entry[2].note(counts)
 
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
 
 
-def _read_seen(shopper_id: int, today) -> dict[int, int]:
+def _read_seen(shopper_id: int, today) -> Seen:
     """campaign id -> the shopper's impressions today: the log's count or the shared counters', the larger.
 
     When the counters are SQL (``seen_query``), both are read in one statement: one round trip per cache miss."""
@@ -108,7 +131,7 @@ def _read_seen(shopper_id: int, today) -> dict[int, int]:
         params += shared[1]
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        seen = dict(cur.fetchall())
+        seen = Seen(cur.fetchall())
     if shared is None:
         for cid, n in backend.seen(shopper_id, today).items():
             seen[cid] = max(seen.get(cid, 0), n)

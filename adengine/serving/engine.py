@@ -35,13 +35,13 @@ from adengine.conf import settings as ad_settings
 from adengine.models import Shopper
 
 from .backends import DecisionBackend, IndexNotReady, UnknownPlacement
-from .click_model import ClickModel, sigmoid
-from .context import CLOSE_RELEVANCE, PageContext, page_kind, page_relevance, relevance_floor, resolve_language
+from .candidates import SHORTLIST_FACTOR, PageScoreCache, Scoring, candidate_pool, one_per_advertiser, score_page, top
+from .context import PageContext, page_kind, resolve_language
 from .eligibility import SeenToday, capped, eligible, reserve_capped
 from .experiments import Params, params_for
 from .index import IndexHolder
 from .log import impression_log
-from .policy import CONTEXTUAL, POLICY_NAME, relevance_factor, sample_slate
+from .policy import CONTEXTUAL, POLICY_NAME, sample_slate
 from .propensity import slate_sampler
 from .rows import PENDING, ImpressionRow
 from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
@@ -122,37 +122,10 @@ def _arms_for(
     return langs, np.array(idx, dtype=np.int64), np.array(group, dtype=np.int64)
 
 
-@dataclass
-class _Scoring:
-    """How one decision scores a campaign's ads: the policy, and the per-campaign inputs it reads."""
-
-    contextual: bool  # the click model's posterior; else the context-free Beta posteriors x relevance factor
-    model: ClickModel
-    x_const: np.ndarray  # the decision's features (position 0) for the click model
-    relevance: np.ndarray  # per campaign: max(page fit, interest fit)
-    interest: np.ndarray  # per campaign: the shopper's interest fit (NaN: not personalised)
-    on_page: np.ndarray  # per campaign: the page fit
-    delivery: np.ndarray  # per campaign: the strategy's delivery shift
-    relevance_weight: float
-    personalised: bool
-    kind: str
-    placement_id: int
-    other_language: bool  # the page's language is not the shop's default
-    hour: float  # the local hour, rounded as logged
-
-    def expected(self, snap: Snapshot, lang: str) -> np.ndarray:
-        """Per campaign: the value of an impression of its best asset with mean parameters (ranks candidates)."""
-        if not self.contextual:
-            return snap.value_mean[lang] * self.delivery * relevance_factor(self.relevance, self.relevance_weight)
-        ctr = sigmoid(self.model.mean_logit(self.x_const, snap.best_ctr[lang], self.relevance, self.interest,
-                                            self.on_page, asset_logit=snap.best_ctr_logit.get(lang)))  # fmt: skip
-        return snap.value_per_click * self.delivery * ctr
-
-
 def _choose(
     snap: Snapshot,
     candidates: np.ndarray,
-    scoring: _Scoring,
+    scoring: Scoring,
     *,
     lang: str,
     default_lang: str,
@@ -234,26 +207,6 @@ def _local_hour(now) -> float:
     return local.hour + local.minute / 60.0
 
 
-def _one_per_advertiser(snap: Snapshot, ranked: np.ndarray) -> np.ndarray:
-    """The ranked campaigns keeping each advertiser's first (best) only."""
-    seen: set[int] = set()
-    keep = []
-    for ci in ranked.tolist():
-        advertiser = snap.campaigns[ci].advertiser_id
-        if advertiser not in seen:
-            seen.add(advertiser)
-            keep.append(ci)
-    return np.array(keep, dtype=np.int64)
-
-
-def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the (up to) k largest values where mask is set."""
-    idx = np.flatnonzero(mask)  # partition only the allowed ones (often a fraction of the campaigns)
-    if k < len(idx):
-        idx = idx[np.argpartition(-values[idx], k - 1)[:k]]
-    return idx[np.isfinite(values[idx])]
-
-
 def _product(
     snap: Snapshot, campaign: CampaignEntry, context: PageContext, vector: np.ndarray | None
 ) -> ProductCard | None:
@@ -284,6 +237,7 @@ class Engine(DecisionBackend):
         self._fits_of: Snapshot | None = None
         self._fits_version: tuple | None = None
         self._fits_lock = threading.Lock()
+        self.pages = PageScoreCache()
 
     def _serving_snapshot(self) -> Snapshot:
         """The index for a decision. The process's first build runs in the background: a decision waits for it at
@@ -329,6 +283,7 @@ class Engine(DecisionBackend):
         self.seen_today.clear()
         with self._fits_lock:
             self._fits.clear()
+        self.pages.clear()
 
     def shows_product_as(self, product_pk, *, price, available: bool) -> bool:
         snap = self.index.snapshot
@@ -343,23 +298,36 @@ class Engine(DecisionBackend):
 
     def _repeat_decay(self, snap: Snapshot, shopper: Shopper | None) -> np.ndarray | float:
         """Per campaign: SERVING_REPEAT_DECAY to the power of its impressions to this shopper today (house ads
-        exempt), so that one advertiser does not fill a shopper's every page; 1 for an anonymous visitor."""
+        exempt), so that one advertiser does not fill a shopper's every page; 1 for an anonymous visitor.
+
+        Kept with the shopper's counts (``Seen.derived``) and brought up to date for the campaigns counted since:
+        a shopper who saw thousands of ads today (an app session, say) does not cost a pass over all of them on
+        every decision. The array is never changed once returned (an update copies it)."""
         decay = float(ad_settings.SERVING_REPEAT_DECAY)
         if shopper is None or shopper.pk is None or decay >= 1.0:
             return 1.0
         seen = self.seen_today.get(shopper.pk)
         if not seen:
             return 1.0
-        # sparse: only the campaigns seen today differ from 1 (an app session or a heavy shopper may have seen
-        # thousands of campaigns today, so vectorised over them)
-        ids = np.fromiter(seen.keys(), np.int64, len(seen))
-        counts = np.fromiter(seen.values(), np.float64, len(seen))
-        where, known = self._campaign_indices(snap, ids)
-        counts = counts[known]
-        repeats = ~snap.house[where]
-        decays = np.ones(len(snap.campaigns))
-        decays[where[repeats]] = decay ** counts[repeats]
-        return decays
+        with self.seen_today.lock:
+            derived = seen.derived
+            if derived is not None and derived[0] is snap and derived[1] == snap.version and derived[2] == decay:
+                if not seen.changed:
+                    return derived[3]
+                ids = np.unique(np.array(seen.changed, np.int64))
+                decays = derived[3].copy()
+            else:  # sparse: only the campaigns seen today differ from 1
+                ids = np.fromiter(seen.keys(), np.int64, len(seen))
+                decays = np.ones(len(snap.campaigns))
+            counts = np.fromiter((seen.get(int(c), 0) for c in ids), np.float64, len(ids))
+            seen.changed.clear()
+            where, known = self._campaign_indices(snap, ids)
+            counts = counts[known]
+            repeats = ~snap.house[where]
+            decays[where[repeats]] = decay ** counts[repeats]
+            decays.flags.writeable = False
+            seen.derived = (snap, snap.version, decay, decays)
+            return decays
 
     def _campaign_indices(self, snap: Snapshot, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The snapshot's indices of the campaigns ``ids`` that it has, and which of ``ids`` those are."""
@@ -457,68 +425,45 @@ class Engine(DecisionBackend):
         experiment = snap.experiment_for(placement.id)
         params = params_for(experiment, f"s{shopper.pk}" if shopper is not None and shopper.pk is not None else None)
 
+        if lang not in snap.value_mean:
+            return decision
+        now = timezone.now()
+        kind = page_kind(context)
+        hour = round(_local_hour(now), 4)
+        k = params.candidates
+        m = 2 * k + n  # the pool: frequency caps are checked on the best campaigns only (one indexed query)
         ok = eligible(snap, placement, lang, default_lang)
-        relevance = on_page = page_relevance(snap, context, product_categories)
+        score = dict(lang=lang, default_lang=default_lang, kind=kind, hour=hour)  # fmt: skip
         interest = None
         similarity = snap.zeros
         vector = None
         if personalised:
             vector = np.asarray(shopper.interest_vector, np.float32)
             similarity, interest, audience_ok = self._shopper_fit(snap, shopper, vector)
-            ok = ok & audience_ok
-            relevance = np.maximum(relevance, interest if interest is not None else 0.5)
-        else:  # audience-restricted campaigns are personalised by definition: not for this shopper
-            ok = ok & snap.no_threshold
-            relevance = np.maximum(relevance, 0.5)
-
-        # Ad rank's relevance floor: on a contextual page an off-topic sponsored ad is not shown, whatever its bid
-        # (house ads fill in when nothing clears it)
-        floor = params.floor if params.floor is not None else relevance_floor(placement, context)
-        ok = ok & ((relevance >= floor - 1e-9) | snap.house)
-        if lang not in snap.value_mean:
-            return decision
-        now = timezone.now()
-        kind = page_kind(context)
-        model = snap.click_model
-        hour = round(_local_hour(now), 4)
-        scoring = _Scoring(
-            contextual=params.policy == "contextual",
-            model=model,
-            x_const=model.const(
-                personalised=personalised,
-                kind=kind,
-                position=0,
-                other_language=lang != default_lang,
-                hour=hour,
-                placement_id=placement.id,
-            ),
-            personalised=personalised,
-            kind=kind,
-            placement_id=placement.id,
-            other_language=lang != default_lang,
-            hour=hour,
-            relevance=relevance,
-            interest=interest if interest is not None else snap.no_interest,
-            on_page=on_page,
-            # the strategy's delivery shift (pacing, the placement's and the audience's relative return) and the
-            # diversity of the shopper's session
-            delivery=snap.delivery_weight[placement.id]
-            * np.where(relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad)
-            * self._repeat_decay(snap, shopper),
-            relevance_weight=params.relevance_weight,
-        )
+            page = score_page(snap, ok, placement, context, product_categories, params, **score, interest=interest,
+                              audience_ok=audience_ok, personalised=True)  # fmt: skip
+        else:  # the page's scores are the same for every such shopper: kept a moment, with a shortlist
+            key = (placement.id, lang, kind, context.product, context.category, context.query, product_categories,
+                   hour, params.policy, params.floor, params.relevance_weight, m)  # fmt: skip
+            page = self.pages.get(snap, key, ok)
+            if page is None:
+                page = score_page(snap, ok, placement, context, product_categories, params, **score,
+                                  shortlist=SHORTLIST_FACTOR * m)  # fmt: skip
+                self.pages.put(snap, key, page)
+        # the diversity of the shopper's session: campaigns they saw today count less
+        decay = self._repeat_decay(snap, shopper)
+        scoring = page.scoring.decayed(decay)
+        relevance, on_page, model = scoring.relevance, scoring.on_page, scoring.model
         # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,
-        # so that the logged propensities are exact given the candidate set).
-        expected = scoring.expected(snap, lang)
-        k = params.candidates
-        # Frequency caps are checked on the best campaigns only (one indexed query); capped ones are replaced
-        # by the next best, so the candidate set stays deterministic given the shopper's impressions today.
-        pool = _top(expected, ok, 2 * k + n)
-        pool = pool[~capped(snap, self.seen_today, shopper, pool)]
-        ranked = pool[np.argsort(-expected[pool], kind="stable")]
+        # so that the logged propensities are exact given the candidate set). Capped ones are replaced by the
+        # next best, so the candidate set stays deterministic given the shopper's impressions today.
+        pool, values = candidate_pool(page, decay, m)
+        keep = ~capped(snap, self.seen_today, shopper, pool)
+        pool, values = pool[keep], values[keep]
+        ranked = pool[np.argsort(-values, kind="stable")]
         # the holdout of an experiment sees house ads only; one campaign per advertiser competes (its best), so
         # a slot never shows one advertiser twice
-        sponsored = _one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
+        sponsored = one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
         chosen, candidate_set = _choose(
             snap, sponsored, scoring, lang=lang, default_lang=default_lang, n=n, params=params
         )
@@ -526,7 +471,7 @@ class Engine(DecisionBackend):
         if len(chosen) < n and placement.allow_house_ads:
             house = ranked[snap.house[ranked]][:k]
             if len(house) == 0:  # house ads rank low by value: look for them among all eligible ones
-                house_pool = _top(expected, ok & snap.house, k)
+                house_pool = top(page.expected * decay, page.ok & snap.house, k)
                 house = house_pool[~capped(snap, self.seen_today, shopper, house_pool)]
             filled, house_set = _choose(
                 snap, house, scoring, lang=lang, default_lang=default_lang, n=n - len(chosen), params=params
