@@ -7,7 +7,8 @@ configuration wins wherever both name the same thing:
 - its three queues (``ADENGINE["QUEUES"]``), declared so that a plain ``celery worker`` consumes them too;
 - a router (``route``), appended after the host's ``task_routes``, that sends each task to its queue;
 - its periodic tasks into ``beat_schedule``;
-- a Redis ``visibility_timeout`` longer than its longest task, unless the host set one.
+- a Redis ``visibility_timeout`` longer than its longest task, unless the host set one;
+- in its worker processes, no model loading progress bars (``quiet_model_loading``).
 """
 
 from __future__ import annotations
@@ -146,9 +147,23 @@ def merge_beat_schedule(app: Any) -> dict:
     return added
 
 
+def quiet_model_loading(**kwargs: Any) -> None:
+    """In a worker, transformers' progress bars (loading weights, converting a model) are off: Celery turns the
+    worker's stderr into log records, so each redraw of a bar would be a WARNING line in the worker's log."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - transformers is a dependency; nothing to quieten without it
+        return
+    transformers_logging.disable_progress_bar()
+
+
 def install(app: Any) -> None:
     """Give the host's Celery app adengine's queues, routes, periodic tasks and visibility timeout."""
+    from celery.signals import worker_init, worker_process_init
+
     _install_queues(app)
     _install_routes(app)
     _install_visibility_timeout(app)
     merge_beat_schedule(app)
+    for started in (worker_init, worker_process_init):  # the worker (a solo pool), and each of its pool processes
+        started.connect(quiet_model_loading, weak=False, dispatch_uid="adengine-quiet-model-loading")

@@ -100,3 +100,17 @@ def test_checks_name_a_bad_route_and_a_short_visibility_timeout():
         app.conf.broker_transport_options = saved
     assert [w.id for w in warnings] == ["adengine.W010"] and isinstance(warnings[0], Warning)
     assert check_queues(None) == []
+
+
+def test_a_worker_process_loads_models_without_progress_bars():
+    # Celery turns a worker's stderr into log records: each redraw of a bar would be a WARNING line
+    from celery.signals import worker_process_init
+    from transformers.utils import logging as transformers_logging
+
+    queues.install(_app())
+    transformers_logging.enable_progress_bar()
+    try:
+        worker_process_init.send(sender=None)
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()
