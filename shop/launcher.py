@@ -139,6 +139,13 @@ def _all_queues() -> list[str]:
     return sorted(app.amqp.queues)
 
 
+def _interactive_queue() -> str | None:
+    """The queue of the copy people wait for (None: adengine sends it to the app's default queue)."""
+    from adengine.conf import settings as ad_settings
+
+    return ad_settings.QUEUES.get("interactive")
+
+
 def _wait_for_http(url: str, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,16 +184,22 @@ def demo() -> int:
         _campaigns_and_simulation(steps)  # before the web server: the simulation never runs beside live traffic
         celery = [sys.executable, "-m", "celery", "-A", "shop"]
         with steps.step("starting the Celery worker, beat and the web server"):
-            # one worker for every queue (the host's default and adengine's three) on a small machine;
-            # production runs one per queue (README, "Running it for real")
-            procs.append(
-                subprocess.Popen(
-                    [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", "demo@%h"]
-                    + ["--queues", ",".join(_all_queues())],
-                    cwd=ROOT,
-                    env=env,
-                )
-            )
+            # two workers on a small machine: one for the copy people wait for (adengine's interactive queue),
+            # one for everything else (the host's default queue, batch and strategy), so that generating the
+            # demo's copy never holds back the first interest refresh nor beat's upkeep; production runs one per
+            # queue (README, "Running it for real")
+            interactive = _interactive_queue()
+            rest = [q for q in _all_queues() if q != interactive]
+            for name, queues in (("demo-copy", [interactive] if interactive else []), ("demo", rest)):
+                if queues:
+                    procs.append(
+                        subprocess.Popen(
+                            [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", f"{name}@%h"]
+                            + ["--queues", ",".join(queues)],
+                            cwd=ROOT,
+                            env=env,
+                        )
+                    )
             schedule = str(embedded.DATA_DIR / "celerybeat-schedule")
             procs.append(
                 subprocess.Popen([*celery, "beat", "--loglevel", "INFO", "--schedule", schedule], cwd=ROOT, env=env)
