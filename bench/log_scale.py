@@ -140,7 +140,7 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
 
     from adengine.models import StrategyState
     from adengine.services import log_partitions
-    from adengine.services.strategy import daily_from
+    from adengine.services.strategy import rebuild_daily_rollup
 
     migrate_s = _migrate()
     now = timezone.now()
@@ -255,8 +255,7 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
         _hourly_indexes(cur)
         index_s = time.perf_counter() - t1
         t1 = time.perf_counter()  # the daily roll-up from the hourly one, as migration 0025 fills it
-        cur.execute("TRUNCATE adengine_dailystats")
-        cur.execute(daily_from("SELECT * FROM adengine_hourlystats"), {"day_tz": tz})
+        rebuild_daily_rollup()
         daily_s = time.perf_counter() - t1
         cur.execute("SELECT max(id) FROM adengine_impression")
         imp_mark = cur.fetchone()[0]

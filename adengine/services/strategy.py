@@ -74,6 +74,21 @@ def daily_from(source: str) -> str:
     )
 
 
+@transaction.atomic
+def rebuild_daily_rollup() -> int:
+    """Fill the daily roll-up again from the hourly one, by the shop's days under the current ``TIME_ZONE`` (after
+    changing it; migration 0025 fills it the same way), the hourly one locked against writes meanwhile. Returns
+    the number of daily rows."""
+    with connection.cursor() as cur:
+        cur.execute(f"LOCK TABLE {HourlyStats._meta.db_table} IN SHARE MODE")
+        cur.execute(f"DELETE FROM {DailyStats._meta.db_table}")
+        cur.execute(
+            daily_from(f"SELECT * FROM {HourlyStats._meta.db_table}"),
+            {"day_tz": timezone.get_default_timezone_name()},
+        )
+        return cur.rowcount
+
+
 def add_to_rollup(rows: dict[tuple, dict]) -> None:
     """Add counts to the hourly rows, keyed (hour, campaign, creative, placement, arm), and to their days' rows of
     the daily roll-up, created when missing, in two statements per batch; a row's missing counters add nothing."""

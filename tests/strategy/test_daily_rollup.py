@@ -21,7 +21,7 @@ from adengine.selectors.dashboard import dashboard_rows
 from adengine.selectors.performance import figures, totals
 from adengine.services import log_partitions
 from adengine.services.shoppers import erase_shopper
-from adengine.services.strategy import update_strategy
+from adengine.services.strategy import rebuild_daily_rollup, update_strategy
 from tests.conftest import adengine_settings
 from tests.factories import CreativeFactory, PlacementFactory, ShopperFactory
 from tests.strategy.test_update import log_traffic
@@ -217,4 +217,20 @@ def test_deleting_a_placement_takes_its_rows_from_both_roll_ups(traffic):
     assert_daily_is_hourly_by_day()
     assert not DailyStats.objects.filter(placement__key="side").exists()
     fast, slow = both_ways([c.pk for c in campaigns], by=("campaign",))
+    assert fast == slow
+
+
+def test_after_a_change_of_time_zone_the_daily_roll_up_is_filed_again_by_the_new_days(settings, traffic):
+    # given the traffic rolled up by UTC days
+    campaigns, _ = traffic
+    update_strategy(lag_seconds=0)
+    assert_daily_is_hourly_by_day()
+    # when the shop moves to UTC+8, its past days are filed under the old days until the roll-up is rebuilt
+    settings.TIME_ZONE = "Asia/Shanghai"
+    with pytest.raises(AssertionError):
+        assert_daily_is_hourly_by_day()
+    assert rebuild_daily_rollup() == len(hourly_by_day())
+    # then they are the new zone's days
+    assert_daily_is_hourly_by_day()
+    fast, slow = both_ways([c.pk for c in campaigns], by=("campaign", "day"))
     assert fast == slow
