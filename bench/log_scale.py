@@ -15,7 +15,8 @@ today's partition, so both databases hold the same rows there and differ only by
    the ratio is measured side by side: p50 / p99 of ``decide()`` with 50M stored against 0.
 2. ``reports``: the admin's campaign report (``selectors.reports.campaign_report``, by day, placement and
    headline over the last 30 days) for the largest campaign and a median one, and the dashboard's rows
-   (``selectors.dashboard.dashboard_rows``) for a page of 50 campaigns; the plans of the log's queries.
+   (``selectors.dashboard.dashboard_rows``) for a page of 50 campaigns, from the daily roll-up (migration 0025) and,
+   side by side, from the hourly one as before it; the plans of the log's queries.
 
     .venv/bin/python -m shop.embedded run -- flock /tmp/adengine-bench.lock .venv/bin/python bench/log_scale.py \\
         --db h5_bench --empty-db h5_bench_empty [--rows 50000000] [--days 60] [--only fill|decisions|reports]
@@ -24,6 +25,7 @@ today's partition, so both databases hold the same rows there and differ only by
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -137,6 +140,7 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
 
     from adengine.models import StrategyState
     from adengine.services import log_partitions
+    from adengine.services.strategy import rebuild_daily_rollup
 
     migrate_s = _migrate()
     now = timezone.now()
@@ -168,7 +172,7 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
             if cur.fetchone()[0] and first <= day and not fresh:
                 loaded.add(day)
         if not loaded:
-            cur.execute("TRUNCATE adengine_adevent, adengine_impression, adengine_hourlystats")
+            cur.execute("TRUNCATE adengine_adevent, adengine_impression, adengine_hourlystats, adengine_dailystats")
         _drop_hourly_indexes(cur)
         cur.execute("SET session_replication_role = replica")  # generated consistent: no FK triggers per row
     insert = f"""
@@ -250,6 +254,9 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
         t1 = time.perf_counter()
         _hourly_indexes(cur)
         index_s = time.perf_counter() - t1
+        t1 = time.perf_counter()  # the daily roll-up from the hourly one, as migration 0025 fills it
+        rebuild_daily_rollup()
+        daily_s = time.perf_counter() - t1
         cur.execute("SELECT max(id) FROM adengine_impression")
         imp_mark = cur.fetchone()[0]
         cur.execute("SELECT max(id) FROM adengine_adevent")
@@ -264,7 +271,7 @@ def fill(rows: int, days: int, *, fresh: bool = False, stop_at=None) -> dict:
         cur.execute("VACUUM ANALYZE adengine_hourlystats")
         vacuum_s = time.perf_counter() - t2
     return {"migrate_s": round(migrate_s, 1), "fill_s": round(fill_s), "hourly_index_s": round(index_s),
-            "vacuum_s": round(vacuum_s), **sizes()}  # fmt: skip
+            "daily_s": round(daily_s), "vacuum_s": round(vacuum_s), **sizes()}  # fmt: skip
 
 
 def sizes() -> dict:
@@ -277,7 +284,7 @@ def sizes() -> dict:
         )
         partitions, impressions = cur.fetchone()
         out = {"partitions": partitions, "impressions_estimate": impressions}
-        for table in ("adengine_impression", "adengine_adevent", "adengine_hourlystats"):
+        for table in ("adengine_impression", "adengine_adevent", "adengine_hourlystats", "adengine_dailystats"):
             cur.execute(
                 "SELECT coalesce(sum(pg_table_size(c.oid)), 0), coalesce(sum(pg_indexes_size(c.oid)), 0) FROM "
                 "pg_class c WHERE c.oid = %s::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE "
@@ -288,6 +295,8 @@ def sizes() -> dict:
             out[f"{table}_gb"] = {"data": round(float(data) / 2**30, 2), "indexes": round(float(idx) / 2**30, 2)}
         cur.execute("SELECT count(*) FROM adengine_hourlystats")
         out["hourly_rows"] = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM adengine_dailystats")
+        out["daily_rows"] = cur.fetchone()[0]
     return out
 
 
@@ -411,7 +420,9 @@ def reports(repeat: int = 5) -> dict:
     from django.utils import timezone
 
     from adengine.models import Campaign, Impression
+    from adengine.selectors import dashboard
     from adengine.selectors.dashboard import dashboard_rows
+    from adengine.selectors.performance import figures
     from adengine.selectors.reports import campaign_report
 
     today = timezone.localdate()
@@ -443,13 +454,17 @@ def reports(repeat: int = 5) -> dict:
     page = list(Campaign.objects.order_by("-created_at")[:50])
     dashboard_rows(page)
     out["dashboard_50_campaigns"] = _timed(lambda: dashboard_rows(page), repeat)
+    with mock.patch.object(dashboard, "figures", functools.partial(figures, daily=False)):  # as before 0025
+        dashboard_rows(page)
+        out["dashboard_50_campaigns_hourly"] = _timed(lambda: dashboard_rows(page), repeat)
     out["dashboard_parts"] = dashboard_parts(page, repeat)
     out["plans"] = plans(picks["largest"][0])
     return out
 
 
 def dashboard_parts(page, repeat: int) -> dict:
-    """Where the dashboard's time goes: its diagnosis and its three figures queries, each timed alone."""
+    """Where the dashboard's time goes: its diagnosis and its three figures queries, each timed alone; and the
+    whole-run and 14-day ones read from the hourly roll-up instead of the daily one (as before 0025)."""
     import datetime as dt
 
     from django.utils import timezone
@@ -467,6 +482,11 @@ def dashboard_parts(page, repeat: int) -> dict:
         "figures_today": lambda: figures(ids, by=("campaign",), since=clock.midnight(now)),
         "figures_total": lambda: figures(ids, by=("campaign",)),
         "figures_by_day_14": lambda: figures(ids, by=("campaign", "day"), since=clock.day_start(first_day)),
+        # the same two from the hourly roll-up, as before migration 0025 (daily=False)
+        "figures_total_hourly": lambda: figures(ids, by=("campaign",), daily=False),
+        "figures_by_day_14_hourly": lambda: figures(
+            ids, by=("campaign", "day"), since=clock.day_start(first_day), daily=False
+        ),
     }
     return {name: _timed(fn, repeat) for name, fn in parts.items()}
 

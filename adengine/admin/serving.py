@@ -9,6 +9,7 @@ from adengine.models import (
     AdEvent,
     ClickModel,
     Conversion,
+    DailyStats,
     Experiment,
     HourlyStats,
     Impression,
@@ -129,6 +130,15 @@ class HourlyStatsAdmin(ReadOnlyAdmin):
     list_filter = ["placement", "campaign"]
     date_hierarchy = "hour"
     list_select_related = ["campaign__advertiser", "creative", "placement"]
+
+
+@admin.register(DailyStats)
+class DailyStatsAdmin(ReadOnlyAdmin):
+    list_display = ["day", "campaign", "placement", "impressions", "views", "clicks", "conversions", "spend",
+                    "revenue"]  # fmt: skip
+    list_filter = ["placement", "campaign"]
+    date_hierarchy = "day"
+    list_select_related = ["campaign__advertiser", "placement"]
 
 
 @admin.register(Experiment)

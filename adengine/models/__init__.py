@@ -5,7 +5,7 @@ from .campaigns import Advertiser, Campaign, CampaignDay, Placement
 from .creatives import CopywriterModel, Creative, GenerationRequest
 from .events import BehaviourEvent, Shopper
 from .experiments import Experiment
-from .strategy import ClickModel, HourlyStats, StrategyState
+from .strategy import ClickModel, DailyStats, HourlyStats, StrategyState
 from .tracking import AdEvent, CapCounter, Conversion, Impression, RateCounter
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Conversion",
     "Creative",
     "CopywriterModel",
+    "DailyStats",
     "EncoderModel",
     "Experiment",
     "GenerationRequest",

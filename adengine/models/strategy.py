@@ -84,6 +84,40 @@ class HourlyStats(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h campaign {self.campaign_id}"
 
 
+class DailyStats(models.Model):
+    """The hourly roll-up summed by campaign, shop day and placement (a few hundred rows per campaign where the
+    hourly one has thousands): the dashboard's whole-run totals and its last days read these. Written by the same
+    statements as the hourly rows, in their transaction, so the two always agree (``services.strategy``)."""
+
+    day = models.DateField("day", help_text="The shop's day (TIME_ZONE) of the hours summed.")
+    campaign = models.ForeignKey(
+        Campaign, models.CASCADE, related_name="daily_stats", verbose_name="campaign", help_text="Whose ads."
+    )
+    placement = models.ForeignKey(
+        Placement, models.CASCADE, related_name="daily_stats", verbose_name="placement", help_text="Where."
+    )
+    impressions = models.PositiveBigIntegerField("impressions", default=0, help_text="Ads served.")
+    views = models.PositiveBigIntegerField("views", default=0, help_text="Counted view beacons.")
+    clicks = models.PositiveBigIntegerField("clicks", default=0, help_text="Counted clicks (no bots, no replays).")
+    conversions = models.PositiveBigIntegerField("conversions", default=0, help_text="Orders credited to the clicks.")
+    spend = models.DecimalField(
+        "spend", max_digits=18, decimal_places=6, default=Decimal(0), help_text="What was billed."
+    )
+    revenue = models.DecimalField(
+        "revenue", max_digits=18, decimal_places=2, default=Decimal(0), help_text="Revenue of the conversions."
+    )
+
+    class Meta:
+        verbose_name = _("daily statistics")
+        verbose_name_plural = _("daily statistics")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "day", "placement"], name="adengine_dailystats_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} campaign {self.campaign_id}"
+
+
 class ClickModel(models.Model):
     """A fitted contextual click model (``adengine.serving.click_model``), its off-policy evaluation against the
     live one, and whether it was switched on. At most one is live; serving reads the live one's weights."""

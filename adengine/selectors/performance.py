@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from adengine.models import AdEvent, Conversion, HourlyStats, Impression, StrategyState
+from adengine import clock
+from adengine.models import AdEvent, Conversion, DailyStats, HourlyStats, Impression, StrategyState
 from adengine.routers import read_connection
 
 DIMENSIONS = ("campaign", "day", "placement", "creative", "arm")
@@ -80,9 +81,24 @@ def _hour(column: str) -> str:
     return f"(date_trunc('hour', {column} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s)"
 
 
-def _sources() -> str:
-    """The union of rolled-up hours and the log rows after the roll-up's watermark, each with its hour and keys."""
-    stats, imp, ev, conv = (m._meta.db_table for m in (HourlyStats, Impression, AdEvent, Conversion))
+def _rolled_up(daily: bool) -> str:
+    """The rolled-up rows in the window, each with its hour and keys: the hourly roll-up's, or the daily one's
+    (filed at the start of their day, without headline or arm: read only for windows of whole days)."""
+    window = "{h} >= %(since)s AND {h} < %(until)s"
+    if not daily:
+        return f"""
+        SELECT hour, campaign_id, placement_id, creative_id, arm, impressions, views, clicks, conversions, spend,
+               revenue
+        FROM {HourlyStats._meta.db_table} WHERE {{campaigns}} AND {window.format(h="hour")}"""
+    return f"""
+        SELECT (day::timestamp AT TIME ZONE %(tz)s) AS hour, campaign_id, placement_id, NULL::bigint AS creative_id,
+               '' AS arm, impressions, views, clicks, conversions, spend, revenue
+        FROM {DailyStats._meta.db_table} WHERE {{campaigns}} AND day >= %(day_from)s AND day < %(day_to)s"""
+
+
+def _sources(daily: bool = False) -> str:
+    """The union of rolled-up rows and the log rows after the roll-up's watermark, each with its hour and keys."""
+    imp, ev, conv = (m._meta.db_table for m in (Impression, AdEvent, Conversion))
     state = StrategyState._meta.db_table
     window = "{h} >= %(since)s AND {h} < %(until)s"
     arm = arm_sql("i")
@@ -92,9 +108,7 @@ def _sources() -> str:
                    COALESCE(max(conversion_id), 0) AS c
             FROM {state} WHERE key = 'default'
         )
-        SELECT hour, campaign_id, placement_id, creative_id, arm, impressions, views, clicks, conversions, spend,
-               revenue
-        FROM {stats} WHERE {{campaigns}} AND {window.format(h="hour")}
+        {_rolled_up(daily)}
         UNION ALL
         SELECT {_hour("i.served_at")}, i.campaign_id, i.placement_id, i.creative_id, {arm}, 1, 0, 0, 0, 0, 0
         FROM {imp} i WHERE i.id > (SELECT i FROM mark) AND {{campaigns_i}}
@@ -123,6 +137,29 @@ _KEYS = {
 }
 FAR_PAST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+DAILY_DIMENSIONS = {"campaign", "day", "placement"}
+
+
+def _day_bound(moment: dt.datetime | None, default: dt.date) -> dt.date | None:
+    """The shop's date that ``moment`` starts (``default`` for None); None when it is not a shop midnight."""
+    if moment is None:
+        return default
+    local = timezone.localtime(moment)
+    return local.date() if local == clock.midnight(local) else None
+
+
+def _daily_window(by: tuple[str, ...], since, until) -> tuple[dt.date, dt.date] | None:
+    """The days from and before which the daily roll-up answers this grouping and window, or None when only the
+    hourly one can: a headline or arm, a window not of whole shop days, or a time zone other than the shop's
+    (the daily rows are the shop's days: ``services.strategy``)."""
+    if not set(by) <= DAILY_DIMENSIONS:
+        return None
+    if timezone.get_current_timezone_name() != timezone.get_default_timezone_name():
+        return None
+    day_from, day_to = _day_bound(since, dt.date(1, 1, 1)), _day_bound(until, dt.date(9999, 1, 1))
+    if day_from is None or day_to is None:
+        return None
+    return day_from, day_to
 
 
 def figures(
@@ -131,11 +168,16 @@ def figures(
     by: tuple[str, ...] = ("campaign",),
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    daily: bool = True,
 ) -> dict[tuple, Figures]:
     """Figures of the campaigns (None: every campaign) grouped by ``by`` (some of ``DIMENSIONS``; ``()`` for one
     total), in the hours from ``since`` to ``until``. Keys are tuples in the order of ``by``: "day" a date,
     "placement" and "creative" ids (None when the ad had none), "arm" ``"<experiment id>:<arm>"`` ('' outside
-    experiments). Groups with nothing in them are left out. One query, whatever the number of campaigns."""
+    experiments). Groups with nothing in them are left out. One query, whatever the number of campaigns.
+
+    Grouped by campaign, day or placement over whole shop days (``since`` and ``until`` midnights or None), the
+    rolled-up part is read from the daily roll-up (the same sums, a few hundred rows per campaign instead of
+    thousands); ``daily=False`` reads the hourly one always."""
     unknown = set(by) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"by: unknown dimension(s) {', '.join(sorted(unknown))}; use {', '.join(DIMENSIONS)}")
@@ -148,7 +190,9 @@ def figures(
         name: "TRUE" if ids is None else f"{alias}campaign_id = ANY(%(ids)s)"
         for name, alias in (("campaigns", ""), ("campaigns_i", "i."), ("campaigns_e", "e."), ("campaigns_c", "c."))
     }
-    sql = f"SELECT {''.join(k + ', ' for k in keys)}{sums} FROM ({_sources().format(**where)}) AS rows"
+    days = _daily_window(by, since, until) if daily else None
+    sources = _sources(daily=days is not None).format(**where)
+    sql = f"SELECT {''.join(k + ', ' for k in keys)}{sums} FROM ({sources}) AS rows"
     if keys:
         sql += f" GROUP BY {', '.join(str(n + 1) for n in range(len(keys)))}"
     params = {
@@ -157,6 +201,8 @@ def figures(
         "until": until or FAR_FUTURE,
         "tz": timezone.get_current_timezone_name(),
         "counted": list(COUNTED),
+        "day_from": days[0] if days else None,
+        "day_to": days[1] if days else None,
     }
     out: dict[tuple, Figures] = {}
     with read_connection().cursor() as cur:  # REPORTS_DATABASE inside a report

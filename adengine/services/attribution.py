@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from adengine.adapters import get_adapter
 from adengine.conf import settings as ad_settings
-from adengine.models import AdEvent, Campaign, Conversion, HourlyStats, Shopper, StrategyState
+from adengine.models import AdEvent, Campaign, Conversion, DailyStats, HourlyStats, Shopper, StrategyState
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,12 @@ def sync_conversion(*, order: Any) -> Conversion | None:
 
 
 def _correct_rollup(conversion: Conversion, conversions: int, revenue: Decimal) -> None:
-    """Apply a change of a conversion to the strategy's hourly roll-up and campaign totals, if it was rolled up
-    (the strategy's watermark, locked, is past it); a conversion not rolled up yet is read as it is then."""
+    """Apply a change of a conversion to the strategy's hourly and daily roll-ups and campaign totals, if it was
+    rolled up (the strategy's watermark, locked, is past it); a conversion not rolled up yet is read as it is then."""
     state = StrategyState.objects.select_for_update().filter(key="default").first()
     if state is None or conversion.pk > state.conversion_id:
         return
-    from adengine.services.strategy import CONVERSION_KEY, add_to_rollup, conversion_keys
+    from adengine.services.strategy import CONVERSION_KEY, add_to_rollup, conversion_keys, shop_day
 
     # the key the roll-up filed it under, computed by the roll-up's own expressions
     row = conversion_keys(Conversion.objects.filter(pk=conversion.pk)).get()
@@ -123,7 +123,11 @@ def _correct_rollup(conversion: Conversion, conversions: int, revenue: Decimal) 
     updated = HourlyStats.objects.filter(
         hour=hour, campaign_id=campaign, creative_id=creative, placement_id=placement, arm=arm
     ).update(conversions=F("conversions") + conversions, revenue=F("revenue") + revenue)
-    if not updated and conversions >= 0 and revenue >= 0:  # reinstated after the roll-up skipped it
+    if updated:  # and its day's row of the daily roll-up, which holds the hourly row's counts
+        DailyStats.objects.filter(campaign_id=campaign, day=shop_day(hour), placement_id=placement).update(
+            conversions=F("conversions") + conversions, revenue=F("revenue") + revenue
+        )
+    elif conversions >= 0 and revenue >= 0:  # reinstated after the roll-up skipped it (both roll-ups)
         add_to_rollup({key: {"conversions": conversions, "revenue": revenue}})
     Campaign.objects.filter(pk=conversion.campaign_id).update(
         converted=F("converted") + conversions, attributed_revenue=F("attributed_revenue") + revenue

@@ -22,7 +22,16 @@ from django.utils import timezone
 
 from adengine import clock
 from adengine.conf import settings as ad_settings
-from adengine.models import AdEvent, Campaign, Conversion, Creative, HourlyStats, Impression, StrategyState
+from adengine.models import (
+    AdEvent,
+    Campaign,
+    Conversion,
+    Creative,
+    DailyStats,
+    HourlyStats,
+    Impression,
+    StrategyState,
+)
 from adengine.selectors.performance import arm_sql
 from adengine.services.budgets import daily_plan
 from adengine.serving.context import CLOSE_RELEVANCE
@@ -47,9 +56,42 @@ def conversion_keys(conversions):
     return conversions.annotate(h=TruncHour("ordered_at"), arm=ARM).values(*CONVERSION_KEY)
 
 
+def shop_day(hour: dt.datetime) -> dt.date:
+    """The shop's day (TIME_ZONE) of an hour of the roll-up: the day of its row in the daily roll-up."""
+    return timezone.localtime(hour, timezone.get_default_timezone()).date()
+
+
+def daily_from(source: str) -> str:
+    """SQL adding the rows of ``source`` (hour, campaign_id, placement_id and the counters) to the daily roll-up,
+    summed by (campaign, shop day, placement), created when missing (``%(day_tz)s``: the shop's time zone)."""
+    daily = DailyStats._meta.db_table
+    return (
+        f"INSERT INTO {daily} (day, campaign_id, placement_id, {', '.join(COUNTERS)}) "
+        f"SELECT (hour AT TIME ZONE %(day_tz)s)::date, campaign_id, placement_id, "
+        f"{', '.join(f'sum({c})' for c in COUNTERS)} FROM ({source}) AS hours GROUP BY 1, 2, 3 "
+        "ON CONFLICT (campaign_id, day, placement_id) DO UPDATE SET "
+        + ", ".join(f"{c} = {daily}.{c} + EXCLUDED.{c}" for c in COUNTERS)
+    )
+
+
+@transaction.atomic
+def rebuild_daily_rollup() -> int:
+    """Fill the daily roll-up again from the hourly one, by the shop's days under the current ``TIME_ZONE`` (after
+    changing it; migration 0025 fills it the same way), the hourly one locked against writes meanwhile. Returns
+    the number of daily rows."""
+    with connection.cursor() as cur:
+        cur.execute(f"LOCK TABLE {HourlyStats._meta.db_table} IN SHARE MODE")
+        cur.execute(f"DELETE FROM {DailyStats._meta.db_table}")
+        cur.execute(
+            daily_from(f"SELECT * FROM {HourlyStats._meta.db_table}"),
+            {"day_tz": timezone.get_default_timezone_name()},
+        )
+        return cur.rowcount
+
+
 def add_to_rollup(rows: dict[tuple, dict]) -> None:
-    """Add counts to the hourly rows, keyed (hour, campaign, creative, placement, arm), created when missing, in
-    one statement per batch; a row's missing counters add nothing (a correction may be negative)."""
+    """Add counts to the hourly rows, keyed (hour, campaign, creative, placement, arm), and to their days' rows of
+    the daily roll-up, created when missing, in two statements per batch; a row's missing counters add nothing."""
     table = HourlyStats._meta.db_table
     items = list(rows.items())
     for start in range(0, len(items), 500):
@@ -65,6 +107,18 @@ def add_to_rollup(rows: dict[tuple, dict]) -> None:
                 "ON CONFLICT (hour, campaign_id, creative_id, placement_id, arm) DO UPDATE SET "
                 + ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in COUNTERS),
                 params,
+            )
+            columns = {"hour": "timestamptz", "campaign_id": "bigint", "placement_id": "bigint"}
+            columns.update({c: "numeric" for c in COUNTERS})
+            arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in columns.items())
+            rows_by_hour = [
+                (hour, campaign, placement, *(c.get(name, 0) for name in COUNTERS))
+                for (hour, campaign, _creative, placement, _arm), c in batch
+            ]
+            arrays_params = dict(zip(columns, (list(col) for col in zip(*rows_by_hour, strict=True)), strict=True))
+            cur.execute(
+                daily_from(f"SELECT * FROM unnest({arrays}) AS v({', '.join(columns)})"),
+                {**arrays_params, "day_tz": timezone.get_default_timezone_name()},
             )
 
 
@@ -143,7 +197,8 @@ def _collect_new_rows(*, imp: tuple[int, int], ev: tuple[int, int], conv: tuple[
 
 
 def _apply_new_rows(now: dt.datetime) -> tuple[dict, list[int]]:
-    """Add NEW_ROWS to the hourly roll-up, the assets' and the campaigns' counters; the totals and the campaigns."""
+    """Add NEW_ROWS to the hourly and daily roll-ups, the assets' and the campaigns' counters; the totals and the
+    campaigns."""
     stats, creatives, campaigns = (m._meta.db_table for m in (HourlyStats, Creative, Campaign))
     columns = "hour, campaign_id, creative_id, placement_id, arm, " + ", ".join(COUNTERS)
     with connection.cursor() as cur:
@@ -157,6 +212,8 @@ def _apply_new_rows(now: dt.datetime) -> tuple[dict, list[int]]:
             "ON CONFLICT (hour, campaign_id, creative_id, placement_id, arm) DO UPDATE SET "
             + ", ".join(f"{c} = {stats}.{c} + EXCLUDED.{c}" for c in COUNTERS)
         )
+        # the same rows by day, in the same transaction: the daily roll-up always equals the hourly one by day
+        cur.execute(daily_from(f"SELECT * FROM {NEW_ROWS}"), {"day_tz": timezone.get_default_timezone_name()})
         cur.execute(
             f"""
             UPDATE {creatives} cr SET served = cr.served + n.impressions, clicked = cr.clicked + n.clicks

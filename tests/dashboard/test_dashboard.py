@@ -68,10 +68,10 @@ def test_the_dashboard_lists_campaigns_with_figures_and_diagnosis(admin_client, 
 
 def test_ctr_and_roas_are_rounded(admin_client, healthy, placement):
     campaign = healthy()
-    from adengine.models import HourlyStats
+    from adengine.services.strategy import add_to_rollup
 
-    HourlyStats.objects.create(hour=clock.midnight(), campaign=campaign, placement=placement, impressions=3000,
-                               clicks=37, conversions=2, spend=Decimal("37"), revenue=Decimal("92.5"))  # fmt: skip
+    counts = {"impressions": 3000, "clicks": 37, "conversions": 2, "spend": Decimal("37"), "revenue": Decimal("92.5")}
+    add_to_rollup({(clock.midnight(), campaign.pk, None, placement.pk, ""): counts})  # the hourly and daily roll-ups
     page = row(admin_client.get(reverse(URL)).content.decode(), campaign)
     assert "1.23%" in page and "2.50" in page and "3000 impressions" in page
 

@@ -23,7 +23,7 @@ from tests.factories import CreativeFactory, UserFactory
 from tests.strategy.test_update import log_traffic
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
-LOG = re.compile(r"adengine_(impression|adevent|hourlystats)")
+LOG = re.compile(r"adengine_(impression|adevent|hourlystats|dailystats)")
 
 
 @pytest.fixture

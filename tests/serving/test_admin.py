@@ -24,7 +24,7 @@ def test_admin_pages_render_with_results(admin_client, placement, make_campaign)
     page = admin_client.get(reverse("admin:adengine_campaign_changelist")).content.decode()
     assert "1 · 0 · 0.00% · 0 · –" in page  # one impression, no clicks yet
     assert admin_client.get(reverse("admin:adengine_campaign_change", args=[campaign.pk])).status_code == 200
-    for name in ("placement", "impression", "adevent", "conversion", "strategystate", "hourlystats"):
+    for name in ("placement", "impression", "adevent", "conversion", "strategystate", "hourlystats", "dailystats"):
         assert admin_client.get(reverse(f"admin:adengine_{name}_changelist")).status_code == 200
 
 

@@ -15,6 +15,7 @@ from adengine.services.shoppers import get_or_create_for_user
 from adengine.serving import decide, tokens
 from tests.conftest import adengine_settings
 from tests.factories import OrderFactory, OrderLineFactory, ProductFactory, UserFactory
+from tests.strategy.test_daily_rollup import assert_daily_is_hourly_by_day
 
 from .test_tracking import BROWSER
 
@@ -145,6 +146,8 @@ def test_a_cancelled_or_refunded_order_gives_its_credit_back(
     assert conversion.reversed_at is not None and conversion.revenue == 0
     f = totals([campaign.pk])[campaign.pk]
     assert (f.conversions, f.revenue, f.clicks) == (0, Decimal(0), 1)
+    if rolled_up:
+        assert_daily_is_hourly_by_day()
     update_strategy(lag_seconds=0)
     f = totals([campaign.pk])[campaign.pk]
     assert (f.conversions, f.revenue) == (0, Decimal(0))
@@ -158,3 +161,5 @@ def test_a_cancelled_or_refunded_order_gives_its_credit_back(
     update_strategy(lag_seconds=0)
     f = totals([campaign.pk])[campaign.pk]
     assert (f.conversions, f.revenue) == (1, Decimal("99.00"))
+    # and the daily roll-up followed every correction of the hourly one
+    assert_daily_is_hourly_by_day()
