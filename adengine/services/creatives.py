@@ -473,7 +473,7 @@ def run_request(
             }
             request.progress = request.n
             request.finished_at = timezone.now()
-            request.save()
+            request.save(update_fields=["status", "model_name", "stats", "progress", "finished_at"])
     except Exception as exc:  # the worker must survive anything; the reason goes on the request
         if isinstance(exc, SoftTimeLimitExceeded):
             limit = queues.time_limit("adengine.generate_creatives")

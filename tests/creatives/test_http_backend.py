@@ -180,3 +180,32 @@ def test_copy_cut_off_by_the_token_limit_is_rejected(encoder):
     # its headline was finished; the other choices stopped on their own
     assert Creative.objects.get(request=request, asset_type="headline", text=HEADLINES[3]).passes_rules
     assert request.stats["rejections"].get("truncated") == 1
+
+
+@pytest.mark.django_db
+def test_a_finished_request_keeps_what_others_wrote_while_it_ran(server, encoder):
+    # given a request whose worker records heartbeats, and the sweeper counting a message queued meanwhile
+    from django.db.models import F
+    from django.utils import timezone
+
+    from adengine.models import GenerationRequest
+
+    campaign = Campaign.objects.create(
+        advertiser=Advertiser.objects.create(name="Sonica"), name="Earbuds", keywords=["wireless earbuds"]
+    )
+    request = request_copy(campaign=campaign, language="en", n=4, enqueue=False)
+    beats = []
+
+    def meanwhile(done):
+        beat = timezone.now()
+        beats.append(beat)
+        GenerationRequest.objects.filter(pk=request.pk).update(heartbeat_at=beat, queued=F("queued") + 1)
+
+    cfg = {"COPYWRITER": {"BACKEND": "openai", "BASE_URL": server.url, "MODEL": "m", "BATCH_SIZE": 2}}
+    with adengine_settings(**cfg):
+        done = run_request(str(request.pk), progress=meanwhile)
+    # then finishing it writes its own fields only: the last heartbeat and the count of messages stay
+    done.refresh_from_db()
+    assert done.status == "done" and beats
+    assert done.heartbeat_at == beats[-1] > done.started_at
+    assert done.queued == request.queued + len(beats)
