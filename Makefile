@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   -- install, start embedded PostgreSQL+pgvector and Redis, migrate, load the demo
-#                  data, start a Celery worker and beat and the web server on 127.0.0.1:8000
+#                  data, start two Celery workers, beat and the web server on 127.0.0.1:8000
 #   make test   -- install, then run the whole test suite against the same real services
 PYTHON ?= python3.11
 VENV ?= .venv

@@ -3,8 +3,9 @@
 Starts PostgreSQL+pgvector and Redis (unless DATABASE_URL / CELERY_BROKER_URL are set), migrates,
 generates and imports the demo data (first start only), creates the demo accounts, loads the demo
 campaigns and simulates a few days of traffic (first start only, before anything serves shoppers),
-starts a Celery worker, Celery beat and the web server on 127.0.0.1:8000, asks the worker to embed the catalog and
-compute every shopper's interest vector, prints the URLs and waits for Ctrl-C.
+starts two Celery workers (one for copy, one for the rest), Celery beat and the web server on 127.0.0.1:8000,
+asks the workers to embed the catalog and compute every shopper's interest vector, prints the URLs and waits
+for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shop.steps import Steps
 ROOT = embedded.ROOT
 HOST, PORT = "127.0.0.1", int(os.environ.get("DEMO_PORT", "8000"))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
-GENERATE_LIMIT = 5  # demo campaigns whose copy the worker writes on first start
+GENERATE_LIMIT = 5  # demo campaigns whose copy the copy worker writes on first start
 STEPS = 13  # the steps demo() numbers, each done or skipped on every start
 
 
@@ -77,7 +78,7 @@ def _campaigns_and_simulation(steps: Steps) -> None:
 
     The simulation refuses a database with live traffic (it would bill the live campaigns and re-date beside
     them), so it runs while nothing else does. It serves the campaigns' human-written copy (approved when
-    loaded); the worker writes the generated copy once it starts.
+    loaded); the copy worker writes the generated copy once it starts.
     """
     marker = embedded.DATA_DIR / "demo-campaigns-loaded"
     what = f"loading the demo campaigns and queueing generated copy for the first {GENERATE_LIMIT}"
@@ -183,7 +184,7 @@ def demo() -> int:
             _accounts()
         _campaigns_and_simulation(steps)  # before the web server: the simulation never runs beside live traffic
         celery = [sys.executable, "-m", "celery", "-A", "shop"]
-        with steps.step("starting the Celery worker, beat and the web server"):
+        with steps.step("starting the Celery workers, beat and the web server"):
             # two workers on a small machine: one for the copy people wait for (adengine's interactive queue),
             # one for everything else (the host's default queue, batch and strategy), so that generating the
             # demo's copy never holds back the first interest refresh nor beat's upkeep; production runs one per
@@ -197,7 +198,7 @@ def demo() -> int:
                             [*celery, "worker", "--loglevel", "INFO", "--concurrency", "1", "--hostname", f"{name}@%h"]
                             + ["--queues", ",".join(queues)],
                             cwd=ROOT,
-                            env=env,
+                            env={**env, "SHOP_WORKER_NAME": name},  # in each of its log lines
                         )
                     )
             schedule = str(embedded.DATA_DIR / "celerybeat-schedule")
@@ -209,7 +210,7 @@ def demo() -> int:
                     [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT, env=env
                 )
             )
-        with steps.step("queueing the catalog and shopper upkeep for the worker"):
+        with steps.step("queueing the catalog and shopper upkeep for the workers"):
             _enqueue_initial_work(steps)
         with steps.step("waiting for the web server"):
             up = _wait_for_http(base + "/")
@@ -217,7 +218,8 @@ def demo() -> int:
             print("the web server did not come up; see its output above", file=sys.stderr)
             return 1
         steps.summary(
-            'Follow them in the worker\'s lines in this terminal ("Task adengine.generate_creatives[...] succeeded"), '
+            'Follow them in the workers\' lines in this terminal (the copy worker\'s say "demo-copy": "Task '
+            'adengine.generate_creatives[...] succeeded"), '
             f"and the copy's place in line, progress and estimate at {base}/admin/adengine/generationrequest/"
         )
         print(
@@ -226,7 +228,7 @@ def demo() -> int:
             f"  storefront : {base}/   (log in as {demo_login().describe()})\n"
             f"  admin      : {base}/admin/   ({ADMIN_USER} / {ADMIN_PASSWORD})\n"
             f"  API        : {base}/api/adengine/v1/   docs: {base}/api/adengine/v1/docs/\n"
-            "Ctrl-C stops the web server, the worker, beat and the embedded services.\n",
+            "Ctrl-C stops the web server, the workers, beat and the embedded services.\n",
             flush=True,
         )
         while all(p.poll() is None for p in procs):

@@ -124,6 +124,13 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # a task running when the connection drops finishes (its results are in the database); its message comes back
 # after the visibility timeout and finds the work done (every adengine task is idempotent)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# `make demo` runs two workers in one terminal (shop.launcher): each of their lines says whose it is
+_WORKER = os.environ.get("SHOP_WORKER_NAME", "").replace("%", "")
+if _WORKER:
+    CELERY_WORKER_LOG_FORMAT = f"[%(asctime)s: %(levelname)s/{_WORKER}/%(processName)s] %(message)s"
+    CELERY_WORKER_TASK_LOG_FORMAT = (
+        f"[%(asctime)s: %(levelname)s/{_WORKER}/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
+    )
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 REST_FRAMEWORK = {

@@ -33,7 +33,7 @@ class Steps:
         self.clock = clock
         self.number = 0
         self.started = clock()
-        self.handed: list[str] = []  # work queued for the Celery worker
+        self.handed: list[str] = []  # work queued for the Celery workers
 
     def _say(self, text: str) -> None:
         print(text, file=self.out or sys.stdout, flush=True)
@@ -60,14 +60,14 @@ class Steps:
         self._say(f"{self._next()} {what}: skipped, {why}")
 
     def hand_over(self, what: str) -> None:
-        """Remember work queued for the Celery worker, for ``summary``."""
+        """Remember work queued for the Celery workers, for ``summary``."""
         self.handed.append(what)
 
     def summary(self, follow: str) -> None:
         """The total time, and what the worker still does with how to follow it."""
         self._say(f"started in {took(self.clock() - self.started)}")
         if self.handed:
-            self._say("queued for the Celery worker (it runs them one at a time, in the background):")
+            self._say("queued for the Celery workers (each runs its queue one task at a time, in the background):")
             for what in self.handed:
                 self._say(f"  - {what}")
             self._say(follow)

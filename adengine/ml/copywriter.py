@@ -15,6 +15,7 @@ Both return raw completions; parsing and the advertising rules are elsewhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +143,26 @@ def resolve_local_model(spec: str) -> Path | str:
     return folder
 
 
+@contextmanager
+def _no_bar_unless_terminal():
+    """transformers draws its GGUF conversion bar with tqdm itself, not with its own switchable bar
+    (``queues.quiet_model_loading``): off unless stderr is a terminal (a worker's stderr is its log, where each
+    redraw would be a WARNING line). The conversion runs once, under ``files.exclusive``."""
+    import sys
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None or sys.stderr.isatty():
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def _convert_gguf(gguf: Path, folder: Path) -> None:
     """A plain transformers folder from a GGUF file (dequantised), written privately then renamed."""
     import torch
@@ -148,8 +170,9 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
 
     log.info("converting %s to a plain model folder %s (once; takes a minute or two)", gguf, folder)
     tmp = files.temp_dir_for(folder)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    with _no_bar_unless_terminal():
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # the weights are dequantised to float32 on load; drop the GGUF marker so they save as a plain model
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

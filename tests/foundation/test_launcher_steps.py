@@ -36,7 +36,7 @@ def test_steps_are_numbered_and_timed_by_the_clock():
         "[3/3] simulating 3 days of traffic ...",
         "[3/3] simulating 3 days of traffic ... done in 2 min 5 s",
         "started in 2 min 8 s",
-        "queued for the Celery worker (it runs them one at a time, in the background):",
+        "queued for the Celery workers (each runs its queue one task at a time, in the background):",
         "  - generated copy for the first 5 demo campaigns",
         "Follow them at /admin/adengine/generationrequest/",
     ]

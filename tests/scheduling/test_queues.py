@@ -114,3 +114,18 @@ def test_a_worker_process_loads_models_without_progress_bars():
         assert not transformers_logging.is_progress_bar_enabled()
     finally:
         transformers_logging.enable_progress_bar()
+
+
+def test_the_gguf_conversion_bar_is_off_unless_stderr_is_a_terminal(capsys):
+    # transformers draws that bar with tqdm itself: it is switched off around the conversion, then put back
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from adengine.ml.copywriter import _no_bar_unless_terminal
+
+    original = gguf_utils.tqdm
+    with _no_bar_unless_terminal():  # pytest's captured stderr is no terminal, as a worker's log is not
+        bar = gguf_utils.tqdm(range(3), desc="Converting")
+        assert bar.disable
+        list(bar)
+    assert gguf_utils.tqdm is original
+    assert "Converting" not in capsys.readouterr().err
