@@ -10,13 +10,16 @@ vectors (mixtures of 200 topics, the campaigns' targets drawn from the same topi
    lookup misses the per-process cache) over the four demo placements and page contexts: p50 / p99 of
    ``decide()``, and of reading the shopper row by key plus ``decide()``. The impression log's writer
    thread runs alongside, as in production.
+   ``scoring``: for a shopper who is not personalised, the candidate pool from every campaign against the
+   page's kept shortlist (``serving.candidates``), CPU per call.
 2. ``page``: the storefront product page's server time (Django test client, in process, logged-in
    shopper) with its ad slot against the same template without the slot, interleaved in one run.
 3. ``throughput``: gunicorn (2 workers x 4 threads) serving the decision endpoint and a bare DRF endpoint
    that returns a fixed JSON body, driven by the same load generator (8 keep-alive clients, one per server
    thread) in six alternating rounds: requests per second and their ratio.
 
-    python -m shop.embedded run -- .venv/bin/python bench/serving.py [--reuse] [--only decisions|page|throughput]
+    python -m shop.embedded run -- .venv/bin/python bench/serving.py [--reuse]
+        [--only decisions|scoring|page|throughput]
         [--counters database|redis]
 
 ``ADENGINE_BENCH_DATABASE_URL`` names another database to run on (a copy made with ``CREATE DATABASE ...
@@ -302,6 +305,54 @@ def _bench_decisions(n: int, seed: int, policy: str) -> dict:
     return out
 
 
+def bench_scoring(repeat: int = 500) -> dict:
+    """A not-personalised decision's candidate pool, both ways on the same page: scoring every campaign
+    (``score_page`` + ``candidate_pool``, what a personalised decision does) against re-scoring the page's kept
+    shortlist (``candidate_pool`` on the cached scores): process CPU per call, best of 5 rounds of ``repeat``."""
+    import numpy as np
+
+    from adengine.serving import PageContext, get_backend
+    from adengine.serving.candidates import SHORTLIST_FACTOR, candidate_pool, score_page
+    from adengine.serving.eligibility import eligible
+    from adengine.serving.experiments import default_params
+
+    snap = get_backend().snapshot()
+    params = default_params()
+    out = {}
+    pages = {
+        "home-hero": (PageContext(page="home"), "home"),
+        "category-top": (PageContext(page="category", category="cat-3"), "category"),
+        "search-top": (PageContext(page="search", query="kw7 shoes"), "search"),
+    }
+    for key, (context, kind) in pages.items():
+        placement = snap.placements[key]
+        ok = eligible(snap, placement, "en", "en")
+        m = 2 * params.candidates + placement.max_ads
+        kw = {"lang": "en", "default_lang": "en", "kind": kind, "hour": 10.5}
+        decay = np.ones(len(snap.campaigns))  # a shopper who saw five campaigns today
+        decay[np.random.default_rng(0).choice(len(decay), 5, replace=False)] = 0.8
+        kept = score_page(snap, ok, placement, context, (), params, **kw, shortlist=SHORTLIST_FACTOR * m)
+        ways = {
+            "every_campaign": lambda a=(snap, ok, placement, context, (), params), kw=kw, d=decay, m=m: candidate_pool(
+                score_page(*a, **kw), d, m
+            ),
+            "shortlist": lambda p=kept, d=decay, m=m: candidate_pool(p, d, m),
+        }
+        a, b = (f()[1] for f in ways.values())
+        assert np.allclose(np.sort(a), np.sort(b))  # the same pool (its values: equal ones may swap places)
+        best = {}
+        for name in [*ways, *ways]:
+            for _ in range(5):
+                t = time.process_time()
+                for _ in range(repeat):
+                    ways[name]()
+                ms = (time.process_time() - t) / repeat * 1000
+                best[name] = min(best.get(name, ms), ms)
+        out[key] = {name: round(ms, 4) for name, ms in best.items()}
+    print(f"scoring: {json.dumps(out)}", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- 2. page
 def _template_without_slots() -> str:
     """A template folder whose shop/product.html is the real one minus its {% ad_slot %} line."""
@@ -491,7 +542,7 @@ def bench_throughput(seconds: float, clients: int, rounds: int = 6, port: int = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["decisions", "page", "throughput"], action="append")
+    parser.add_argument("--only", choices=["decisions", "scoring", "page", "throughput"], action="append")
     parser.add_argument("--decisions", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=30, help="per endpoint, split into rounds")
@@ -515,7 +566,7 @@ def main() -> None:
         os.environ["CELERY_BROKER_URL"] if args.counters == "redis" else "database"
     )  # read by bench/settings.py, in this process and the gunicorn one
     print(f"frequency caps reserved in: {args.counters}", flush=True)
-    only = set(args.only or ["decisions", "page", "throughput"])
+    only = set(args.only or ["decisions", "scoring", "page", "throughput"])
     _ensure_database()
     _setup_django()
     populate(args.seed)
@@ -523,6 +574,8 @@ def main() -> None:
     if "decisions" in only:
         results["decisions"] = bench_decisions(args.decisions, args.seed)
         results["decisions_context_free"] = bench_decisions(args.decisions, args.seed, policy="thompson")
+    if "scoring" in only:
+        results["scoring"] = bench_scoring()
     if "page" in only:
         results["page"] = bench_page(args.pages)
     if "throughput" in only:
