@@ -454,12 +454,23 @@ def refresh_interests(
 
     Safe to run twice or concurrently: a second concurrent run returns at once (advisory lock), and
     a run with nothing stale writes nothing. Each vector records the ``last_event_at`` it saw, so
-    behaviour that arrives during the run leaves the shopper stale for the next run.
+    behaviour that arrives during the run leaves the shopper stale for the next run. A run that rewrites most
+    shoppers drops the vector indexes first and builds them again at the end (``interest_indexes``).
     """
+    from adengine.services import interest_indexes
+
     with try_advisory_lock(_REFRESH_LOCK) as got:
         if not got:
             return {"refreshed": 0, "cleared": 0, "skipped": "another refresh is running"}
-        return refresh_shoppers(batch_size=batch_size, encoder=encoder, limit=limit, progress=progress)
+        # a refresh of most shoppers (after a new encoder: reembed_all) is a bulk load, as for the chunked refresh
+        stale = stale_shoppers(tag=method_tag(encoder or get_encoder())).count()
+        bulk = connection.get_autocommit() and interest_indexes.bulk_load_due(min(stale, limit or stale))
+        dropped = interest_indexes.drop_vector_indexes() if bulk else []
+        result = refresh_shoppers(batch_size=batch_size, encoder=encoder, limit=limit, progress=progress)
+    if dropped:  # after a failure the coordinator builds them (interest_indexes.rebuild_due)
+        while interest_indexes.build_vector_index() is not None:
+            pass
+    return result
 
 
 def current_tag() -> str:

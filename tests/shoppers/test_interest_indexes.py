@@ -160,6 +160,29 @@ def test_a_bulk_refresh_drops_the_indexes_writes_the_vectors_and_builds_the_same
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_refresh_of_most_shoppers_in_one_process_also_builds_the_indexes_after_writing(
+    encoder, monkeypatch, indexes_restored
+):
+    # given four stale shoppers, a bulk load from four on (as after a new encoder: reembed_all, adengine_embed)
+    ids = _stale(4)
+    definitions = _definitions()
+    dropped_while_writing = []
+    write = interests._write_vectors
+
+    def watching(*args, **kw):
+        dropped_while_writing.append(set(index_states().values()) == {"missing"})
+        return write(*args, **kw)
+
+    monkeypatch.setattr(interests, "_write_vectors", watching)
+    with adengine_settings(INTEREST_REBUILD_MIN_SHOPPERS=4, INTEREST_REBUILD_SHARE=0.5):
+        result = interests.refresh_interests(encoder=encoder)
+    # then the vectors were written with the indexes absent, and the same indexes are back and valid
+    assert result == {"refreshed": 4, "cleared": 0} and dropped_while_writing == [True]
+    assert Shopper.objects.filter(pk__in=ids, interest_vector__isnull=False).count() == 4
+    assert index_states() == dict.fromkeys(NAMES, "valid") and _definitions() == definitions
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_small_refresh_keeps_the_indexes_and_a_failed_build_is_built_again(encoder, monkeypatch, indexes_restored):
     ids = _stale(3)
     sent: list = []
