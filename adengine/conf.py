@@ -154,14 +154,15 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "to the next plan after INTEREST_REFRESH_CLAIM_SECONDS.",
     ),
     "INTEREST_REBUILD_SHARE": (
-        0.5,
+        0.25,
         "A refresh that rewrites at least this share of the shoppers with an interest vector (and at least "
         "INTEREST_REBUILD_MIN_SHOPPERS of them), e.g. after a new encoder or interest method, is a bulk load: the "
         "coordinator drops the shoppers' two HNSW indexes (DROP INDEX CONCURRENTLY), the chunks write without "
         "inserting every shopper into both graphs, and adengine.build_interest_index builds them again (CREATE "
         "INDEX CONCURRENTLY) once what is left to write is no longer a bulk load. Meanwhile audience searches scan "
         "the table (exact, slower); decisions never use these indexes. None: never (every refresh pays the "
-        "inserts). BENCHMARKS.md, 'Incremental refresh', gives the costs this share balances.",
+        "inserts). The default: writing a shopper into both graphs cost about 5x what building them costs per "
+        "shopper (BENCHMARKS.md, 'Incremental refresh'), so the two break even near a fifth; a quarter keeps a margin.",
     ),
     "INTEREST_REBUILD_MIN_SHOPPERS": (
         50_000,
