@@ -45,8 +45,23 @@ def index_states() -> dict[str, str]:
     return {name: ("missing" if name not in found else "valid" if found[name] else "invalid") for name in names}
 
 
+EXACT_COUNT_BELOW = 100_000  # shoppers: below this a count is cheap (well under a second)
+
+
 def indexed_shoppers() -> int:
-    """How many shoppers the vector indexes hold (or would hold): shoppers with an interest vector."""
+    """How many shoppers the vector indexes hold (or would hold): shoppers with an interest vector. On a large table
+    the planner's estimate (rows x non-null share of the column, from the last ANALYZE), since the refresh asks
+    after every chunk and a count scans the table (2.6 s at 1,000,000 shoppers); on a small one the exact count."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.reltuples * (1 - coalesce(s.null_frac, 0)) FROM pg_class c LEFT JOIN pg_stats s "
+            "ON s.schemaname = c.relnamespace::regnamespace::text AND s.tablename = c.relname "
+            "AND s.attname = 'interest_vector' WHERE c.oid = %s::regclass",
+            [Shopper._meta.db_table],
+        )
+        estimate = cur.fetchone()[0]
+    if estimate is not None and estimate >= EXACT_COUNT_BELOW:
+        return round(estimate)
     return Shopper.objects.filter(interest_vector__isnull=False).count()
 
 

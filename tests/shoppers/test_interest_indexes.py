@@ -226,3 +226,20 @@ def test_the_build_takes_the_memory_setting_for_its_session_only(monkeypatch, in
     with connection.cursor() as cur:
         cur.execute("SHOW maintenance_work_mem")
         assert cur.fetchone()[0] != "96MB"
+
+
+@pytest.mark.django_db
+def test_the_indexed_shoppers_are_counted_on_a_small_table_and_estimated_on_a_large_one(monkeypatch):
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        ShopperFactory(interest_vector=_unit(rng, VECTOR_DIMENSIONS))
+    ShopperFactory()  # no vector: not in the indexes
+    exact = Shopper.objects.filter(interest_vector__isnull=False).count()
+    assert interest_indexes.indexed_shoppers() == exact
+    # on a large table the planner's estimate stands in for the count (which would scan the table)
+    with connection.cursor() as cur:
+        cur.execute(f"ANALYZE {Shopper._meta.db_table}")
+    monkeypatch.setattr(interest_indexes, "EXACT_COUNT_BELOW", 1)
+    calls = []
+    monkeypatch.setattr(Shopper.objects, "filter", lambda *a, **kw: calls.append(1))  # no count
+    assert interest_indexes.indexed_shoppers() == exact and calls == []
