@@ -102,6 +102,9 @@ def drop_vector_indexes() -> list[str]:
     """Drop the shopper vector indexes (``DROP INDEX CONCURRENTLY``), before a bulk refresh; returns those dropped.
     Must run outside a transaction."""
     dropped = []
+    if connection.in_atomic_block:  # a concurrent drop cannot run in a transaction: the refresh pays the inserts
+        log.warning("shopper vector indexes not dropped for a bulk refresh: called inside a transaction")
+        return []
     with try_advisory_lock(_INDEX_LOCK) as got:
         if not got:  # a build is running: leave it be (the refresh then pays the inserts)
             return []
@@ -124,6 +127,8 @@ def build_vector_index(*, memory: str | None = None) -> dict | None:
     The build gets INTEREST_INDEX_BUILD_MEMORY of ``maintenance_work_mem`` for this session only (an HNSW graph that
     does not fit is built on disk, many times slower); its parallel workers are the server's
     ``max_parallel_maintenance_workers``."""
+    if connection.in_atomic_block:
+        raise RuntimeError("a shopper vector index is built concurrently, which cannot run inside a transaction")
     with try_advisory_lock(_INDEX_LOCK) as got:
         if not got:
             return None

@@ -243,3 +243,12 @@ def test_the_indexed_shoppers_are_counted_on_a_small_table_and_estimated_on_a_la
     calls = []
     monkeypatch.setattr(Shopper.objects, "filter", lambda *a, **kw: calls.append(1))  # no count
     assert interest_indexes.indexed_shoppers() == exact and calls == []
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_the_indexes_are_neither_dropped_nor_built():
+    # DROP / CREATE INDEX CONCURRENTLY cannot run in a transaction: the refresh then pays the inserts
+    assert interest_indexes.drop_vector_indexes() == []
+    assert index_states() == dict.fromkeys(NAMES, "valid")
+    with pytest.raises(RuntimeError, match="inside a transaction"):
+        build_vector_index()
