@@ -161,8 +161,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "inserting every shopper into both graphs, and adengine.build_interest_index builds them again (CREATE "
         "INDEX CONCURRENTLY) once what is left to write is no longer a bulk load. Meanwhile audience searches scan "
         "the table (exact, slower); decisions never use these indexes. None: never (every refresh pays the "
-        "inserts). The default: writing a shopper into both graphs cost about 5x what building them costs per "
-        "shopper (BENCHMARKS.md, 'Incremental refresh'), so the two break even near a fifth; a quarter keeps a margin.",
+        "inserts). The default: inserting a shopper into both graphs cost 6-7x what building them costs per "
+        "shopper (BENCHMARKS.md, 'Incremental refresh'), so the two break even near a sixth; a quarter keeps a margin.",
     ),
     "INTEREST_REBUILD_MIN_SHOPPERS": (
         50_000,
