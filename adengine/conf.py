@@ -153,6 +153,28 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "How often a failed refresh chunk is retried (that chunk alone, with a growing delay) before it is left "
         "to the next plan after INTEREST_REFRESH_CLAIM_SECONDS.",
     ),
+    "INTEREST_REBUILD_SHARE": (
+        0.25,
+        "A refresh that rewrites at least this share of the shoppers with an interest vector (and at least "
+        "INTEREST_REBUILD_MIN_SHOPPERS of them), e.g. after a new encoder or interest method, is a bulk load: the "
+        "coordinator drops the shoppers' two HNSW indexes (DROP INDEX CONCURRENTLY), the chunks write without "
+        "inserting every shopper into both graphs, and adengine.build_interest_index builds them again (CREATE "
+        "INDEX CONCURRENTLY) once what is left to write is no longer a bulk load. Meanwhile audience searches scan "
+        "the table (exact, slower); decisions never use these indexes. None: never (every refresh pays the "
+        "inserts). The default: inserting a shopper into both graphs cost 6-7x what building them costs per "
+        "shopper (BENCHMARKS.md, 'Incremental refresh'), so the two break even near a sixth; a quarter keeps a margin.",
+    ),
+    "INTEREST_REBUILD_MIN_SHOPPERS": (
+        50_000,
+        "Fewest stale shoppers for which a refresh drops and rebuilds the vector indexes (INTEREST_REBUILD_SHARE): "
+        "below this an incremental refresh takes minutes at most, and the audience search keeps its index.",
+    ),
+    "INTEREST_INDEX_BUILD_MEMORY": (
+        "2GB",
+        "maintenance_work_mem of the session that builds a shopper vector index again after a bulk refresh (set "
+        "for that session only). An HNSW graph that does not fit is built on disk, many times slower: about 2 GB "
+        "per million shoppers with vectors. None: the server's setting.",
+    ),
     "REFRESH_INTERVAL_SECONDS": (60, "How often beat runs the incremental interest refresh."),
     "REFRESH_DEBOUNCE_SECONDS": (
         30,
@@ -350,6 +372,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
             "adengine.embed_products": "batch",
             "adengine.refresh_interests": "batch",
             "adengine.refresh_interest_chunk": "batch",
+            "adengine.build_interest_index": "batch",
             "adengine.train_interest_model": "batch",
             "adengine.reembed_all": "batch",
             "adengine.refresh_campaign_targets": "batch",

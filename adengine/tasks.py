@@ -19,27 +19,38 @@ log = logging.getLogger(__name__)
 @shared_task(name="adengine.refresh_interests", ignore_result=True, base=AdengineTask)
 def refresh_interests() -> dict:
     """Coordinator of the interest refresh (beat runs it; new behaviour triggers it): split the stale shoppers into
-    chunks and queue one ``refresh_interest_chunk`` per chunk once the plan is committed."""
+    chunks and queue one ``refresh_interest_chunk`` per chunk once the plan is committed. A plan that rewrites most
+    indexed shoppers first drops the shopper vector indexes (a bulk load); once no bulk load is left to write, the
+    indexes are built again (``build_interest_index``)."""
     from adengine.queues import enqueue_after_commit
+    from adengine.services import interest_indexes
     from adengine.services.interests import plan_refresh
 
     with transaction.atomic():
         chunks = plan_refresh()
-        for chunk_id in chunks:
-            enqueue_after_commit("adengine.refresh_interest_chunk", kwargs={"chunk_id": chunk_id})
+    dropped = []
+    if chunks and interest_indexes.bulk_load_due(interest_indexes.open_refresh_shoppers()):
+        dropped = interest_indexes.drop_vector_indexes()  # before any chunk writes: concurrently, outside a transaction
+    for chunk_id in chunks:
+        enqueue_after_commit("adengine.refresh_interest_chunk", kwargs={"chunk_id": chunk_id})
     if chunks:
-        log.info("interest refresh: %d chunks queued", len(chunks))
-    return {"chunks": len(chunks)}
+        log.info("interest refresh: %d chunks queued%s", len(chunks), " (bulk: indexes dropped)" if dropped else "")
+    elif interest_indexes.rebuild_due():
+        enqueue_after_commit("adengine.build_interest_index")
+    return {"chunks": len(chunks), **({"dropped": dropped} if dropped else {})}
 
 
 @shared_task(name="adengine.refresh_interest_chunk", ignore_result=True, base=AdengineTask, bind=True, max_retries=None)
 def refresh_interest_chunk(self, chunk_id: int) -> dict | None:
-    """Refresh the stale shoppers of one chunk (idempotent); a failure retries this chunk alone, with backoff."""
+    """Refresh the stale shoppers of one chunk (idempotent); a failure retries this chunk alone, with backoff. The
+    chunk that leaves no bulk load to write queues the build of the vector indexes a bulk refresh dropped."""
     from adengine.conf import settings as ad_settings
+    from adengine.queues import enqueue_after_commit
+    from adengine.services import interest_indexes
     from adengine.services.interests import refresh_chunk
 
     try:
-        return refresh_chunk(chunk_id)
+        result = refresh_chunk(chunk_id)
     except Exception as exc:
         retries = int(ad_settings.INTEREST_REFRESH_CHUNK_RETRIES)
         if self.request.retries >= retries:
@@ -47,6 +58,23 @@ def refresh_interest_chunk(self, chunk_id: int) -> dict | None:
             return None
         log.warning("interest refresh chunk %s failed (%s); retrying it", chunk_id, exc)
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
+    if result is not None and "skipped" not in result and interest_indexes.rebuild_due():
+        enqueue_after_commit("adengine.build_interest_index")
+    return result
+
+
+@shared_task(name="adengine.build_interest_index", ignore_result=True, base=AdengineTask)
+def build_interest_index() -> dict | None:
+    """Build one shopper vector index that is missing or invalid (concurrently), then queue itself for the next."""
+    from adengine.queues import enqueue_after_commit
+    from adengine.services.interest_indexes import build_vector_index
+
+    built = build_vector_index()
+    if built is not None:
+        log.info("interest index build: %s", built)
+        if built["left"]:
+            enqueue_after_commit("adengine.build_interest_index")
+    return built
 
 
 @shared_task(name="adengine.train_interest_model", ignore_result=True, base=AdengineTask)

@@ -168,9 +168,11 @@ def warm_queries() -> int:
         return cur.rowcount
 
 
-def _worker(chunk_ids: list[int], out: mp.Queue, threads: int | None) -> None:
+def _worker(chunk_ids: list[int], out: mp.Queue, threads: int | None, share: float | None = None) -> None:
     """One worker process: run its chunks through the task, report shoppers and seconds."""
     _setup()
+    if share is not None:
+        _share(share)
     if threads:  # ENCODER["THREADS"]: one torch thread per worker process when there is one process per core
         from django.conf import settings
         from django.test import override_settings
@@ -202,19 +204,39 @@ def _worker(chunk_ids: list[int], out: mp.Queue, threads: int | None) -> None:
              "finished": sum(c.finished_at is not None for c in chunks)})  # fmt: skip
 
 
-def run_round(chunks: list[int], processes: int, threads: int | None = None) -> dict:
+def _share(share: float) -> None:
+    """INTEREST_REBUILD_SHARE for this process (--rebuild-share)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    override_settings(ADENGINE={**settings.ADENGINE, "INTEREST_REBUILD_SHARE": share}).enable()
+
+
+def _table_stats() -> dict:
+    """Updates of the shopper table so far, and how many of them were in place (HOT: no index entry)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'adengine_shopper'")
+        upd, hot = cur.fetchone()
+    return {"updated": upd, "hot": hot}
+
+
+def run_round(chunks: list[int], processes: int, threads: int | None = None, share: float | None = None) -> dict:
     """Run ``chunks`` split over ``processes`` worker processes at once; shoppers, wall seconds, per process."""
     out: mp.Queue = mp.get_context("spawn").Queue()
     ctx = mp.get_context("spawn")
     parts = [chunks[i::processes] for i in range(processes)]
     t = time.perf_counter()
-    procs = [ctx.Process(target=_worker, args=(part, out, threads)) for part in parts]
+    procs = [ctx.Process(target=_worker, args=(part, out, threads, share)) for part in parts]
     for p in procs:
         p.start()
     reports = [out.get() for _ in procs]
     for p in procs:
         p.join()
     wall = time.perf_counter() - t
+    time.sleep(1.0)  # the workers' statistics reach pg_stat_user_tables as they exit
     shoppers = sum(r["shoppers"] for r in reports)
     busy = max(r["seconds"] for r in reports)  # from the first task to the last (encoder loaded before)
     return {
@@ -227,6 +249,7 @@ def run_round(chunks: list[int], processes: int, threads: int | None = None) -> 
         "per_second_per_process": round(shoppers / busy / processes, 1),
         "finished": sum(r["finished"] for r in reports),
         "preload_s": round(max(r["preload"] for r in reports), 1),
+        "table": _table_stats(),
     }
 
 
@@ -247,12 +270,28 @@ def main() -> None:
         action="store_true",
         help="first store a vector for every search text (the state after the first chunks of a full refresh)",
     )
+    parser.add_argument(
+        "--rebuild-share",
+        type=float,
+        default=None,
+        help="INTEREST_REBUILD_SHARE for this run (the copy gives behaviour to 10 %% of its shoppers, so a full "
+        "refresh's bulk path needs a share below that); the plan then drops the indexes as the coordinator does",
+    )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="then make the shoppers just refreshed stale again, with the same behaviour, and refresh them again "
+        "(vectors that come out unchanged: how many row updates stay off the indexes)",
+    )
     args = parser.parse_args()
     _setup()
+    if args.rebuild_share is not None:
+        _share(args.rebuild_share)
     from django.conf import settings
     from django.db import connection
 
     from adengine.models import InterestRefreshChunk
+    from adengine.services import interest_indexes
     from adengine.services.interests import plan_refresh
 
     print(f"fill: {fill(shoppers=args.shoppers, events=args.events, seed=args.seed)}", flush=True)
@@ -267,17 +306,46 @@ def main() -> None:
     planned = plan_refresh(chunk_size=args.chunk_size)
     print(f"planned {len(planned)} chunks of {args.chunk_size} on {settings.DATABASES['default']['NAME']} "
           f"(method {settings.ADENGINE.get('INTEREST_METHOD', 'mean')})", flush=True)  # fmt: skip
+    # what the coordinator (adengine.refresh_interests) does next: a bulk load drops the vector indexes
+    open_shoppers, indexed = interest_indexes.open_refresh_shoppers(), interest_indexes.indexed_shoppers()
+    bulk = interest_indexes.bulk_load_due(open_shoppers, indexed=indexed)
+    t = time.perf_counter()
+    dropped = interest_indexes.drop_vector_indexes() if bulk else []
+    print(json.dumps({"stale": open_shoppers, "with_vectors": indexed, "bulk": bulk, "dropped": dropped,
+                      "drop_s": round(time.perf_counter() - t, 2), "indexes": interest_indexes.index_states()}),
+          flush=True)  # fmt: skip
     connection.close()  # the worker processes open their own
-    rounds, queue = [], list(planned)
+    rounds, queue, done = [], list(planned), []
     for _ in range(args.rounds):
         for processes in (1, args.workers):
             take = args.chunks * processes
             if len(queue) < take:
                 break
             chunks, queue = queue[:take], queue[take:]
-            r = run_round(chunks, processes, args.encoder_threads)
+            before = _table_stats()
+            r = run_round(chunks, processes, args.encoder_threads, args.rebuild_share)
+            r["table"] = {k: v - before[k] for k, v in r["table"].items()}
             r["load"] = [round(x, 2) for x in os.getloadavg()]
             rounds.append(r)
+            done.append(chunks)
+            print(json.dumps(r), flush=True)
+    if args.again:
+        # the same shoppers, the same behaviour: stale again, their chunks reopened, refreshed again
+        for chunks in done:
+            for c in InterestRefreshChunk.objects.filter(pk__in=chunks):
+                from adengine.models import Shopper
+
+                Shopper.objects.filter(
+                    pk__gte=c.first_shopper, pk__lte=c.last_shopper, interest_vector__isnull=False
+                ).update(interest_source_at=None)
+            InterestRefreshChunk.objects.filter(pk__in=chunks).update(finished_at=None)
+        connection.close()
+        for chunks, first in zip(done, rounds[: len(done)], strict=True):
+            before = _table_stats()
+            r = run_round(chunks, first["processes"], args.encoder_threads, args.rebuild_share)
+            r["table"] = {k: v - before[k] for k, v in r["table"].items()}
+            r["load"] = [round(x, 2) for x in os.getloadavg()]
+            r["again"] = True
             print(json.dumps(r), flush=True)
     summary = {}
     for processes in sorted({r["processes"] for r in rounds}):

@@ -340,8 +340,20 @@ def _vector_cursor():
     return cur
 
 
+# A vector that moved by at most this much (relative L2 distance) is left as stored: the row then keeps the same
+# value in every indexed column, so PostgreSQL can update it in place (a HOT update, when its page has room) instead
+# of inserting it into both HNSW graphs again. Any score read from it (a cosine or inner product with a vector of
+# norm r) moves by at most this much times r (Cauchy-Schwarz): a thousandth of what the half-precision indexes
+# already round away (2^-11 per component), and below the 1e-5 by which two exact implementations of the same
+# vector differ (float32 sums in another order; tests/shoppers/test_refresh_chunks.py). A recomputation that lands
+# on the stored vector within float noise rewrites no index; any real change in behaviour moves it far more.
+UNCHANGED_TOLERANCE = 1e-6
+
+
 def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple], *, tag: str, now) -> None:
-    """Store a batch's interest vectors in one statement (the vectors as two binary ``vector[]`` parameters)."""
+    """Store a batch's interest vectors in one statement (the vectors as two binary ``vector[]`` parameters); a vector
+    equal to the stored one within UNCHANGED_TOLERANCE keeps the stored value (no index insert when the page has
+    room)."""
     table = Shopper._meta.db_table
     ids, seen, has_vec, has_hybrid, versions, events = [], [], [], [], [], []
     vec_rows, hybrid_rows = [], []
@@ -356,13 +368,19 @@ def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple
         events.append(n if vec is not None else 0)
         vec_rows.append(np.asarray(vec, np.float32) if vec is not None else zero_vec)
         hybrid_rows.append(np.asarray(hybrid_vec, np.float32) if hybrid_vec is not None else zero_hybrid)
+    # every branch of each CASE has the column's own type and dimensions: otherwise PostgreSQL coerces the result to
+    # them, and that coercion detoasts a stored (TOASTed) vector, which then no longer compares equal to the old one
+    vec_type, hybrid_type = f"vector({VECTOR_DIMENSIONS})", f"vector({HYBRID_DIMENSIONS})"
     with _vector_cursor() as cur:
         # personalisation again: consent withdrawn during the run wins
         cur.execute(
             f"""
             UPDATE {table} s SET
-                interest_vector = CASE WHEN v.has_vec THEN v.vec END,
-                interest_hybrid = CASE WHEN v.has_hybrid THEN v.hybrid END,
+                interest_vector = CASE WHEN NOT v.has_vec THEN NULL::{vec_type}
+                    WHEN s.interest_vector <-> v.vec <= %(tolerance)s THEN s.interest_vector ELSE v.vec::{vec_type} END,
+                interest_hybrid = CASE WHEN NOT v.has_hybrid THEN NULL::{hybrid_type}
+                    WHEN s.interest_hybrid <-> v.hybrid <= %(tolerance)s * vector_norm(v.hybrid) THEN s.interest_hybrid
+                    ELSE v.hybrid::{hybrid_type} END,
                 interest_hybrid_model = v.hybrid_model, interest_source_at = v.seen,
                 interest_model = CASE WHEN v.has_vec THEN %(tag)s ELSE '' END, interest_events = v.events,
                 interest_updated_at = %(now)s
@@ -373,6 +391,7 @@ def _write_vectors(rows: list[tuple[int, dt.datetime]], results: dict[int, tuple
             WHERE s.id = v.id AND s.personalisation
             """,
             {
+                "tolerance": UNCHANGED_TOLERANCE,
                 "vec": vec_rows,
                 "hybrid": hybrid_rows,
                 "tag": tag,
@@ -435,12 +454,23 @@ def refresh_interests(
 
     Safe to run twice or concurrently: a second concurrent run returns at once (advisory lock), and
     a run with nothing stale writes nothing. Each vector records the ``last_event_at`` it saw, so
-    behaviour that arrives during the run leaves the shopper stale for the next run.
+    behaviour that arrives during the run leaves the shopper stale for the next run. A run that rewrites most
+    shoppers drops the vector indexes first and builds them again at the end (``interest_indexes``).
     """
+    from adengine.services import interest_indexes
+
     with try_advisory_lock(_REFRESH_LOCK) as got:
         if not got:
             return {"refreshed": 0, "cleared": 0, "skipped": "another refresh is running"}
-        return refresh_shoppers(batch_size=batch_size, encoder=encoder, limit=limit, progress=progress)
+        # a refresh of most shoppers (after a new encoder: reembed_all) is a bulk load, as for the chunked refresh
+        stale = stale_shoppers(tag=method_tag(encoder or get_encoder())).count()
+        bulk = connection.get_autocommit() and interest_indexes.bulk_load_due(min(stale, limit or stale))
+        dropped = interest_indexes.drop_vector_indexes() if bulk else []
+        result = refresh_shoppers(batch_size=batch_size, encoder=encoder, limit=limit, progress=progress)
+    if dropped:  # after a failure the coordinator builds them (interest_indexes.rebuild_due)
+        while interest_indexes.build_vector_index() is not None:
+            pass
+    return result
 
 
 def current_tag() -> str:
