@@ -16,6 +16,7 @@ does not, the decision scores every campaign as before.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ class Scoring:
         """This scoring with the shopper's repeat decay applied to the delivery shift."""
         if np.isscalar(decay) and decay == 1.0:
             return self
-        return Scoring(**{**self.__dict__, "delivery": self.delivery * decay})
+        return dataclasses.replace(self, delivery=self.delivery * decay)
 
 
 @dataclass

@@ -300,9 +300,10 @@ class Engine(DecisionBackend):
         """Per campaign: SERVING_REPEAT_DECAY to the power of its impressions to this shopper today (house ads
         exempt), so that one advertiser does not fill a shopper's every page; 1 for an anonymous visitor.
 
-        Kept with the shopper's counts (``Seen.derived``) and brought up to date for the campaigns counted since:
-        a shopper who saw thousands of ads today (an app session, say) does not cost a pass over all of them on
-        every decision. The array is never changed once returned (an update copies it)."""
+        The decayed campaigns are kept with the shopper's counts (``Seen.derived``: their indices and factors, as
+        many as the campaigns they saw, not one per campaign) and brought up to date for the campaigns counted
+        since: a shopper who saw thousands of ads today (an app session, say) does not cost a pass over all of
+        them on every decision."""
         decay = float(ad_settings.SERVING_REPEAT_DECAY)
         if shopper is None or shopper.pk is None or decay >= 1.0:
             return 1.0
@@ -311,23 +312,25 @@ class Engine(DecisionBackend):
             return 1.0
         with self.seen_today.lock:
             derived = seen.derived
-            if derived is not None and derived[0] is snap and derived[1] == snap.version and derived[2] == decay:
-                if not seen.changed:
-                    return derived[3]
+            current = derived is not None and derived[:3] == (id(snap), snap.version, decay)
+            if current:
                 ids = np.unique(np.array(seen.changed, np.int64))
-                decays = derived[3].copy()
-            else:  # sparse: only the campaigns seen today differ from 1
+            else:
                 ids = np.fromiter(seen.keys(), np.int64, len(seen))
-                decays = np.ones(len(snap.campaigns))
             counts = np.fromiter((seen.get(int(c), 0) for c in ids), np.float64, len(ids))
             seen.changed.clear()
             where, known = self._campaign_indices(snap, ids)
-            counts = counts[known]
             repeats = ~snap.house[where]
-            decays[where[repeats]] = decay ** counts[repeats]
-            decays.flags.writeable = False
-            seen.derived = (snap, snap.version, decay, decays)
-            return decays
+            where, factors = where[repeats], decay ** counts[known][repeats]
+            if current and len(derived[3]):  # the campaigns counted since replace their old factors
+                kept = ~np.isin(derived[3], where)
+                where = np.concatenate([derived[3][kept], where])
+                factors = np.concatenate([derived[4][kept], factors])
+            seen.derived = (id(snap), snap.version, decay, where, factors)
+        decays = np.ones(len(snap.campaigns))
+        decays[where] = factors
+        decays.flags.writeable = False
+        return decays
 
     def _campaign_indices(self, snap: Snapshot, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The snapshot's indices of the campaigns ``ids`` that it has, and which of ``ids`` those are."""
