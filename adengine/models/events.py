@@ -55,11 +55,14 @@ class Shopper(models.Model):
         help_text="Consent to personalised ads. Off: no behaviour kept for interests, no interest vector.",
     )
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="First seen.")
+    # Not indexed, on purpose: every behaviour event moves it, and an update that changes no indexed column can be
+    # made in place (a HOT update, the table's fillfactor leaving room: migration 0026); otherwise each event would
+    # insert the row again into every index of the table, both HNSW graphs included (milliseconds each at a
+    # million shoppers). The refresh finds stale shoppers by primary key ranges, not by this column.
     last_event_at = models.DateTimeField(
         "last behaviour",
         null=True,
         blank=True,
-        db_index=True,
         help_text="Time of the newest behaviour event; newer than 'interests computed from' means stale.",
     )
     interest_vector = VectorField(

@@ -83,6 +83,40 @@ def test_a_vector_that_did_not_change_is_not_rewritten_and_one_that_did_is():
     assert (updated, hot) == (3, 2)
 
 
+@pytest.mark.django_db
+def test_behaviour_updates_its_shopper_in_place_off_both_graphs():
+    from adengine.services.behaviour import record_event
+
+    # given four shoppers with both vectors (in both HNSW graphs), written one after the other as a shop's are
+    rng = np.random.default_rng(5)
+    shoppers = [
+        ShopperFactory(interest_vector=_unit(rng, VECTOR_DIMENSIONS), interest_hybrid=2 * _unit(rng, HYBRID_DIMENSIONS))
+        for _ in range(4)
+    ]
+    product = ProductFactory()
+    before = _tuples()
+    # when the first and the last of them view a product (at about 1.7 kB a row, three share the first page, which
+    # keeps room for one new version; one transaction here, so a second version on that page would find no room: in
+    # production each event commits apart and the page's dead version is pruned)
+    for shopper in (shoppers[0], shoppers[3]):
+        record_event(shopper=shopper, kind="view", product=product, trigger_refresh=False)
+    # then both updates of their rows (last_event_at) were made in place: no index entry written, neither graph's
+    updated, hot = (after - b for after, b in zip(_tuples(), before, strict=True))
+    assert (updated, hot) == (2, 2)
+    assert all(s.last_event_at is not None for s in Shopper.objects.filter(pk__in=[shoppers[0].pk, shoppers[3].pk]))
+    # because no index of the table reads the column, and its pages keep room for a new version of a row
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s::regclass",
+            [Shopper._meta.db_table],
+        )
+        definitions = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [Shopper._meta.db_table])
+        options = cur.fetchone()[0] or []
+    assert len(definitions) >= 4 and not [d for d in definitions if "last_event_at" in d]
+    assert "fillfactor=75" in options
+
+
 def test_a_bulk_load_is_a_large_share_of_the_indexed_shoppers_and_not_a_small_refresh():
     with adengine_settings(INTEREST_REBUILD_SHARE=0.5, INTEREST_REBUILD_MIN_SHOPPERS=50):
         assert bulk_load_due(60, indexed=100)
