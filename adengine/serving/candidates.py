@@ -76,6 +76,8 @@ class PageScores:
     shortlist: np.ndarray | None = None  # the ok campaigns with the highest expected value, best first
     complete: bool = False  # the shortlist holds every ok campaign with a finite value
     eligible: np.ndarray | None = None  # the eligibility these were computed from (kept: compared by identity)
+    # the slates prepared for the decisions that share these scores, by candidate set (``Engine._prepared``)
+    slates: dict = dataclasses.field(default_factory=dict)
 
 
 def score_page(

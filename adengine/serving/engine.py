@@ -35,7 +35,16 @@ from adengine.conf import settings as ad_settings
 from adengine.models import Shopper
 
 from .backends import DecisionBackend, IndexNotReady, UnknownPlacement
-from .candidates import SHORTLIST_FACTOR, PageScoreCache, Scoring, candidate_pool, one_per_advertiser, score_page, top
+from .candidates import (
+    SHORTLIST_FACTOR,
+    PageScoreCache,
+    PageScores,
+    Scoring,
+    candidate_pool,
+    one_per_advertiser,
+    score_page,
+    top,
+)
 from .context import PageContext, page_kind, resolve_language
 from .eligibility import SeenToday, capped, eligible, reserve_capped
 from .experiments import Params, params_for
@@ -48,6 +57,8 @@ from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
 
 log = logging.getLogger(__name__)
 FIT_CACHE_BYTES = 16_000_000  # recent shoppers' fits kept per process (``Engine._shopper_fit``)
+PREPARED_PER_PAGE = 64  # prepared slates kept with a page's scores (``Engine._prepared``), per candidate set
+MISSING = object()
 
 
 @dataclass
@@ -122,7 +133,21 @@ def _arms_for(
     return langs, np.array(idx, dtype=np.int64), np.array(group, dtype=np.int64)
 
 
-def _choose(
+@dataclass(frozen=True)
+class PreparedSlate:
+    """A slate's competing arms and what they are sampled with: everything of ``_choose`` but the draw, so that the
+    decisions of one page that compete over the same candidates share it (``PageScores.slates``)."""
+
+    langs: list[str]  # per arm: its language
+    idx: np.ndarray  # per arm: its index in that language's arrays
+    group: np.ndarray  # per arm: its campaign (an index into the snapshot)
+    cand: dict  # the candidate set as logged
+    sampler: object
+    weight: np.ndarray
+    slate_group: np.ndarray
+
+
+def _prepare(
     snap: Snapshot,
     candidates: np.ndarray,
     scoring: Scoring,
@@ -131,18 +156,15 @@ def _choose(
     default_lang: str,
     n: int,
     params: Params,
-) -> tuple[list[tuple], dict | None]:
-    """Thompson-sample a slate among the candidate campaigns' arms.
-
-    Returns [(campaign idx, language, arm, sampled CTR, value, explored)] and the slate's candidate set as logged
-    (every arm's inputs, rounded): the slate is sampled from exactly these values, so its propensities (and any
-    other policy's probability of the logged choice) can be computed later from the log alone (``propensity``).
-    """
+) -> PreparedSlate | None:
+    """The candidate campaigns' arms and their candidate set as logged (every arm's inputs, rounded): the slate is
+    sampled from exactly these values, so its propensities (and any other policy's probability of the logged
+    choice) can be computed later from the log alone (``propensity``). None: no arm competes."""
     if n <= 0 or len(candidates) == 0:
-        return [], None
+        return None
     langs, idx, group = _arms_for(snap, candidates, lang, default_lang, params)
     if not langs:
-        return [], None
+        return None
     alpha = np.empty(len(idx))
     beta = np.empty(len(idx))
     creative_ids = np.empty(len(idx), dtype=np.int64)
@@ -179,13 +201,26 @@ def _choose(
         placement_id=scoring.placement_id,
         x_const=scoring.x_const,
     )
-    slate = sample_slate(_rng(), sampler=sampler, weight=weight, group=slate_group, n=n, epsilon=params.epsilon)
+    return PreparedSlate(langs, idx, group, cand, sampler, weight, slate_group)
+
+
+def _choose(prepared: PreparedSlate | None, *, n: int, epsilon: float) -> tuple[list[tuple], dict | None]:
+    """Thompson-sample a slate among the prepared arms.
+
+    Returns [(campaign idx, language, arm, sampled CTR, value, explored)] and the slate's candidate set as logged.
+    """
+    if prepared is None:
+        return [], None
+    slate = sample_slate(
+        _rng(), sampler=prepared.sampler, weight=prepared.weight, group=prepared.slate_group, n=n, epsilon=epsilon
+    )
+    group, langs, idx = prepared.group, prepared.langs, prepared.idx
     return (
         [
             (int(group[a]), langs[a], int(idx[a]), float(ctr), float(v), slate.explored)
             for a, ctr, v in zip(slate.arms, slate.sampled_ctr, slate.values, strict=True)
         ],
-        cand,
+        prepared.cand,
     )
 
 
@@ -400,6 +435,33 @@ class Engine(DecisionBackend):
                     self._fits.popitem(last=False)
         return result
 
+    @staticmethod
+    def _prepared(
+        snap: Snapshot,
+        page: PageScores | None,
+        candidates: np.ndarray,
+        scoring: Scoring,
+        decay: np.ndarray | float,
+        *,
+        lang: str,
+        default_lang: str,
+        n: int,
+        params: Params,
+    ) -> PreparedSlate | None:
+        """``_prepare``, shared through the kept ``page`` by the decisions that compete over the same candidates
+        with the same repeat decay of them (every new shopper of a page, say): only their draws differ."""
+        if page is None:
+            return _prepare(snap, candidates, scoring, lang=lang, default_lang=default_lang, n=n, params=params)
+        factors = decay if np.isscalar(decay) else np.asarray(decay)[candidates].tobytes()
+        key = (candidates.tobytes(), factors, n, lang, params.epsilon, params.per_campaign, params.creatives)
+        found = page.slates.get(key, MISSING)
+        if found is MISSING:
+            found = _prepare(snap, candidates, scoring, lang=lang, default_lang=default_lang, n=n, params=params)
+            if len(page.slates) >= PREPARED_PER_PAGE:
+                page.slates.clear()
+            page.slates[key] = found
+        return found
+
     def decide(
         self,
         *,
@@ -440,6 +502,7 @@ class Engine(DecisionBackend):
         interest = None
         similarity = snap.zeros
         vector = None
+        shared = False  # the page's scores are shared with other shoppers' decisions (kept in self.pages)
         if personalised:
             vector = np.asarray(shopper.interest_vector, np.float32)
             similarity, interest, audience_ok = self._shopper_fit(snap, shopper, vector)
@@ -449,6 +512,7 @@ class Engine(DecisionBackend):
             key = (placement.id, lang, kind, context.product, context.category, context.query, product_categories,
                    hour, params.policy, params.floor, params.relevance_weight, m)  # fmt: skip
             page = self.pages.get(snap, key, ok)
+            shared = True
             if page is None:
                 page = score_page(snap, ok, placement, context, product_categories, params, **score,
                                   shortlist=SHORTLIST_FACTOR * m)  # fmt: skip
@@ -468,8 +532,10 @@ class Engine(DecisionBackend):
         # a slot never shows one advertiser twice
         sponsored = one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
         chosen, candidate_set = _choose(
-            snap, sponsored, scoring, lang=lang, default_lang=default_lang, n=n, params=params
-        )
+            self._prepared(snap, page if shared else None, sponsored, scoring, decay, lang=lang,
+                           default_lang=default_lang, n=n, params=params),
+            n=n, epsilon=params.epsilon,
+        )  # fmt: skip
         slates = [(chosen, len(sponsored), candidate_set)] if chosen else []
         if len(chosen) < n and placement.allow_house_ads:
             house = ranked[snap.house[ranked]][:k]
@@ -477,8 +543,10 @@ class Engine(DecisionBackend):
                 house_pool = top(page.expected * decay, page.ok & snap.house, k)
                 house = house_pool[~capped(snap, self.seen_today, shopper, house_pool)]
             filled, house_set = _choose(
-                snap, house, scoring, lang=lang, default_lang=default_lang, n=n - len(chosen), params=params
-            )
+                self._prepared(snap, page if shared else None, house, scoring, decay, lang=lang,
+                               default_lang=default_lang, n=n - len(chosen), params=params),
+                n=n - len(chosen), epsilon=params.epsilon,
+            )  # fmt: skip
             if filled:
                 slates.append((filled, len(house), house_set))
         if not slates:

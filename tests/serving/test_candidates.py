@@ -140,3 +140,45 @@ def test_the_repeat_decay_kept_up_to_date_equals_one_computed_afresh(placement, 
             assert np.allclose(kept, expected)
             assert not kept.flags.writeable  # what a decision got is never changed under it
         assert sum(seen.values()) == 25
+
+
+@pytest.mark.django_db
+def test_decisions_of_a_kept_page_share_its_prepared_slate_while_their_candidates_and_decay_agree(
+    placement, make_campaign, shopper_with
+):
+    from adengine.models import Impression
+    from adengine.serving.engine import _prepare
+
+    # given a page of eight campaigns, seen by shoppers who are not personalised
+    for i in range(8):
+        make_campaign(bid=Decimal(f"{1 + i % 3}.00"), target=unit(i))
+    engine = get_backend()
+    first, second = shopper_with(), shopper_with()
+    with adengine_settings(SERVING_REPEAT_DECAY=0.5, SERVING_LOG_MODE="sync"):
+        decide(placement_key=placement.key, shopper=first)
+        (page,) = engine.pages.entries.values()
+        (prepared,) = page.slates.values()
+        # then another new shopper of the page competes over the same candidates: the same preparation is drawn from
+        decide(placement_key=placement.key, shopper=second)
+        assert list(page.slates.values()) == [prepared]
+        # and it is what preparing afresh gives: the logged candidate set and the sampler's inputs
+        snap = engine.snapshot()
+        sponsored = np.sort(prepared.group[np.r_[True, prepared.group[1:] != prepared.group[:-1]]])
+        params = default_params()
+        fresh = _prepare(snap, sponsored, page.scoring, lang="en", default_lang="en", n=placement.max_ads,
+                         params=params)  # fmt: skip
+        assert fresh.cand == prepared.cand and np.array_equal(fresh.weight, prepared.weight)
+        assert np.array_equal(fresh.slate_group, prepared.slate_group)
+        # and both decisions logged that candidate set
+        slates = [i.context["slate"] for i in Impression.objects.order_by("pk") if "slate" in i.context]
+        assert slates == [prepared.cand, prepared.cand]
+        # when the first shopper comes back, the campaign they saw counts less: a preparation of its own
+        seen = dict(engine.seen_today.get(first.pk))
+        decide(placement_key=placement.key, shopper=first)
+        assert len(page.slates) == 2
+        again = [i.context["slate"] for i in Impression.objects.order_by("pk") if "slate" in i.context][-1]
+        back = [c for c in seen if c in again["g"] and c in prepared.cand["g"]]
+        assert back  # eight campaigns: those they saw compete again, each at half its value per view
+        for c in back:
+            before = prepared.cand["v"][prepared.cand["g"].index(c)]
+            assert again["v"][again["g"].index(c)] == pytest.approx(before * 0.5 ** seen[c], rel=1e-5)
