@@ -414,7 +414,11 @@ def end_to_end(*, workers: int, threads: int, poll: float, log_path: Path, max_s
         chunks_done_s = None
         loads, last_print, finished = [], 0.0, False
         while True:
-            time.sleep(poll)
+            try:
+                time.sleep(poll)
+            except KeyboardInterrupt:  # Ctrl-C (SIGINT): stop the worker and report what was done so far
+                print("interrupted", flush=True)
+                break
             elapsed = time.perf_counter() - t0
             states = interest_indexes.index_states()
             down |= {name for name, state in states.items() if state != "valid"}
