@@ -321,7 +321,7 @@ def _worker_log(path: Path) -> dict:
     import re
 
     per_process: dict = {}
-    tasks: dict = {"coordinator": [], "builds": [], "retries": 0, "failures": 0}
+    tasks: dict = {"coordinator": [], "builds": [], "builds_with_nothing_to_do": 0, "retries": 0, "failures": 0}
     for line in path.read_text(errors="replace").splitlines():
         m = re.match(_TASK_LINE, line)
         if not m:
@@ -345,6 +345,9 @@ def _worker_log(path: Path) -> dict:
         elif m["task"] == "adengine.refresh_interests":
             tasks["coordinator"].append({"at": m["at"], "process": m["process"], "seconds": round(seconds, 1),
                                          "result": result})  # fmt: skip
+        elif m["task"] == "adengine.build_interest_index" and result is None:
+            # each chunk after the last bulk one queues a build; those that find one running (or none due) return
+            tasks["builds_with_nothing_to_do"] += 1
         elif m["task"] == "adengine.build_interest_index":
             tasks["builds"].append({"at": m["at"], "process": m["process"], "seconds": round(seconds, 1),
                                     "result": result})  # fmt: skip
