@@ -1,7 +1,8 @@
 """Interest refresh at scale: shoppers refreshed per second by a worker process, through the real chunk task.
 
 Runs on a *copy* of ``adengine_bench`` (1,000,000 shoppers with interest vectors; built by bench/serving.py).
-That copy has no behaviour, no product vectors and no interest model, so the first run gives it, by SQL:
+That copy has no behaviour (other benchmarks may leave a few events of their own), no product vectors and no interest
+model, so the first run gives it, by SQL:
 
 - a vector for each of its 20,000 products (random unit vectors: the refresh's cost does not depend on them);
 - behaviour for ``--shoppers`` shoppers (``--events`` each over the last 30 days: views, carts, a purchase and
@@ -18,6 +19,20 @@ have met its texts); without it the rounds are cold (the encoder runs for every 
 
     ADENGINE_BENCH_DATABASE_URL=postgresql://postgres:@/my_bench?host=/work/main/.data/pg DATABASE_URL=... \\
     CELERY_BROKER_URL=... flock /tmp/adengine-bench.lock .venv/bin/python bench/interest_refresh.py
+
+``--end-to-end`` (with ``--shoppers 1000000``: a million stale shoppers, more than INTEREST_REBUILD_SHARE of those
+with a vector, so the coordinator takes the bulk path) runs one full refresh through the
+production path instead of the rounds. First, untimed: the tables the fill wrote are vacuumed and both shopper
+vector indexes are built if absent (``build_vector_index``, the production state; each build timed). Then it
+starts a real ``celery -A shop worker`` with ``--workers`` pool processes on the batch queue (``ENCODER["THREADS"]``
+= ``--encoder-threads``, through bench/settings.py), sends the coordinator ``adengine.refresh_interests`` once
+through the broker, and watches: the coordinator plans the chunks, drops both indexes (a bulk load) and queues the
+chunks; the worker runs them, and ``adengine.build_interest_index`` builds the indexes again. It reports the time
+from sending the coordinator to the last chunk finished and to both indexes valid again (``pg_index.indisvalid``),
+shoppers per second in all and per pool process (from the worker's log), the builds' times and the load average.
+The batch queue is purged before and after, so give the run a broker of its own (a Redis database of its own:
+``CELERY_BROKER_URL=redis+socket:///path/redis.sock?virtual_host=7``). The search texts start cold unless
+``--warm-queries``.
 """
 
 from __future__ import annotations
@@ -81,7 +96,8 @@ def fill(*, shoppers: int, events: int, seed: float) -> dict:
                 [configured_version()[1], MAX_FACTORS, MODEL_VERSION],
             )
             done["product_vectors"] = cur.rowcount
-        cur.execute("SELECT count(*) FROM adengine_behaviourevent")
+        # behaviour this script gave (source 'import'); other benchmarks leave a few events of their own on the copy
+        cur.execute("SELECT count(*) FROM adengine_behaviourevent WHERE source = 'import'")
         if cur.fetchone()[0] == 0:
             cur.execute("SELECT min(id), max(id) FROM shop_product")
             lo, hi = cur.fetchone()
@@ -253,6 +269,244 @@ def run_round(chunks: list[int], processes: int, threads: int | None = None, sha
     }
 
 
+def prepare_indexes() -> dict:
+    """The production state before a full refresh (--end-to-end, not part of its time): the tables the fill wrote
+    vacuumed and analysed, and both shopper vector indexes valid as the model defines them, built through
+    ``build_vector_index`` (the code ``adengine.build_interest_index`` runs) when missing or invalid, timed."""
+    from django.db import connection
+
+    from adengine.services import interest_indexes
+
+    t = time.perf_counter()
+    with connection.cursor() as cur:
+        for table in ("adengine_shopper", "adengine_behaviourevent"):
+            cur.execute(f"VACUUM (ANALYZE) {table}")
+    out: dict = {"vacuum_s": round(time.perf_counter() - t, 1), "before": interest_indexes.index_states(), "built": []}
+    while (built := interest_indexes.build_vector_index()) is not None:
+        out["built"].append({**built, "load": [round(x, 2) for x in os.getloadavg()]})
+    out["after"] = interest_indexes.index_states()
+    out["definitions"] = _index_definitions()
+    return out
+
+
+def _index_definitions() -> dict:
+    from django.db import connection
+
+    from adengine.services import interest_indexes
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'adengine_shopper' AND indexname = ANY(%s)",
+            [[ix.name for ix in interest_indexes.vector_indexes()]],
+        )
+        return dict(cur.fetchall())
+
+
+def _utc() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_TASK_LINE = (
+    r"^\[(?P<at>[\d\- :,]+): \w+/(?P<process>[\w\-]+)\] Task (?P<task>adengine\.\w+)\[[\w\-]+\] "
+    r"(?P<outcome>succeeded|retry|raised)[^:]*?(?: in (?P<seconds>[\d.e\-]+)s)?: (?P<result>.*)$"
+)
+
+
+def _worker_log(path: Path) -> dict:
+    """What the worker's log says about each task: per pool process, the chunks it ran, their shoppers and the
+    seconds they took (Celery's "succeeded in" lines); the coordinator's and the index builds' results."""
+    import ast
+    import re
+
+    per_process: dict = {}
+    tasks: dict = {"coordinator": [], "builds": [], "builds_with_nothing_to_do": 0, "retries": 0, "failures": 0}
+    for line in path.read_text(errors="replace").splitlines():
+        m = re.match(_TASK_LINE, line)
+        if not m:
+            continue
+        if m["outcome"] != "succeeded":
+            tasks["retries" if m["outcome"] == "retry" else "failures"] += 1
+            continue
+        try:
+            result = ast.literal_eval(m["result"])
+        except (ValueError, SyntaxError):
+            result = m["result"]
+        seconds = float(m["seconds"])
+        if m["task"] == "adengine.refresh_interest_chunk":
+            mine = per_process.setdefault(m["process"], {"chunks": 0, "shoppers": 0, "busy_s": 0.0, "skipped": 0})
+            if isinstance(result, dict) and "skipped" not in result:
+                mine["chunks"] += 1
+                mine["shoppers"] += result["refreshed"] + result["cleared"]
+            else:
+                mine["skipped"] += 1
+            mine["busy_s"] += seconds
+        elif m["task"] == "adengine.refresh_interests":
+            tasks["coordinator"].append({"at": m["at"], "process": m["process"], "seconds": round(seconds, 1),
+                                         "result": result})  # fmt: skip
+        elif m["task"] == "adengine.build_interest_index" and result is None:
+            # each chunk after the last bulk one queues a build; those that find one running (or none due) return
+            tasks["builds_with_nothing_to_do"] += 1
+        elif m["task"] == "adengine.build_interest_index":
+            tasks["builds"].append({"at": m["at"], "process": m["process"], "seconds": round(seconds, 1),
+                                    "result": result})  # fmt: skip
+    for mine in per_process.values():
+        mine["busy_s"] = round(mine["busy_s"], 1)
+        mine["per_second_busy"] = round(mine["shoppers"] / mine["busy_s"], 1) if mine["busy_s"] else None
+    return {"per_process": per_process, **tasks}
+
+
+def _queue_length(app, queue: str) -> int:
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.llen(queue)
+
+
+def _purge(app, queue: str) -> int:
+    with app.connection_for_write() as conn:
+        return conn.default_channel.queue_purge(queue) or 0
+
+
+def end_to_end(*, workers: int, threads: int, poll: float, log_path: Path, max_seconds: float | None) -> dict:
+    """A full refresh through the production path: a real ``celery -A shop worker`` with ``workers`` pool processes
+    on the batch queue; the coordinator ``adengine.refresh_interests`` sent through the broker once; then the
+    chunks and ``adengine.build_interest_index`` as the worker runs them, until every chunk is finished and both
+    vector indexes are valid again (pg_index.indisvalid) and the batch queue is empty. Times from sending the
+    coordinator; per pool process from the worker's log."""
+    import signal
+    import subprocess
+
+    from django.db.models import Count, Max, Min, Q, Sum
+    from django.utils import timezone
+
+    from adengine.models import InterestRefreshChunk
+    from adengine.queues import queue_for
+    from adengine.services import interest_indexes
+    from adengine.tasks import refresh_interests
+    from shop.celery import app
+
+    queue = queue_for("adengine.refresh_interest_chunk") or app.conf.task_default_queue
+    InterestRefreshChunk.objects.filter(finished_at__isnull=True).delete()  # plans of earlier runs
+    purged = _purge(app, queue)
+    hostname = f"bench-refresh-{os.getpid()}@%h"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "ADENGINE_BENCH_ENCODER_THREADS": str(threads)}
+    command = [sys.executable, "-m", "celery", "-A", "shop", "worker", "--loglevel", "INFO", "--pool", "prefork",
+               "--concurrency", str(workers), "--queues", queue, "--hostname", hostname]  # fmt: skip
+    print(f"worker: {' '.join(command)} (log {log_path}; {purged} messages purged from {queue})", flush=True)
+    log = log_path.open("w")
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(240):  # the worker is up before the refresh starts, as in production
+            if " ready." in log_path.read_text(errors="replace"):
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited ({worker.returncode}); see {log_path}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"the worker did not start; see {log_path}")
+        before = _table_stats()
+        states = interest_indexes.index_states()
+        out: dict = {"queue": queue, "workers": workers, "encoder_threads": threads, "indexes_at_start": states}
+        out["start_utc"], out["load_start"] = _utc(), [round(x, 2) for x in os.getloadavg()]
+        started_at = timezone.now()
+        t0 = time.perf_counter()
+        refresh_interests.apply_async()  # beat's job: the coordinator, once, through the broker
+        chunks = InterestRefreshChunk.objects.filter(queued_at__gte=started_at)
+        down: set = set()  # indexes seen dropped (missing or invalid) since the start
+        valid_at: dict = {}
+        chunks_done_s = None
+        loads, last_print, finished = [], 0.0, False
+        while True:
+            try:
+                time.sleep(poll)
+            except KeyboardInterrupt:  # Ctrl-C (SIGINT): stop the worker and report what was done so far
+                print("interrupted", flush=True)
+                break
+            elapsed = time.perf_counter() - t0
+            states = interest_indexes.index_states()
+            down |= {name for name, state in states.items() if state != "valid"}
+            for name in down:
+                if states[name] == "valid" and name not in valid_at:
+                    valid_at[name] = round(elapsed, 1)
+                    print(f"{_utc()} {elapsed:7.1f} s: index {name} valid", flush=True)
+            agg = chunks.aggregate(n=Count("pk"), done=Count("finished_at"), planned=Sum("planned"))
+            loads.append(os.getloadavg()[0])
+            if chunks_done_s is None and agg["n"] and agg["done"] == agg["n"]:
+                chunks_done_s = round(elapsed, 1)
+                out["load_chunks_done"] = [round(x, 2) for x in os.getloadavg()]
+                print(f"{_utc()} {elapsed:7.1f} s: all {agg['n']} chunks finished", flush=True)
+            if elapsed - last_print >= 60:
+                last_print = elapsed
+                print(f"{_utc()} {elapsed:7.1f} s: chunks {agg['done']}/{agg['n']} ({agg['planned']} shoppers), "
+                      f"indexes {states}, queue {_queue_length(app, queue)}, load {os.getloadavg()[0]:.2f}",
+                      flush=True)  # fmt: skip
+            # done: every chunk finished, both indexes valid (built again if the coordinator dropped them: `down`)
+            if (
+                chunks_done_s is not None
+                and all(state == "valid" for state in states.values())
+                and _queue_length(app, queue) == 0
+            ):
+                finished = True
+                break
+            if worker.poll() is not None:
+                print(f"the worker exited ({worker.returncode})", flush=True)
+                break
+            if max_seconds is not None and elapsed > max_seconds:
+                print(f"stopped after {elapsed:.1f} s (--max-seconds)", flush=True)
+                break
+        total = time.perf_counter() - t0
+        out["end_utc"], out["load_end"] = _utc(), [round(x, 2) for x in os.getloadavg()]
+        out["finished"] = finished
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: a task still running finishes
+            try:
+                worker.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        log.close()
+        _purge(app, queue)
+    agg = chunks.aggregate(
+        n=Count("pk"),
+        done=Count("finished_at"),
+        planned=Sum("planned"),
+        refreshed=Sum("refreshed"),
+        cleared=Sum("cleared"),
+        first_started=Min("started_at"),
+        last_finished=Max("finished_at"),
+        retried=Count("pk", filter=Q(attempts__gt=1)),
+    )
+    shoppers = (agg["refreshed"] or 0) + (agg["cleared"] or 0)
+    chunk_phase = (agg["last_finished"] - started_at).total_seconds() if agg["last_finished"] else None
+    out.update(
+        {
+            "chunks": agg["n"],
+            "chunks_finished": agg["done"],
+            "chunks_attempted_more_than_once": agg["retried"],
+            "shoppers_planned": agg["planned"],
+            "shoppers": shoppers,
+            "first_chunk_started_s": round((agg["first_started"] - started_at).total_seconds(), 1)
+            if agg["first_started"]
+            else None,
+            "chunk_phase_s": round(chunk_phase, 1) if chunk_phase else None,
+            "chunks_done_seen_s": chunks_done_s,
+            "indexes_dropped": sorted(down),
+            "indexes_valid_s": valid_at,
+            "total_s": round(total, 1),
+            "per_second_chunk_phase": round(shoppers / chunk_phase, 1) if chunk_phase else None,
+            "per_second_per_process_chunk_phase": round(shoppers / chunk_phase / workers, 1) if chunk_phase else None,
+            "per_second_total": round(shoppers / total, 1),
+            "load_max_1min": round(max(loads, default=0.0), 2),
+            "indexes_at_end": interest_indexes.index_states(),
+            "definitions_at_end": _index_definitions(),
+            "table": {k: v - before[k] for k, v in _table_stats().items()},
+            "worker_log": _worker_log(log_path),
+        }
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shoppers", type=int, default=100_000, help="shoppers given behaviour (first run)")
@@ -283,6 +537,16 @@ def main() -> None:
         help="then make the shoppers just refreshed stale again, with the same behaviour, and refresh them again "
         "(vectors that come out unchanged: how many row updates stay off the indexes)",
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="a full refresh through the production path: the indexes built first if absent (not timed as the "
+        "refresh), then a real Celery worker with --workers pool processes on the batch queue, the coordinator sent "
+        "once, timed until every chunk is done and both indexes are valid again (give --shoppers 1000000)",
+    )
+    parser.add_argument("--poll", type=float, default=2.0, help="--end-to-end: seconds between looks at the state")
+    parser.add_argument("--max-seconds", type=float, default=None, help="--end-to-end: stop the worker after this")
+    parser.add_argument("--worker-log", type=Path, default=Path("/tmp/interest-refresh-worker.log"))
     args = parser.parse_args()
     _setup()
     if args.rebuild_share is not None:
@@ -296,6 +560,15 @@ def main() -> None:
 
     print(f"fill: {fill(shoppers=args.shoppers, events=args.events, seed=args.seed)}", flush=True)
     if args.fill_only:
+        return
+    if args.end_to_end and args.warm_queries:
+        print(f"warm: {warm_queries()} search texts stored", flush=True)
+    if args.end_to_end:
+        print(f"prepare: {json.dumps(prepare_indexes())}", flush=True)
+        connection.close()
+        result = end_to_end(workers=args.workers, threads=args.encoder_threads, poll=args.poll,
+                            log_path=args.worker_log, max_seconds=args.max_seconds)  # fmt: skip
+        print(json.dumps(result, default=str))
         return
     from adengine.models import QueryVector
 

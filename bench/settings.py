@@ -20,3 +20,5 @@ ADENGINE = {
 }
 if os.environ.get("ADENGINE_BENCH_COUNTERS"):  # bench/serving.py --counters: "database" or a Redis URL
     ADENGINE["SHARED_COUNTERS"] = os.environ["ADENGINE_BENCH_COUNTERS"]
+if os.environ.get("ADENGINE_BENCH_ENCODER_THREADS"):  # bench/interest_refresh.py --end-to-end: its Celery worker's
+    ADENGINE["ENCODER"] = {**ADENGINE.get("ENCODER", {}), "THREADS": int(os.environ["ADENGINE_BENCH_ENCODER_THREADS"])}
