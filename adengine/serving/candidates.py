@@ -51,13 +51,18 @@ class Scoring:
     other_language: bool  # the page's language is not the shop's default
     hour: float  # the local hour, rounded as logged
 
-    def expected(self, snap: Snapshot, lang: str) -> np.ndarray:
-        """Per campaign: the value of an impression of its best asset with mean parameters (ranks candidates)."""
+    def expected(self, snap: Snapshot, lang: str, where: np.ndarray | None = None) -> np.ndarray:
+        """Per campaign: the value of an impression of its best asset with mean parameters (ranks candidates);
+        with ``where`` (campaign indices), of those campaigns only, in that order."""
+        at = slice(None) if where is None else where
+        delivery, relevance = self.delivery[at], self.relevance[at]
         if not self.contextual:
-            return snap.value_mean[lang] * self.delivery * relevance_factor(self.relevance, self.relevance_weight)
-        ctr = sigmoid(self.model.mean_logit(self.x_const, snap.best_ctr[lang], self.relevance, self.interest,
-                                            self.on_page, asset_logit=snap.best_ctr_logit.get(lang)))  # fmt: skip
-        return snap.value_per_click * self.delivery * ctr
+            return snap.value_mean[lang][at] * delivery * relevance_factor(relevance, self.relevance_weight)
+        asset_logit = snap.best_ctr_logit.get(lang)
+        ctr = sigmoid(self.model.mean_logit(self.x_const, snap.best_ctr[lang][at], relevance, self.interest[at],
+                                            self.on_page[at], asset_logit=None if asset_logit is None else
+                                            asset_logit[at]))  # fmt: skip
+        return snap.value_per_click[at] * delivery * ctr
 
     def decayed(self, decay: np.ndarray | float) -> Scoring:
         """This scoring with the shopper's repeat decay applied to the delivery shift."""
@@ -136,12 +141,24 @@ def score_page(
         * np.where(relevance >= CLOSE_RELEVANCE, snap.audience_close, snap.audience_broad),
         relevance_weight=params.relevance_weight,
     )
-    page = PageScores(scoring=scoring, ok=ok, expected=scoring.expected(snap, lang), eligible=eligible)
+    page = PageScores(scoring=scoring, ok=ok, expected=_expected(scoring, snap, lang, ok), eligible=eligible)
     if shortlist > 0:
         page.shortlist, page.complete = rank_shortlist(page.expected, ok, shortlist)
     for array in (ok, page.expected, scoring.relevance, scoring.on_page, scoring.delivery):
         array.flags.writeable = False  # shared by the page's next decisions
     return page
+
+
+def _expected(scoring: Scoring, snap: Snapshot, lang: str, ok: np.ndarray) -> np.ndarray:
+    """``scoring.expected`` of the campaigns that may be shown (NaN for the others: nothing reads them). A page
+    with a relevance floor or an audience leaves a fraction of the campaigns, and their values alone cost that
+    fraction."""
+    where = np.flatnonzero(ok)
+    if 2 * len(where) >= len(ok):
+        return scoring.expected(snap, lang)
+    expected = np.full(len(ok), np.nan)
+    expected[where] = scoring.expected(snap, lang, where)
+    return expected
 
 
 def rank_shortlist(expected: np.ndarray, ok: np.ndarray, length: int) -> tuple[np.ndarray, bool]:

@@ -50,7 +50,7 @@ from .eligibility import SeenToday, capped, eligible, reserve_capped
 from .experiments import Params, params_for
 from .index import IndexHolder
 from .log import impression_log
-from .policy import CONTEXTUAL, POLICY_NAME, sample_slate
+from .policy import CONTEXTUAL, POLICY_NAME, Slate, sample_slates
 from .propensity import slate_sampler
 from .rows import PENDING, ImpressionRow
 from .snapshot import CampaignEntry, PlacementEntry, ProductCard, Snapshot
@@ -90,6 +90,7 @@ class Decision:
 
 
 _local = threading.local()
+SLATE_BATCH = 64  # most slates a prepared slate draws at once (``PreparedSlate.take``)
 MAX_RESERVATION_ATTEMPTS = 4  # a decision whose capped ads were refused chooses again at most this often
 
 
@@ -133,10 +134,14 @@ def _arms_for(
     return langs, np.array(idx, dtype=np.int64), np.array(group, dtype=np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PreparedSlate:
     """A slate's competing arms and what they are sampled with: everything of ``_choose`` but the draw, so that the
-    decisions of one page that compete over the same candidates share it (``PageScores.slates``)."""
+    decisions of one page that compete over the same candidates share it (``PageScores.slates``).
+
+    Its slates are drawn in batches: one for its first decision, then twice as many each time its draws run out
+    (up to SLATE_BATCH), each decision taking one independent slate; a slate prepared for one decision alone
+    (a personalised one, say) draws no more than that one."""
 
     langs: list[str]  # per arm: its language
     idx: np.ndarray  # per arm: its index in that language's arrays
@@ -145,6 +150,22 @@ class PreparedSlate:
     sampler: object
     weight: np.ndarray
     slate_group: np.ndarray
+    drawn: list = field(default_factory=list)  # slates drawn and not yet taken
+    batch: int = 1  # how many the next draw makes
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, *, n: int, epsilon: float) -> Slate:
+        """One slate, never given to another decision."""
+        with self.lock:
+            if self.drawn:
+                return self.drawn.pop()
+            m, self.batch = self.batch, min(2 * self.batch, SLATE_BATCH)
+        slates = sample_slates(
+            _rng(), sampler=self.sampler, weight=self.weight, group=self.slate_group, n=n, epsilon=epsilon, m=m
+        )
+        with self.lock:
+            self.drawn.extend(slates[1:])
+        return slates[0]
 
 
 def _prepare(
@@ -211,9 +232,7 @@ def _choose(prepared: PreparedSlate | None, *, n: int, epsilon: float) -> tuple[
     """
     if prepared is None:
         return [], None
-    slate = sample_slate(
-        _rng(), sampler=prepared.sampler, weight=prepared.weight, group=prepared.slate_group, n=n, epsilon=epsilon
-    )
+    slate = prepared.take(n=n, epsilon=epsilon)
     group, langs, idx = prepared.group, prepared.langs, prepared.idx
     return (
         [

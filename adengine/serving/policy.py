@@ -117,28 +117,37 @@ def sample_slate(
     of groups and a random arm in each. Arms must be sorted by group. The propensities are left empty: see
     ``propensities``.
     """
-    sampler = _sampler(sampler, alpha, beta)
+    return sample_slates(
+        rng, sampler=_sampler(sampler, alpha, beta), weight=weight, group=group, n=n, epsilon=epsilon, m=1
+    )[0]
+
+
+def sample_slates(
+    rng: np.random.Generator, *, sampler, weight: np.ndarray, group: np.ndarray, n: int, epsilon: float, m: int
+) -> list[Slate]:
+    """``m`` independent slates of ``sample_slate`` (the same arms), drawn in one vectorised pass: the decisions
+    that compete over the same arms (a page's new visitors, say) take one each. ``m = 1`` draws the very values
+    ``sample_slate`` does from the same generator state."""
     weight = np.asarray(weight, dtype=np.float64)
     group = np.asarray(group)
     if len(sampler) == 0 or n <= 0:
         empty = np.empty(0)
-        return Slate(np.empty(0, dtype=np.int64), empty, empty, empty, False)
+        return [Slate(np.empty(0, dtype=np.int64), empty, empty, empty, False) for _ in range(m)]
     starts, sizes = _groups(group)
     n = min(n, len(starts))
-    theta = sampler.draw(rng, 1)
-    explored = bool(rng.random() < epsilon)
-    if explored:
-        groups = rng.permutation(len(starts))[:n]
-        arms = np.array([starts[g] + rng.integers(sizes[g]) for g in groups], dtype=np.int64)
-    else:
-        arms = _slates(theta, weight, starts, sizes, n)[0]
-    return Slate(
-        arms=arms,
-        propensities=np.full(len(arms), np.nan),
-        sampled_ctr=theta[0, arms],
-        values=theta[0, arms] * weight[arms],
-        explored=explored,
-    )
+    theta = sampler.draw(rng, m)
+    explored = rng.random(m) < epsilon
+    best = _slates(theta, weight, starts, sizes, n)
+    slates = []
+    for row in range(m):
+        if explored[row]:
+            groups = rng.permutation(len(starts))[:n]
+            arms = np.array([starts[g] + rng.integers(sizes[g]) for g in groups], dtype=np.int64)
+        else:
+            arms = best[row]
+        ctr = theta[row, arms]
+        slates.append(Slate(arms, np.full(len(arms), np.nan), ctr, ctr * weight[arms], bool(explored[row])))
+    return slates
 
 
 def slate_probabilities(

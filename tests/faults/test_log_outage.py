@@ -99,3 +99,37 @@ def test_the_writers_row_completes_one_restored_from_its_token(placement, make_c
     row.refresh_from_db()
     assert row.pk == restored.pk and 0 < row.propensity <= 1 and row.context["page"] == ""
     assert row.policy != "restored" and row.candidates >= 1
+
+
+def test_a_row_the_database_refuses_is_dropped_alone_and_the_batch_written(placement, make_campaign, caplog):
+    import uuid
+
+    from django.utils import timezone
+
+    from adengine.serving.rows import PENDING, ImpressionRow
+
+    # given a batch of three impressions, the middle one of a campaign deleted meanwhile (the log's foreign key
+    # refuses it when the COPY commits)
+    campaign = make_campaign()
+
+    def row(campaign_id: int) -> ImpressionRow:
+        return ImpressionRow(
+            nonce=uuid.uuid4(), decision_id=uuid.uuid4(), placement_id=placement.pk, campaign_id=campaign_id,
+            creative_id=None, description_id=None, product_id=None, shopper_id=None, language="en", position=0,
+            propensity=PENDING, predicted_ctr=0.01, relevance=0.5, value=0.01, candidates=1, personalised=False,
+            policy="contextual-v1", context={"page": "home"}, served_at=timezone.now(),
+        )  # fmt: skip
+
+    rows = [row(campaign.pk), row(campaign.pk + 10**6), row(campaign.pk)]
+    dropped = impression_log_module.stats["dropped"]
+    # when the writer writes it
+    with adengine_settings(SERVING_LOG_MODE="async", SERVING_LOG_FLUSH_SECONDS=3600, SERVING_LOG_BATCH=10**6):
+        impression_log.write(rows)
+        with caplog.at_level(logging.ERROR, logger="adengine.serving.log"):
+            assert impression_log.flush() == 3
+        impression_log.stop()
+    # then the other two are written, and the refused one is counted and logged as dropped
+    written = set(Impression.objects.values_list("nonce", flat=True))
+    assert written == {rows[0].nonce, rows[2].nonce}
+    assert impression_log_module.stats["dropped"] == dropped + 1
+    assert "1 impression(s) dropped (refused by the database)" in caplog.text

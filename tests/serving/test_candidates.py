@@ -82,7 +82,7 @@ def test_a_real_page_scored_with_and_without_its_shortlist_gives_the_same_pool(p
     short = score_page(snap, ok, pl, context, (), params, **kw, shortlist=4 * m)
     full = score_page(snap, ok, pl, context, (), params, **kw)
     assert not short.complete and len(short.shortlist) == 4 * m
-    assert np.array_equal(short.expected, full.expected)
+    assert np.array_equal(short.expected, full.expected, equal_nan=True)
     rng = np.random.default_rng(0)
     ranked = np.argsort(-np.where(full.ok, full.expected, -np.inf))
     for seen in (0, 3, 12, 18, 30):  # the shopper saw some of the best campaigns today (past 15: not exact)
@@ -91,6 +91,30 @@ def test_a_real_page_scored_with_and_without_its_shortlist_gives_the_same_pool(p
         a, va = candidate_pool(short, decay, m)
         b, vb = candidate_pool(full, decay, m)
         assert sorted(a.tolist()) == sorted(b.tolist()) and np.allclose(sorted(va), sorted(vb))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("policy", ["contextual", "thompson"])
+def test_a_page_that_leaves_few_campaigns_values_those_as_scoring_every_one_would(placement, make_campaign, policy):
+    import dataclasses
+
+    # given forty campaigns, of which a page's floor or audience leaves a few
+    [make_campaign(bid=Decimal(f"{0.2 + 0.1 * i:.2f}"), target=unit(i)) for i in range(40)]
+    snap = get_backend().snapshot()
+    params = dataclasses.replace(default_params(), policy=policy)
+    pl = snap.placements[placement.key]
+    from adengine.serving.eligibility import eligible
+
+    kw = dict(lang="en", default_lang="en", kind="home", hour=10.5)
+    page = score_page(snap, eligible(snap, pl, "en", "en"), pl, PageContext(page="home"), (), params, **kw)
+    every = page.scoring.expected(snap, "en")
+    rng = np.random.default_rng(2)
+    for share in (0.05, 0.3, 0.49, 0.5, 0.9):
+        ok = rng.random(len(snap.campaigns)) < share
+        # then those are valued exactly as when every campaign is scored, and the others are left unvalued
+        values = candidates._expected(page.scoring, snap, "en", ok)
+        assert np.array_equal(values[ok], every[ok])
+        assert np.isnan(values[~ok]).all() or 2 * ok.sum() >= len(ok)
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from adengine.serving.policy import prior_from_scores, thompson_slate
+from adengine.serving.policy import BetaSampler, prior_from_scores, slate_probabilities, thompson_slate
 
 
 def test_prior_ranks_assets_by_audience_fit_within_the_campaign():
@@ -49,6 +49,31 @@ def test_logged_propensities_match_how_often_the_policy_chooses(epsilon):
         assert np.mean(logged[arm]) == pytest.approx(count / runs, abs=0.03)
     if epsilon:
         assert min(min(v) for v in logged.values()) >= epsilon / (3 * 2) - 1e-12  # exploration floor
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3])
+def test_slates_drawn_in_batches_are_the_policy_s_slates(epsilon):
+    from adengine.serving.engine import SLATE_BATCH, PreparedSlate
+
+    # given a prepared slate of five arms in four campaigns, shared by many decisions
+    alpha, beta = np.array([2.0, 3.0, 1.0, 5.0, 4.0]), np.array([50.0, 60.0, 40.0, 45.0, 70.0])
+    group = np.array([0, 0, 1, 2, 3])
+    weight = np.array([1.0, 1.2, 0.8, 1.0, 1.5])
+    sampler = BetaSampler(alpha, beta)
+    prepared = PreparedSlate([], np.zeros(0), group, {}, sampler, weight, group)
+    # when it serves many decisions, each takes a slate of its own, drawn in growing batches
+    runs = 6000
+    taken = [prepared.take(n=2, epsilon=epsilon) for _ in range(runs)]
+    assert len({id(s) for s in taken}) == runs
+    assert prepared.batch == SLATE_BATCH
+    # then they are distributed as the policy's single draws are (its logged propensities hold for them)
+    expected = slate_probabilities(np.random.default_rng(3), sampler=sampler, weight=weight, group=group, n=2,
+                                   epsilon=epsilon, draws=40_000)  # fmt: skip
+    for position in (0, 1):
+        counts = np.bincount([int(s.arms[position]) for s in taken], minlength=5) / runs
+        assert np.allclose(counts, expected[position], atol=0.02), (position, counts, expected[position])
+    assert all(len(set(group[s.arms])) == 2 for s in taken)
+    assert 0.8 * epsilon <= np.mean([s.explored for s in taken]) <= 1.2 * epsilon + 1e-9
 
 
 def _wins(rng, weight, runs=500) -> Counter:
