@@ -381,6 +381,8 @@ class Engine(DecisionBackend):
                 where = np.concatenate([derived[3][kept], where])
                 factors = np.concatenate([derived[4][kept], factors])
             seen.derived = (id(snap), snap.version, decay, where, factors)
+        if len(where) == 0:  # only house ads seen: no decay, as for a shopper who saw nothing
+            return 1.0
         decays = np.ones(len(snap.campaigns))
         decays[where] = factors
         decays.flags.writeable = False
