@@ -33,6 +33,11 @@ def _manage(*args: str, check: bool = True) -> int:
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, check=check).returncode
 
 
+def _shell(code: str) -> int:
+    """``manage.py shell -c code``, without Django's note on the objects it imported."""
+    return _manage("shell", "--verbosity", "0", "-c", code)
+
+
 def _generate_and_import(steps: Steps) -> None:
     """First start: the demo catalog, customers, behaviour and orders, generated then imported."""
     marker = embedded.DATA_DIR / "demo-loaded"
@@ -70,7 +75,7 @@ def _accounts() -> None:
         f"c = U.objects.filter(username={shopper!r}).first()\n"
         f"if c: c.set_password({SHOPPER_PASSWORD!r}); c.save()\n"
     )
-    _manage("shell", "-c", code)
+    _shell(code)
 
 
 def _campaigns_and_simulation(steps: Steps) -> None:
@@ -94,6 +99,7 @@ def _campaigns_and_simulation(steps: Steps) -> None:
                 "--generate-copy",
                 "--generate-limit",
                 str(GENERATE_LIMIT),
+                "--no-targets",  # computed once the catalog is embedded (below): none could be yet
             )
         steps.hand_over(
             f"generated copy for the first {GENERATE_LIMIT} demo campaigns, in English and Chinese (the slowest part)"
@@ -111,7 +117,8 @@ def _campaigns_and_simulation(steps: Steps) -> None:
     with steps.step(simulated[0]):
         _manage("adengine_embed")
     with steps.step(simulated[1]):
-        _manage("shell", "-c", "from adengine.services.campaigns import refresh_targets; refresh_targets()")
+        _shell("from adengine.services.campaigns import refresh_targets\n"
+               "print(refresh_targets(), 'target vector(s) computed')")  # fmt: skip
     # a few simulated days, so the admin's reports and the strategy have data to show on first start
     with steps.step(simulated[2]):
         ran = _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0
@@ -126,7 +133,7 @@ def _enqueue_initial_work(steps: Steps) -> None:
         "from adengine.tasks import embed_products, refresh_interests, train_interest_model\n"
         "embed_products.apply_async(); train_interest_model.apply_async(); refresh_interests.apply_async()\n"
     )
-    _manage("shell", "-c", code)
+    _shell(code)
     steps.hand_over("embed new products, train the interest model, refresh every shopper's interest vector")
 
 
@@ -237,15 +244,39 @@ def demo() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
+        stop_children(procs)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the services stop in a second or two, whatever is pressed
+        embedded.stop_services(started)
+
+
+def stop_children(procs: list[subprocess.Popen], *, grace: float = 20, out=sys.stdout) -> None:
+    """Stop the web server, the workers and beat: SIGTERM, then up to ``grace`` seconds for a task in progress to
+    end, then SIGKILL. Ctrl-C meanwhile (Celery invites a second one) kills them at once, and the caller still
+    stops the services."""
+    running = [p for p in procs if p.poll() is None]
+    if not running:
+        return
+    print(
+        f"stopping the web server, the workers and beat (a task in progress may take up to {grace:.0f} s; "
+        "Ctrl-C again stops them at once) ...",
+        file=out,
+        flush=True,
+    )
+    for p in running:
+        p.send_signal(signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + grace
+        for p in running:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
-        embedded.stop_services(started)
+    except KeyboardInterrupt:
+        for p in running:
+            if p.poll() is None:
+                p.kill()
+    for p in running:
+        p.wait()
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ def check(
     """Every rule's verdict on one asset text; with the campaign's ``facts``, also whether every claim is grounded
     in them (prices and discounts never are in ``generated`` copy)."""
     r = rule_set or rules()
+    keywords = list(keywords)
     shown = text
     text = unicodedata.normalize("NFKC", text)  # matching sees through full-width look-alikes (ｗｗｗ, ＃１)
     out: list[Verdict] = []
@@ -217,7 +218,10 @@ def check(
     )
     out.append(_repetition(text, language, int(r["MAX_REPEATS"].get(language, 2))))
     if next(v for v in out if v.rule == "language").passed:  # (wrong-language text is not judged as a sentence)
-        out.append(_fragment(text, language, asset_type, r["MIN_WORDS"].get(language, r["MIN_WORDS"]["en"])))
+        minimum = r["MIN_WORDS"].get(language, r["MIN_WORDS"]["en"])
+        # generated copy that only restates the keywords it was given is no ad (a person may write a headline
+        # that is their keyword on purpose)
+        out.append(_fragment(text, language, asset_type, minimum, keywords if generated else ()))
     if facts is not None and r["GROUNDED_CLAIMS"]:
         found = grounding.claims(text, language, facts, generated=generated)
         bad = grounding.unsupported(found)
@@ -245,13 +249,38 @@ def check(
 
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+
+
+def _key(text: str, language: str) -> str:
+    """A clause or keyword as compared: its CJK characters (zh), else its words, casefolded."""
+    folded = text.casefold()
+    return "".join(ch for ch in folded if CJK.match(ch)) if language == "zh" else " ".join(_WORD.findall(folded))
 _STOP = {"a", "an", "the", "and", "or", "for", "of", "to", "in", "on", "with", "your", "you", "at", "by", "from",
          "is", "are", "it", "its", "every", "all"}  # fmt: skip
 
 
+_CLAUSE = re.compile(r"[,，、;；:：.。!！?？…]+")
+
+
+def _repeated_clause(text: str, language: str) -> str:
+    """A clause said twice ("Cat food for cats, cat food for cats.", 猫粮，猫粮): the model looping."""
+    seen: set[str] = set()
+    for clause in _CLAUSE.split(text.casefold()):
+        key = "".join(ch for ch in clause if CJK.match(ch)) if language == "zh" else " ".join(_WORD.findall(clause))
+        if len(key) < 2:
+            continue
+        if key in seen:
+            return clause.strip()
+        seen.add(key)
+    return ""
+
+
 def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
-    """Repeated words (en: a word more than ``max_repeats`` times, or twice in a row) or repeated two-character
-    runs (zh: degenerate text such as 绿油白绿油绿)."""
+    """Repeated words (en: a word more than ``max_repeats`` times, twice in a row, or two content words in a row
+    again), repeated two-character runs (zh: degenerate text such as 绿油白绿油绿), or a clause said twice."""
+    again = _repeated_clause(text, language)
+    if again:
+        return Verdict("repetition", False, f"says {again!r} twice")
     if language == "zh":
         han = "".join(ch for ch in text if CJK.match(ch))
         pairs = [han[i : i + 2] for i in range(len(han) - 1)]
@@ -273,12 +302,22 @@ def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
     for w in set(content):
         if content.count(w) > max_repeats:
             return Verdict("repetition", False, f"repeats {w!r} {content.count(w)} times")
+    pairs = [(a, b) for a, b in zip(words, words[1:], strict=False) if a not in _STOP and b not in _STOP]
+    for pair in dict.fromkeys(pairs):
+        if pairs.count(pair) > 1:
+            return Verdict("repetition", False, f"repeats {' '.join(pair)!r}")
     return Verdict("repetition", True)
 
 
-def _fragment(text: str, language: str, asset_type: str, minimum: dict) -> Verdict:
-    """Too few words for copy (a lone word, a price), or a bare list of keywords."""
+def _fragment(text: str, language: str, asset_type: str, minimum: dict, keywords: Iterable[str] = ()) -> Verdict:
+    """Too few words for copy (a lone word, a price), a bare list of keywords, or nothing but the campaign's own
+    keywords ("moisturising cream, sunscreen")."""
     need = int(minimum.get(asset_type, 1))
+    own = {_key(k, language) for k in keywords} - {""}
+    clauses = [_key(c, language) for c in _CLAUSE.split(text)]
+    clauses = [c for c in clauses if c]
+    if own and clauses and all(c in own for c in clauses):
+        return Verdict("fragment", False, "only the campaign's keywords, not a sentence")
     if language == "zh":  # a Latin word (a brand, a model) reads as about two characters
         size = len(CJK.findall(text)) + 2 * len(re.findall(r"[A-Za-z]+", text))
         unit = "characters"

@@ -93,13 +93,23 @@ def duration(seconds: float) -> str:
 
 
 def pace(*, history: int = HISTORY) -> Pace:
-    """The median seconds per variant of the last ``history`` requests finished with every variant written."""
+    """The median seconds per variant of the last ``history`` requests finished with every variant written.
+
+    A request's time is its writing time (``stats["seconds"]``) where recorded: the first request of a worker also
+    loads the model (and converts it, once per machine), which the requests after it do not repeat."""
     rows = (
         GenerationRequest.objects.filter(status=Status.DONE, started_at__isnull=False, finished_at__isnull=False)
         .order_by("-finished_at")
-        .values_list("n", "started_at", "finished_at")[:history]
+        .values_list("n", "started_at", "finished_at", "stats")[:history]
     )
-    rates = [(finished - started).total_seconds() / n for n, started, finished in rows if n and finished >= started]
+    rates = []
+    for n, started, finished, stats in rows:
+        writing = (stats or {}).get("seconds") if isinstance(stats, dict) else None
+        seconds = float(writing) if isinstance(writing, int | float) and writing > 0 else None
+        if seconds is None and finished >= started:
+            seconds = (finished - started).total_seconds()
+        if n and seconds is not None:
+            rates.append(seconds / n)
     return Pace(statistics.median(rates) if rates else None, len(rates))
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from adengine.conf import settings as ad_settings
 
-from .snapshot import PlacementEntry, Snapshot, words
+from .snapshot import PlacementEntry, Snapshot, cjk_bigrams, words
 
 CONTEXT_PRODUCT = 1.0  # relevance of a campaign promoting the product on the page
 CONTEXT_CATEGORY = 0.8  # ... targeting the page's category (or promoting a product in it)
@@ -64,7 +64,7 @@ def page_relevance(snap: Snapshot, context: PageContext, product_categories: tup
     if context.query:
         query = context.query.casefold()
         hits: set[int] = set()
-        for w in words(query):
+        for w in (*words(query), *cjk_bigrams(query)):
             hits |= snap.by_word.get(w, set())
         for length in snap.cjk_lengths:  # CJK keywords: every substring of that length
             for i in range(len(query) - length + 1):

@@ -20,6 +20,16 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.casefold()) if not CJK.search(w)]
 
 
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2,}")
+
+
+def cjk_bigrams(text: str) -> list[str]:
+    """The overlapping two-character pieces of each CJK run: Chinese writes no spaces, and most words are two
+    characters, so a search for 咖啡 (coffee) finds the keyword 咖啡豆 (coffee beans) as "coffee" finds "coffee
+    beans" (the bigram indexing of Lucene's CJK analyzer); 红茶 (black tea) still does not find 绿茶 (green tea)."""
+    return [run[i : i + 2] for run in _CJK_RUN.findall(text) for i in range(len(run) - 1)]
+
+
 @dataclass(frozen=True)
 class PlacementEntry:
     id: int

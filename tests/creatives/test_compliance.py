@@ -238,3 +238,42 @@ def test_the_evidence_of_claims_is_read_back_from_the_stored_rule_results():
         ("Ampere", False, "another brand"),
     ]
     assert compliance.evidence([]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "asset_type", "language", "facts", "rule"),
+    [
+        # a model looping: a clause said twice, or two words said again
+        ("Cat food for cats, cat food for cats.", "description", "en", PETS, "repetition"),
+        ("Kestrel trail shoes: trail shoes for every run.", "description", "en", RUNNING, "repetition"),
+        ("猫粮，猫粮", "headline", "zh", PETS, "repetition"),
+        # nothing but the keywords it was given
+        ("moisturising cream, sunscreen", "description", "en", SKINCARE, "fragment"),
+        ("宠物食品，狗零食", "headline", "zh", PETS, "fragment"),
+        ("Trail running.", "headline", "en", RUNNING, "fragment"),
+    ],
+)  # fmt: skip
+def test_generated_copy_that_loops_or_restates_its_keywords_is_rejected(text, asset_type, language, facts, rule):
+    keywords = [t for s, t in facts.items if s == "keyword"]
+    verdicts = compliance.check(
+        text, asset_type=asset_type, language=language, keywords=keywords, product_names=[], facts=facts,
+        generated=True,
+    )  # fmt: skip
+    assert rule in {v.rule for v in verdicts if not v.passed}, compliance.reasons(verdicts)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Fresh coffee, fresh taste, every morning.", "en"),
+        ("Run faster, run longer on wet trails.", "en"),
+        ("轻便好穿，好穿耐磨。", "zh"),  # a word again in another clause is how Chinese copy stresses it
+    ],
+)
+def test_copy_that_repeats_a_word_for_effect_is_not_a_loop(text, language):
+    assert "repetition" not in failing(text, asset_type="description", language=language, keywords=KW_EN)
+
+
+def test_a_person_may_write_their_keyword_as_a_headline():
+    # only generated copy is held to "more than its keywords": a marketer's headline may be the keyword itself
+    assert "fragment" not in failing("Trail running", asset_type="headline", language="en", keywords=KW_EN)

@@ -60,6 +60,16 @@ def test_without_history_a_queued_request_has_a_place_but_no_estimate(shop_campa
     assert "next in line" in states[first.pk].describe()
 
 
+def test_the_pace_is_learnt_from_writing_time_not_the_first_request_s_model_loading(shop_campaign):
+    # given three finished requests of 4 variants: the first took 120 s, 100 of them loading and converting the
+    # model (its writing time, as recorded, 20 s), the others 24 and 28 s
+    for i, (took, writing) in enumerate(((120, 20.0), (24, 24.0), (28, 28.0))):
+        req = make(shop_campaign, status="done", n=4, progress=4, created=5000 + i, started=4000 + took, finished=4000)
+        GenerationRequest.objects.filter(pk=req.pk).update(stats={"seconds": writing, "tokens": 400})
+    # then the pace is the median writing time per variant (6 s), not one inflated by the loading
+    assert pace().seconds_per_variant == pytest.approx(6.0) and pace().history == 3
+
+
 def test_the_estimate_is_the_work_ahead_at_the_median_pace(shop_campaign):
     # given a median pace of 20 s a variant, one request being written and three queued
     history(shop_campaign)

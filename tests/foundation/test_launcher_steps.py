@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -77,3 +80,45 @@ def test_the_launcher_numbers_as_many_steps_as_it_takes():
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "step"
     ]  # fmt: skip
     assert len(timed) == launcher.STEPS
+
+
+def _child(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_stopping_the_demo_ends_every_child_and_a_stubborn_one_after_the_grace():
+    from shop.launcher import stop_children
+
+    # given a child that stops on SIGTERM and one that ignores it (a worker finishing a task)
+    polite = _child("import time; time.sleep(60)")
+    stubborn = _child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")
+    time.sleep(0.5)
+    out = io.StringIO()
+    started = time.monotonic()
+    # when the demo stops them with a short grace
+    stop_children([polite, stubborn], grace=1.5, out=out)
+    # then both are gone, the stubborn one killed once the grace ran out, and the wait was announced
+    assert polite.poll() is not None and stubborn.poll() is not None
+    assert 1.0 <= time.monotonic() - started < 10
+    assert "Ctrl-C again stops them at once" in out.getvalue()
+
+
+def test_a_second_ctrl_c_while_stopping_kills_the_children_at_once(monkeypatch):
+    from shop.launcher import stop_children
+
+    # given a worker that ignores SIGTERM, and Ctrl-C pressed while the demo waits for it
+    stubborn = _child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")
+    time.sleep(0.5)
+    wait = subprocess.Popen.wait
+
+    def interrupted(self, timeout=None):
+        if timeout is not None:
+            raise KeyboardInterrupt
+        return wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", interrupted)
+    started = time.monotonic()
+    # when the demo stops (with a long grace), then the second Ctrl-C kills it without waiting, and no
+    # KeyboardInterrupt escapes (the services are stopped next)
+    stop_children([stubborn], grace=60, out=io.StringIO())
+    assert stubborn.poll() is not None and time.monotonic() - started < 10

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from adengine.models import Campaign, CampaignDay, Impression
-from adengine.serving import PageContext, UnknownPlacement, decide
+from adengine.serving import PageContext, UnknownPlacement, decide, get_backend
 from tests.conftest import adengine_settings
 from tests.factories import PlacementFactory, ProductFactory
 
@@ -121,6 +121,27 @@ def test_search_keywords_match_in_english_and_chinese(placement, make_campaign):
     zh = served(placement, context=PageContext(page="search", query="买一些绿茶叶"), runs=200)
     assert en[coffee.pk] > 1.5 * en[tea.pk]
     assert zh[tea.pk] > 1.5 * zh[coffee.pk]
+
+
+def test_a_chinese_search_finds_keywords_that_contain_its_words(placement, make_campaign):
+    from adengine.serving.context import CONTEXT_QUERY, page_relevance
+
+    # given campaigns with Chinese keywords, as English ones are written ("coffee beans", not "coffee")
+    coffee = make_campaign(keywords=["coffee beans", "咖啡豆"])
+    cream = make_campaign(keywords=["保湿面霜"])
+    tea = make_campaign(keywords=["绿茶"])
+    snap = get_backend().snapshot()
+
+    def found(query: str) -> set[int]:
+        rel = page_relevance(snap, PageContext(page="search", query=query))
+        return {c.id for c, r in zip(snap.campaigns, rel, strict=True) if r == CONTEXT_QUERY}
+
+    # then a search for a word of a keyword finds it, as "coffee" finds "coffee beans"
+    assert found("咖啡") == found("coffee") == {coffee.pk}
+    assert found("面霜推荐") == {cream.pk}  # "face cream recommendations"
+    assert found("买一些绿茶叶") == {tea.pk}  # the whole keyword inside a longer query, as before
+    # and a search that only shares a character with a keyword does not ("black tea" is not "green tea")
+    assert found("红茶") == set() and found("茶") == set() and found("咖喱") == set()
 
 
 def test_interests_steer_personalised_ads(placement, make_campaign, shopper_with):

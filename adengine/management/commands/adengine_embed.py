@@ -41,7 +41,9 @@ class Command(BaseCommand):
             total = get_adapter().products().count()
             with bar(self, verbosity, desc="products", total=total, unit="products") as products:
                 n = embed_products(force=opts["rebuild"], encoder=encoder, progress=products.update)
-            self.stdout.write(f"product vectors written: {n} of {total}")
+            self.stdout.write(
+                f"product vectors written: {n} of {total}" + (" (the others were current)" if n < total else "")
+            )
         if (both or opts["interests"]) and not opts["no_train"]:
             if opts["rebuild"] or not InterestModel.objects.filter(is_active=True).exists():
                 with bar(self, verbosity, desc="interest model: settings tried", unit="settings") as tried:
