@@ -255,6 +255,8 @@ def _key(text: str, language: str) -> str:
     """A clause or keyword as compared: its CJK characters (zh), else its words, casefolded."""
     folded = text.casefold()
     return "".join(ch for ch in folded if CJK.match(ch)) if language == "zh" else " ".join(_WORD.findall(folded))
+
+
 _STOP = {"a", "an", "the", "and", "or", "for", "of", "to", "in", "on", "with", "your", "you", "at", "by", "from",
          "is", "are", "it", "its", "every", "all"}  # fmt: skip
 
