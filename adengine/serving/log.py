@@ -27,7 +27,6 @@ process's pending rows and retries briefly (then restores the row from its signe
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import signal
@@ -37,17 +36,15 @@ from collections import deque
 
 from django.db import (
     DatabaseError,
-    IntegrityError,
     InterfaceError,
     OperationalError,
     close_old_connections,
     connection,
-    transaction,
 )
 
 from adengine.conf import settings as ad_settings
 
-from .rows import ImpressionRow, copy_statements, insert_sql
+from .rows import ImpressionRow, insert_sql
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +69,10 @@ def _count(key: str, n: int = 1) -> int:
 
 
 def _insert(rows: list[ImpressionRow]) -> list[int]:
-    """Insert; returns the ids of the rows written.
-
-    By COPY (``rows.copy_statements``); a batch that meets a row already restored from its token (a click that
-    arrived before its impression was written) is written by the upsert instead, which completes that row."""
-    next_ids, copy = copy_statements()
+    """Insert; returns the ids of the rows written."""
     with connection.cursor() as cur:
-        cur.execute(next_ids, [len(rows)])
-        ids = [r[0] for r in cur.fetchall()]
-        try:
-            # Django's exceptions, as for execute(); inside a caller's transaction (sync mode), a savepoint keeps
-            # it usable when the COPY fails
-            with (
-                connection.wrap_database_errors,
-                transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext(),
-                cur.copy(copy) as rows_in,
-            ):
-                for id_, row in zip(ids, rows, strict=True):
-                    rows_in.write_row([id_, *row.values()])
-            return ids
-        except IntegrityError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
-                raise
         cur.execute(insert_sql(len(rows)), [value for row in rows for value in row.values()])
         return [r[0] for r in cur.fetchall()]
-
-
-UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE: here, a nonce already in the log
 
 
 TRANSIENT = (OperationalError, InterfaceError)

@@ -69,25 +69,6 @@ COLUMNS = tuple(f.name for f in fields(ImpressionRow))
 _VALUES = "(" + ", ".join("%s::jsonb" if c == "context" else "%s" for c in COLUMNS) + ")"
 
 
-def _conflict_update(table: str) -> str:
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("nonce", "served_at"))
-    return (
-        f" ON CONFLICT (nonce, served_at) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN' RETURNING {table}.id"
-    )
-
-
-def copy_statements() -> tuple[str, str]:
-    """The log writer's two statements for a batch: ids drawn from the log's sequence (one per row), and the COPY
-    of the rows with them.
-
-    COPY costs both sides less than a multi-row INSERT of literal values (``insert_sql``): no statement of
-    thousands of parameters for PostgreSQL to parse, rows formatted by psycopg's C code. It has no ON CONFLICT:
-    the writer falls back to ``insert_sql`` for a batch that meets a row restored from its token."""
-    table = Impression._meta.db_table
-    ids = f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)"
-    return ids, f"COPY {table} (id, {', '.join(COLUMNS)}) FROM STDIN"
-
-
 def insert_sql(n: int, *, complete_restored: bool = True) -> str:
     """INSERT of ``n`` rows. ``complete_restored``: a row restored from its token earlier (propensity NaN) is
     completed by the real one, and the ids of the rows written are returned; otherwise an existing row is left as
@@ -97,4 +78,8 @@ def insert_sql(n: int, *, complete_restored: bool = True) -> str:
     # the nonce is unique with served_at (the partition key): a restored row carries its impression's served_at
     if not complete_restored:
         return sql + " ON CONFLICT (nonce, served_at) DO NOTHING"
-    return sql + _conflict_update(table)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("nonce", "served_at"))
+    return (
+        sql + f" ON CONFLICT (nonce, served_at) DO UPDATE SET {updates} WHERE {table}.propensity = 'NaN' "
+        f"RETURNING {table}.id"
+    )
