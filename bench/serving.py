@@ -365,25 +365,32 @@ def _template_without_slots() -> str:
     return folder
 
 
-def bench_page(n: int) -> dict:
+def page_client(products: int = 500):
+    """A test client logged in as the benchmark's personalised shopper (an interest vector of the benchmark's), and
+    the SKUs of the first ``products`` products, whose pages it views."""
     from django.contrib.auth import get_user_model
     from django.test import Client
-    from django.test.utils import override_settings
 
     from adengine.models import Shopper
-    from adengine.serving import get_backend
-    from shop import views
+    from shop.models import Product
 
-    get_backend().snapshot()  # the serving index, built before the first page is timed
     user, _ = get_user_model().objects.get_or_create(username="bench-shopper")
     shopper, _ = Shopper.objects.get_or_create(user=user)
     shopper.interest_vector = Shopper.objects.filter(user__isnull=True).first().interest_vector
     shopper.save()
     client = Client(HTTP_USER_AGENT="Mozilla/5.0 bench")
     client.force_login(user)
-    from shop.models import Product
+    return client, list(Product.objects.order_by("pk").values_list("sku", flat=True)[:products])
 
-    skus = list(Product.objects.order_by("pk").values_list("sku", flat=True)[:500])
+
+def bench_page(n: int) -> dict:
+    from django.test.utils import override_settings
+
+    from adengine.serving import get_backend
+    from shop import views
+
+    get_backend().snapshot()  # the serving index, built before the first page is timed
+    client, skus = page_client()
     original = views.render
 
     def render_without_slots(request, template, context=None, *a, **kw):

@@ -26,12 +26,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=300)
     args = parser.parse_args()
     serving._setup_django()
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    from adengine.models import Shopper
     from adengine.serving import candidates, eligibility, engine, get_backend, presentation
-    from shop.models import Product
 
     spent: collections.Counter = collections.Counter()
 
@@ -60,13 +55,7 @@ def main() -> None:
     timed(presentation, "render_slot_for_page", "  the markup")
 
     get_backend().snapshot()
-    user, _ = get_user_model().objects.get_or_create(username="bench-shopper")
-    shopper, _ = Shopper.objects.get_or_create(user=user)
-    shopper.interest_vector = Shopper.objects.filter(user__isnull=True).first().interest_vector
-    shopper.save()
-    client = Client(HTTP_USER_AGENT="Mozilla/5.0 bench")
-    client.force_login(user)
-    skus = list(Product.objects.order_by("pk").values_list("sku", flat=True)[:500])
+    client, skus = serving.page_client()
     for sku in skus[:50]:
         client.get(f"/p/{sku}/")
     spent.clear()
