@@ -244,9 +244,17 @@ def demo() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_children(procs)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the services stop in a second or two, whatever is pressed
-        embedded.stop_services(started)
+        try:
+            stop_children(procs)
+        except KeyboardInterrupt:  # pressed again before the children's wait began, or while it ended: kill them
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        finally:
+            # the services stop in a second or two, whatever is pressed or sent meanwhile
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            embedded.stop_services(started)
 
 
 def stop_children(procs: list[subprocess.Popen], *, grace: float = 20, out=sys.stdout) -> None:

@@ -251,10 +251,14 @@ def check(
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
 
 
+_ALNUM = re.compile(r"[^\W_]+", re.UNICODE)
+
+
 def _key(text: str, language: str) -> str:
-    """A clause or keyword as compared: its CJK characters (zh), else its words, casefolded."""
-    folded = text.casefold()
-    return "".join(ch for ch in folded if CJK.match(ch)) if language == "zh" else " ".join(_WORD.findall(folded))
+    """A clause or keyword as compared, casefolded: its characters and digits (zh: no spaces), else its words and
+    numbers ("pack of 6" is not "pack of 12"; "Kestrel跑鞋" is more than 跑鞋)."""
+    tokens = _ALNUM.findall(text.casefold())
+    return "".join(tokens) if language == "zh" else " ".join(tokens)
 
 
 _STOP = {"a", "an", "the", "and", "or", "for", "of", "to", "in", "on", "with", "your", "you", "at", "by", "from",
@@ -268,7 +272,7 @@ def _repeated_clause(text: str, language: str) -> str:
     """A clause said twice ("Cat food for cats, cat food for cats.", 猫粮，猫粮): the model looping."""
     seen: set[str] = set()
     for clause in _CLAUSE.split(text.casefold()):
-        key = "".join(ch for ch in clause if CJK.match(ch)) if language == "zh" else " ".join(_WORD.findall(clause))
+        key = _key(clause, language)
         if len(key) < 2:
             continue
         if key in seen:
@@ -278,8 +282,8 @@ def _repeated_clause(text: str, language: str) -> str:
 
 
 def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
-    """Repeated words (en: a word more than ``max_repeats`` times, twice in a row, or two content words in a row
-    again), repeated two-character runs (zh: degenerate text such as 绿油白绿油绿), or a clause said twice."""
+    """Repeated words (en: a word more than ``max_repeats`` times, or twice in a row), repeated two-character runs
+    (zh: degenerate text such as 绿油白绿油绿), or a clause said twice (a model looping)."""
     again = _repeated_clause(text, language)
     if again:
         return Verdict("repetition", False, f"says {again!r} twice")
@@ -304,16 +308,12 @@ def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
     for w in set(content):
         if content.count(w) > max_repeats:
             return Verdict("repetition", False, f"repeats {w!r} {content.count(w)} times")
-    pairs = [(a, b) for a, b in zip(words, words[1:], strict=False) if a not in _STOP and b not in _STOP]
-    for pair in dict.fromkeys(pairs):
-        if pairs.count(pair) > 1:
-            return Verdict("repetition", False, f"repeats {' '.join(pair)!r}")
     return Verdict("repetition", True)
 
 
 def _fragment(text: str, language: str, asset_type: str, minimum: dict, keywords: Iterable[str] = ()) -> Verdict:
     """Too few words for copy (a lone word, a price), a bare list of keywords, or nothing but the campaign's own
-    keywords ("moisturising cream, sunscreen")."""
+    keywords ("Moisturising cream, moisturiser." for a campaign with those keywords)."""
     need = int(minimum.get(asset_type, 1))
     own = {_key(k, language) for k in keywords} - {""}
     clauses = [_key(c, language) for c in _CLAUSE.split(text)]

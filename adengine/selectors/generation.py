@@ -93,10 +93,9 @@ def duration(seconds: float) -> str:
 
 
 def pace(*, history: int = HISTORY) -> Pace:
-    """The median seconds per variant of the last ``history`` requests finished with every variant written.
-
-    A request's time is its writing time (``stats["seconds"]``) where recorded: the first request of a worker also
-    loads the model (and converts it, once per machine), which the requests after it do not repeat."""
+    """The median seconds per variant of the last ``history`` requests finished with every variant written: each
+    request's time from start to finish, less the time it spent loading the model (``stats["load_seconds"]``: a
+    worker's first request loads it, and converts it once per machine; the requests after it do not)."""
     rows = (
         GenerationRequest.objects.filter(status=Status.DONE, started_at__isnull=False, finished_at__isnull=False)
         .order_by("-finished_at")
@@ -104,12 +103,13 @@ def pace(*, history: int = HISTORY) -> Pace:
     )
     rates = []
     for n, started, finished, stats in rows:
-        writing = (stats or {}).get("seconds") if isinstance(stats, dict) else None
-        seconds = float(writing) if isinstance(writing, int | float) and writing > 0 else None
-        if seconds is None and finished >= started:
-            seconds = (finished - started).total_seconds()
-        if n and seconds is not None:
-            rates.append(seconds / n)
+        if not n or finished < started:
+            continue
+        loading = stats.get("load_seconds") if isinstance(stats, dict) else None
+        took = (finished - started).total_seconds()
+        if isinstance(loading, int | float) and not isinstance(loading, bool) and 0 < loading < took:
+            took -= loading
+        rates.append(took / n)
     return Pace(statistics.median(rates) if rates else None, len(rates))
 
 

@@ -80,6 +80,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
+    load_seconds: float = 0.0  # of them, loading the model (a worker's first request)
     model: str = ""
     prompt_version: str = prompts.PROMPT_VERSION
 
@@ -176,7 +177,9 @@ def generate(
     product_text, keywords, names, notes = campaign_inputs(campaign, language)
     facts = campaign_facts(campaign)
     cfg = ad_settings.COPYWRITER
-    writer = get_copywriter()
+    loading = time.perf_counter()
+    writer = get_copywriter()  # loaded (and converted, once per machine) on a worker's first request
+    loaded_in = time.perf_counter() - loading
     prompt = prompts.build(
         language=language,
         product=product_text,
@@ -185,7 +188,7 @@ def generate(
         template_set=template_set,
         **prompt_options(writer),
     )
-    outcome = Outcome(model=writer.name, notes=notes, prompt_version=prompt.version)
+    outcome = Outcome(model=writer.name, notes=notes, prompt_version=prompt.version, load_seconds=loaded_in)
     rule_set = compliance.rules(ad_settings.COMPLIANCE)
     started = time.perf_counter()
 
@@ -462,6 +465,7 @@ def run_request(
             request.stats = {
                 "tokens": outcome.tokens,
                 "seconds": round(outcome.seconds, 2),
+                "load_seconds": round(outcome.load_seconds, 2),
                 "passed": passed,
                 "rejected": len(outcome.variants) - passed,
                 "tokens_per_second": round(outcome.tokens / outcome.seconds, 2) if outcome.seconds else 0,

@@ -30,7 +30,7 @@ from .click_model import ClickModel as ServedClickModel
 from .click_model import logit
 from .click_model import prior as click_prior
 from .experiments import ExperimentEntry
-from .snapshot import Arms, CampaignEntry, PlacementEntry, ProductCard, Snapshot
+from .snapshot import Arms, CampaignEntry, PlacementEntry, ProductCard, Snapshot, cjk_bigrams
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,7 @@ def assemble(
         by_word=dict(by_word),
         cjk_keywords=dict(cjk_keywords),
         cjk_lengths=tuple(sorted({len(k) for k in cjk_keywords})),
+        cjk_pieces=cjk_pieces(cjk_keywords),
         cards=cards,
         product_vectors=product_vectors,
     )
@@ -402,3 +403,13 @@ def refresh_spend(snap: Snapshot) -> None:
                 if i is not None:
                     spent_today[i] = float(value)
     snap.spent, snap.spent_today, snap.spend_day, snap.spend_at = spent, spent_today, today, time.monotonic()
+
+
+def cjk_pieces(keywords) -> dict[str, list[tuple[str, int]]]:
+    """Each CJK keyword under each of its two-character pieces, with how many distinct pieces it has."""
+    pieces: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for kw in keywords:
+        own = set(cjk_bigrams(kw))
+        for piece in own:
+            pieces[piece].append((kw, len(own)))
+    return dict(pieces)

@@ -64,11 +64,22 @@ def page_relevance(snap: Snapshot, context: PageContext, product_categories: tup
     if context.query:
         query = context.query.casefold()
         hits: set[int] = set()
-        for w in (*words(query), *cjk_bigrams(query)):
+        for w in words(query):
             hits |= snap.by_word.get(w, set())
         for length in snap.cjk_lengths:  # CJK keywords: every substring of that length
             for i in range(len(query) - length + 1):
                 hits |= snap.cjk_keywords.get(query[i : i + length], set())
+        # Chinese writes no spaces: a CJK keyword also matches a query with at least half of its two-character
+        # pieces, as "coffee" matches "coffee beans" (咖啡 finds 咖啡豆); one piece across a word boundary of a
+        # longer keyword does not (女士洗发水, women's shampoo, does not find 男士洗面奶 through 士洗), nor does one
+        # character (红茶, black tea, is not 绿茶)
+        shared: dict[str, list[int]] = {}
+        for piece in set(cjk_bigrams(query)):
+            for kw, total in snap.cjk_pieces.get(piece, ()):
+                shared.setdefault(kw, [0, total])[0] += 1
+        for kw, (count, total) in shared.items():
+            if 2 * count >= total:
+                hits |= snap.cjk_keywords.get(kw, set())
         if hits:
             rel[list(hits)] = CONTEXT_QUERY
     for key in {context.category, *product_categories} - {""}:

@@ -155,17 +155,15 @@ class PreparedSlate:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, *, n: int, epsilon: float) -> Slate:
-        """One slate, never given to another decision."""
+        """One slate, never given to another decision (drawn under the lock: tens of microseconds for a batch, and
+        decisions that arrive together share one batch instead of each drawing their own)."""
         with self.lock:
-            if self.drawn:
-                return self.drawn.pop()
-            m, self.batch = self.batch, min(2 * self.batch, SLATE_BATCH)
-        slates = sample_slates(
-            _rng(), sampler=self.sampler, weight=self.weight, group=self.slate_group, n=n, epsilon=epsilon, m=m
-        )
-        with self.lock:
-            self.drawn.extend(slates[1:])
-        return slates[0]
+            if not self.drawn:
+                m, self.batch = self.batch, min(2 * self.batch, SLATE_BATCH)
+                self.drawn = sample_slates(
+                    _rng(), sampler=self.sampler, weight=self.weight, group=self.slate_group, n=n, epsilon=epsilon, m=m
+                )
+            return self.drawn.pop()
 
 
 def _prepare(

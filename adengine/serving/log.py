@@ -172,7 +172,7 @@ class ImpressionLog:
                 self._inflight += len(chunk)
             try:
                 ids = self._insert_chunk(chunk)
-                written += len(chunk)
+                written += len(ids)  # a row the database refused is dropped (and counted so), not written
                 with self._lock:
                     self._unfilled.extend(ids)
             except Exception as exc:

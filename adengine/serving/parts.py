@@ -20,7 +20,7 @@ from adengine.models import Campaign, Creative, ProductVector
 from adengine.text import CJK
 
 from .policy import prior_from_scores
-from .snapshot import CampaignEntry, ProductCard, cjk_bigrams, words
+from .snapshot import CampaignEntry, ProductCard, words
 
 
 @dataclass(frozen=True)
@@ -233,9 +233,7 @@ def load(
             cards={pid: cards[pid] for pid in products},
             product_vectors={pid: product_vectors[pid] for pid in promoted.get(c.pk, []) if pid in product_vectors},
             category_keys=tuple(dict.fromkeys(keys)),
-            words=tuple(
-                dict.fromkeys([*(w for kw in kws for w in words(kw)), *(b for kw in kws for b in cjk_bigrams(kw))])
-            ),
+            words=tuple(dict.fromkeys(w for kw in kws for w in words(kw))),
             cjk_keywords=tuple(dict.fromkeys(kw for kw in kws if CJK.search(kw))),
         )
         if hybrid is not None:

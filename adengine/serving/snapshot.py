@@ -24,9 +24,8 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2,}")
 
 
 def cjk_bigrams(text: str) -> list[str]:
-    """The overlapping two-character pieces of each CJK run: Chinese writes no spaces, and most words are two
-    characters, so a search for 咖啡 (coffee) finds the keyword 咖啡豆 (coffee beans) as "coffee" finds "coffee
-    beans" (the bigram indexing of Lucene's CJK analyzer); 红茶 (black tea) still does not find 绿茶 (green tea)."""
+    """The overlapping two-character pieces of each CJK run (the bigrams of Lucene's CJK analyzer): Chinese writes
+    no spaces and most of its words are two characters, so these stand in for words (``context.page_relevance``)."""
     return [run[i : i + 2] for run in _CJK_RUN.findall(text) for i in range(len(run) - 1)]
 
 
@@ -162,6 +161,8 @@ class Snapshot:
     target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     no_target_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     zeros: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # CJK keywords by their two-character pieces (``cjk_bigrams``), each with its number of distinct pieces
+    cjk_pieces: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     eligible_cache: dict = field(default_factory=dict)
     experiments: list = field(default_factory=list)
 

@@ -60,14 +60,16 @@ def test_without_history_a_queued_request_has_a_place_but_no_estimate(shop_campa
     assert "next in line" in states[first.pk].describe()
 
 
-def test_the_pace_is_learnt_from_writing_time_not_the_first_request_s_model_loading(shop_campaign):
-    # given three finished requests of 4 variants: the first took 120 s, 100 of them loading and converting the
-    # model (its writing time, as recorded, 20 s), the others 24 and 28 s
-    for i, (took, writing) in enumerate(((120, 20.0), (24, 24.0), (28, 28.0))):
+def test_the_pace_leaves_out_the_first_request_s_model_loading(shop_campaign):
+    # given three finished requests of 4 variants: the first took 120 s, 96 of them loading and converting the
+    # model (as recorded), the others 28 and 32 s; and one with a nonsense loading time, which is ignored
+    for i, (took, loading) in enumerate(((120, 96.0), (28, 0.0), (32, None), (36, True))):
         req = make(shop_campaign, status="done", n=4, progress=4, created=5000 + i, started=4000 + took, finished=4000)
-        GenerationRequest.objects.filter(pk=req.pk).update(stats={"seconds": writing, "tokens": 400})
-    # then the pace is the median writing time per variant (6 s), not one inflated by the loading
-    assert pace().seconds_per_variant == pytest.approx(6.0) and pace().history == 3
+        stats = {"seconds": 1.0} if loading is None else {"seconds": 1.0, "load_seconds": loading}
+        GenerationRequest.objects.filter(pk=req.pk).update(stats=stats)
+    # then the pace is the median time per variant without the loading: 6, 7, 8 and 9 s, median 7.5 s (8.5 s if the
+    # loading were counted)
+    assert pace().seconds_per_variant == pytest.approx(7.5) and pace().history == 4
 
 
 def test_the_estimate_is_the_work_ahead_at_the_median_pace(shop_campaign):

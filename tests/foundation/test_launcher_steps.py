@@ -83,16 +83,19 @@ def test_the_launcher_numbers_as_many_steps_as_it_takes():
 
 
 def _child(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code])
+    """A child running ``code`` once it has said it is ready (its signal handling set up)."""
+    child = subprocess.Popen([sys.executable, "-c", code + "\nprint('ready', flush=True)\ntime.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert child.stdout.readline().strip() == "ready"
+    return child
 
 
 def test_stopping_the_demo_ends_every_child_and_a_stubborn_one_after_the_grace():
     from shop.launcher import stop_children
 
     # given a child that stops on SIGTERM and one that ignores it (a worker finishing a task)
-    polite = _child("import time; time.sleep(60)")
-    stubborn = _child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")
-    time.sleep(0.5)
+    polite = _child("import time")
+    stubborn = _child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)")
     out = io.StringIO()
     started = time.monotonic()
     # when the demo stops them with a short grace
@@ -107,8 +110,7 @@ def test_a_second_ctrl_c_while_stopping_kills_the_children_at_once(monkeypatch):
     from shop.launcher import stop_children
 
     # given a worker that ignores SIGTERM, and Ctrl-C pressed while the demo waits for it
-    stubborn = _child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")
-    time.sleep(0.5)
+    stubborn = _child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)")
     wait = subprocess.Popen.wait
 
     def interrupted(self, timeout=None):

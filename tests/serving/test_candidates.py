@@ -206,3 +206,19 @@ def test_decisions_of_a_kept_page_share_its_prepared_slate_while_their_candidate
         for c in back:
             before = prepared.cand["v"][prepared.cand["g"].index(c)]
             assert again["v"][again["g"].index(c)] == pytest.approx(before * 0.5 ** seen[c], rel=1e-5)
+
+
+@pytest.mark.django_db
+def test_a_shopper_who_saw_only_house_ads_has_no_repeat_decay(placement, make_campaign, shopper_with):
+    from adengine.models import Campaign
+
+    # given a shop whose only campaign is a house ad, and a shopper who has seen it today
+    make_campaign(tier=Campaign.Tier.HOUSE, bid=Decimal(0), total_budget=Decimal(0))
+    shopper = shopper_with()
+    engine = get_backend()
+    with adengine_settings(SERVING_REPEAT_DECAY=0.5):
+        assert decide(placement_key=placement.key, shopper=shopper).ads
+        assert engine.seen_today.get(shopper.pk)
+        # then their decay is none at all, as for a shopper who saw nothing (house ads are exempt)
+        decay = engine._repeat_decay(engine.snapshot(), shopper)
+        assert np.isscalar(decay) and decay == 1.0

@@ -129,7 +129,8 @@ def test_a_chinese_search_finds_keywords_that_contain_its_words(placement, make_
     # given campaigns with Chinese keywords, as English ones are written ("coffee beans", not "coffee")
     coffee = make_campaign(keywords=["coffee beans", "咖啡豆"])
     cream = make_campaign(keywords=["保湿面霜"])
-    tea = make_campaign(keywords=["绿茶"])
+    tea = make_campaign(keywords=["绿茶叶"])
+    wash = make_campaign(keywords=["男士洗面奶"])
     snap = get_backend().snapshot()
 
     def found(query: str) -> set[int]:
@@ -138,10 +139,12 @@ def test_a_chinese_search_finds_keywords_that_contain_its_words(placement, make_
 
     # then a search for a word of a keyword finds it, as "coffee" finds "coffee beans"
     assert found("咖啡") == found("coffee") == {coffee.pk}
-    assert found("面霜推荐") == {cream.pk}  # "face cream recommendations"
-    assert found("买一些绿茶叶") == {tea.pk}  # the whole keyword inside a longer query, as before
-    # and a search that only shares a character with a keyword does not ("black tea" is not "green tea")
+    assert found("绿茶") == {tea.pk} and found("洗面奶") == {wash.pk}  # green tea; face wash
+    assert found("买一些保湿面霜") == {cream.pk}  # the whole keyword inside a longer query, as before
+    # and a search that shares only a character, or one piece across a word boundary, does not: black tea is not
+    # green tea, women's shampoo is not men's face wash, a wet face tissue is not a moisturising cream
     assert found("红茶") == set() and found("茶") == set() and found("咖喱") == set()
+    assert found("女士洗发水") == set() and found("湿面巾") == set()
 
 
 def test_interests_steer_personalised_ads(placement, make_campaign, shopper_with):

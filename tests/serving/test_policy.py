@@ -52,8 +52,11 @@ def test_logged_propensities_match_how_often_the_policy_chooses(epsilon):
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.3])
-def test_slates_drawn_in_batches_are_the_policy_s_slates(epsilon):
+def test_slates_drawn_in_batches_are_the_policy_s_slates(epsilon, monkeypatch):
+    from adengine.serving import engine
     from adengine.serving.engine import SLATE_BATCH, PreparedSlate
+
+    monkeypatch.setattr(engine._local, "rng", np.random.default_rng(4), raising=False)  # repeatable draws
 
     # given a prepared slate of five arms in four campaigns, shared by many decisions
     alpha, beta = np.array([2.0, 3.0, 1.0, 5.0, 4.0]), np.array([50.0, 60.0, 40.0, 45.0, 70.0])
