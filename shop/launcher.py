@@ -117,8 +117,11 @@ def _campaigns_and_simulation(steps: Steps) -> None:
     with steps.step(simulated[0]):
         _manage("adengine_embed")
     with steps.step(simulated[1]):
-        _shell("from adengine.services.campaigns import refresh_targets\n"
-               "print(refresh_targets(), 'target vector(s) computed')")  # fmt: skip
+        _shell("from adengine.models import Campaign\nfrom adengine.services.campaigns import refresh_targets\n"
+               "n = refresh_targets()\n"
+               "have = Campaign.objects.exclude(target_vector=None).count()\n"
+               "total = Campaign.objects.count()\n"
+               "print(f'target vectors: {n} computed now, {have} of {total} campaigns have one')")  # fmt: skip
     # a few simulated days, so the admin's reports and the strategy have data to show on first start
     with steps.step(simulated[2]):
         ran = _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0
