@@ -40,15 +40,9 @@ OLD_INDEX = "adengine_shopper_last_event_at_b1fd7361"  # 0001's name for the ind
 
 
 def _setup() -> None:
-    url = os.environ.get("ADENGINE_BENCH_DATABASE_URL", "")
-    if not url:
-        sys.exit("set ADENGINE_BENCH_DATABASE_URL to a copy of a refreshed adengine_bench")
-    if url.rstrip("/").split("/")[-1].split("?")[0] == "adengine_bench":
-        sys.exit("refusing to change adengine_bench itself: point ADENGINE_BENCH_DATABASE_URL at a copy")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
-    import django
+    from bench.serving import setup_copy
 
-    django.setup()
+    setup_copy(doing="change", copy_of="a refreshed adengine_bench")
 
 
 def _sql(statement: str, params=None):

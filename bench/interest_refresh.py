@@ -56,15 +56,9 @@ WORDS = [
 
 
 def _setup() -> None:
-    url = os.environ.get("ADENGINE_BENCH_DATABASE_URL", "")
-    if not url:
-        sys.exit("set ADENGINE_BENCH_DATABASE_URL to a copy of adengine_bench (CREATE DATABASE ... TEMPLATE ...)")
-    if url.rstrip("/").split("/")[-1].split("?")[0] == "adengine_bench":
-        sys.exit("refusing to fill adengine_bench itself: point ADENGINE_BENCH_DATABASE_URL at a copy")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
-    import django
+    from bench.serving import setup_copy
 
-    django.setup()
+    setup_copy(doing="fill", copy_of="adengine_bench (CREATE DATABASE ... TEMPLATE ...)")
 
 
 def fill(*, shoppers: int, events: int, seed: float) -> dict:

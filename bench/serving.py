@@ -65,6 +65,20 @@ def _setup_django(template_dir: str | None = None) -> None:
     django.setup()
 
 
+def setup_copy(*, doing: str, copy_of: str = "adengine_bench") -> None:
+    """Django on ``ADENGINE_BENCH_DATABASE_URL``, which must name a copy of ``adengine_bench``, never the database
+    itself: the scripts that call this change what they run on (``doing``: "fill", "change")."""
+    url = os.environ.get("ADENGINE_BENCH_DATABASE_URL", "")
+    if not url:
+        sys.exit(f"set ADENGINE_BENCH_DATABASE_URL to a copy of {copy_of}")
+    if url.rstrip("/").split("/")[-1].split("?")[0] == BENCH_DB:
+        sys.exit(f"refusing to {doing} {BENCH_DB} itself: point ADENGINE_BENCH_DATABASE_URL at a copy")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+
+
 def _ensure_database() -> None:
     import psycopg
 

@@ -250,9 +250,7 @@ def demo() -> int:
         try:
             stop_children(procs)
         except KeyboardInterrupt:  # pressed again before the children's wait began, or while it ended: kill them
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+            _kill(procs)
         finally:
             # the services stop in a second or two, whatever is pressed or sent meanwhile
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -283,11 +281,15 @@ def stop_children(procs: list[subprocess.Popen], *, grace: float = 20, out=sys.s
             except subprocess.TimeoutExpired:
                 p.kill()
     except KeyboardInterrupt:
-        for p in running:
-            if p.poll() is None:
-                p.kill()
+        _kill(running)
     for p in running:
         p.wait()
+
+
+def _kill(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
 
 
 if __name__ == "__main__":

@@ -521,7 +521,6 @@ class Engine(DecisionBackend):
         interest = None
         similarity = snap.zeros
         vector = None
-        shared = False  # the page's scores are shared with other shoppers' decisions (kept in self.pages)
         if personalised:
             vector = np.asarray(shopper.interest_vector, np.float32)
             similarity, interest, audience_ok = self._shopper_fit(snap, shopper, vector)
@@ -531,7 +530,6 @@ class Engine(DecisionBackend):
             key = (placement.id, lang, kind, context.product, context.category, context.query, product_categories,
                    hour, params.policy, params.floor, params.relevance_weight, m)  # fmt: skip
             page = self.pages.get(snap, key, ok)
-            shared = True
             if page is None:
                 page = score_page(snap, ok, placement, context, product_categories, params, **score,
                                   shortlist=SHORTLIST_FACTOR * m)  # fmt: skip
@@ -540,6 +538,7 @@ class Engine(DecisionBackend):
         decay = self._repeat_decay(snap, shopper)
         scoring = page.scoring.decayed(decay)
         relevance, on_page, model = scoring.relevance, scoring.on_page, scoring.model
+        shared_page = None if personalised else page  # scores shared with other shoppers' decisions (``self.pages``)
         # Candidates: the best campaigns by expected value with their best asset's mean CTR (deterministic,
         # so that the logged propensities are exact given the candidate set). Capped ones are replaced by the
         # next best, so the candidate set stays deterministic given the shopper's impressions today.
@@ -551,7 +550,7 @@ class Engine(DecisionBackend):
         # a slot never shows one advertiser twice
         sponsored = one_per_advertiser(snap, ranked[~snap.house[ranked]])[:k] if not params.holdout else ranked[:0]
         chosen, candidate_set = _choose(
-            self._prepared(snap, page if shared else None, sponsored, scoring, decay, lang=lang,
+            self._prepared(snap, shared_page, sponsored, scoring, decay, lang=lang,
                            default_lang=default_lang, n=n, params=params),
             n=n, epsilon=params.epsilon,
         )  # fmt: skip
@@ -562,7 +561,7 @@ class Engine(DecisionBackend):
                 house_pool = top(page.expected * decay, page.ok & snap.house, k)
                 house = house_pool[~capped(snap, self.seen_today, shopper, house_pool)]
             filled, house_set = _choose(
-                self._prepared(snap, page if shared else None, house, scoring, decay, lang=lang,
+                self._prepared(snap, shared_page, house, scoring, decay, lang=lang,
                                default_lang=default_lang, n=n - len(chosen), params=params),
                 n=n - len(chosen), epsilon=params.epsilon,
             )  # fmt: skip

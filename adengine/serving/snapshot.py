@@ -20,7 +20,7 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.casefold()) if not CJK.search(w)]
 
 
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2,}")
+_CJK_RUN = re.compile(CJK.pattern + "{2,}")  # two or more CJK characters in a row
 
 
 def cjk_bigrams(text: str) -> list[str]:
