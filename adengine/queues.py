@@ -86,22 +86,57 @@ def publish(task: Task, *, kwargs: dict) -> str:
         raise QueueUnavailable(f"the task queue (Celery broker) is unreachable ({type(exc).__name__})") from exc
 
 
-def enqueue_after_commit(task_name: str, *, kwargs: dict | None = None, countdown: float | None = None) -> None:
+def enqueue_after_commit(
+    task_name: str, *, kwargs: dict | None = None, countdown: float | None = None, merge: str | None = None
+) -> None:
     """Send an adengine task once the current transaction commits (at once outside one), never raising: with the
     broker down the work is logged and left to beat's next periodic run. For background upkeep only -- a
-    request the caller must hear about goes through ``publish``."""
+    request the caller must hear about goes through ``publish``.
 
-    def send() -> None:
-        from adengine import tasks
+    ``merge`` names a list argument (``"product_ids"``): inside one transaction, the calls for the same task and
+    the same other arguments send one message, their lists joined without repeats (a campaign saved with its
+    products and placements, a loop saving products in one transaction: one task, not one per save).
+    """
+    kwargs = dict(kwargs or {})
+    connection = transaction.get_connection()
+    if merge and connection.in_atomic_block:
+        key = (task_name, merge, countdown, repr(sorted((k, v) for k, v in kwargs.items() if k != merge)))
+        pending = connection.__dict__.setdefault("_adengine_merged_tasks", {})
+        entry = pending.get(key)
+        if entry is not None and _registered(connection, entry[0]):
+            entry[1].extend(v for v in kwargs[merge] if v not in entry[1])
+            return
+        values = list(dict.fromkeys(kwargs[merge]))
 
-        try:
-            task = getattr(tasks, task_name.removeprefix("adengine."))
-            task.apply_async(kwargs=kwargs or {}, countdown=countdown, retry=False)
-        except Exception:
-            log.warning("could not enqueue %s%s; beat will catch up", task_name, f" {kwargs}" if kwargs else "",
-                        exc_info=True)  # fmt: skip
+        def send_merged() -> None:
+            if pending.get(key, (None,))[0] is send_merged:
+                del pending[key]
+            _send(task_name, {**kwargs, merge: values}, countdown)
 
-    transaction.on_commit(send)
+        pending[key] = (send_merged, values)
+        transaction.on_commit(send_merged)
+        return
+    transaction.on_commit(lambda: _send(task_name, kwargs, countdown))
+
+
+def _registered(connection: Any, func: Any) -> bool:
+    """Whether ``func`` still waits for this transaction's commit (a rolled-back savepoint or transaction
+    discards what it registered; then the next call registers anew)."""
+    try:
+        return any(entry[1] is func for entry in connection.run_on_commit)
+    except (AttributeError, IndexError, TypeError):  # Django's bookkeeping changed: never merge into a lost send
+        return False
+
+
+def _send(task_name: str, kwargs: dict, countdown: float | None) -> None:
+    from adengine import tasks
+
+    try:
+        task = getattr(tasks, task_name.removeprefix("adengine."))
+        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+    except Exception:
+        log.warning("could not enqueue %s%s; beat will catch up", task_name, f" {kwargs}" if kwargs else "",
+                    exc_info=True)  # fmt: skip
 
 
 def _install_queues(app: Any) -> list[str]:

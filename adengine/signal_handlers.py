@@ -45,7 +45,7 @@ def product_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any)
         return
     from adengine.queues import enqueue_after_commit
 
-    enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": [str(instance.pk)]})
+    enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": [str(instance.pk)]}, merge="product_ids")
 
 
 def product_offer_changed(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
@@ -164,7 +164,9 @@ def campaign_saved(sender: type, instance: Any, raw: bool = False, **kwargs: Any
 def _enqueue_target(campaign_id: int) -> None:
     from adengine.queues import enqueue_after_commit
 
-    enqueue_after_commit("adengine.refresh_campaign_targets", kwargs={"campaign_ids": [campaign_id]})
+    enqueue_after_commit(
+        "adengine.refresh_campaign_targets", kwargs={"campaign_ids": [campaign_id]}, merge="campaign_ids"
+    )
 
 
 def add_beat_schedule(sender: Any, **kwargs: Any) -> None:

@@ -568,7 +568,7 @@ def _enqueue_embedding(product_ids: list[str]) -> None:
     """Re-embed imported products in the worker, after commit; the hourly beat run catches up otherwise."""
     from adengine.queues import enqueue_after_commit
 
-    enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": product_ids})
+    enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": product_ids}, merge="product_ids")
 
 
 def run_import(

@@ -35,7 +35,8 @@ def embed_products(
     if product_ids is not None:
         ids = [adapter.product_model()._meta.pk.to_python(pk) for pk in product_ids]
         qs = qs.filter(pk__in=ids)
-    known = {} if force else dict(ProductVector.objects.values_list("product_id", "text_hash"))
+    stored = ProductVector.objects.all() if product_ids is None else ProductVector.objects.filter(product_id__in=ids)
+    known = {} if force else dict(stored.values_list("product_id", "text_hash"))
     written = 0
     pending: list[tuple[object, str, str]] = []
 

@@ -129,3 +129,83 @@ def test_the_gguf_conversion_bar_is_off_unless_stderr_is_a_terminal(capsys):
         list(bar)
     assert gguf_utils.tqdm is original
     assert "Converting" not in capsys.readouterr().err
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The messages enqueue_after_commit sends, as (task, kwargs), instead of publishing them."""
+    out: list[tuple[str, dict]] = []
+    monkeypatch.setattr(queues, "_send", lambda name, kwargs, countdown: out.append((name, kwargs)))
+    return out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saves_in_one_transaction_send_one_merged_task(sent):
+    from django.db import transaction
+
+    from tests.factories import ProductFactory
+
+    with transaction.atomic():
+        products = [ProductFactory(title_en=f"Board {i}") for i in range(3)]
+        products[0].save()  # saved twice: named once
+        assert sent == []  # nothing before the commit
+    assert sent == [("adengine.embed_products", {"product_ids": [str(p.pk) for p in products]})]
+    sent.clear()
+    products[1].save()  # outside a transaction: at once, alone
+    products[2].save()
+    assert sent == [("adengine.embed_products", {"product_ids": [str(products[1].pk)]})] + [
+        ("adengine.embed_products", {"product_ids": [str(products[2].pk)]})
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_or_transaction_loses_no_later_id(sent):
+    from django.db import transaction
+
+    from tests.factories import ProductFactory
+
+    a, b, c = ProductFactory(), ProductFactory(), ProductFactory()
+    sent.clear()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # the merged send is registered in a savepoint that rolls back
+                a.save()
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        b.save()  # registers anew: not merged into the discarded send
+        c.save()
+    assert sent == [("adengine.embed_products", {"product_ids": [str(b.pk), str(c.pk)]})]
+    sent.clear()
+    try:
+        with transaction.atomic():
+            a.save()
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    assert sent == []  # the rolled-back save sends nothing
+    with transaction.atomic():
+        b.save()
+    assert sent == [("adengine.embed_products", {"product_ids": [str(b.pk)]})]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_calls_with_other_arguments_are_not_merged(sent):
+    from django.db import transaction
+
+    with transaction.atomic():
+        queues.enqueue_after_commit(
+            "adengine.refresh_campaign_targets", kwargs={"campaign_ids": [1]}, merge="campaign_ids"
+        )
+        queues.enqueue_after_commit(
+            "adengine.refresh_campaign_targets", kwargs={"campaign_ids": [2]}, merge="campaign_ids"
+        )
+        queues.enqueue_after_commit("adengine.embed_products", kwargs={"product_ids": ["1"]}, merge="product_ids")
+        queues.enqueue_after_commit(
+            "adengine.refresh_campaign_targets", kwargs={"campaign_ids": [3]}, merge="campaign_ids", countdown=5
+        )
+    assert sent == [
+        ("adengine.refresh_campaign_targets", {"campaign_ids": [1, 2]}),
+        ("adengine.embed_products", {"product_ids": ["1"]}),
+        ("adengine.refresh_campaign_targets", {"campaign_ids": [3]}),
+    ]

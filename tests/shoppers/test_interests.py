@@ -157,3 +157,18 @@ def test_product_vectors_follow_product_changes(catalog, encoder):
     assert float(before @ after) < 0.999
     # and ids of products deleted meanwhile are skipped
     assert embed_products(product_ids=[999999, catalog["shoe"].pk], encoder=encoder, force=True) == 1
+
+
+def test_embedding_named_products_reads_only_their_stored_vectors(catalog, encoder):
+    """A product's save sends its id alone: the task compares that product's text, not the whole catalog's."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert embed_products(encoder=encoder) == 4
+    with CaptureQueriesContext(connection) as queries:
+        assert embed_products(product_ids=[catalog["pan"].pk], encoder=encoder) == 0  # unchanged: skipped
+    reads = [q["sql"] for q in queries.captured_queries if "adengine_productvector" in q["sql"]]
+    assert reads and all(str(catalog["pan"].pk) in sql for sql in reads), reads
+    catalog["pan"].title_en = "Cast iron wok"
+    catalog["pan"].save()
+    assert embed_products(product_ids=[catalog["pan"].pk, catalog["shoe"].pk], encoder=encoder) == 1
