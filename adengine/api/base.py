@@ -85,23 +85,41 @@ def _inspector_class() -> type[AutoSchema]:
     return configured if isinstance(configured, type) and issubclass(configured, AutoSchema) else AutoSchema
 
 
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+MAX_JSON_DEPTH = 20  # adengine's bodies nest three or four levels; deeper is an attack on the parser's recursion
+
+
+def _body_problem(data) -> str:
+    """Why a parsed JSON body is refused ("" when it is not): nested deeper than MAX_JSON_DEPTH, or a string (key
+    or value) with a NUL or another control character but tab, newline and return. Walked without recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _has_control(value):
+                return "the body contains a NUL or another control character."
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"the body nests deeper than {MAX_JSON_DEPTH} levels."
+            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            for key, item in items:
+                if key is not None:
+                    stack.append((key, depth))
+                stack.append((item, depth + 1))
+    return ""
 
 
 class StrictJSONParser(JSONParser):
-    """JSON whose strings hold no NUL (PostgreSQL cannot store one): a 400 instead of a 500 deep in a query."""
+    """JSON that adengine can store and walk: a 400, never a 500, for a NUL or another control character
+    (PostgreSQL cannot store a NUL) or for nesting deep enough to exhaust the decoder's recursion."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        if _has_nul(data):
-            raise ParseError("the body contains a NUL character.")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - the body nests deeper than {MAX_JSON_DEPTH} levels.") from None
+        problem = _body_problem(data)
+        if problem:
+            raise ParseError(problem)
         return data
 
 

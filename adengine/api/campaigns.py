@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 
@@ -17,8 +18,10 @@ from adengine.api.base import AdengineAPIView, SafeRequestMixin, extend_schema
 from adengine.clock import day_start
 from adengine.models import Advertiser, Campaign, Placement
 from adengine.routers import for_reports
+from adengine.selectors.catalog import closest_category, find_category, shop_categories
 from adengine.selectors.performance import Figures, figures
 from adengine.services.campaigns import save_campaign
+from adengine.text import split_keywords
 from adengine.validators import validate_landing_url
 
 from .fields import AmountField, StrictCharField, StrictFloatField, StrictIntegerField
@@ -207,19 +210,36 @@ class CampaignSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("only the shop's staff run house ads.")
         return tier
 
+    def validate_keywords(self, keywords):
+        return split_keywords("\n".join(keywords))  # trimmed, repeats (case aside) once: as the admin stores them
+
+    def validate_categories(self, values):
+        """Keys of the shop's categories; a key or a name in any language is accepted, as in the admin."""
+        options, keys, errors = shop_categories(), [], []
+        for value in values:
+            option = find_category(value, options)
+            if option is not None:
+                keys.append(option.key)
+                continue
+            close = closest_category(value, options)
+            hint = f"; did you mean {close.key!r} ({close.name})?" if close else "; use one of the shop's keys."
+            errors.append(f"{value!r} is not a category of the shop{hint}")
+        if errors:
+            raise serializers.ValidationError(errors)
+        return list(dict.fromkeys(keys))
+
     def validate(self, attrs):
-        get = lambda k: attrs.get(k, getattr(self.instance, k, None))  # noqa: E731
-        starts, ends = get("starts_at"), get("ends_at")
-        if starts and ends and ends <= starts:
-            raise serializers.ValidationError({"ends_at": "must be after starts_at."})
-        daily, total = get("daily_budget"), get("total_budget")
-        if daily is not None and total is not None and daily > total:
-            raise serializers.ValidationError({"daily_budget": "cannot exceed the total budget."})
-        if self.instance is not None and total is not None and total < self.instance.spent:
-            raise serializers.ValidationError({"total_budget": f"{self.instance.spent} is already spent."})
-        sim = get("audience_min_similarity")
-        if sim is not None and not -1.0 <= sim <= 1.0:
-            raise serializers.ValidationError({"audience_min_similarity": "a cosine similarity, -1..1."})
+        """The model's own rules (``Campaign.clean``, which the admin and ``load_campaigns`` run too) on the
+        campaign as it would be saved: a sponsored campaign's bid above 0, languages the shop writes in, the
+        dates, the budgets against each other and against what is spent..."""
+        campaign = copy.copy(self.instance) if self.instance is not None else Campaign()
+        for name, value in attrs.items():
+            if name not in ("promoted_products", "placements"):
+                setattr(campaign, name, value)
+        try:
+            campaign.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
         return attrs
 
     def create(self, validated):

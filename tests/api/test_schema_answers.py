@@ -79,6 +79,28 @@ def test_a_nul_in_a_json_body_is_a_400(staff):
     assert resp.status_code == 400 and "NUL" in resp.json()["detail"]
 
 
+@pytest.mark.parametrize("value", ["a\x01b", "\x1b[31m"])
+def test_another_control_character_in_a_json_body_is_a_400(value):
+    body = {"events": [{"kind": "search", "query": value}]}
+    resp = APIClient(HTTP_USER_AGENT="Mozilla/5.0").post(f"{API}/events/", body, format="json")
+    assert resp.status_code == 400 and "control character" in resp.json()["detail"]
+
+
+def test_tab_newline_and_return_in_a_json_body_are_text(staff):
+    advertiser = AdvertiserFactory()
+    resp = staff.post(f"{API}/campaigns/", {"advertiser": advertiser.pk, "name": "a\tb\r\nc"}, format="json")
+    assert resp.status_code == 201, resp.json()
+
+
+@pytest.mark.parametrize("depth", [25, 450, 5000])  # 450: the walk used to recurse; 5000: the decoder itself
+def test_a_deeply_nested_json_body_is_a_400(client, depth):
+    body = "[" * depth + "]" * depth
+    for path in ("/impressions/", "/events/"):  # (the campaign endpoints refuse an anonymous caller first)
+        resp = client.post(API + path, body, content_type="application/json", HTTP_USER_AGENT="Mozilla/5.0")
+        assert resp.status_code == 400, (path, resp.status_code)
+        assert "deeper than" in resp.json()["detail"]
+
+
 def test_the_body_must_be_json(staff):
     resp = staff.post(f"{API}/events/", {"events": "x"})  # multipart
     assert resp.status_code == 415

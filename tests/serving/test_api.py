@@ -9,7 +9,14 @@ from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from adengine.models import AdEvent, BehaviourEvent, Campaign, Impression
-from tests.factories import AdvertiserFactory, CampaignFactory, PlacementFactory, ProductFactory, UserFactory
+from tests.factories import (
+    AdvertiserFactory,
+    CampaignFactory,
+    CategoryFactory,
+    PlacementFactory,
+    ProductFactory,
+    UserFactory,
+)
 
 from .conftest import unit
 from .test_tracking import BROWSER
@@ -141,6 +148,11 @@ def test_staff_see_all(api, two_advertisers):
         ({"landing_url": "/\\evil.example"}, "landing_url"),
         ({"daily_budget": "500", "total_budget": "100"}, "daily_budget"),
         ({"bid": "-1"}, "bid"),
+        ({"bid": "0"}, "bid"),  # a sponsored campaign never runs unbilled (Campaign.clean, as in the admin)
+        ({"languages": ["klingon"]}, "languages"),
+        ({"categories": ["no-such-category"]}, "categories"),
+        ({"ends_at": "2026-01-01T00:00:00Z", "starts_at": "2026-02-01T00:00:00Z"}, "ends_at"),
+        ({"audience_min_similarity": 1.5}, "audience_min_similarity"),
         ({"status": "flying"}, "status"),
         ({"tier": "house"}, "tier"),
         ({"promoted_products": ["nope"]}, "promoted_products"),
@@ -152,6 +164,27 @@ def test_campaign_changes_are_validated(api, two_advertisers, change, field):
     api.force_authenticate(user)
     resp = api.patch(f"{API}/campaigns/{own.pk}/", change, format="json")
     assert resp.status_code == 400 and field in resp.json(), resp.content
+
+
+def test_a_campaign_posted_as_the_admin_would_refuse_it_is_a_400_naming_each_field(api, two_advertisers):
+    user, own, _ = two_advertisers
+    api.force_authenticate(user)
+    body = {"advertiser": own.advertiser_id, "name": "Free", "status": "paused", "bid": "0", "total_budget": "10",
+            "daily_budget": "5", "languages": ["xx"], "categories": ["Runing"]}  # fmt: skip
+    CategoryFactory(slug="running", name_en="Running")
+    resp = api.post(f"{API}/campaigns/", body, format="json")
+    assert resp.status_code == 400
+    errors = resp.json()
+    assert set(errors) == {"categories"}  # each field's own errors first; the model's rules once they pass
+    assert "did you mean 'running'" in errors["categories"][0]
+    body["categories"] = ["Running"]
+    errors = api.post(f"{API}/campaigns/", body, format="json").json()
+    assert set(errors) == {"bid", "languages"} and "xx" in errors["languages"][0]
+    body.update(bid="0.50", languages=["en"], keywords=["trail", " Trail ", "road"])
+    created = api.post(f"{API}/campaigns/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["categories"] == ["running"]  # stored by key, as the admin stores them
+    assert created.json()["keywords"] == ["trail", "road"]
 
 
 def test_campaign_stats(api, two_advertisers, make_campaign):
