@@ -353,9 +353,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "clients (OkHttp, CFNetwork, Dart) count as people when the ad was served through the decision API.",
     ),
     "API_THROTTLE_RATES": (
-        {"decisions": "1200/min", "tracking": "1200/min", "advertiser": "300/min"},
+        {"decisions": "1200/min", "tracking": "1200/min", "advertiser": "300/min", "sign_in_failures": "20/min"},
         "Rates of the REST API per client (IP, or user when authenticated): decisions, tracking beacons, "
-        "advertisers' campaign and stats endpoints.",
+        "advertisers' campaign and stats endpoints; and failed sign-ins (wrong Basic credentials) per IP, past "
+        "which that address's credentials are not checked until the window moves on (a key left out keeps its "
+        "default; None turns that limit off).",
     ),
     # --- queues and tasks ---
     "QUEUES": (

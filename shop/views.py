@@ -53,7 +53,7 @@ def product(request: HttpRequest, sku: str) -> HttpResponse:
 
 def search(request: HttpRequest) -> HttpResponse:
     """Full-text-ish search over titles, brands and descriptions in both languages."""
-    q = (request.GET.get("q") or "").strip()[:MAX_QUERY]
+    q = (request.GET.get("q") or "").replace("\x00", "").strip()[:MAX_QUERY]  # PostgreSQL cannot compare a NUL
     results = Product.objects.none()
     if q:
         cond = Q()

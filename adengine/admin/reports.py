@@ -66,9 +66,13 @@ def parse_range(params, *, today: dt.date) -> DateRange:
     for name in ("from", "to"):
         value = (params.get(name) or "").strip()
         try:
-            found[name] = dt.date.fromisoformat(value) if value else None
+            found[name] = day = dt.date.fromisoformat(value) if value else None
+            if day is not None:  # its bounds as times must exist too (9999-12-31 has no day after it)
+                clock.day_start(day), clock.day_start(day + dt.timedelta(days=1))
         except ValueError:
             return DateRange(error=f"“{name}” must be a date (YYYY-MM-DD), not “{value}”; showing every day.")
+        except OverflowError:
+            return DateRange(error=f"“{name}” is out of range (“{value}”); showing every day.")
     first, last = found["from"], found["to"]
     if first and last and first > last:
         return DateRange(

@@ -14,11 +14,12 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import AuthenticationFailed, ParseError, Throttled
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import DefaultSchema
 from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,9 @@ class StrictJSONParser(JSONParser):
 
 
 class SafeRequestMixin:
-    """For any DRF view: JSON bodies only; bad bytes are refused before authentication touches the database; a
-    database outage (from authentication too) is a 503 that says so."""
+    """For any DRF view: JSON bodies only; bad bytes are refused before authentication touches the database;
+    credentials are not checked for an address that failed too often lately (``FailedSignInGuard``); a database
+    outage (from authentication too) is a 503 that says so."""
 
     parser_classes = [StrictJSONParser]
 
@@ -134,6 +136,16 @@ class SafeRequestMixin:
     def initial(self, request, *args, **kwargs):
         check_request_text(request)
         super().initial(request, *args, **kwargs)
+
+    def perform_authentication(self, request):
+        guard = FailedSignInGuard()
+        if request.META.get("HTTP_AUTHORIZATION") and not guard.allow_attempt(request, self):
+            raise Throttled(guard.wait(), detail="Too many failed sign-ins from this address; try again later.")
+        try:
+            super().perform_authentication(request)
+        except AuthenticationFailed:
+            guard.record_failure()
+            raise
 
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):
@@ -161,6 +173,37 @@ class ClientIPThrottleMixin:
         from adengine.net import client_ip
 
         return client_ip(request) or ""
+
+
+class FailedSignInGuard(ClientIPThrottleMixin, SimpleRateThrottle):
+    """Failed sign-ins (wrong Basic credentials, a bad token) per client address, at the rate
+    ``ADENGINE["API_THROTTLE_RATES"]["sign_in_failures"]``: past it, credentials from that address are not checked
+    (a 429) until the window moves on. DRF authenticates before it throttles, so without this a password could be
+    guessed as fast as the server answers. Counted in the host's cache, as DRF's throttles are."""
+
+    scope = "sign_in_failures"
+
+    def get_rate(self):
+        from adengine.conf import settings as ad_settings
+
+        return ad_settings.API_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def allow_attempt(self, request, view) -> bool:
+        """Whether credentials from this address may be checked now (counts nothing)."""
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        self.now = self.timer()
+        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+        return len(self.history) < self.num_requests
+
+    def record_failure(self) -> None:
+        if self.rate is not None and getattr(self, "key", None):
+            self.history.insert(0, self.now)
+            self.cache.set(self.key, self.history, self.duration)
 
 
 @csrf_exempt  # it changes nothing; a POST to an unknown path is a 404 too, not the CSRF failure page

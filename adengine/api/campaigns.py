@@ -107,9 +107,11 @@ class PlacementKeyField(serializers.SlugRelatedField):
 
 class CampaignSerializer(serializers.ModelSerializer):
     """A campaign. Rules the schema cannot say, each a 400 naming its field: the advertiser must be one you manage
-    (and a campaign never moves to another), only staff run house ads, ``ends_at`` after ``starts_at``, the daily
-    budget at most the total, the total at least what is spent, the products, placements and advertiser must exist,
-    and the landing URL must be a path on the shop or an https URL on its hosts."""
+    (and a campaign never moves to another), only staff run house ads, a sponsored campaign's bid is above 0,
+    ``ends_at`` after ``starts_at``, the daily budget at most the total, the total at least what is spent, the
+    products, placements and advertiser must exist, the categories must be the shop's (a key or a name; stored by
+    key), the languages ones the shop writes ads in, and the landing URL must be a path on the shop or an https URL
+    on its hosts. Keywords are trimmed and a repeat (case aside) kept once."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,

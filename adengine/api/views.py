@@ -55,8 +55,10 @@ class EventsView(AdengineAPIView):
     @extend_schema(
         request=EventBatchSerializer,
         responses=responses({201: EventResultSerializer}, body=True),
-        description="400 also for an unknown product, a search without a query, a view or cart without a product, an "
-        "event more than 7 days old or in the future, and when the caller has no session cookie and no login.",
+        description="Events are the caller's: their login's, else their session cookie's; a caller with neither "
+        "gets a new anonymous session, whose cookie the response sets (send it back with the next events). 400 also "
+        "for an unknown product, a search without a query, a view or cart without a product, an event more than 7 "
+        "days old or in the future, and when the caller has no login and the shop keeps no sessions.",
     )
     def post(self, request):
         serializer = EventBatchSerializer(data=request.data)

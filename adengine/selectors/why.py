@@ -49,8 +49,12 @@ def explain(impression: Impression, *, viewer: Shopper | None, language: str | N
                 {"activity": kind, "item": what, "similarity": round(sim, 3)}
                 for kind, what, sim in why_in_audience(viewer, target, limit=3, language=lang)
             ]
-    if decided_by_interest:
-        reasons.append(_("It fits what you have looked at and bought here recently."))
+    if decided_by_interest:  # to anyone else holding the link: whose browsing it was, without saying what
+        reasons.append(
+            _("It fits what you have looked at and bought here recently.")
+            if own
+            else _("It fitted what the shopper it was shown to had looked at and bought here recently.")
+        )
     return {
         "advertiser": campaign.advertiser.name,
         "campaign": campaign.name,

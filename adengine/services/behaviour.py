@@ -22,7 +22,7 @@ from adengine.text import without_contact_details
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 200
-_SPACE = re.compile(r"\s+")
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")  # control characters too: PostgreSQL cannot store a NUL
 
 
 class InvalidEvent(ValueError):
@@ -30,7 +30,8 @@ class InvalidEvent(ValueError):
 
 
 def scrub_query(text: str) -> str:
-    """A search query without e-mail addresses, phone numbers or URLs, whitespace collapsed."""
+    """A search query without e-mail addresses, phone numbers or URLs, whitespace and control characters collapsed
+    into single spaces."""
     return _SPACE.sub(" ", without_contact_details(text or "")).strip()[:MAX_QUERY_CHARS]
 
 

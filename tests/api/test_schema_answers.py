@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from tests.conftest import adengine_settings
 from tests.factories import AdvertiserFactory, CampaignFactory, PlacementFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +140,22 @@ def test_an_anonymous_browser_session_still_needs_the_csrf_token():
     browser.get(f"{API}/personalisation/")
     resp = browser.post(f"{API}/personalisation/", {"allowed": False}, format="json")
     assert resp.status_code == 403
+
+
+def test_failed_sign_ins_from_one_address_stop_being_checked(staff):
+    from django.core.cache import cache
+
+    cache.clear()
+    wrong = APIClient(REMOTE_ADDR="203.0.113.9")
+    wrong.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"staff-user:guess").decode())
+    with adengine_settings(API_THROTTLE_RATES={"sign_in_failures": "3/min"}):
+        codes = [wrong.get(f"{API}/campaigns/").status_code for _ in range(5)]
+        assert codes[:3] == [401, 401, 401] or codes[:3] == [403, 403, 403]  # as the host's auth classes answer
+        assert codes[3:] == [429, 429]
+        right = APIClient(REMOTE_ADDR="203.0.113.9")
+        right.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"staff-user:pw").decode())
+        assert right.get(f"{API}/campaigns/").status_code == 429  # not even checked: the guess could be right
+        assert staff.get(f"{API}/campaigns/").status_code == 200  # another address signs in
+        anonymous = APIClient(REMOTE_ADDR="203.0.113.9")
+        assert anonymous.get(f"{API}/").status_code == 200  # no credentials: nothing to refuse
+    cache.clear()

@@ -71,6 +71,9 @@ _CAMPAIGN_RULES = {
     "daily_budget",
     "total_budget",
     "landing_url",
+    "bid",
+    "categories",
+    "languages",
 }
 for _method in ("POST /api/adengine/v1/campaigns/", "PUT /api/adengine/v1/campaigns/{campaign_id}/"):
     RULES[_method] = _CAMPAIGN_RULES

@@ -107,3 +107,20 @@ def test_guest_checkout_is_logged_for_the_session(client, django_capture_on_comm
     shopper = Shopper.objects.get()
     assert shopper.user is None
     assert sorted(shopper.events.values_list("kind", flat=True)) == ["cart", "purchase", "view"]
+
+
+@pytest.mark.parametrize(
+    "url,status", [("/search/?q=%00", 200), ("/search/?q=shoes%00", 200), ("/p/%00/", 404), ("/p/SKU-1%00/", 404),
+                   ("/img/%00.svg", 404), ("/cart/add/%00/", 404)],
+)  # fmt: skip
+def test_a_nul_in_a_storefront_url_is_never_a_500(client, url, status):
+    assert client.get(url).status_code == status
+
+
+def test_a_search_query_is_stored_without_control_characters():
+    from adengine.services.behaviour import record_event
+
+    shopper = Shopper.objects.create(anonymous_key="c" * 32)
+    event = record_event(shopper=shopper, kind="search", query="yoga\x00 mat\x01\x7f mats", trigger_refresh=False)
+    event.refresh_from_db()
+    assert event.query == "yoga mat mats"

@@ -107,6 +107,8 @@ def test_why_page_shows_interests_only_to_the_shopper_who_saw_the_ad(client, pla
     # someone else with the same link sees the targeting but not those interests
     other = client_class_get(why_url)
     assert "Runners who go off-road" in other and "Trail runner X" not in other
+    assert "what you have looked at" in page and "what you have looked at" not in other  # not theirs: not "you"
+    assert "what the shopper it was shown to had looked at" in other
 
 
 def test_why_shows_the_search_only_to_the_shopper_who_made_it(placement, make_campaign):

@@ -132,6 +132,8 @@ def test_parse_range_presets_dates_and_bad_input():
     assert "“from” must be a date (YYYY-MM-DD), not “March”" in parse_range({"from": "March"}, today=today).error
     backwards = parse_range({"from": "2025-03-10", "to": "2025-03-01"}, today=today)
     assert "starts (2025-03-10) after it ends (2025-03-01)" in backwards.error and backwards.first is None
+    edged = parse_range({"to": "9999-12-31"}, today=today)  # no day after it: was a 500 (OverflowError)
+    assert "“to” is out of range" in edged.error and edged.until is None
 
 
 def test_the_date_range_picker_filters_and_rejects_a_bad_range(editor, placement, make_campaign):
