@@ -164,7 +164,7 @@ def check(
     """Every rule's verdict on one asset text; with the campaign's ``facts``, also whether every claim is grounded
     in them (prices and discounts never are in ``generated`` copy)."""
     r = rule_set or rules()
-    keywords = list(keywords)
+    keywords, product_names = list(keywords), list(product_names)
     shown = text
     text = unicodedata.normalize("NFKC", text)  # matching sees through full-width look-alikes (ｗｗｗ, ＃１)
     out: list[Verdict] = []
@@ -216,7 +216,7 @@ def check(
     out.append(
         Verdict("disparaging", not negative, f"runs the product down: {', '.join(negative)}" if negative else "")
     )
-    out.append(_repetition(text, language, int(r["MAX_REPEATS"].get(language, 2))))
+    out.append(_repetition(text, language, int(r["MAX_REPEATS"].get(language, 2)), given=keywords + product_names))
     if next(v for v in out if v.rule == "language").passed:  # (wrong-language text is not judged as a sentence)
         minimum = r["MIN_WORDS"].get(language, r["MIN_WORDS"]["en"])
         # generated copy that only restates the keywords it was given is no ad (a person may write a headline
@@ -281,9 +281,10 @@ def _repeated_clause(text: str, language: str) -> str:
     return ""
 
 
-def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
-    """Repeated words (en: a word more than ``max_repeats`` times, or twice in a row), repeated two-character runs
-    (zh: degenerate text such as 绿油白绿油绿), or a clause said twice (a model looping)."""
+def _repetition(text: str, language: str, max_repeats: int, given: Iterable[str] = ()) -> Verdict:
+    """Repeated words (en: a word more than ``max_repeats`` times, or twice in a row, unless the ``given`` names
+    and keywords say it so: "Barista Pro pro espresso machine"), repeated two-character runs (zh: degenerate text
+    such as 绿油白绿油绿), or a clause said twice (a model looping)."""
     again = _repeated_clause(text, language)
     if again:
         return Verdict("repetition", False, f"says {again!r} twice")
@@ -301,14 +302,20 @@ def _repetition(text: str, language: str, max_repeats: int) -> Verdict:
                 return Verdict("repetition", False, f"repeats {top!r} {spread.count(top)} times")
         return Verdict("repetition", True)
     words = [w.lower() for w in _WORD.findall(text)]
+    named = {w for name in given for w, nxt in _pairs(name) if w == nxt}
     for a, b in zip(words, words[1:], strict=False):
-        if a == b:
+        if a == b and a not in named:
             return Verdict("repetition", False, f"{a!r} twice in a row")
     content = [w for w in words if w not in _STOP]
     for w in set(content):
         if content.count(w) > max_repeats:
             return Verdict("repetition", False, f"repeats {w!r} {content.count(w)} times")
     return Verdict("repetition", True)
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    words = [w.lower() for w in _WORD.findall(text)]
+    return list(zip(words, words[1:], strict=False))
 
 
 def _fragment(text: str, language: str, asset_type: str, minimum: dict, keywords: Iterable[str] = ()) -> Verdict:

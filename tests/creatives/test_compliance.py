@@ -290,3 +290,15 @@ def test_clauses_that_differ_by_a_number_are_not_said_twice(text, language):
 def test_a_person_may_write_their_keyword_as_a_headline():
     # only generated copy is held to "more than its keywords": a marketer's headline may be the keyword itself
     assert "fragment" not in failing("Trail running", asset_type="headline", language="en", keywords=KW_EN)
+
+
+def test_a_word_twice_in_a_row_passes_where_the_product_name_says_it_so():
+    # the shop's own title doubles a word; copy that names the product as the shop does is not the model looping
+    name = "Barista Pro pro espresso machine"
+    text = "Barista Pro pro espresso machine: steady heat for every shot."
+    assert "repetition" not in failing(text, asset_type="description", language="en", keywords=KW_EN,
+                                       names=[name])  # fmt: skip
+    assert "repetition" in failing(text, asset_type="description", language="en", keywords=KW_EN)
+    looping = "Barista Pro espresso espresso machine: steady heat for every shot."
+    assert "repetition" in failing(looping, asset_type="description", language="en", keywords=KW_EN,
+                                   names=[name])  # fmt: skip
