@@ -8,6 +8,8 @@ import binascii
 import logging
 import re
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -151,6 +153,9 @@ class SafeRequestMixin:
         if isinstance(exc, DatabaseError):
             log.error("%s failed: database unavailable: %s", type(self).__name__, exc)
             return Response({"detail": "unavailable right now; try again later."}, status=503)
+        if isinstance(exc, RequestDataTooBig):  # Django's own answer would be its HTML error page
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return Response({"detail": f"the body is larger than the {limit} bytes this shop accepts."}, status=400)
         return super().handle_exception(exc)
 
 

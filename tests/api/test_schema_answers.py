@@ -159,3 +159,11 @@ def test_failed_sign_ins_from_one_address_stop_being_checked(staff):
         anonymous = APIClient(REMOTE_ADDR="203.0.113.9")
         assert anonymous.get(f"{API}/").status_code == 200  # no credentials: nothing to refuse
     cache.clear()
+
+
+def test_a_body_over_the_shops_limit_is_a_json_400(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"events": [{"kind": "search", "query": "' + "a" * 2000 + '"}]}'
+    resp = APIClient(HTTP_USER_AGENT="Mozilla/5.0").post(f"{API}/events/", body, content_type="application/json")
+    assert resp.status_code == 400 and resp["Content-Type"] == "application/json"
+    assert "larger than the 1000 bytes" in resp.json()["detail"]
