@@ -6,6 +6,9 @@ campaigns and simulates a few days of traffic (first start only, before anything
 starts two Celery workers (one for copy, one for the rest), Celery beat and the web server on 127.0.0.1:8000,
 asks the workers to embed the catalog and compute every shopper's interest vector, prints the URLs and waits
 for Ctrl-C.
+
+Every process it starts signs with one key: DJANGO_SECRET_KEY when set, else the demo's own random key,
+made on first start and kept in the data directory (``shop.embedded.secret_key``).
 """
 
 from __future__ import annotations
@@ -168,6 +171,15 @@ def _wait_for_http(url: str, timeout: float = 60) -> bool:
     return False
 
 
+def child_environment() -> dict[str, str]:
+    """The environment of every process the demo starts (``_manage``'s inherit it): the services' URLs and one
+    secret key, DJANGO_SECRET_KEY or else the data directory's own, never a published one."""
+    embedded.ensure_secret_key()
+    env = os.environ.copy()
+    env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    return env
+
+
 def _interrupt(signum, frame):  # SIGTERM stops the demo as Ctrl-C does: children and services too
     raise KeyboardInterrupt
 
@@ -178,8 +190,7 @@ def demo() -> int:
     steps = Steps(STEPS)
     with steps.step("starting PostgreSQL+pgvector and Redis"):
         started = embedded.ensure_services(persistent_broker=True)  # queued work survives a restart of the demo
-    env = os.environ.copy()
-    env.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    env = child_environment()
     procs: list[subprocess.Popen] = []
     logs = embedded.DATA_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
