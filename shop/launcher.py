@@ -29,7 +29,7 @@ ROOT = embedded.ROOT
 HOST, PORT = "127.0.0.1", int(os.environ.get("DEMO_PORT", "8000"))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 GENERATE_LIMIT = 5  # demo campaigns whose copy the copy worker writes on first start
-STEPS = 13  # the steps demo() numbers, each done or skipped on every start
+STEPS = 12  # the steps demo() numbers, each done or skipped on every start
 
 
 def _manage(*args: str, check: bool = True) -> int:
@@ -97,12 +97,17 @@ def _campaigns_and_simulation(steps: Steps) -> None:
     loaded); the copy worker writes the generated copy once it starts.
     """
     marker = embedded.DATA_DIR / "demo-campaigns-loaded"
-    what = f"loading the demo campaigns and queueing generated copy for the first {GENERATE_LIMIT}"
+    what = (
+        "loading the demo campaigns (their written copy scored, their targets computed) and queueing generated copy "
+        f"for the first {GENERATE_LIMIT}"
+    )
     if marker.exists():
         steps.skip(what, "loaded on an earlier start")
     else:
         # demo advertisers and campaigns; --generate-copy queues their copy (Gemma, in en and zh) for the worker
-        # (copy is generated for the first five; the others keep their written copy, so the queue stays short)
+        # (copy is generated for the first five; the others keep their written copy, so the queue stays short).
+        # Scoring the written copy loads the encoder, embeds the promoted products and computes each campaign's
+        # target (from its words and those products only): the catalog's other products wait for the next step.
         with steps.step(what):
             _manage(
                 "adengine_load_campaigns",
@@ -110,14 +115,13 @@ def _campaigns_and_simulation(steps: Steps) -> None:
                 "--generate-copy",
                 "--generate-limit",
                 str(GENERATE_LIMIT),
-                "--no-targets",  # computed once the catalog is embedded (below): none could be yet
             )
         steps.hand_over(
             f"generated copy for the first {GENERATE_LIMIT} demo campaigns, in English and Chinese (the slowest part)"
         )
         marker.write_text("ok\n")
     marker = embedded.DATA_DIR / "demo-simulated"
-    simulated = ("embedding the catalog and training the interest model", "computing the campaigns' targets",
+    simulated = ("embedding the catalog, training the interest model and computing interest vectors",
                  "simulating 3 days of traffic (80 customers)")  # fmt: skip
     if marker.exists():
         for what in simulated:
@@ -127,14 +131,8 @@ def _campaigns_and_simulation(steps: Steps) -> None:
     # trained and interest vectors computed first (here, in the foreground; later starts leave it to beat)
     with steps.step(simulated[0]):
         _manage("adengine_embed")
-    with steps.step(simulated[1]):
-        _shell("from adengine.models import Campaign\nfrom adengine.services.campaigns import refresh_targets\n"
-               "n = refresh_targets()\n"
-               "have = Campaign.objects.exclude(target_vector=None).count()\n"
-               "total = Campaign.objects.count()\n"
-               "print(f'target vectors: {n} computed now, {have} of {total} campaigns have one')")  # fmt: skip
     # a few simulated days, so the admin's reports and the strategy have data to show on first start
-    with steps.step(simulated[2]):
+    with steps.step(simulated[1]):
         ran = _manage("adengine_simulate", "--days", "3", "--shoppers", "80", "--visits", "3", check=False) == 0
     if ran:
         marker.write_text("ok\n")
