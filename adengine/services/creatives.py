@@ -298,18 +298,19 @@ def fit_targets(campaign: Campaign) -> tuple[np.ndarray | None, np.ndarray | Non
     from adengine.selectors.audience import campaign_audience
     from adengine.services.campaigns import campaign_target
 
+    ids = list(campaign.promoted_products.values_list("pk", flat=True))
+    missing = set(ids) - set(ProductVector.objects.filter(product_id__in=ids).values_list("product_id", flat=True))
+    if missing:  # promoted products not embedded yet (their task has not run): embed them now, before the target
+        # is computed from them (computed first, the target would miss them and be computed again next time)
+        from adengine.services.products import embed_products
+
+        embed_products(product_ids=list(missing))
     audience = campaign_audience(campaign, campaign_target(campaign), k=int(ad_settings.CREATIVE_AUDIENCE_SIZE))
     centroid = None
     if audience:
         vecs = np.stack([np.asarray(m.shopper.interest_vector, np.float32) for m in audience])
         mean = vecs.mean(axis=0)
         centroid = mean / max(float(np.linalg.norm(mean)), 1e-9)
-    ids = list(campaign.promoted_products.values_list("pk", flat=True))
-    missing = set(ids) - set(ProductVector.objects.filter(product_id__in=ids).values_list("product_id", flat=True))
-    if missing:  # promoted products not embedded yet (their task has not run): embed them now
-        from adengine.services.products import embed_products
-
-        embed_products(product_ids=list(missing))
     rows = [
         np.asarray(e, np.float32)
         for e in ProductVector.objects.filter(product_id__in=ids).values_list("embedding", flat=True)

@@ -47,6 +47,49 @@ def test_copy_is_queued_for_the_first_campaigns_only(tmp_path):
     assert list(GenerationRequest.objects.values_list("campaign_id", flat=True)) == [first.pk]
 
 
+def test_loading_says_what_scoring_the_written_copy_computed(tmp_path):
+    import io
+
+    from adengine.models import ProductVector
+    from tests.factories import ProductFactory
+
+    # given a catalog not embedded yet (a first start) and a campaign with written copy promoting one product
+    product = ProductFactory(title_en="Kestrel trail running shoes", description_en="Grippy soles for wet trails.")
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([{**_campaign("Trail season"), "promoted_products": [product.sku]}]))
+    out = io.StringIO()
+    # when it is loaded
+    call_command("adengine_load_campaigns", str(path), stdout=out)
+    # then scoring its copy embedded the product and computed the target from it, and the command says so (it
+    # printed "0 target vector(s) computed", which read like a failure)
+    assert ProductVector.objects.filter(product_id=product.pk).exists()
+    assert Campaign.objects.get(name="Trail season").target_vector is not None
+    lines = out.getvalue().splitlines()
+    assert "promoted products with a vector: 1 of 1" in lines
+    assert (
+        "target vectors: 1 of 1 campaigns have one (1 already current: scoring a campaign's written copy computes "
+        "its target)"
+    ) in lines
+
+
+def test_scoring_copy_embeds_the_promoted_products_before_computing_the_target():
+    from adengine.models import ProductVector
+    from adengine.services.campaigns import refresh_targets
+    from adengine.services.creatives import fit_targets
+    from tests.factories import CampaignFactory, ProductFactory
+
+    # given a campaign whose promoted product has no vector yet
+    product = ProductFactory(title_en="Kestrel trail running shoes")
+    campaign = CampaignFactory(products=[product], keywords=["trail running"])
+    # when its copy is fitted to its targets
+    centroid, products = fit_targets(campaign)
+    # then the product was embedded first and the target computed from it: nothing is left to recompute (the
+    # target used to be computed without the product, then again on the next scoring)
+    assert products is not None and len(products) == 1
+    assert ProductVector.objects.filter(product_id=product.pk).exists()
+    assert refresh_targets(campaign_ids=[campaign.pk]) == 0
+
+
 def test_check_copy_prints_every_reason_and_fails_on_a_rejected_text():
     import io
 

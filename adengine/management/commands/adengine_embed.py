@@ -42,7 +42,8 @@ class Command(BaseCommand):
             with bar(self, verbosity, desc="products", total=total, unit="products") as products:
                 n = embed_products(force=opts["rebuild"], encoder=encoder, progress=products.update)
             self.stdout.write(
-                f"product vectors written: {n} of {total}" + (" (the others were current)" if n < total else "")
+                f"product vectors written: {n} of {total}"
+                + (f" (the other {total - n} were current)" if n < total else "")
             )
         if (both or opts["interests"]) and not opts["no_train"]:
             if opts["rebuild"] or not InterestModel.objects.filter(is_active=True).exists():

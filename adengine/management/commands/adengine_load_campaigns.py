@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from adengine.management.progress import bar, note
+from adengine.models import Campaign, ProductVector
 from adengine.queues import QueueUnavailable
 from adengine.services.campaigns import SpecError, apply_campaign, apply_placement, refresh_targets
 from adengine.services.creatives import CreativeRequestError, request_copy
@@ -35,7 +36,12 @@ class Command(BaseCommand):
             help="With --generate-copy: queue copy for the file's first N campaigns only (the rest keep their "
             "written copy; the worker's queue stays short).",
         )
-        parser.add_argument("--no-targets", action="store_true", help="Leave target vectors to the worker.")
+        parser.add_argument(
+            "--no-targets",
+            action="store_true",
+            help="Leave the target vectors of campaigns without written copy to the worker (scoring a campaign's "
+            "written copy computes its target whatever this says).",
+        )
 
     def handle(self, *args, **o):
         try:
@@ -66,9 +72,8 @@ class Command(BaseCommand):
                         done.update(1)
         except SpecError as exc:
             raise CommandError(str(exc)) from None
-        if not o["no_targets"]:
-            written = refresh_targets(campaign_ids=[c.pk for c in campaigns])
-            self.stdout.write(f"{written} target vector(s) computed")
+        ids = [c.pk for c in campaigns]
+        self._report_vectors(ids, written=None if o["no_targets"] else refresh_targets(campaign_ids=ids))
         if o["generate_copy"]:
             limit = o["generate_limit"]
             chosen = campaigns if limit is None else campaigns[: max(0, limit)]
@@ -83,3 +88,24 @@ class Command(BaseCommand):
                     except QueueUnavailable as exc:
                         raise CommandError(f"copy for {campaign} ({language}) not queued: {exc}") from None
                     queued.update(1)
+
+    def _report_vectors(self, ids: list[int], *, written: int | None) -> None:
+        """What the loaded campaigns' targeting stands on now: their promoted products' vectors and their targets.
+        Scoring a campaign's written copy embeds its promoted products and computes its target as it loads, so
+        most are there before ``refresh_targets`` (``written``: what it computed; None: not run)."""
+        loaded = Campaign.objects.filter(pk__in=ids)
+        products = {pk for pk in loaded.values_list("promoted_products", flat=True) if pk is not None}
+        embedded = ProductVector.objects.filter(product_id__in=products).count()
+        self.stdout.write(f"promoted products with a vector: {embedded} of {len(products)}")
+        have = loaded.exclude(target_vector=None).count()
+        parts = []
+        if have - (written or 0):
+            parts.append(
+                f"{have - (written or 0)} already current: scoring a campaign's written copy computes its target"
+            )
+        if written:
+            parts.append(f"{written} computed now")
+        if written is None and have < len(ids):
+            parts.append("the others are left to the worker (--no-targets)")
+        detail = f" ({'; '.join(parts)})" if parts else ""
+        self.stdout.write(f"target vectors: {have} of {len(ids)} campaigns have one{detail}")
