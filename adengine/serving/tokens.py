@@ -9,6 +9,11 @@ The token also carries, signed, the impression's key fields (placement, campaign
 product, shopper, language, position; ``ROW_FIELDS``): a click or view that arrives before its impression
 row is written (another process's writer still waiting for the database, say) is honoured from them
 (``adengine.services.tracking``). Nothing else in the request is trusted.
+
+Signed is not secret: anyone can base64-decode a token. The shopper's id is therefore carried masked
+(``_mask``: XOR with a pad derived from SECRET_KEY and the impression's one-time nonce), so a URL that ends
+up in a proxy's log, an analytics tool or a shared link does not name the shopper, nor link their ads to one
+another. The ads' own ids are not masked: they are what the page shows anyway.
 """
 
 from __future__ import annotations
@@ -82,14 +87,44 @@ def _signed(obj) -> str:
     return f"{value}:{signing.b64_encode(mac.digest()).decode()}"
 
 
+_SHOPPER = ROW_FIELDS.index("shopper_id")
+_MASKED = "m"  # prefix of a masked shopper id (older tokens carry the number itself)
+_pad_key: tuple[str, bytes] | None = None
+
+
+def _mask(shopper_id: int, nonce: uuid.UUID) -> int:
+    """``shopper_id`` XOR a 63-bit pad from HMAC(SECRET_KEY-derived key, nonce): its own inverse. Each impression's
+    nonce is new, so the same shopper's tokens share nothing."""
+    global _pad_key
+    from django.conf import settings
+
+    secret = settings.SECRET_KEY
+    if _pad_key is None or _pad_key[0] != secret:
+        _pad_key = (secret, hashlib.sha256(force_bytes(SALT + "shopper") + force_bytes(secret)).digest())
+    pad = int.from_bytes(hmac.new(_pad_key[1], nonce.bytes, hashlib.sha256).digest()[:8], "big") >> 1
+    return shopper_id ^ pad
+
+
 def make(*, nonce: uuid.UUID, row: Sequence | None = None) -> str:
-    """A signed, timestamped token naming one impression by its one-time nonce (and carrying its ROW_FIELDS)."""
+    """A signed, timestamped token naming one impression by its one-time nonce (and carrying its ROW_FIELDS, the
+    shopper's id masked)."""
     if row is None:
         return _signed(nonce.hex)
     if len(row) != len(ROW_FIELDS):
         raise ValueError(f"row must have {len(ROW_FIELDS)} values: {', '.join(ROW_FIELDS)}")
     values = [v if v is None or isinstance(v, int | str) else str(v) for v in row]  # a UUID product key as text
+    shopper = values[_SHOPPER]
+    if shopper is not None:
+        values[_SHOPPER] = f"{_MASKED}{_mask(int(shopper), nonce):x}"
     return _signed([nonce.hex, *values])
+
+
+def _unmask(value, nonce: uuid.UUID) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value  # no shopper, or a token signed before shopper ids were masked
+    if isinstance(value, str) and value.startswith(_MASKED):
+        return _mask(int(value[len(_MASKED) :], 16), nonce)
+    raise ValueError(value)
 
 
 def max_age(kind: str) -> int:
@@ -121,6 +156,7 @@ def read(kind: str, token: str) -> TokenData:
         issued = dt.datetime.fromtimestamp(signing.b62_decode(token.rsplit(":", 2)[-2]), tz=dt.UTC)
         row = dict(zip(ROW_FIELDS, value[1:], strict=False))
         row.setdefault("served_at", None)
+        row["shopper_id"] = _unmask(row.get("shopper_id"), nonce)
         return TokenData(nonce, row, issued)
     except (TypeError, ValueError, AttributeError, IndexError):
         raise TokenError(gettext_noop("this link is not valid"), 400) from None

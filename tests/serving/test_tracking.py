@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import signing
+from django.test import override_settings
 from django.urls import reverse
 
 from adengine.models import AdEvent, Campaign, Impression
@@ -269,3 +270,20 @@ def test_the_per_ip_limit_is_a_sliding_minute(client, placement, make_campaign):
     # and the strategy job's housekeeping drops the counters that no longer matter
     assert purge_rate_counters() == 1
     assert not RateCounter.objects.filter(minute__lt=minute - dt.timedelta(minutes=1)).exists()
+
+
+def test_a_token_does_not_name_its_shopper_to_whoever_decodes_it():
+    row = (3, 7, 11, None, 13, 424242, "en", 0, 1_700_000_000_000_000)  # ROW_FIELDS, the shopper's id 6th
+    first, second = uuid.uuid4(), uuid.uuid4()
+    tokens_of_one_shopper = [tokens.make(nonce=n, row=row) for n in (first, second)]
+    carried = [signing.loads(t, salt=tokens.SALT)[1 + 5] for t in tokens_of_one_shopper]  # what anyone can read
+    assert all("424242" not in str(c) for c in carried) and carried[0] != carried[1]  # nor linkable to each other
+    assert [tokens.read("click", t).row["shopper_id"] for t in tokens_of_one_shopper] == [424242, 424242]
+    assert tokens.read("click", tokens.make(nonce=first, row=(*row[:5], None, *row[6:]))).row["shopper_id"] is None
+    # a token signed before ids were masked (the number itself) is still honoured while it lives
+    older = signing.dumps([first.hex, *row], salt=tokens.SALT, compress=False)
+    assert tokens.read("click", older).row["shopper_id"] == 424242
+    # a masked id read under another SECRET_KEY would be another number: the key is part of the pad
+    with override_settings(SECRET_KEY="another-key-" + "x" * 50):
+        resigned = signing.dumps([first.hex, *row[:5], carried[0], *row[6:]], salt=tokens.SALT, compress=False)
+        assert tokens.read("click", resigned).row["shopper_id"] != 424242
