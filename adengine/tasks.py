@@ -34,7 +34,7 @@ def refresh_interests() -> dict:
     for chunk_id in chunks:
         enqueue_after_commit("adengine.refresh_interest_chunk", kwargs={"chunk_id": chunk_id})
     if chunks:
-        log.info("interest refresh: %d chunks queued%s", len(chunks), " (bulk: indexes dropped)" if dropped else "")
+        log.info("interest refresh: %d chunk(s) queued%s", len(chunks), " (bulk: indexes dropped)" if dropped else "")
     elif interest_indexes.rebuild_due():
         enqueue_after_commit("adengine.build_interest_index")
     return {"chunks": len(chunks), **({"dropped": dropped} if dropped else {})}

@@ -76,15 +76,18 @@ def _generate_and_import(steps: Steps) -> None:
 
 
 def _accounts() -> None:
+    """The admin and the demo shopper, with the README's passwords -- set only where the account has none yet: a
+    new password would end their sessions on every start (and undo a password someone chose)."""
     shopper = demo_login().username  # a customer whose interests match a demo campaign (fixtures/demo_login.py)
     code = (
         "from django.contrib.auth import get_user_model\n"
         "U = get_user_model()\n"
         f"a, _ = U.objects.get_or_create(username={ADMIN_USER!r}, defaults={{'email': 'admin@example.com'}})\n"
         "a.is_staff = a.is_superuser = True\n"
-        f"a.set_password({ADMIN_PASSWORD!r}); a.save()\n"
+        f"if not a.password or not a.has_usable_password(): a.set_password({ADMIN_PASSWORD!r})\n"
+        "a.save()\n"
         f"c = U.objects.filter(username={shopper!r}).first()\n"
-        f"if c: c.set_password({SHOPPER_PASSWORD!r}); c.save()\n"
+        f"if c and (not c.password or not c.has_usable_password()): c.set_password({SHOPPER_PASSWORD!r}); c.save()\n"
     )
     _shell(code)
 
@@ -213,8 +216,6 @@ def demo() -> int:
         started = embedded.ensure_services(persistent_broker=True)  # queued work survives a restart of the demo
     env = child_environment()
     procs: list[subprocess.Popen] = []
-    logs = embedded.DATA_DIR / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     base = f"http://{HOST}:{PORT}"
     try:
         with steps.step("migrating the database"):
@@ -259,10 +260,13 @@ def demo() -> int:
         if not up:
             print("the web server did not come up; see its output above", file=sys.stderr)
             return 1
+        copy_queued = any("copy" in what for what in steps.handed)
         steps.summary(
             'Follow them in the workers\' lines in this terminal (the copy worker\'s say "demo-copy": "Task '
             'adengine.generate_creatives[...] succeeded"), '
             f"and the copy's place in line, progress and estimate at {base}/admin/adengine/generationrequest/"
+            if copy_queued
+            else "Follow them in the workers' lines in this terminal."
         )
         print(
             "\n"

@@ -154,7 +154,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"adengine": {"handlers": ["console"], "level": os.environ.get("ADENGINE_LOG_LEVEL", "INFO")}},
+    # a demo worker's lines go through Celery's handler (which names the worker); a second handler here would
+    # print each of them twice
+    "loggers": {
+        "adengine": {
+            "handlers": [] if _WORKER else ["console"],
+            "level": os.environ.get("ADENGINE_LOG_LEVEL", "INFO"),
+        }
+    },
 }
 
 # --- adengine: the only things the shop tells the plugin ---------------------------------------

@@ -1,4 +1,4 @@
-"""The demo's start-up as numbered steps with measured times: "[5/13] importing the demo data ... done in 12 s".
+"""The demo's start-up as numbered steps with measured times: "[5/12] importing the demo data ... done in 12 s".
 
 Each step prints a line when it starts (its commands' own output follows) and one when it ends, with the time
 it took, measured; a step with nothing to do says why. Work handed to the Celery worker is listed at the end

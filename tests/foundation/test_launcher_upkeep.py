@@ -40,3 +40,29 @@ def test_a_start_without_a_live_interest_model_queues_its_training(sent, capsys)
     exec(ENQUEUE_UPKEEP, {})
     assert sent == [*UPKEEP, "adengine.train_interest_model"]
     assert "queued: train_interest_model" in capsys.readouterr().out
+
+
+def test_the_demo_accounts_keep_their_password_and_sessions_across_starts(monkeypatch, client):
+    from django.contrib.auth import get_user_model
+
+    from fixtures.demo_login import demo_login
+    from shop import launcher
+
+    user_model = get_user_model()
+    shopper = user_model.objects.create(username=demo_login().username)
+    shopper.set_unusable_password()  # as the import leaves a customer
+    shopper.save()
+    monkeypatch.setattr(launcher, "_shell", lambda code, **kw: exec(code, {}))
+    # a first start gives both accounts the README's passwords
+    launcher._accounts()
+    admin = user_model.objects.get(username=launcher.ADMIN_USER)
+    assert admin.is_superuser and admin.check_password(launcher.ADMIN_PASSWORD)
+    assert user_model.objects.get(pk=shopper.pk).check_password(launcher.SHOPPER_PASSWORD)
+    # the admin logs in and changes their password
+    admin.set_password("chosen-by-them")
+    admin.save()
+    client.force_login(admin)
+    # a later start neither undoes that nor ends their session (a new hash would)
+    launcher._accounts()
+    assert user_model.objects.get(pk=admin.pk).check_password("chosen-by-them")
+    assert client.get("/admin/").status_code == 200
