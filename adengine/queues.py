@@ -103,28 +103,30 @@ def enqueue_after_commit(
         key = (task_name, merge, countdown, repr(sorted((k, v) for k, v in kwargs.items() if k != merge)))
         pending = connection.__dict__.setdefault("_adengine_merged_tasks", {})
         entry = pending.get(key)
-        if entry is not None and _registered(connection, entry[0]):
-            entry[1].extend(v for v in kwargs[merge] if v not in entry[1])
+        if entry is not None and _registered(connection, entry[0], entry[2]):
+            entry[1].update(dict.fromkeys(kwargs[merge]))  # an ordered set: a loop of saves stays linear
             return
-        values = list(dict.fromkeys(kwargs[merge]))
+        values = dict.fromkeys(kwargs[merge])
 
         def send_merged() -> None:
             if pending.get(key, (None,))[0] is send_merged:
                 del pending[key]
-            _send(task_name, {**kwargs, merge: values}, countdown)
+            _send(task_name, {**kwargs, merge: list(values)}, countdown)
 
-        pending[key] = (send_merged, values)
+        pending[key] = (send_merged, values, len(getattr(connection, "run_on_commit", ())))
         transaction.on_commit(send_merged)
         return
     transaction.on_commit(lambda: _send(task_name, kwargs, countdown))
 
 
-def _registered(connection: Any, func: Any) -> bool:
-    """Whether ``func`` still waits for this transaction's commit (a rolled-back savepoint or transaction
-    discards what it registered; then the next call registers anew)."""
+def _registered(connection: Any, func: Any, index: int) -> bool:
+    """Whether ``func``, registered at ``index`` of the connection's on-commit list, still waits for this
+    transaction's commit (a rolled-back savepoint or transaction discards what it registered, and may move what
+    it keeps: then the next call registers anew -- an extra message at worst, never a lost one). One look, not a
+    scan: a loop of saves in one transaction may register thousands of other callbacks."""
     try:
-        return any(entry[1] is func for entry in connection.run_on_commit)
-    except (AttributeError, IndexError, TypeError):  # Django's bookkeeping changed: never merge into a lost send
+        return connection.run_on_commit[index][1] is func
+    except (AttributeError, IndexError, TypeError, KeyError):  # Django's bookkeeping changed: register anew
         return False
 
 
