@@ -30,6 +30,7 @@ HOST, PORT = "127.0.0.1", int(os.environ.get("DEMO_PORT", "8000"))
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 GENERATE_LIMIT = 5  # demo campaigns whose copy the copy worker writes on first start
 STEPS = 12  # the steps demo() numbers, each done or skipped on every start
+COPY_HANDED = f"generated copy for the first {GENERATE_LIMIT} demo campaigns, in English and Chinese (the slowest part)"
 
 
 def _manage(*args: str, check: bool = True) -> int:
@@ -119,9 +120,7 @@ def _campaigns_and_simulation(steps: Steps) -> None:
                 "--generate-limit",
                 str(GENERATE_LIMIT),
             )
-        steps.hand_over(
-            f"generated copy for the first {GENERATE_LIMIT} demo campaigns, in English and Chinese (the slowest part)"
-        )
+        steps.hand_over(COPY_HANDED)
         marker.write_text("ok\n")
     marker = embedded.DATA_DIR / "demo-simulated"
     simulated = ("embedding the catalog, training the interest model and computing interest vectors",
@@ -260,7 +259,7 @@ def demo() -> int:
         if not up:
             print("the web server did not come up; see its output above", file=sys.stderr)
             return 1
-        copy_queued = any("copy" in what for what in steps.handed)
+        copy_queued = COPY_HANDED in steps.handed
         steps.summary(
             'Follow them in the workers\' lines in this terminal (the copy worker\'s say "demo-copy": "Task '
             'adengine.generate_creatives[...] succeeded"), '
